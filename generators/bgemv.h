@@ -1,0 +1,97 @@
+// bgemv: the multi-bit binary matrix-vector product.
+//
+//   y(r, t) = bias(r, t) + sum_i alpha(r, i, t) sum_j beta(j) (n - 2 popcount(W_i ^ A_j))
+//
+// Algorithm and schedule are plain functions so that the generator
+// (bgemv_generator.cpp) and the autotuner (autotune/) compile the same code.
+//
+// Buffers (Halide dimension order, innermost first):
+//   W(r, i, w, t)  u64  weight planes, strides per Layout (see layout.h)
+//   alpha(r, i, t) f32  per-row scales, row-tiled, 0 on padding rows
+//   bias(r, t)     f32  row-tiled, 0 where the matrix has none
+//   A(w, j)        u64  activation planes [k_a][words]
+//   beta(j)        f32  activation scales
+//   n              i32  true length (columns); padding bits are 0 in W and A
+//   y(r, t)        f32  row-tiled output, rows padded to a multiple of tile
+#pragma once
+
+#include "layout.h"
+
+namespace amq::gen {
+
+struct BgemvKnobs {
+    Layout layout = Layout::tiled;
+    int tile = 8;            // rows per tile (vector lanes of u64 in the tiled layout)
+    int unroll_words = 1;    // unroll of the word loop
+    int parallel_tiles = 0;  // tiles per parallel task; 0 = serial
+    int vector_words = 8;    // plane_major / interleaved: lanes over words
+};
+
+struct BgemvFuncs {
+    Halide::Func cnt, y;
+    Halide::Var r{"r"}, i{"i"}, j{"j"}, t{"t"};
+    Halide::RDom rw;
+};
+
+inline BgemvFuncs bgemv_algorithm(Halide::Func W, Halide::Func alpha, Halide::Func bias,
+                                  Halide::Func A, Halide::Func beta, Halide::Expr n,
+                                  Halide::Expr words, int k_w, int k_a) {
+    using namespace Halide;
+    BgemvFuncs f;
+    f.cnt = Func("cnt");
+    f.y = Func("y");
+    Var r = f.r, i = f.i, j = f.j, t = f.t;
+    f.rw = RDom(0, words, "rw");
+    f.cnt(r, i, j, t) = cast<uint64_t>(0);
+    f.cnt(r, i, j, t) += popcount(W(r, i, f.rw, t) ^ A(f.rw, j));
+
+    Expr acc = alpha(r, 0, t) * 0.0f;
+    for (int ii = 0; ii < k_w; ++ii) {
+        Expr inner = 0.0f;
+        for (int jj = 0; jj < k_a; ++jj) {
+            Expr d = cast<float>(n - 2 * cast<int32_t>(f.cnt(r, ii, jj, t)));
+            inner = (jj == 0) ? beta(jj) * d : inner + beta(jj) * d;
+        }
+        acc = (ii == 0) ? alpha(r, ii, t) * inner : acc + alpha(r, ii, t) * inner;
+    }
+    f.y(r, t) = bias(r, t) + acc;
+    return f;
+}
+
+// The hand schedule and its knobs. Measured on AMD Zen 5 (one thread, AVX-512
+// with vpopcntq): tiled, tile 8, 4096x1024 W2A2 -- see docs/PERFORMANCE.md.
+inline void bgemv_schedule(BgemvFuncs &f, const BgemvKnobs &k, int k_w, int k_a) {
+    using namespace Halide;
+    Var r = f.r, i = f.i, j = f.j, t = f.t;
+    Var to("to"), ti("ti");
+    Func &y = f.y, &cnt = f.cnt;
+    y.bound(r, 0, k.tile).vectorize(r);
+    LoopLevel at;
+    if (k.parallel_tiles > 0) {
+        y.split(t, to, ti, k.parallel_tiles, TailStrategy::GuardWithIf).parallel(to);
+        at = LoopLevel(y, ti);
+    } else {
+        at = LoopLevel(y, t);
+    }
+    cnt.compute_at(at).store_in(MemoryType::Register);
+    cnt.bound_extent(r, k.tile).bound_extent(i, k_w).bound_extent(j, k_a);
+    cnt.vectorize(r).unroll(i).unroll(j);
+    auto upd = cnt.update();
+    if (k.layout == Layout::tiled) {
+        upd.reorder(r, j, i, f.rw).vectorize(r).unroll(i).unroll(j);
+        if (k.unroll_words > 1) {
+            RVar wo("wo"), wi("wi");
+            upd.split(f.rw, wo, wi, k.unroll_words, TailStrategy::GuardWithIf).unroll(wi);
+        }
+    } else {
+        // Rows are not contiguous: vectorize over rows anyway (strided loads);
+        // the tuner measures how much that costs against the tiled layout.
+        upd.reorder(r, j, i, f.rw).vectorize(r).unroll(i).unroll(j);
+        if (k.unroll_words > 1) {
+            RVar wo("wo"), wi("wi");
+            upd.split(f.rw, wo, wi, k.unroll_words, TailStrategy::GuardWithIf).unroll(wi);
+        }
+    }
+}
+
+}  // namespace amq::gen

@@ -1,0 +1,65 @@
+// Generator for bgemv_w<k_w>a<k_a>: see bgemv.h for the algorithm and schedule.
+#include "bgemv.h"
+
+namespace amq::gen {
+
+class BgemvGenerator : public Halide::Generator<BgemvGenerator> {
+public:
+    GeneratorParam<int> k_w{"k_w", 2, 1, 4};
+    GeneratorParam<int> k_a{"k_a", 2, 1, 4};
+    GeneratorParam<std::string> layout{"layout", "tiled"};
+    GeneratorParam<int> tile{"tile", 8, 1, 64};
+    GeneratorParam<int> unroll_words{"unroll_words", 1, 1, 16};
+    GeneratorParam<int> parallel_tiles{"parallel_tiles", 0, 0, 1 << 20};
+    // Shape the autoschedulers plan for (estimates only).
+    GeneratorParam<int> est_rows{"est_rows", 4096};
+    GeneratorParam<int> est_cols{"est_cols", 1024};
+
+    Input<Buffer<uint64_t, 4>> W{"W"};
+    Input<Buffer<float, 3>> alpha{"alpha"};
+    Input<Buffer<float, 2>> bias{"bias"};
+    Input<Buffer<uint64_t, 2>> A{"A"};
+    Input<Buffer<float, 1>> beta{"beta"};
+    Input<int32_t> n{"n", 1, 1, 1 << 30};
+    Output<Buffer<float, 2>> y{"y"};
+
+    void generate() {
+        const Layout lay = parse_layout(layout);
+        Halide::Expr words = A.dim(0).extent();
+        BgemvFuncs f = bgemv_algorithm(W, alpha, bias, A, beta, n, words, k_w, k_a);
+        y = f.y;
+
+        // Shapes: everything agrees on tile, planes and words.
+        constrain_weight_layout(W, lay, tile, k_w);
+        W.dim(2).set_extent(words);
+        A.dim(0).set_min(0);
+        A.dim(1).set_bounds(0, k_a);
+        beta.dim(0).set_bounds(0, k_a);
+        alpha.dim(0).set_bounds(0, tile).dim(1).set_bounds(0, k_w).dim(2).set_min(0);
+        bias.dim(0).set_bounds(0, tile).dim(1).set_min(0);
+        y.dim(0).set_bounds(0, tile).dim(1).set_min(0);
+
+        const int tiles = (int(est_rows) + tile - 1) / tile;
+        const int est_words = (int(est_cols) + 63) / 64;
+        W.set_estimates({{0, tile}, {0, k_w}, {0, est_words}, {0, tiles}});
+        alpha.set_estimates({{0, tile}, {0, k_w}, {0, tiles}});
+        bias.set_estimates({{0, tile}, {0, tiles}});
+        A.set_estimates({{0, est_words}, {0, k_a}});
+        beta.set_estimates({{0, k_a}});
+        n.set_estimate(est_cols);
+        y.set_estimates({{0, tile}, {0, tiles}});
+
+        if (!auto_schedule) {
+            BgemvKnobs k;
+            k.layout = lay;
+            k.tile = tile;
+            k.unroll_words = unroll_words;
+            k.parallel_tiles = parallel_tiles;
+            bgemv_schedule(f, k, k_w, k_a);
+        }
+    }
+};
+
+}  // namespace amq::gen
+
+HALIDE_REGISTER_GENERATOR(amq::gen::BgemvGenerator, bgemv)

@@ -1,0 +1,55 @@
+// f32_gemv: the float baseline, y[r] = bias[r] + sum_c M[r][c] x[c].
+//
+//   M(c, r)  f32  row-major [rows][cols]
+//   x(c)     f32
+//   bias(r)  f32
+//   y(r)     f32
+#pragma once
+
+#include "Halide.h"
+
+namespace amq::gen {
+
+struct F32GemvKnobs {
+    int vector = 16;     // lanes of the partial sums over columns
+    int rows_unroll = 4; // rows computed together (reuse of x)
+    int parallel_rows = 0; // rows per parallel task; 0 = serial
+};
+
+struct F32GemvFuncs {
+    Halide::Func y, dot;
+    Halide::Var r{"r"}, u{"u"};
+    Halide::RDom rc;
+};
+
+inline F32GemvFuncs f32_gemv_algorithm(Halide::Func M, Halide::Func x, Halide::Func bias,
+                                       Halide::Expr cols, int vector) {
+    using namespace Halide;
+    F32GemvFuncs f;
+    // Columns as [blocks][vector] so the lanes vectorize without a tail.
+    f.rc = RDom(0, vector, 0, (cols + vector - 1) / vector, "rc");
+    Expr c = f.rc.y * vector + f.rc.x;
+    Expr term = select(c < cols, M(min(c, cols - 1), f.r) * x(min(c, cols - 1)), 0.0f);
+    f.dot = Func("dot");
+    f.dot(f.u, f.r) = 0.0f;
+    f.dot(f.rc.x, f.r) += term;
+    f.y = Func("y");
+    Expr s = 0.0f;
+    for (int l = 0; l < vector; ++l) s = s + f.dot(l, f.r);
+    f.y(f.r) = bias(f.r) + s;
+    return f;
+}
+
+inline void f32_gemv_schedule(F32GemvFuncs &f, const F32GemvKnobs &k) {
+    using namespace Halide;
+    Var ro("ro"), ri("ri");
+    if (k.parallel_rows > 0) {
+        Var rp("rp");
+        f.y.split(f.r, rp, f.r, k.parallel_rows, TailStrategy::GuardWithIf).parallel(rp);
+    }
+    f.y.split(f.r, ro, ri, k.rows_unroll, TailStrategy::GuardWithIf);
+    f.dot.compute_at(f.y, ro).vectorize(f.u).unroll(f.r);
+    f.dot.update().reorder(f.rc.x, f.r, f.rc.y).vectorize(f.rc.x).unroll(f.r);
+}
+
+}  // namespace amq::gen

@@ -1,0 +1,46 @@
+// Generator for the float baseline f32_gemv: see f32_gemv.h.
+#include "f32_gemv.h"
+
+namespace amq::gen {
+
+class F32GemvGenerator : public Halide::Generator<F32GemvGenerator> {
+public:
+    GeneratorParam<int> vector{"vector", 16, 1, 64};
+    GeneratorParam<int> rows_unroll{"rows_unroll", 4, 1, 16};
+    GeneratorParam<int> parallel_rows{"parallel_rows", 0, 0, 1 << 20};
+    GeneratorParam<int> est_rows{"est_rows", 4096};
+    GeneratorParam<int> est_cols{"est_cols", 1024};
+
+    Input<Buffer<float, 2>> M{"M"};
+    Input<Buffer<float, 1>> x{"x"};
+    Input<Buffer<float, 1>> bias{"bias"};
+    Output<Buffer<float, 1>> y{"y"};
+
+    void generate() {
+        Halide::Expr cols = M.dim(0).extent();
+        F32GemvFuncs f = f32_gemv_algorithm(M, x, bias, cols, vector);
+        y = f.y;
+
+        M.dim(0).set_min(0).dim(1).set_min(0);
+        x.dim(0).set_bounds(0, cols);
+        bias.dim(0).set_min(0);
+        y.dim(0).set_min(0);
+
+        M.set_estimates({{0, est_cols}, {0, est_rows}});
+        x.set_estimates({{0, est_cols}});
+        bias.set_estimates({{0, est_rows}});
+        y.set_estimates({{0, est_rows}});
+
+        if (!auto_schedule) {
+            F32GemvKnobs k;
+            k.vector = vector;
+            k.rows_unroll = rows_unroll;
+            k.parallel_rows = parallel_rows;
+            f32_gemv_schedule(f, k);
+        }
+    }
+};
+
+}  // namespace amq::gen
+
+HALIDE_REGISTER_GENERATOR(amq::gen::F32GemvGenerator, f32_gemv)

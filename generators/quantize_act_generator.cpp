@@ -1,0 +1,45 @@
+// Generator for quantize_act_a<k>_t<T>: see quantize_act.h.
+#include "quantize_act.h"
+
+namespace amq::gen {
+
+class QuantizeActGenerator : public Halide::Generator<QuantizeActGenerator> {
+public:
+    GeneratorParam<int> k{"k", 2, 1, 4};
+    GeneratorParam<int> iters{"iters", 2, 0, 8};
+    GeneratorParam<int> lanes{"lanes", 8, 1, 64};
+    GeneratorParam<int> pack_vector{"pack_vector", 16, 1, 128};
+    GeneratorParam<int> est_n{"est_n", 1024};
+
+    Input<Buffer<float, 1>> x{"x"};
+    Output<Buffer<uint8_t, 2>> bytes{"bytes"};
+    Output<Buffer<float, 1>> beta{"beta"};
+
+    void generate() {
+        Halide::Expr n = x.dim(0).extent();
+        QuantizeActFuncs f = quantize_act_algorithm(x, n, k, iters, lanes);
+        bytes = f.bytes;
+        beta = f.beta;
+
+        x.dim(0).set_min(0);
+        bytes.dim(0).set_bounds(0, ((n + 63) / 64) * 8);
+        bytes.dim(1).set_bounds(0, k);
+        bytes.dim(1).set_stride(bytes.dim(0).extent());
+        beta.dim(0).set_bounds(0, k);
+
+        x.set_estimates({{0, est_n}});
+        bytes.set_estimates({{0, ((int(est_n) + 63) / 64) * 8}, {0, k}});
+        beta.set_estimates({{0, k}});
+
+        if (!auto_schedule) {
+            QuantizeActKnobs kn;
+            kn.lanes = lanes;
+            kn.pack_vector = pack_vector;
+            quantize_act_schedule(f, kn);
+        }
+    }
+};
+
+}  // namespace amq::gen
+
+HALIDE_REGISTER_GENERATOR(amq::gen::QuantizeActGenerator, quantize_act)

@@ -1,0 +1,100 @@
+// Scalar references for everything the Halide kernels compute.
+//
+// Short and plain on purpose: every kernel test compares against these, so they
+// must be easy to read and obviously right. No Halide, no project dependencies.
+//
+// Conventions (shared with the kernels, see ../shared/DESIGN.md):
+//   * codes are +1 / -1 stored as int8_t; sign(0) = +1;
+//   * a quantized vector of length n with k planes has codes [k][n] (plane-major)
+//     and scales alpha[k]; value_e = sum_i alpha_i * code_i[e];
+//   * packed planes: 64 codes per uint64 word, bit e%64 of word e/64 is element e,
+//     bit 1 = +1, padding bits 0;
+//   * combination index s in [0, 2^k): bit i of s set <=> code_i = +1.
+//   * all arithmetic is in double; sums over elements run e = 0..n-1 in order.
+//   * errors: n == 0, a bit count (k, k_w, k_a) outside 1..kMaxBits or T < 0 throw
+//     std::invalid_argument with a message naming the function and the argument.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace amq::ref {
+
+constexpr int kMaxBits = 4;
+
+// Number of 64-bit words that hold n codes.
+inline size_t words_for(size_t n) { return (n + 63) / 64; }
+
+struct Quantized {
+    int k = 0;
+    size_t n = 0;
+    std::vector<double> alpha;  // [k]
+    std::vector<int8_t> codes;  // [k][n], +1 / -1
+    double value(size_t e) const;
+    // ||x - q||^2 over the n elements.
+    double sq_error(const float* x) const;
+};
+
+// Greedy: r = x; for i: b_i = sign(r); alpha_i = mean|r|; r -= alpha_i b_i
+// (b_i is taken from r before the subtraction).
+// A zero vector gives alpha all 0 and codes all +1; a constant vector is exact.
+Quantized greedy(const float* x, size_t n, int k);
+
+// For fixed alpha: every element takes the nearest of the 2^k values
+// sum_i alpha_i s_i, found by binary search over the midpoints of the sorted
+// values. Ties in the sorted order are broken by combination index s; an element
+// exactly on a midpoint takes the lower value.
+// Precisely: v(s) = sum_i alpha_i (bit i of s ? +1 : -1); sort s by (v(s), s)
+// ascending; mid_m = (v_sorted[m] + v_sorted[m+1]) / 2; x takes the s at rank
+// #{m : x > mid_m}. Consequence: when all alphas are 0 (every v(s) = 0) every
+// element takes s = 0, i.e. codes all -1 (the value is 0 either way).
+void assign_codes(const float* x, size_t n, const double* alpha, int k, int8_t* codes);
+
+// For fixed codes: alpha = (B^T B)^-1 B^T x. B^T B is an integer matrix; when its
+// determinant is exactly 0 (singular, e.g. two equal planes) alpha is left as it
+// was and false is returned. `codes` holds the k planes [k][n]; k may be less than
+// the k of the quantized vector (refined() refits the first i+1 planes).
+// The determinant and the cofactors are computed exactly in 128-bit integers
+// (valid for n < 2^32, larger n throws); alpha = adj(G) h / det(G) in double,
+// with h = B^T x.
+bool refit_scales(const float* x, size_t n, const int8_t* codes, int k, double* alpha);
+
+// Alternating: greedy init, then T cycles of {assign_codes, refit_scales}.
+// T = 0 is greedy. The error never increases from one step to the next.
+// A zero vector gives alpha all 0; its codes are all +1 for T = 0 and all -1 for
+// T >= 1 (see assign_codes); a constant vector is exact.
+Quantized alternating(const float* x, size_t n, int k, int T);
+
+// Refined greedy: greedy, but after each new plane all scales so far are refit
+// by least squares and the residual is recomputed from them.
+// Plane i: b_i = sign(r), alpha_i = mean|r|, then refit_scales on planes 0..i
+// (when singular the scales stay as they were, alpha_i = mean|r|), then
+// r_e = x_e - sum_{j<=i} alpha_j b_j[e].
+Quantized refined(const float* x, size_t n, int k);
+
+// Packs codes [planes][rows][n] (+1/-1) into words [planes][rows][words_for(n)].
+// Any code other than +1 / -1 throws std::invalid_argument. n == 0 is allowed
+// (no words).
+std::vector<uint64_t> pack_planes(const int8_t* codes, int planes, size_t rows, size_t n);
+
+// Unpacks one packed row of n codes back to +1/-1.
+void unpack_row(const uint64_t* words, size_t n, int8_t* codes);
+
+// Multi-bit binary dot product of one weight row with one activation vector:
+//   sum_i sum_j alpha_i beta_j (n - 2 popcount(b_i XOR c_j))
+// b: k_w planes of `words` words each (plane stride `plane_stride` words),
+// c: k_a planes of `words` words each (consecutive).
+// words = words_for(n). Padding bits must agree in b and c (both 0 in the
+// packed format); the sum over (i, j) runs i outer, j inner.
+double binary_dot(const uint64_t* b, size_t plane_stride, const double* alpha, int k_w,
+                  const uint64_t* c, const double* beta, int k_a, size_t n);
+
+// y[r] = bias[r] + binary_dot(row r) for weights in the model-file layout
+// W [k_w][rows][words], alpha [rows][k_w], activations [k_a][words], beta [k_a].
+// bias may be null.
+std::vector<double> binary_gemv(const uint64_t* W, const float* alpha, int k_w, size_t rows,
+                                const uint64_t* A, const float* beta, int k_a, size_t n,
+                                const float* bias);
+
+}  // namespace amq::ref

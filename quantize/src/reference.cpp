@@ -1,0 +1,219 @@
+// Scalar references for the quantizers and the binary kernels. Conventions and
+// exact semantics: see amq/reference.h. All arithmetic is in double.
+#include "amq/reference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+namespace amq::ref {
+namespace {
+
+[[noreturn]] void fail(const char* fn, const std::string& what) {
+    throw std::invalid_argument(std::string("amq::ref::") + fn + ": " + what);
+}
+void check_n(const char* fn, size_t n) {
+    if (n == 0) fail(fn, "n = 0, expected n >= 1");
+}
+void check_k(const char* fn, const char* name, int k) {
+    if (k < 1 || k > kMaxBits)
+        fail(fn, std::string(name) + " = " + std::to_string(k) + " is out of range, expected 1.." +
+                     std::to_string(kMaxBits));
+}
+
+int8_t sign(double r) { return r >= 0 ? 1 : -1; }  // sign(0) = sign(-0) = +1
+double code_of(int s, int i) { return (s >> i & 1) ? 1.0 : -1.0; }
+
+// Appends plane i to q from the residual r: b_i = sign(r), alpha_i = mean|r|.
+void add_greedy_plane(const std::vector<double>& r, int i, Quantized& q) {
+    double sum = 0;
+    for (double v : r) sum += std::fabs(v);
+    q.alpha[i] = sum / double(q.n);
+    for (size_t e = 0; e < q.n; ++e) q.codes[i * q.n + e] = sign(r[e]);
+}
+
+// Minor of G over the rows and columns in two bit masks of equal popcount, by
+// Laplace expansion along the first row, in wrapping (mod 2^128) arithmetic.
+__extension__ typedef unsigned __int128 u128;
+__extension__ typedef __int128 i128;
+u128 minor_mod(const int64_t (&G)[kMaxBits][kMaxBits], unsigned rows, unsigned cols) {
+    if (rows == 0) return 1;
+    const int r = __builtin_ctz(rows);
+    u128 d = 0;
+    bool negate = false;
+    for (int c = 0; c < kMaxBits; ++c) {
+        if (!(cols >> c & 1)) continue;
+        const u128 t = u128(i128(G[r][c])) * minor_mod(G, rows & (rows - 1), cols & ~(1u << c));
+        d = negate ? d - t : d + t;
+        negate = !negate;
+    }
+    return d;
+}
+double to_double(u128 v) { return double(i128(v)); }  // two's complement (GCC, Clang)
+
+}  // namespace
+
+double Quantized::value(size_t e) const {
+    double v = 0;
+    for (int i = 0; i < k; ++i) v += alpha[i] * codes[i * n + e];
+    return v;
+}
+
+double Quantized::sq_error(const float* x) const {
+    double s = 0;
+    for (size_t e = 0; e < n; ++e) {
+        const double d = x[e] - value(e);
+        s += d * d;
+    }
+    return s;
+}
+
+Quantized greedy(const float* x, size_t n, int k) {
+    check_n("greedy", n);
+    check_k("greedy", "k", k);
+    Quantized q{k, n, std::vector<double>(k), std::vector<int8_t>(k * n)};
+    std::vector<double> r(x, x + n);
+    for (int i = 0; i < k; ++i) {
+        add_greedy_plane(r, i, q);
+        for (size_t e = 0; e < n; ++e) r[e] -= q.alpha[i] * q.codes[i * n + e];
+    }
+    return q;
+}
+
+void assign_codes(const float* x, size_t n, const double* alpha, int k, int8_t* codes) {
+    check_n("assign_codes", n);
+    check_k("assign_codes", "k", k);
+    const int m = 1 << k;
+    std::vector<double> v(m, 0.0);
+    for (int s = 0; s < m; ++s)
+        for (int i = 0; i < k; ++i) v[s] += alpha[i] * code_of(s, i);
+    std::vector<int> order(m);  // combinations sorted by (v(s), s)
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(),
+              [&](int a, int b) { return v[a] != v[b] ? v[a] < v[b] : a < b; });
+    std::vector<double> mid(m - 1);
+    for (int j = 0; j + 1 < m; ++j) mid[j] = (v[order[j]] + v[order[j + 1]]) / 2;
+    for (size_t e = 0; e < n; ++e) {
+        int rank = 0;  // number of midpoints strictly below x, in k comparisons
+        for (int step = m / 2; step >= 1; step /= 2)
+            if (double(x[e]) > mid[rank + step - 1]) rank += step;
+        for (int i = 0; i < k; ++i) codes[i * n + e] = int8_t(code_of(order[rank], i));
+    }
+}
+
+bool refit_scales(const float* x, size_t n, const int8_t* codes, int k, double* alpha) {
+    check_n("refit_scales", n);
+    check_k("refit_scales", "k", k);
+    if (n > 0xFFFFFFFFull) fail("refit_scales", "n = " + std::to_string(n) + ", expected n < 2^32");
+    int64_t G[kMaxBits][kMaxBits] = {};
+    double h[kMaxBits] = {};
+    for (int i = 0; i < k; ++i) {
+        for (size_t e = 0; e < n; ++e) h[i] += codes[i * n + e] * double(x[e]);
+        for (int j = 0; j <= i; ++j) {
+            int64_t g = 0;
+            for (size_t e = 0; e < n; ++e) g += codes[i * n + e] * codes[j * n + e];
+            G[i][j] = G[j][i] = g;
+        }
+    }
+    // G is a Gram matrix, so |det G| <= prod G_ii = n^k < 2^128: det mod 2^128 is exact,
+    // and so are the cofactors (|minor| <= n^(k-1) < 2^127).
+    const unsigned all = (1u << k) - 1;
+    const u128 det = minor_mod(G, all, all);
+    if (det == 0) return false;
+    // alpha = G^-1 h = adj(G) h / det, with the exact integer cofactors.
+    double sol[kMaxBits];
+    for (int i = 0; i < k; ++i) {
+        double s = 0;
+        for (int j = 0; j < k; ++j) {
+            const double m = to_double(minor_mod(G, all & ~(1u << j), all & ~(1u << i)));
+            s += ((i + j) % 2 ? -m : m) * h[j];
+        }
+        sol[i] = s / to_double(det);
+    }
+    std::copy(sol, sol + k, alpha);
+    return true;
+}
+
+Quantized alternating(const float* x, size_t n, int k, int T) {
+    if (T < 0) fail("alternating", "T = " + std::to_string(T) + " is out of range, expected T >= 0");
+    Quantized q = greedy(x, n, k);
+    for (int t = 0; t < T; ++t) {
+        assign_codes(x, n, q.alpha.data(), k, q.codes.data());
+        refit_scales(x, n, q.codes.data(), k, q.alpha.data());
+    }
+    return q;
+}
+
+Quantized refined(const float* x, size_t n, int k) {
+    check_n("refined", n);
+    check_k("refined", "k", k);
+    Quantized q{k, n, std::vector<double>(k), std::vector<int8_t>(k * n)};
+    std::vector<double> r(x, x + n);
+    for (int i = 0; i < k; ++i) {
+        add_greedy_plane(r, i, q);
+        refit_scales(x, n, q.codes.data(), i + 1, q.alpha.data());  // singular: keep greedy
+        for (size_t e = 0; e < n; ++e) {
+            r[e] = x[e];
+            for (int j = 0; j <= i; ++j) r[e] -= q.alpha[j] * q.codes[j * n + e];
+        }
+    }
+    return q;
+}
+
+std::vector<uint64_t> pack_planes(const int8_t* codes, int planes, size_t rows, size_t n) {
+    if (planes < 0) fail("pack_planes", "planes = " + std::to_string(planes) + ", expected >= 0");
+    const size_t words = words_for(n);
+    std::vector<uint64_t> out(size_t(planes) * rows * words, 0);
+    for (size_t pr = 0; pr < size_t(planes) * rows; ++pr)
+        for (size_t e = 0; e < n; ++e) {
+            const int8_t c = codes[pr * n + e];
+            if (c != 1 && c != -1)
+                fail("pack_planes", "code " + std::to_string(c) + " at index " +
+                                        std::to_string(pr * n + e) + ", expected +1 or -1");
+            if (c == 1) out[pr * words + e / 64] |= uint64_t(1) << (e % 64);
+        }
+    return out;
+}
+
+void unpack_row(const uint64_t* words, size_t n, int8_t* codes) {
+    for (size_t e = 0; e < n; ++e) codes[e] = (words[e / 64] >> (e % 64) & 1) ? 1 : -1;
+}
+
+double binary_dot(const uint64_t* b, size_t plane_stride, const double* alpha, int k_w,
+                  const uint64_t* c, const double* beta, int k_a, size_t n) {
+    check_n("binary_dot", n);
+    check_k("binary_dot", "k_w", k_w);
+    check_k("binary_dot", "k_a", k_a);
+    const size_t words = words_for(n);
+    double acc = 0;
+    for (int i = 0; i < k_w; ++i)
+        for (int j = 0; j < k_a; ++j) {
+            int64_t pop = 0;
+            for (size_t w = 0; w < words; ++w)
+                pop += __builtin_popcountll(b[i * plane_stride + w] ^ c[j * words + w]);
+            acc += alpha[i] * beta[j] * double(int64_t(n) - 2 * pop);
+        }
+    return acc;
+}
+
+std::vector<double> binary_gemv(const uint64_t* W, const float* alpha, int k_w, size_t rows,
+                                const uint64_t* A, const float* beta, int k_a, size_t n,
+                                const float* bias) {
+    check_n("binary_gemv", n);
+    check_k("binary_gemv", "k_w", k_w);
+    check_k("binary_gemv", "k_a", k_a);
+    const size_t words = words_for(n);
+    double bt[kMaxBits], al[kMaxBits];
+    std::copy(beta, beta + k_a, bt);
+    std::vector<double> y(rows);
+    for (size_t r = 0; r < rows; ++r) {
+        std::copy(alpha + r * k_w, alpha + (r + 1) * k_w, al);
+        y[r] = (bias ? double(bias[r]) : 0.0) +
+               binary_dot(W + r * words, rows * words, al, k_w, A, bt, k_a, n);
+    }
+    return y;
+}
+
+}  // namespace amq::ref

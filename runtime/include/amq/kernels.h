@@ -1,0 +1,115 @@
+// amq kernels: the C++ API over the AOT-compiled Halide pipelines.
+//
+// Everything here checks its arguments and throws amq::Error with a message that
+// names the kernel, the argument and what was expected; the Halide runtime's
+// abort() on a bad buffer is replaced by the same exception.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace amq {
+
+class Error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Instruction-set variants of the multi-target kernel libraries, best last.
+enum class Isa { sse41, avx2, avx512 };
+const char *isa_name(Isa isa);
+
+// The variant the kernels run on this CPU. The environment variable
+// AMQ_ISA=avx512|avx2|sse41 caps it (read once, before the first kernel call);
+// a cap above what the CPU can run has no effect. Throws amq::Error on an
+// unknown AMQ_ISA value.
+Isa active_isa();
+
+// Halide threads for the parallel kernels (the Halide runtime's pool).
+void set_num_threads(int n);
+
+// Weight layout the bgemv kernels of this build were compiled for.
+struct KernelLayout {
+    std::string layout;  // tiled | plane_major | interleaved
+    int tile = 8;        // rows per tile
+};
+KernelLayout kernel_layout();
+
+// Halide version the kernels were generated with, e.g. "14.0.0".
+const char *halide_version();
+
+// An activation vector quantized to k planes: planes [k][words], scales [k].
+struct BinaryVector {
+    int k = 0;
+    size_t n = 0;
+    std::vector<uint64_t> planes;
+    std::vector<float> beta;
+
+    size_t words() const { return (n + 63) / 64; }
+    // Sizes the buffers (allocates only when they grow).
+    void resize(int k_, size_t n_);
+};
+
+// A weight matrix prepared for the bgemv kernels: planes repacked into the
+// kernel's layout, scales and bias row-tiled. Immutable once built.
+class BinaryMatrix {
+public:
+    BinaryMatrix() = default;
+
+    // From the model-file format: planes [k_w][rows][words], words = ceil(cols/64),
+    // padding bits 0; alpha [rows][k_w]; bias [rows] or null.
+    static BinaryMatrix from_planes(const uint64_t *planes, const float *alpha, int k_w,
+                                    size_t rows, size_t cols, const float *bias = nullptr);
+
+    // Back to the model-file format [k_w][rows][words].
+    std::vector<uint64_t> to_planes() const;
+
+    int k_w() const { return k_w_; }
+    size_t rows() const { return rows_; }
+    size_t cols() const { return cols_; }
+    size_t words() const { return (cols_ + 63) / 64; }
+    size_t tiles() const { return tiles_; }
+    int tile() const { return tile_; }
+    // Bytes of the packed planes and scales (what the model costs in memory).
+    size_t bytes() const;
+
+    // Kernel-layout storage (for the kernels and the tuner).
+    const std::vector<uint64_t> &kernel_planes() const { return planes_; }
+    const std::vector<float> &kernel_alpha() const { return alpha_; }
+    const std::vector<float> &kernel_bias() const { return bias_; }
+
+private:
+    int k_w_ = 0;
+    size_t rows_ = 0, cols_ = 0, tiles_ = 0;
+    int tile_ = 8;
+    std::vector<uint64_t> planes_;  // layout per kernel_layout()
+    std::vector<float> alpha_;      // [tiles][k_w][tile]
+    std::vector<float> bias_;       // [tiles][tile]
+};
+
+// Offset of word w of plane i of row `row` in a kernel-layout buffer.
+size_t kernel_word_offset(const KernelLayout &layout, int k, size_t tiles, size_t words,
+                          size_t row, int i, size_t w);
+
+// Quantizes x[n] into k_a planes: greedy init, then `iters` alternating cycles
+// (iters 0 = greedy; 0..3 are built). x must be finite: NaN or Inf throws.
+// An all-zero x gives beta = 0 and all codes +1.
+void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryVector &out);
+
+// y[r] = bias[r] + sum_i sum_j alpha[r][i] beta[j] (n - 2 popcount(W_ri ^ A_j)),
+// for r < W.rows(); y must hold W.rows() floats.
+void bgemv(const BinaryMatrix &W, const BinaryVector &a, float *y);
+
+// Packs codes (+1/-1, or the signs of any floats, sign(0) = +1) given as
+// src [planes][rows][cols] into the model-file layout [planes][rows][words].
+std::vector<uint64_t> pack_bits(const float *src, int planes, size_t rows, size_t cols);
+
+// The float baseline: y[r] = bias[r] + sum_c M[r][c] x[c], M row-major
+// [rows][cols]; bias may be null.
+void f32_gemv(const float *M, size_t rows, size_t cols, const float *x, const float *bias,
+              float *y);
+
+}  // namespace amq

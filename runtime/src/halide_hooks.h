@@ -1,0 +1,15 @@
+// Internal: Halide runtime hooks (error handler, ISA cap). See halide_hooks.cpp.
+#pragma once
+
+#include "amq/kernels.h"
+
+namespace amq::detail {
+
+// Installs the error handler and the AMQ_ISA cap; call before any kernel.
+void install_hooks();
+// The variant the multi-target wrappers pick under the current cap.
+Isa selected_isa();
+// Throws amq::Error("<kernel>: <Halide's message>") when status != 0.
+void check(int status, const char *kernel);
+
+}  // namespace amq::detail

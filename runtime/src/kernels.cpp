@@ -1,0 +1,244 @@
+// The C++ API over the AOT kernels: argument checks, buffer wrapping, dispatch
+// by bit widths. No arithmetic happens here; the kernels do it all.
+#include "amq/kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "HalideBuffer.h"
+#include "HalideRuntime.h"
+#include "amq_kernel_table.h"
+#include "halide_hooks.h"
+
+namespace amq {
+namespace {
+
+using Halide::Runtime::Buffer;
+
+[[noreturn]] void fail(const std::string &msg) { throw Error(msg); }
+
+void check_bits(const char *kernel, const char *what, int k) {
+    if (k < 1 || k > 4)
+        fail(std::string(kernel) + ": " + what + " = " + std::to_string(k) +
+             " is out of range (expected 1..4)");
+}
+
+size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
+
+}  // namespace
+
+const char *isa_name(Isa isa) {
+    switch (isa) {
+    case Isa::sse41: return "sse41";
+    case Isa::avx2: return "avx2";
+    case Isa::avx512: return "avx512";
+    }
+    return "?";
+}
+
+Isa active_isa() { return detail::selected_isa(); }
+
+void set_num_threads(int n) {
+    detail::install_hooks();
+    if (n < 1) fail("set_num_threads: threads = " + std::to_string(n) + " (expected >= 1)");
+    halide_set_num_threads(n);
+}
+
+KernelLayout kernel_layout() { return KernelLayout{AMQ_KERNEL_LAYOUT, AMQ_KERNEL_TILE}; }
+
+const char *halide_version() { return AMQ_HALIDE_VERSION; }
+
+void BinaryVector::resize(int k_, size_t n_) {
+    k = k_;
+    n = n_;
+    planes.resize(size_t(k) * words());
+    beta.resize(size_t(k));
+}
+
+size_t kernel_word_offset(const KernelLayout &l, int k, size_t tiles, size_t words, size_t row,
+                          int i, size_t w) {
+    // Mirrors constrain_weight_layout() in generators/layout.h.
+    const size_t tile = size_t(l.tile), t = row / tile, r = row % tile;
+    if (l.layout == "tiled") return ((t * words + w) * k + i) * tile + r;
+    if (l.layout == "plane_major") return (size_t(i) * tiles * tile + row) * words + w;
+    if (l.layout == "interleaved") return (row * words + w) * k + i;
+    fail("unknown kernel layout '" + l.layout + "'");
+}
+
+BinaryMatrix BinaryMatrix::from_planes(const uint64_t *planes, const float *alpha, int k_w,
+                                       size_t rows, size_t cols, const float *bias) {
+    check_bits("BinaryMatrix", "k_w", k_w);
+    if (rows == 0 || cols == 0)
+        fail("BinaryMatrix: shape " + std::to_string(rows) + "x" + std::to_string(cols) +
+             " is empty (expected rows >= 1 and cols >= 1)");
+    if (!planes || !alpha) fail("BinaryMatrix: planes and alpha must not be null");
+    const KernelLayout l = kernel_layout();
+    BinaryMatrix m;
+    m.k_w_ = k_w;
+    m.rows_ = rows;
+    m.cols_ = cols;
+    m.tile_ = l.tile;
+    m.tiles_ = (rows + l.tile - 1) / l.tile;
+    const size_t words = m.words(), tile = size_t(l.tile);
+    m.planes_.assign(size_t(k_w) * m.tiles_ * tile * words, 0);
+    m.alpha_.assign(m.tiles_ * k_w * tile, 0.0f);
+    m.bias_.assign(m.tiles_ * tile, 0.0f);
+    const uint64_t pad_mask = (cols % 64) ? (~0ull >> (64 - cols % 64)) : ~0ull;
+    for (int i = 0; i < k_w; ++i)
+        for (size_t r = 0; r < rows; ++r) {
+            const uint64_t *src = planes + (size_t(i) * rows + r) * words;
+            if (src[words - 1] & ~pad_mask)
+                fail("BinaryMatrix: plane " + std::to_string(i) + " row " + std::to_string(r) +
+                     " has bits set past column " + std::to_string(cols) +
+                     " (padding bits must be 0)");
+            for (size_t w = 0; w < words; ++w)
+                m.planes_[kernel_word_offset(l, k_w, m.tiles_, words, r, i, w)] = src[w];
+        }
+    for (size_t r = 0; r < rows; ++r) {
+        const size_t t = r / tile, lane = r % tile;
+        for (int i = 0; i < k_w; ++i) {
+            float a = alpha[r * k_w + i];
+            if (!std::isfinite(a))
+                fail("BinaryMatrix: alpha[" + std::to_string(r) + "][" + std::to_string(i) +
+                     "] is not finite");
+            m.alpha_[(t * k_w + i) * tile + lane] = a;
+        }
+        if (bias) m.bias_[t * tile + lane] = bias[r];
+    }
+    return m;
+}
+
+std::vector<uint64_t> BinaryMatrix::to_planes() const {
+    const KernelLayout l = kernel_layout();
+    std::vector<uint64_t> out(size_t(k_w_) * rows_ * words());
+    for (int i = 0; i < k_w_; ++i)
+        for (size_t r = 0; r < rows_; ++r)
+            for (size_t w = 0; w < words(); ++w)
+                out[(size_t(i) * rows_ + r) * words() + w] =
+                    planes_[kernel_word_offset(l, k_w_, tiles_, words(), r, i, w)];
+    return out;
+}
+
+size_t BinaryMatrix::bytes() const {
+    return planes_.size() * sizeof(uint64_t) + alpha_.size() * sizeof(float);
+}
+
+namespace {
+
+// A u64 weight buffer W(r, i, w, t) with the strides of the build's layout.
+Buffer<uint64_t> weight_buffer(const BinaryMatrix &m) {
+    const KernelLayout l = kernel_layout();
+    const int tile = m.tile(), k = m.k_w();
+    const int words = int(m.words()), tiles = int(m.tiles());
+    halide_dimension_t d[4] = {{0, tile, 0}, {0, k, 0}, {0, words, 0}, {0, tiles, 0}};
+    if (l.layout == "tiled") {
+        d[0].stride = 1;
+        d[1].stride = tile;
+        d[2].stride = tile * k;
+        d[3].stride = tile * k * words;
+    } else if (l.layout == "plane_major") {
+        d[0].stride = words;
+        d[2].stride = 1;
+        d[3].stride = tile * words;
+        d[1].stride = tile * words * tiles;
+    } else {
+        d[1].stride = 1;
+        d[2].stride = k;
+        d[0].stride = k * words;
+        d[3].stride = tile * k * words;
+    }
+    return Buffer<uint64_t>(const_cast<uint64_t *>(m.kernel_planes().data()), 4, d);
+}
+
+}  // namespace
+
+void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryVector &out) {
+    detail::install_hooks();
+    check_bits("quantize_act", "k_a", k_a);
+    if (n == 0) fail("quantize_act: n = 0 (expected a vector of length >= 1)");
+    if (iters < 0 || iters > 3)
+        fail("quantize_act: iters = " + std::to_string(iters) +
+             " is not built (expected 0..3; 0 = greedy)");
+    if (!x) fail("quantize_act: x is null");
+    out.resize(k_a, n);
+    Buffer<float> xb(const_cast<float *>(x), int(n));
+    Buffer<uint8_t> bytes(reinterpret_cast<uint8_t *>(out.planes.data()), int(out.words() * 8),
+                          k_a);
+    Buffer<float> beta(out.beta.data(), k_a);
+    detail::check(kernels::quantize_act[k_a - 1][iters](xb, bytes, beta), "quantize_act");
+    for (int j = 0; j < k_a; ++j)
+        if (!std::isfinite(out.beta[j]))
+            fail("quantize_act: the input vector (length " + std::to_string(n) +
+                 ") contains NaN or Inf");
+}
+
+void bgemv(const BinaryMatrix &W, const BinaryVector &a, float *y) {
+    detail::install_hooks();
+    if (W.k_w() == 0) fail("bgemv: the weight matrix is empty (not built)");
+    check_bits("bgemv", "k_a", a.k);
+    if (a.n != W.cols())
+        fail("bgemv: activation length " + std::to_string(a.n) + " does not match the " +
+             std::to_string(W.rows()) + "x" + std::to_string(W.cols()) + " weight matrix");
+    if (a.planes.size() < size_t(a.k) * a.words() || a.beta.size() < size_t(a.k))
+        fail("bgemv: activation has " + std::to_string(a.planes.size()) + " words and " +
+             std::to_string(a.beta.size()) + " scales (expected " +
+             std::to_string(size_t(a.k) * a.words()) + " and " + std::to_string(a.k) + ")");
+    if (!y) fail("bgemv: y is null");
+    Buffer<uint64_t> wb = weight_buffer(W);
+    Buffer<float> alpha(const_cast<float *>(W.kernel_alpha().data()), W.tile(), W.k_w(),
+                        int(W.tiles()));
+    Buffer<float> bias(const_cast<float *>(W.kernel_bias().data()), W.tile(), int(W.tiles()));
+    Buffer<uint64_t> A(const_cast<uint64_t *>(a.planes.data()), int(a.words()), a.k);
+    Buffer<float> beta(const_cast<float *>(a.beta.data()), a.k);
+    const size_t padded = W.tiles() * size_t(W.tile());
+    thread_local std::vector<float> scratch;
+    float *dst = y;
+    if (padded != W.rows()) {
+        if (scratch.size() < padded) scratch.resize(padded);
+        dst = scratch.data();
+    }
+    Buffer<float> yb(dst, W.tile(), int(W.tiles()));
+    detail::check(kernels::bgemv[W.k_w() - 1][a.k - 1](wb, alpha, bias, A, beta, int(a.n), yb),
+                  "bgemv");
+    if (dst != y) std::memcpy(y, dst, W.rows() * sizeof(float));
+}
+
+std::vector<uint64_t> pack_bits(const float *src, int planes, size_t rows, size_t cols) {
+    detail::install_hooks();
+    check_bits("pack_bits", "planes", planes);
+    if (rows == 0 || cols == 0)
+        fail("pack_bits: shape " + std::to_string(rows) + "x" + std::to_string(cols) +
+             " is empty (expected rows >= 1 and cols >= 1)");
+    if (!src) fail("pack_bits: src is null");
+    const int words = int((cols + 63) / 64);
+    std::vector<uint64_t> out(size_t(planes) * rows * words);
+    Buffer<float> s(const_cast<float *>(src), int(cols), int(rows), planes);
+    halide_dimension_t d[4] = {{0, 1, words}, {0, planes, int(rows) * words},
+                               {0, words, 1}, {0, int(rows), words}};
+    Buffer<uint64_t> W(out.data(), 4, d);
+    detail::check(kernels::pack_bits_plane(s, W), "pack_bits");
+    return out;
+}
+
+void f32_gemv(const float *M, size_t rows, size_t cols, const float *x, const float *bias,
+              float *y) {
+    detail::install_hooks();
+    if (rows == 0 || cols == 0)
+        fail("f32_gemv: shape " + std::to_string(rows) + "x" + std::to_string(cols) +
+             " is empty (expected rows >= 1 and cols >= 1)");
+    if (!M || !x || !y) fail("f32_gemv: M, x and y must not be null");
+    thread_local std::vector<float> zeros;
+    if (!bias) {
+        if (zeros.size() < rows) zeros.assign(rows, 0.0f);
+        bias = zeros.data();
+    }
+    Buffer<float> Mb(const_cast<float *>(M), int(cols), int(rows));
+    Buffer<float> xb(const_cast<float *>(x), int(cols));
+    Buffer<float> bb(const_cast<float *>(bias), int(rows));
+    Buffer<float> yb(y, int(rows));
+    detail::check(kernels::f32_gemv(Mb, xb, bb, yb), "f32_gemv");
+}
+
+}  // namespace amq

@@ -1,0 +1,295 @@
+// The AOT Halide kernels against the scalar references, over the spec.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "amq/kernels.h"
+#include "amq/reference.h"
+#include "amq/spec.h"
+#include "kernel_testing.h"
+
+using namespace amq;
+using amq::testing::normal;
+using amq::testing::random_planes;
+
+namespace {
+
+// Runs bgemv on random weights and activations and compares every row to
+// ref::binary_gemv. Returns the number of mismatching rows.
+void check_bgemv(int kw, int ka, size_t rows, size_t cols, uint32_t seed, bool with_bias) {
+    const size_t words = ref::words_for(cols);
+    auto W = random_planes(kw, rows, cols, seed);
+    auto alpha = normal(rows * kw, seed + 1);
+    auto bias = normal(rows, seed + 2);
+    auto A = random_planes(ka, 1, cols, seed + 3);
+    auto beta = normal(ka, seed + 4);
+
+    BinaryMatrix M = BinaryMatrix::from_planes(W.data(), alpha.data(), kw, rows, cols,
+                                               with_bias ? bias.data() : nullptr);
+    BinaryVector a;
+    a.resize(ka, cols);
+    a.planes.assign(A.begin(), A.end());
+    a.beta.assign(beta.begin(), beta.end());
+    std::vector<float> y(rows, std::nanf(""));
+    bgemv(M, a, y.data());
+
+    auto expect = ref::binary_gemv(W.data(), alpha.data(), kw, rows, A.data(), beta.data(), ka,
+                                   cols, with_bias ? bias.data() : nullptr);
+    size_t bad = 0;
+    for (size_t r = 0; r < rows; ++r) {
+        double scale = 0;
+        for (int i = 0; i < kw; ++i)
+            for (int j = 0; j < ka; ++j)
+                scale += std::abs(alpha[r * kw + i] * beta[j]) * double(cols);
+        if (!(std::abs(y[r] - expect[r]) <= amq::testing::tol(scale))) {
+            if (bad < 3)
+                ADD_FAILURE() << "w" << kw << "a" << ka << " " << rows << "x" << cols << " row "
+                              << r << ": kernel " << y[r] << " reference " << expect[r];
+            ++bad;
+        }
+    }
+    EXPECT_EQ(bad, 0u) << "w" << kw << "a" << ka << " " << rows << "x" << cols;
+}
+
+}  // namespace
+
+class BgemvBits : public ::testing::TestWithParam<spec::Bits> {};
+
+TEST_P(BgemvBits, MatchesReferenceOverSpecShapes) {
+    const auto b = GetParam();
+    uint32_t seed = 100;
+    for (size_t rows : spec::test_rows)
+        for (size_t cols : spec::test_cols) {
+            // The largest pairs only with a few column counts, to keep the suite fast.
+            if (rows * cols > 4096 * 1024 && cols != 4097) continue;
+            check_bgemv(b.w, b.a, rows, cols, seed++, (seed % 2) == 0);
+        }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllBitPairs, BgemvBits, ::testing::ValuesIn(spec::all_bits()),
+                         [](const auto &info) {
+                             return "w" + std::to_string(info.param.w) + "a" +
+                                    std::to_string(info.param.a);
+                         });
+
+TEST(Bgemv, ExtremeValues) {
+    // All-ones and all-zero planes at the largest magnitudes the counts reach.
+    for (size_t cols : {64, 65, 4097}) {
+        const size_t rows = 9, words = ref::words_for(cols);
+        for (uint64_t fill : {0ull, ~0ull}) {
+            std::vector<uint64_t> W(2 * rows * words, fill), A(2 * words, ~fill);
+            const uint64_t mask = (cols % 64) ? (~0ull >> (64 - cols % 64)) : ~0ull;
+            for (size_t p = 0; p < 2 * rows; ++p) W[p * words + words - 1] &= mask;
+            for (size_t p = 0; p < 2; ++p) A[p * words + words - 1] &= mask;
+            std::vector<float> alpha(rows * 2, 1e3f), beta = {1e3f, -1e3f};
+            auto M = BinaryMatrix::from_planes(W.data(), alpha.data(), 2, rows, cols);
+            BinaryVector a;
+            a.resize(2, cols);
+            a.planes = A;
+            a.beta = beta;
+            std::vector<float> y(rows);
+            bgemv(M, a, y.data());
+            auto e = ref::binary_gemv(W.data(), alpha.data(), 2, rows, A.data(), beta.data(), 2,
+                                      cols, nullptr);
+            for (size_t r = 0; r < rows; ++r) EXPECT_NEAR(y[r], e[r], 1e-3 * 4e6 * cols);
+        }
+    }
+}
+
+TEST(Bgemv, ZeroScalesGiveBias) {
+    const size_t rows = 13, cols = 100;
+    auto W = random_planes(3, rows, cols, 7);
+    std::vector<float> alpha(rows * 3, 0.0f);
+    auto bias = normal(rows, 8);
+    auto M = BinaryMatrix::from_planes(W.data(), alpha.data(), 3, rows, cols, bias.data());
+    BinaryVector a;
+    std::vector<float> x = normal(cols, 9);
+    quantize_act(x.data(), cols, 2, 2, a);
+    std::vector<float> y(rows);
+    bgemv(M, a, y.data());
+    for (size_t r = 0; r < rows; ++r) EXPECT_EQ(y[r], bias[r]);
+}
+
+TEST(BinaryMatrix, RoundTripsToModelLayout) {
+    for (size_t rows : spec::test_rows) {
+        auto W = random_planes(3, rows, 130, uint32_t(rows));
+        std::vector<float> alpha(rows * 3, 1.0f);
+        auto M = BinaryMatrix::from_planes(W.data(), alpha.data(), 3, rows, 130);
+        EXPECT_EQ(M.to_planes(), W) << rows;
+    }
+}
+
+// ---- quantize_act -----------------------------------------------------------
+
+namespace {
+
+// Compares the kernel to ref::alternating: same codes except where the element
+// lies (within rounding) on a midpoint of the reference's sorted values; scales
+// within 1e-5 relative.
+void check_quantize_act(const std::vector<float> &x, int k, int T, const std::string &what) {
+    const size_t n = x.size();
+    BinaryVector out;
+    quantize_act(x.data(), n, k, T, out);
+    ref::Quantized q = ref::alternating(x.data(), n, k, T);
+    double amax = 0;
+    for (double a : q.alpha) amax = std::max(amax, std::abs(a));
+    for (int j = 0; j < k; ++j)
+        EXPECT_NEAR(out.beta[j], q.alpha[j], 1e-5 * amax + 1e-30)
+            << what << " k=" << k << " T=" << T << " scale " << j;
+    // Values, not codes: equal values may come from different codes only on ties.
+    size_t mismatches = 0;
+    std::vector<int8_t> codes(n);
+    for (int j = 0; j < k; ++j) {
+        ref::unpack_row(out.planes.data() + j * out.words(), n, codes.data());
+        for (size_t e = 0; e < n; ++e)
+            if (codes[e] != q.codes[j * n + e]) {
+                ++mismatches;
+                break;
+            }
+    }
+    // Padding bits must be zero.
+    if (n % 64)
+        for (int j = 0; j < k; ++j)
+            EXPECT_EQ(out.planes[j * out.words() + out.words() - 1] >> (n % 64), 0u) << what;
+    EXPECT_EQ(mismatches, 0u) << what << " k=" << k << " T=" << T << " n=" << n;
+}
+
+}  // namespace
+
+class QuantizeActBits : public ::testing::TestWithParam<int> {};
+
+TEST_P(QuantizeActBits, MatchesReferenceNormal) {
+    const int k = GetParam();
+    for (int T = 0; T <= 3; ++T)
+        for (size_t n : spec::act_lengths)
+            check_quantize_act(normal(n, uint32_t(n * 7 + k + T)), k, T, "normal");
+}
+
+TEST_P(QuantizeActBits, MatchesReferenceHeavyTailed) {
+    const int k = GetParam();
+    for (size_t n : spec::act_lengths)
+        check_quantize_act(amq::testing::heavy_tailed(n, uint32_t(n + 3 * k)), k, 2, "heavy");
+}
+
+TEST_P(QuantizeActBits, ZeroVectorGivesZeroScalesAndPlusOneCodes) {
+    const int k = GetParam();
+    for (size_t n : {1, 65, 1024}) {
+        std::vector<float> x(n, 0.0f);
+        BinaryVector out;
+        quantize_act(x.data(), n, k, 2, out);
+        for (int j = 0; j < k; ++j) EXPECT_EQ(out.beta[j], 0.0f);
+        std::vector<int8_t> codes(n);
+        for (int j = 0; j < k; ++j) {
+            ref::unpack_row(out.planes.data() + j * out.words(), n, codes.data());
+            for (size_t e = 0; e < n; ++e) ASSERT_EQ(codes[e], 1) << "k=" << k << " e=" << e;
+        }
+    }
+}
+
+TEST_P(QuantizeActBits, ConstantVector) {
+    const int k = GetParam();
+    std::vector<float> x(300, -2.5f);
+    check_quantize_act(x, k, 2, "constant");
+    BinaryVector out;
+    quantize_act(x.data(), x.size(), k, 2, out);
+    // Dequantized value equals the constant.
+    std::vector<int8_t> codes(x.size());
+    double v = 0;
+    for (int j = 0; j < k; ++j) {
+        ref::unpack_row(out.planes.data() + j * out.words(), x.size(), codes.data());
+        v += out.beta[j] * codes[0];
+    }
+    EXPECT_NEAR(v, -2.5, 1e-5);
+}
+
+TEST_P(QuantizeActBits, NanAndInfAreErrors) {
+    const int k = GetParam();
+    for (float bad : {std::nanf(""), std::numeric_limits<float>::infinity()}) {
+        auto x = normal(100, 5);
+        x[37] = bad;
+        BinaryVector out;
+        EXPECT_THROW(quantize_act(x.data(), x.size(), k, 2, out), Error);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(K, QuantizeActBits, ::testing::Values(1, 2, 3, 4),
+                         [](const auto &info) { return "a" + std::to_string(info.param); });
+
+// ---- pack_bits and f32_gemv -------------------------------------------------
+
+TEST(PackBits, MatchesReferencePacking) {
+    for (size_t cols : spec::test_cols)
+        for (size_t rows : {1, 7, 16}) {
+            const int planes = 3;
+            auto src = normal(planes * rows * cols, uint32_t(cols + rows));
+            src[0] = 0.0f;  // sign(0) = +1
+            std::vector<int8_t> codes(src.size());
+            for (size_t e = 0; e < src.size(); ++e) codes[e] = src[e] >= 0 ? 1 : -1;
+            EXPECT_EQ(pack_bits(src.data(), planes, rows, cols),
+                      ref::pack_planes(codes.data(), planes, rows, cols))
+                << rows << "x" << cols;
+        }
+}
+
+TEST(F32Gemv, MatchesNaiveProduct) {
+    for (size_t rows : spec::test_rows)
+        for (size_t cols : spec::test_cols) {
+            if (rows * cols > 1024 * 1024) continue;
+            auto M = normal(rows * cols, uint32_t(rows * 31 + cols));
+            auto x = normal(cols, 3), b = normal(rows, 4);
+            std::vector<float> y(rows);
+            f32_gemv(M.data(), rows, cols, x.data(), b.data(), y.data());
+            for (size_t r = 0; r < rows; ++r) {
+                double s = b[r], scale = std::abs(b[r]);
+                for (size_t c = 0; c < cols; ++c) {
+                    s += double(M[r * cols + c]) * x[c];
+                    scale += std::abs(double(M[r * cols + c]) * x[c]);
+                }
+                ASSERT_NEAR(y[r], s, 1e-5 * scale + 1e-6) << rows << "x" << cols << " row " << r;
+            }
+        }
+}
+
+// ---- bad input --------------------------------------------------------------
+
+TEST(BadInput, ClearErrors) {
+    auto W = random_planes(2, 8, 100, 1);
+    std::vector<float> alpha(16, 1.0f);
+    auto expect_error = [](auto &&fn, const std::string &needle) {
+        try {
+            fn();
+            ADD_FAILURE() << "no error; expected one mentioning '" << needle << "'";
+        } catch (const Error &e) {
+            EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+        }
+    };
+    expect_error([&] { BinaryMatrix::from_planes(W.data(), alpha.data(), 5, 8, 100); }, "k_w = 5");
+    expect_error([&] { BinaryMatrix::from_planes(W.data(), alpha.data(), 0, 8, 100); }, "k_w = 0");
+    expect_error([&] { BinaryMatrix::from_planes(W.data(), alpha.data(), 2, 8, 0); }, "empty");
+    auto dirty = W;
+    dirty[1] |= 1ull << 63;  // past column 100
+    expect_error([&] { BinaryMatrix::from_planes(dirty.data(), alpha.data(), 2, 8, 100); },
+                 "padding");
+    auto nan_alpha = alpha;
+    nan_alpha[3] = std::nanf("");
+    expect_error([&] { BinaryMatrix::from_planes(W.data(), nan_alpha.data(), 2, 8, 100); },
+                 "alpha[1][1]");
+
+    auto M = BinaryMatrix::from_planes(W.data(), alpha.data(), 2, 8, 100);
+    std::vector<float> x(99, 1.0f), y(8);
+    BinaryVector a;
+    quantize_act(x.data(), 99, 2, 2, a);
+    expect_error([&] { bgemv(M, a, y.data()); }, "activation length 99");
+    expect_error([&] { quantize_act(x.data(), 0, 2, 2, a); }, "n = 0");
+    expect_error([&] { quantize_act(x.data(), 99, 7, 2, a); }, "k_a = 7");
+    expect_error([&] { quantize_act(x.data(), 99, 2, 9, a); }, "iters = 9");
+    BinaryVector broken;
+    broken.k = 2;
+    broken.n = 100;
+    expect_error([&] { bgemv(M, broken, y.data()); }, "expected 4 and 2");
+    expect_error([&] { bgemv(BinaryMatrix(), a, y.data()); }, "empty");
+    expect_error([&] { pack_bits(x.data(), 0, 1, 99); }, "planes = 0");
+    expect_error([&] { f32_gemv(x.data(), 0, 99, x.data(), nullptr, y.data()); }, "empty");
+}
