@@ -6,7 +6,9 @@
 // conventions (double arithmetic, tie breaks, singular fallback) it follows.
 //
 // Buffers:
-//   x(e)          f32  input, length n >= 1
+//   x(e)          f32  input, n >= 1 values, buffer padded to a multiple of 64
+//                      (the padding is read but never counted)
+//   n             i32  true length
 //   bytes(q, j)   u8   packed planes as bytes: q in [0, 8 * words); the memory of
 //                      a [k][words] u64 array (little-endian), padding bits 0
 //   beta(j)       f32  scales
@@ -36,15 +38,15 @@ struct QuantizeActFuncs {
 
 namespace detail {
 
-// Masked sum over e in [0, n) of term(e), laid out as [blocks][lanes] so that the
-// lanes can be vectorized by rfactor without a tail.
+// Masked sum over e in [0, n) of term(e), laid out as [blocks][lanes] over the
+// padded input so that the lanes vectorize (rfactor) with dense loads, no tail.
 inline Halide::Func masked_sum(const std::string &name, Halide::Expr n, int lanes,
                                const std::function<Halide::Expr(Halide::Expr)> &term,
                                QuantizeActFuncs &f) {
     using namespace Halide;
     RDom rr(0, lanes, 0, (n + lanes - 1) / lanes, name + "_r");
     Expr e = rr.y * lanes + rr.x;
-    Expr v = term(min(e, n - 1));
+    Expr v = term(e);
     Func s(name);
     s() = Internal::make_zero(v.type());
     s() += select(e < n, v, Internal::make_zero(v.type()));
@@ -89,7 +91,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
     Func codes_last;
     for (int c = 0; c < T; ++c) {
         std::string cs = std::to_string(c);
-        // Sorted values by (value, s), as a table of midpoints and combination indices.
+        // Sorted values (by value, then s descending) and their combination indices.
         std::vector<Expr> v(S);
         for (int s = 0; s < S; ++s) {
             Expr val = detail::f64(0);
@@ -101,7 +103,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
             Expr rk = 0;
             for (int o = 0; o < S; ++o) {
                 if (o == s) continue;
-                Expr before = (o < s) ? (v[o] <= v[s]) : (v[o] < v[s]);
+                Expr before = (o > s) ? (v[o] <= v[s]) : (v[o] < v[s]);
                 rk = rk + select(before, 1, 0);
             }
             rank[s] = rk;
@@ -201,7 +203,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         Expr acc = cast<uint8_t>(0);
         for (int b = 0; b < 8; ++b) {
             Expr e = f.q * 8 + b;
-            Expr s_e = codes_last(min(e, n - 1));
+            Expr s_e = codes_last(e);
             Expr on = e < n && ((s_e >> cast<uint8_t>(f.j)) & 1) == 1;
             acc = acc | select(on, cast<uint8_t>(1 << b), cast<uint8_t>(0));
         }

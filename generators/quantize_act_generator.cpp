@@ -12,22 +12,23 @@ public:
     GeneratorParam<int> est_n{"est_n", 1024};
 
     Input<Buffer<float, 1>> x{"x"};
+    Input<int32_t> n{"n", 1, 1, 1 << 30};
     Output<Buffer<uint8_t, 2>> bytes{"bytes"};
     Output<Buffer<float, 1>> beta{"beta"};
 
     void generate() {
-        Halide::Expr n = x.dim(0).extent();
         QuantizeActFuncs f = quantize_act_algorithm(x, n, k, iters, lanes);
         bytes = f.bytes;
         beta = f.beta;
 
-        x.dim(0).set_min(0);
+        x.dim(0).set_bounds(0, ((n + 63) / 64) * 64);
         bytes.dim(0).set_bounds(0, ((n + 63) / 64) * 8);
         bytes.dim(1).set_bounds(0, k);
         bytes.dim(1).set_stride(bytes.dim(0).extent());
         beta.dim(0).set_bounds(0, k);
 
-        x.set_estimates({{0, est_n}});
+        x.set_estimates({{0, ((int(est_n) + 63) / 64) * 64}});
+        n.set_estimate(est_n);
         bytes.set_estimates({{0, ((int(est_n) + 63) / 64) * 8}, {0, k}});
         beta.set_estimates({{0, k}});
 

@@ -136,15 +136,15 @@ TEST(RefAssignCodes, MidpointTakesLowerValue) {
 }
 
 TEST(RefAssignCodes, EqualValuesOrderedByCombination) {
-    // alpha = (1, 1): sorted (value, s) = (-2, 0), (0, 1), (0, 2), (2, 3); midpoints
-    // -1, 0, 1. x = 0 sits on the middle midpoint -> rank 1 -> s = 1 (b0 = +1,
-    // b1 = -1); x = 0.5 and x = 1 (on a midpoint) -> rank 2 -> s = 2 (b0 = -1, b1 = +1);
+    // alpha = (1, 1): sorted (value, s) = (-2, 0), (0, 2), (0, 1), (2, 3); midpoints
+    // -1, 0, 1. x = 0 sits on the middle midpoint -> rank 1 -> s = 2 (b0 = -1,
+    // b1 = +1); x = 0.5 and x = 1 (on a midpoint) -> rank 2 -> s = 1 (b0 = +1, b1 = -1);
     // x = -1 -> s = 0.
     const double alpha[2] = {1.0, 1.0};
     const std::vector<float> x = {0.f, 0.5f, -1.f, 1.f};
     std::vector<int8_t> c(8);
     amq::ref::assign_codes(x.data(), 4, alpha, 2, c.data());
-    EXPECT_EQ(c, (std::vector<int8_t>{1, -1, -1, -1, /* plane 1 */ -1, 1, -1, 1}));
+    EXPECT_EQ(c, (std::vector<int8_t>{-1, 1, -1, 1, /* plane 1 */ 1, -1, -1, -1}));
 }
 
 TEST(RefGreedy, HandExample) {
@@ -373,6 +373,20 @@ TEST(RefRefit, ExactSingularityTestForLargeN) {
         double alpha[4] = {1, 2, 3, 4};
         EXPECT_TRUE(amq::ref::refit_scales(x.data(), n, c.data(), 4, alpha)) << "n=" << n;
         for (int i = 0; i < 4; ++i) EXPECT_TRUE(std::isfinite(alpha[i]));
+    }    // Orthogonal (Walsh) planes, n = 2^16 and 2^17: G = n I, det = n^4 = 2^64 and
+    // 2^68, which is 0 modulo 2^64 (an int64 determinant calls it singular).
+    for (size_t n : {size_t(1) << 16, size_t(1) << 17}) {
+        const auto x = random_vector(n, Dist::Normal, 14);
+        std::vector<int8_t> c(4 * n);
+        for (int i = 0; i < 4; ++i)
+            for (size_t e = 0; e < n; ++e) c[i * n + e] = (e >> i & 1) ? -1 : 1;
+        double alpha[4] = {};
+        ASSERT_TRUE(amq::ref::refit_scales(x.data(), n, c.data(), 4, alpha)) << "n=" << n;
+        for (int i = 0; i < 4; ++i) {
+            double h = 0;
+            for (size_t e = 0; e < n; ++e) h += c[i * n + e] * double(x[e]);
+            EXPECT_NEAR(alpha[i], h / double(n), 1e-15) << "n=" << n << " i=" << i;
+        }
     }
 }
 
@@ -480,8 +494,8 @@ TEST(RefEdgeCases, ZeroVector) {
                                            : amq::ref::alternating(x.data(), n, k, T);
                 EXPECT_EQ(q.alpha, std::vector<double>(k, 0.0)) << "n=" << n << " k=" << k;
                 // Greedy: sign(0) = +1. Alternating: with all values 0 the assignment
-                // takes the first combination in (value, s) order, s = 0: all -1.
-                const int8_t want = T == 0 ? 1 : -1;
+                // takes the first combination in order, s = 2^k - 1: all +1 too.
+                const int8_t want = 1;
                 EXPECT_EQ(q.codes, std::vector<int8_t>(k * n, want)) << "n=" << n << " k=" << k;
                 EXPECT_EQ(q.sq_error(x.data()), 0.0);
             }

@@ -89,10 +89,10 @@ void assign_codes(const float* x, size_t n, const double* alpha, int k, int8_t* 
     std::vector<double> v(m, 0.0);
     for (int s = 0; s < m; ++s)
         for (int i = 0; i < k; ++i) v[s] += alpha[i] * code_of(s, i);
-    std::vector<int> order(m);  // combinations sorted by (v(s), s)
+    std::vector<int> order(m);  // combinations by v(s) ascending, then s descending
     std::iota(order.begin(), order.end(), 0);
     std::sort(order.begin(), order.end(),
-              [&](int a, int b) { return v[a] != v[b] ? v[a] < v[b] : a < b; });
+              [&](int a, int b) { return v[a] != v[b] ? v[a] < v[b] : a > b; });
     std::vector<double> mid(m - 1);
     for (int j = 0; j + 1 < m; ++j) mid[j] = (v[order[j]] + v[order[j + 1]]) / 2;
     for (size_t e = 0; e < n; ++e) {

@@ -163,11 +163,20 @@ void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryVector &ou
              " is not built (expected 0..3; 0 = greedy)");
     if (!x) fail("quantize_act: x is null");
     out.resize(k_a, n);
-    Buffer<float> xb(const_cast<float *>(x), int(n));
+    // The kernel reads x padded to a multiple of 64 (the padding is not counted).
+    const size_t padded = round_up(n, 64);
+    thread_local std::vector<float> scratch;
+    const float *src = x;
+    if (padded != n) {
+        if (scratch.size() < padded) scratch.assign(padded, 0.0f);
+        std::memcpy(scratch.data(), x, n * sizeof(float));
+        src = scratch.data();
+    }
+    Buffer<float> xb(const_cast<float *>(src), int(padded));
     Buffer<uint8_t> bytes(reinterpret_cast<uint8_t *>(out.planes.data()), int(out.words() * 8),
                           k_a);
     Buffer<float> beta(out.beta.data(), k_a);
-    detail::check(kernels::quantize_act[k_a - 1][iters](xb, bytes, beta), "quantize_act");
+    detail::check(kernels::quantize_act[k_a - 1][iters](xb, int(n), bytes, beta), "quantize_act");
     for (int j = 0; j < k_a; ++j)
         if (!std::isfinite(out.beta[j]))
             fail("quantize_act: the input vector (length " + std::to_string(n) +

@@ -43,12 +43,13 @@ Quantized greedy(const float* x, size_t n, int k);
 
 // For fixed alpha: every element takes the nearest of the 2^k values
 // sum_i alpha_i s_i, found by binary search over the midpoints of the sorted
-// values. Ties in the sorted order are broken by combination index s; an element
-// exactly on a midpoint takes the lower value.
-// Precisely: v(s) = sum_i alpha_i (bit i of s ? +1 : -1); sort s by (v(s), s)
-// ascending; mid_m = (v_sorted[m] + v_sorted[m+1]) / 2; x takes the s at rank
-// #{m : x > mid_m}. Consequence: when all alphas are 0 (every v(s) = 0) every
-// element takes s = 0, i.e. codes all -1 (the value is 0 either way).
+// values. Equal values are ordered by combination index s, larger s first; an
+// element exactly on a midpoint takes the lower value.
+// Precisely: v(s) = sum_i alpha_i (bit i of s ? +1 : -1); sort s by v(s)
+// ascending, then s descending; mid_m = (v_sorted[m] + v_sorted[m+1]) / 2; x takes
+// the s at rank #{m : x > mid_m}. Consequence: when all alphas are 0 (every
+// v(s) = 0) every element takes s = 2^k - 1, i.e. codes all +1, as greedy's
+// sign(0) = +1.
 void assign_codes(const float* x, size_t n, const double* alpha, int k, int8_t* codes);
 
 // For fixed codes: alpha = (B^T B)^-1 B^T x. B^T B is an integer matrix; when its
@@ -57,13 +58,15 @@ void assign_codes(const float* x, size_t n, const double* alpha, int k, int8_t* 
 // the k of the quantized vector (refined() refits the first i+1 planes).
 // The determinant and the cofactors are computed exactly in 128-bit integers
 // (valid for n < 2^32, larger n throws); alpha = adj(G) h / det(G) in double,
-// with h = B^T x.
+// with h = B^T x. (The Halide quantize_act solves by elimination in double and
+// treats a pivot <= 1e-9 n as singular: the same decision except for nearly
+// singular G, where both keep scales within rounding of each other.)
 bool refit_scales(const float* x, size_t n, const int8_t* codes, int k, double* alpha);
 
 // Alternating: greedy init, then T cycles of {assign_codes, refit_scales}.
 // T = 0 is greedy. The error never increases from one step to the next.
-// A zero vector gives alpha all 0; its codes are all +1 for T = 0 and all -1 for
-// T >= 1 (see assign_codes); a constant vector is exact.
+// A zero vector gives alpha all 0 and codes all +1 (see assign_codes); a
+// constant vector is exact.
 Quantized alternating(const float* x, size_t n, int k, int T);
 
 // Refined greedy: greedy, but after each new plane all scales so far are refit

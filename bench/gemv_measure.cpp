@@ -1,0 +1,115 @@
+#include "gemv_measure.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <random>
+#include <vector>
+
+#include "amq/kernels.h"
+#include "amq/reference.h"
+
+namespace amq::bench {
+namespace {
+
+double now_us() {
+    using namespace std::chrono;
+    return duration<double, std::micro>(steady_clock::now().time_since_epoch()).count();
+}
+
+// Calls fn `calls` times and returns the mean time per call.
+double time_calls(const std::function<void()> &fn, int calls) {
+    double t0 = now_us();
+    for (int c = 0; c < calls; ++c) fn();
+    return (now_us() - t0) / calls;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
+}
+
+double quantile(std::vector<double> v, double q) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[size_t(q * (v.size() - 1) + 0.5)];
+}
+
+}  // namespace
+
+void set_threads(int threads) {
+    amq::set_num_threads(threads);
+    openblas_set_num_threads(threads);
+}
+
+GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, int rounds,
+                        double min_round_ms, int act_iters) {
+    set_threads(threads);
+    std::mt19937_64 g(42);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    const size_t words = ref::words_for(cols);
+
+    std::vector<uint64_t> planes(size_t(bits.w) * rows * words);
+    for (auto &w : planes) w = g();
+    if (cols % 64)
+        for (size_t p = 0; p < size_t(bits.w) * rows; ++p)
+            planes[p * words + words - 1] &= ~0ull >> (64 - cols % 64);
+    std::vector<float> alpha(rows * bits.w), bias(rows), x(cols), M(rows * cols), y(rows);
+    for (auto &v : alpha) v = std::abs(nd(g)) * 0.1f;
+    for (auto &v : bias) v = nd(g);
+    for (auto &v : x) v = nd(g);
+    for (auto &v : M) v = nd(g);
+    BinaryMatrix W = BinaryMatrix::from_planes(planes.data(), alpha.data(), bits.w, rows, cols,
+                                               bias.data());
+    planes.clear();
+    BinaryVector a;
+    quantize_act(x.data(), cols, bits.a, act_iters, a);
+
+    std::vector<std::function<void()>> fns = {
+        [&] {
+            quantize_act(x.data(), cols, bits.a, act_iters, a);
+            bgemv(W, a, y.data());
+        },
+        [&] { bgemv(W, a, y.data()); },
+        [&] { quantize_act(x.data(), cols, bits.a, act_iters, a); },
+        [&] { f32_gemv(M.data(), rows, cols, x.data(), bias.data(), y.data()); },
+        [&] {
+            std::copy(bias.begin(), bias.end(), y.begin());
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, int(rows), int(cols), 1.0f, M.data(),
+                        int(cols), x.data(), 1, 1.0f, y.data(), 1);
+        },
+    };
+    // Calibrate calls per round so that each candidate runs about min_round_ms.
+    std::vector<int> calls(fns.size());
+    for (size_t f = 0; f < fns.size(); ++f) {
+        fns[f]();  // warm-up
+        double t = std::max(time_calls(fns[f], 3), 0.05);
+        calls[f] = std::max(1, int(min_round_ms * 1000.0 / t));
+    }
+    std::vector<std::vector<double>> times(fns.size());
+    for (int r = 0; r < rounds; ++r)
+        for (size_t f = 0; f < fns.size(); ++f) times[f].push_back(time_calls(fns[f], calls[f]));
+
+    GemvResult res;
+    res.rows = rows;
+    res.cols = cols;
+    res.k_w = bits.w;
+    res.k_a = bits.a;
+    res.threads = threads;
+    res.iters = act_iters;
+    res.isa = isa_name(active_isa());
+    res.layout = kernel_layout().layout + "/" + std::to_string(kernel_layout().tile);
+    res.amq_us = median(times[0]);
+    res.amq_gemv_only_us = median(times[1]);
+    res.quantize_act_us = median(times[2]);
+    res.f32_halide_us = median(times[3]);
+    res.sgemv_us = median(times[4]);
+    res.amq_spread = (quantile(times[0], 0.9) - quantile(times[0], 0.1)) / res.amq_us;
+    res.rounds = rounds;
+    res.weight_bytes = W.bytes();
+    res.f32_weight_bytes = rows * cols * sizeof(float);
+    return res;
+}
+
+}  // namespace amq::bench

@@ -1,0 +1,32 @@
+// Side-by-side timing of one GEMV shape: amq (activation quantization + bgemv),
+// bgemv alone, the Halide float GEMV and OpenBLAS sgemv, measured in the same
+// process, interleaved round by round, reported as medians.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "amq/spec.h"
+
+namespace amq::bench {
+
+struct GemvResult {
+    size_t rows = 0, cols = 0;
+    int k_w = 0, k_a = 0, threads = 1, iters = 2;
+    std::string isa, layout;
+    double amq_us = 0, amq_gemv_only_us = 0, quantize_act_us = 0;
+    double f32_halide_us = 0, sgemv_us = 0;
+    double amq_spread = 0;  // (p90 - p10) / median of amq_us over the rounds
+    int rounds = 0;
+    size_t weight_bytes = 0, f32_weight_bytes = 0;
+};
+
+// rounds: interleaved rounds; each round times every candidate over enough calls
+// to take about min_round_ms.
+GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, int rounds = 15,
+                        double min_round_ms = 2.0, int act_iters = 2);
+
+// Sets both Halide's and OpenBLAS's thread counts.
+void set_threads(int threads);
+
+}  // namespace amq::bench
