@@ -60,7 +60,10 @@ inline BgemvFuncs bgemv_algorithm(Halide::Func W, Halide::Func alpha, Halide::Fu
 
 // The hand schedule and its knobs. Measured on AMD Zen 5 (one thread, AVX-512
 // with vpopcntq): tiled, tile 8, 4096x1024 W2A2 -- see docs/PERFORMANCE.md.
-inline void bgemv_schedule(BgemvFuncs &f, const BgemvKnobs &k, int k_w, int k_a) {
+// `parallel` (a run-time flag) picks the parallel variant: with one thread the
+// serial loop avoids the thread pool's overhead.
+inline void bgemv_schedule(BgemvFuncs &f, const BgemvKnobs &k, int k_w, int k_a,
+                           Halide::Expr parallel) {
     using namespace Halide;
     Var r = f.r, i = f.i, j = f.j, t = f.t;
     Var to("to"), ti("ti");
@@ -68,7 +71,8 @@ inline void bgemv_schedule(BgemvFuncs &f, const BgemvKnobs &k, int k_w, int k_a)
     y.bound(r, 0, k.tile).vectorize(r);
     LoopLevel at;
     if (k.parallel_tiles > 0) {
-        y.split(t, to, ti, k.parallel_tiles, TailStrategy::GuardWithIf).parallel(to);
+        y.split(t, to, ti, k.parallel_tiles, TailStrategy::GuardWithIf);
+        y.specialize(parallel).parallel(to);
         at = LoopLevel(y, ti);
     } else {
         at = LoopLevel(y, t);

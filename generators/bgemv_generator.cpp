@@ -21,6 +21,7 @@ public:
     Input<Buffer<uint64_t, 2>> A{"A"};
     Input<Buffer<float, 1>> beta{"beta"};
     Input<int32_t> n{"n", 1, 1, 1 << 30};
+    Input<bool> parallel{"parallel", false};
     Output<Buffer<float, 2>> y{"y"};
 
     void generate() {
@@ -47,6 +48,7 @@ public:
         A.set_estimates({{0, est_words}, {0, k_a}});
         beta.set_estimates({{0, k_a}});
         n.set_estimate(est_cols);
+        parallel.set_estimate(false);
         y.set_estimates({{0, tile}, {0, tiles}});
 
         if (!auto_schedule) {
@@ -55,7 +57,7 @@ public:
             k.tile = tile;
             k.unroll_words = unroll_words;
             k.parallel_tiles = parallel_tiles;
-            bgemv_schedule(f, k, k_w, k_a);
+            bgemv_schedule(f, k, k_w, k_a, parallel);
         }
     }
 };

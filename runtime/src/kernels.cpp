@@ -27,6 +27,8 @@ void check_bits(const char *kernel, const char *what, int k) {
 
 size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
 
+int g_threads = 1;  // set_num_threads(); the kernels run serially with one
+
 }  // namespace
 
 const char *isa_name(Isa isa) {
@@ -44,6 +46,7 @@ void set_num_threads(int n) {
     detail::install_hooks();
     if (n < 1) fail("set_num_threads: threads = " + std::to_string(n) + " (expected >= 1)");
     halide_set_num_threads(n);
+    g_threads = n;
 }
 
 KernelLayout kernel_layout() { return KernelLayout{AMQ_KERNEL_LAYOUT, AMQ_KERNEL_TILE}; }
@@ -209,7 +212,8 @@ void bgemv(const BinaryMatrix &W, const BinaryVector &a, float *y) {
         dst = scratch.data();
     }
     Buffer<float> yb(dst, W.tile(), int(W.tiles()));
-    detail::check(kernels::bgemv[W.k_w() - 1][a.k - 1](wb, alpha, bias, A, beta, int(a.n), yb),
+    detail::check(kernels::bgemv[W.k_w() - 1][a.k - 1](wb, alpha, bias, A, beta, int(a.n),
+                                                       g_threads > 1, yb),
                   "bgemv");
     if (dst != y) std::memcpy(y, dst, W.rows() * sizeof(float));
 }
