@@ -60,29 +60,42 @@ void BinaryVector::resize(int k_, size_t n_) {
     beta.resize(size_t(k));
 }
 
+WeightStrides weight_strides(const KernelLayout &l, int k, size_t tiles, size_t words) {
+    const int64_t tile = l.tile, K = k, W = int64_t(words), T = int64_t(tiles);
+    if (l.layout == "tiled") return {1, tile, tile * K, tile * K * W};
+    if (l.layout == "plane_major") return {W, tile * W * T, 1, tile * W};
+    if (l.layout == "interleaved") return {K * W, 1, K, tile * K * W};
+    fail("unknown kernel layout '" + l.layout + "' (expected tiled, plane_major or interleaved)");
+}
+
 size_t kernel_word_offset(const KernelLayout &l, int k, size_t tiles, size_t words, size_t row,
                           int i, size_t w) {
-    // Mirrors constrain_weight_layout() in generators/layout.h.
-    const size_t tile = size_t(l.tile), t = row / tile, r = row % tile;
-    if (l.layout == "tiled") return ((t * words + w) * k + i) * tile + r;
-    if (l.layout == "plane_major") return (size_t(i) * tiles * tile + row) * words + w;
-    if (l.layout == "interleaved") return (row * words + w) * k + i;
-    fail("unknown kernel layout '" + l.layout + "'");
+    const WeightStrides s = weight_strides(l, k, tiles, words);
+    const size_t t = row / size_t(l.tile), r = row % size_t(l.tile);
+    return size_t(s.r * int64_t(r) + s.i * i + s.w * int64_t(w) + s.t * int64_t(t));
 }
 
 BinaryMatrix BinaryMatrix::from_planes(const uint64_t *planes, const float *alpha, int k_w,
                                        size_t rows, size_t cols, const float *bias) {
+    return from_planes(planes, alpha, k_w, rows, cols, bias, kernel_layout());
+}
+
+BinaryMatrix BinaryMatrix::from_planes(const uint64_t *planes, const float *alpha, int k_w,
+                                       size_t rows, size_t cols, const float *bias,
+                                       const KernelLayout &l) {
     check_bits("BinaryMatrix", "k_w", k_w);
     if (rows == 0 || cols == 0)
         fail("BinaryMatrix: shape " + std::to_string(rows) + "x" + std::to_string(cols) +
              " is empty (expected rows >= 1 and cols >= 1)");
     if (!planes || !alpha) fail("BinaryMatrix: planes and alpha must not be null");
-    const KernelLayout l = kernel_layout();
+    if (l.tile < 1 || l.tile > 64)
+        fail("BinaryMatrix: tile = " + std::to_string(l.tile) + " (expected 1..64)");
+    weight_strides(l, k_w, 1, 1);  // validates the layout name
     BinaryMatrix m;
     m.k_w_ = k_w;
     m.rows_ = rows;
     m.cols_ = cols;
-    m.tile_ = l.tile;
+    m.layout_ = l;
     m.tiles_ = (rows + l.tile - 1) / l.tile;
     const size_t words = m.words(), tile = size_t(l.tile);
     m.planes_.assign(size_t(k_w) * m.tiles_ * tile * words, 0);
@@ -114,7 +127,7 @@ BinaryMatrix BinaryMatrix::from_planes(const uint64_t *planes, const float *alph
 }
 
 std::vector<uint64_t> BinaryMatrix::to_planes() const {
-    const KernelLayout l = kernel_layout();
+    const KernelLayout &l = layout_;
     std::vector<uint64_t> out(size_t(k_w_) * rows_ * words());
     for (int i = 0; i < k_w_; ++i)
         for (size_t r = 0; r < rows_; ++r)
@@ -130,28 +143,13 @@ size_t BinaryMatrix::bytes() const {
 
 namespace {
 
-// A u64 weight buffer W(r, i, w, t) with the strides of the build's layout.
+// A u64 weight buffer W(r, i, w, t) with the strides of the matrix's layout.
 Buffer<uint64_t> weight_buffer(const BinaryMatrix &m) {
-    const KernelLayout l = kernel_layout();
-    const int tile = m.tile(), k = m.k_w();
-    const int words = int(m.words()), tiles = int(m.tiles());
-    halide_dimension_t d[4] = {{0, tile, 0}, {0, k, 0}, {0, words, 0}, {0, tiles, 0}};
-    if (l.layout == "tiled") {
-        d[0].stride = 1;
-        d[1].stride = tile;
-        d[2].stride = tile * k;
-        d[3].stride = tile * k * words;
-    } else if (l.layout == "plane_major") {
-        d[0].stride = words;
-        d[2].stride = 1;
-        d[3].stride = tile * words;
-        d[1].stride = tile * words * tiles;
-    } else {
-        d[1].stride = 1;
-        d[2].stride = k;
-        d[0].stride = k * words;
-        d[3].stride = tile * k * words;
-    }
+    const WeightStrides s = weight_strides(m.layout(), m.k_w(), m.tiles(), m.words());
+    halide_dimension_t d[4] = {{0, m.tile(), int32_t(s.r)},
+                               {0, m.k_w(), int32_t(s.i)},
+                               {0, int32_t(m.words()), int32_t(s.w)},
+                               {0, int32_t(m.tiles()), int32_t(s.t)}};
     return Buffer<uint64_t>(const_cast<uint64_t *>(m.kernel_planes().data()), 4, d);
 }
 
@@ -189,6 +187,10 @@ void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryVector &ou
 void bgemv(const BinaryMatrix &W, const BinaryVector &a, float *y) {
     detail::install_hooks();
     if (W.k_w() == 0) fail("bgemv: the weight matrix is empty (not built)");
+    if (W.layout().layout != kernel_layout().layout || W.tile() != kernel_layout().tile)
+        fail("bgemv: the matrix is in layout " + W.layout().layout + "/" +
+             std::to_string(W.tile()) + " but the kernels were built for " +
+             kernel_layout().layout + "/" + std::to_string(kernel_layout().tile));
     check_bits("bgemv", "k_a", a.k);
     if (a.n != W.cols())
         fail("bgemv: activation length " + std::to_string(a.n) + " does not match the " +

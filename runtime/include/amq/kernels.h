@@ -63,6 +63,11 @@ public:
     // padding bits 0; alpha [rows][k_w]; bias [rows] or null.
     static BinaryMatrix from_planes(const uint64_t *planes, const float *alpha, int k_w,
                                     size_t rows, size_t cols, const float *bias = nullptr);
+    // The same for another layout than the build's (for the tuner and tests; only
+    // kernels built for that layout can run it).
+    static BinaryMatrix from_planes(const uint64_t *planes, const float *alpha, int k_w,
+                                    size_t rows, size_t cols, const float *bias,
+                                    const KernelLayout &layout);
 
     // Back to the model-file format [k_w][rows][words].
     std::vector<uint64_t> to_planes() const;
@@ -72,7 +77,8 @@ public:
     size_t cols() const { return cols_; }
     size_t words() const { return (cols_ + 63) / 64; }
     size_t tiles() const { return tiles_; }
-    int tile() const { return tile_; }
+    int tile() const { return layout_.tile; }
+    const KernelLayout &layout() const { return layout_; }
     // Bytes of the packed planes and scales (what the model costs in memory).
     size_t bytes() const;
 
@@ -84,7 +90,7 @@ public:
 private:
     int k_w_ = 0;
     size_t rows_ = 0, cols_ = 0, tiles_ = 0;
-    int tile_ = 8;
+    KernelLayout layout_;
     std::vector<uint64_t> planes_;  // layout per kernel_layout()
     std::vector<float> alpha_;      // [tiles][k_w][tile]
     std::vector<float> bias_;       // [tiles][tile]
@@ -93,6 +99,13 @@ private:
 // Offset of word w of plane i of row `row` in a kernel-layout buffer.
 size_t kernel_word_offset(const KernelLayout &layout, int k, size_t tiles, size_t words,
                           size_t row, int i, size_t w);
+
+// Strides (in words) of the kernel's W(r, i, w, t) buffer dimensions for a layout;
+// they mirror constrain_weight_layout() in generators/layout.h.
+struct WeightStrides {
+    int64_t r, i, w, t;
+};
+WeightStrides weight_strides(const KernelLayout &layout, int k, size_t tiles, size_t words);
 
 // Quantizes x[n] into k_a planes: greedy init, then `iters` alternating cycles
 // (iters 0 = greedy; 0..3 are built). x must be finite: NaN or Inf throws.
