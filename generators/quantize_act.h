@@ -58,6 +58,31 @@ inline Halide::Func masked_sum(const std::string &name, Halide::Expr n, int lane
 // A double constant (Halide's Expr(double) is ambiguous).
 inline Halide::Expr f64(double v) { return Halide::Internal::make_const(Halide::Float(64), v); }
 
+// The same for several terms at once: one pass, a tuple of sums (a tuple of one
+// term is padded with a dummy so that the result is always a Tuple).
+inline Halide::Func masked_sums(const std::string &name, Halide::Expr n, int lanes,
+                                const std::vector<std::function<Halide::Expr(Halide::Expr)>> &terms,
+                                QuantizeActFuncs &f) {
+    using namespace Halide;
+    RDom rr(0, lanes, 0, (n + lanes - 1) / lanes, name + "_r");
+    Expr e = rr.y * lanes + rr.x;
+    std::vector<Expr> init, upd;
+    Func s(name);
+    for (size_t t = 0; t < terms.size(); ++t) {
+        Expr v = terms[t](e);
+        init.push_back(Internal::make_zero(v.type()));
+    }
+    if (init.size() == 1) init.push_back(Internal::make_zero(init[0].type()));
+    s() = Tuple(init);
+    for (size_t t = 0; t < terms.size(); ++t)
+        upd.push_back(s()[int(t)] + select(e < n, terms[t](e), Internal::make_zero(init[t].type())));
+    if (upd.size() == 1) upd.push_back(s()[1]);
+    s() = Tuple(upd);
+    f.sums.push_back(s);
+    f.sum_lanes.push_back(rr.x);
+    return s;
+}
+
 inline Halide::Expr bit_of(Halide::Expr s, int i) {
     return ((s >> i) & 1) == 1;
 }
@@ -136,27 +161,28 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         f.codes.push_back(codes);
         codes_last = codes;
 
-        // Refit: G alpha = h with G_ij = sum b_i b_j (integers), h_i = sum b_i x.
+        // Refit: G alpha = h with G_ij = sum b_i b_j (integers), h_i = sum b_i x,
+        // all summed in one pass (a tuple reduction).
         std::vector<Expr> h(k);
         std::vector<std::vector<Expr>> G(k, std::vector<Expr>(k));
-        for (int i = 0; i < k; ++i) {
-            Func hs = detail::masked_sum("h" + cs + "_" + std::to_string(i), n, lanes,
-                                         [&](Expr e) {
-                                             return select(detail::bit_of(codes(e), i), xd(e),
-                                                           -xd(e));
-                                         },
-                                         f);
-            h[i] = hs();
-            G[i][i] = nd;
-            for (int jx = 0; jx < i; ++jx) {
-                Func gs = detail::masked_sum(
-                    "g" + cs + "_" + std::to_string(i) + std::to_string(jx), n, lanes * 2,
-                    [&](Expr e) {
+        {
+            std::vector<std::function<Expr(Expr)>> terms;
+            for (int i = 0; i < k; ++i)
+                terms.push_back([&, i](Expr e) {
+                    return select(detail::bit_of(codes(e), i), xd(e), -xd(e));
+                });
+            for (int i = 0; i < k; ++i)
+                for (int jx = 0; jx < i; ++jx)
+                    terms.push_back([&, i, jx](Expr e) {
                         return select(detail::bit_of(codes(e), i) == detail::bit_of(codes(e), jx),
-                                      1, -1);
-                    },
-                    f);
-                G[i][jx] = G[jx][i] = cast<double>(gs());
+                                      detail::f64(1), detail::f64(-1));
+                    });
+            Func sums = detail::masked_sums("refit" + cs, n, lanes, terms, f);
+            int idx = 0;
+            for (int i = 0; i < k; ++i) h[i] = sums()[idx++];
+            for (int i = 0; i < k; ++i) {
+                G[i][i] = nd;
+                for (int jx = 0; jx < i; ++jx) G[i][jx] = G[jx][i] = sums()[idx++];
             }
         }
         // Gaussian elimination in natural order (G is a Gram matrix: SPD unless

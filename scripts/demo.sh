@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the dependencies, builds amq and shows what it does, step by step.
+# See scripts/common.sh for AMQ_BUILD_DIR and AMQ_CMAKE_ARGS.
+set -euo pipefail
+
+# shellcheck source=scripts/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+amq_prepare
+
+AMQ="$AMQ_BUILD_DIR/tools/amq"
+
+# The demo's steps, in order: one title each. To add a step, add its title
+# here and its commands below with the next number.
+STEPS=(
+  "amq info"
+  "GEMV benchmark: every shape and bit width, 1 thread"
+  "GEMV benchmark: 4096x2048, w2a2, 2 threads, JSON"
+)
+
+# step N: prints the heading of step N.
+step() {
+  echo
+  echo "== $1/${#STEPS[@]} ${STEPS[$1 - 1]} =="
+}
+
+step 1
+"$AMQ" info
+
+step 2
+"$AMQ" bench gemv --all --threads 1
+
+step 3
+"$AMQ" bench gemv --shape 4096x2048 --bits 2x2 --threads 2 --json
+
+echo
+amq_print_timings
+echo "== demo done =="

@@ -1,0 +1,35 @@
+// The `amq` command-line tool: one add_<name>_command per subcommand (cmd_<name>.cpp),
+// registered by amq_main.cpp, plus the argument parsers the subcommands share.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <stdexcept>
+#include <string>
+
+#include "amq/spec.h"
+
+namespace amq::tools {
+
+// A bad argument value found after CLI11's parsing: main prints "amq: <message>"
+// and exits with 2, like CLI11's own parse errors.
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+void add_info_command(CLI::App &app);
+#ifdef AMQ_HAVE_BENCH
+void add_bench_command(CLI::App &app);
+#endif
+
+// "4096x1024" -> {4096, 1024}; throws UsageError naming `option` and the value.
+spec::Shape parse_shape(const std::string &option, const std::string &text);
+// "2x3" (or "w2a3") -> {w = 2, a = 3}, each in 1..4; throws UsageError.
+spec::Bits parse_bits(const std::string &option, const std::string &text);
+// Throws UsageError unless lo <= value <= hi.
+void check_range(const std::string &option, long long value, long long lo, long long hi);
+
+std::string shape_str(size_t rows, size_t cols);  // "4096x1024"
+std::string bits_str(int w, int a);               // "2x2"
+
+}  // namespace amq::tools
