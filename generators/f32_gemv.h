@@ -19,20 +19,23 @@ struct F32GemvKnobs {
 struct F32GemvFuncs {
     Halide::Func y, dot;
     Halide::Var r{"r"}, u{"u"};
-    Halide::RDom rc;
+    Halide::RDom rc, tail;
 };
 
 inline F32GemvFuncs f32_gemv_algorithm(Halide::Func M, Halide::Func x, Halide::Func bias,
                                        Halide::Expr cols, int vector) {
     using namespace Halide;
     F32GemvFuncs f;
-    // Columns as [blocks][vector] so the lanes vectorize without a tail.
-    f.rc = RDom(0, vector, 0, (cols + vector - 1) / vector, "rc");
+    // Full blocks of `vector` columns as [blocks][lanes] (dense loads, lanes
+    // vectorized), then the last cols % vector columns one by one.
+    Expr blocks = cols / vector;
+    f.rc = RDom(0, vector, 0, blocks, "rc");
+    f.tail = RDom(blocks * vector, cols - blocks * vector, "tail");
     Expr c = f.rc.y * vector + f.rc.x;
-    Expr term = select(c < cols, M(min(c, cols - 1), f.r) * x(min(c, cols - 1)), 0.0f);
     f.dot = Func("dot");
     f.dot(f.u, f.r) = 0.0f;
-    f.dot(f.rc.x, f.r) += term;
+    f.dot(f.rc.x, f.r) += M(c, f.r) * x(c);
+    f.dot(0, f.r) += M(f.tail, f.r) * x(f.tail);
     f.y = Func("y");
     Expr s = 0.0f;
     for (int l = 0; l < vector; ++l) s = s + f.dot(l, f.r);
@@ -49,7 +52,8 @@ inline void f32_gemv_schedule(F32GemvFuncs &f, const F32GemvKnobs &k) {
     }
     f.y.split(f.r, ro, ri, k.rows_unroll, TailStrategy::GuardWithIf);
     f.dot.compute_at(f.y, ro).vectorize(f.u).unroll(f.r);
-    f.dot.update().reorder(f.rc.x, f.r, f.rc.y).vectorize(f.rc.x).unroll(f.r);
+    f.dot.update(0).reorder(f.rc.x, f.r, f.rc.y).vectorize(f.rc.x).unroll(f.r);
+    f.dot.update(1).reorder(f.r, f.tail.x).unroll(f.r);
 }
 
 }  // namespace amq::gen

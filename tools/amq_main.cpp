@@ -6,9 +6,10 @@
 #include "commands.h"
 
 int main(int argc, char **argv) {
-    CLI::App app{"amq: multi-bit binary (XOR+popcount) quantized LSTM/GRU inference "
-                 "with Halide kernels",
-                 "amq"};
+    CLI::App app{
+        "amq: multi-bit binary (XOR+popcount) quantized LSTM/GRU inference "
+        "with Halide kernels",
+        "amq"};
     app.set_version_flag("--version", "amq " AMQ_VERSION);
     app.require_subcommand(1);
     amq::tools::add_info_command(app);

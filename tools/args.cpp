@@ -1,5 +1,6 @@
 // Argument parsers shared by the subcommands.
 #include <climits>
+#include <cstdint>
 #include <cstdlib>
 
 #include "commands.h"
@@ -23,7 +24,7 @@ spec::Shape parse_shape(const std::string &option, const std::string &text) {
     if (x == std::string::npos || !parse_positive(text.substr(0, x), INT_MAX, r) ||
         !parse_positive(text.substr(x + 1), INT_MAX, c))
         throw UsageError(option + " '" + text +
-                         "': expected ROWSxCOLS with positive integers, e.g. 4096x1024");
+                         "': expected ROWSxCOLS, each an integer in 1..2147483647, e.g. 4096x1024");
     return {size_t(r), size_t(c)};
 }
 

@@ -2,6 +2,7 @@
 // Halide float GEMV and OpenBLAS sgemv, one shape or the whole spec (--all), as a
 // markdown table or JSON.
 #include <cmath>
+#include <cstdio>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -20,32 +21,38 @@ struct GemvOptions {
 };
 
 double ratio(double a, double b) { return b > 0 ? a / b : 0; }
-double round_to(double v, double unit) { return std::round(v / unit) * unit; }
+// Rounded to `digits` decimals (so that the JSON shows 0.942, not 0.94200000000000006).
+double round_to(double v, int digits) {
+    double p = std::pow(10.0, digits);
+    return std::round(v * p) / p;
+}
 
 nlohmann::ordered_json to_json(const bench::GemvResult &r) {
-    return {{"shape", shape_str(r.rows, r.cols)},
-            {"rows", r.rows},
-            {"cols", r.cols},
-            {"bits", bits_str(r.k_w, r.k_a)},
-            {"k_w", r.k_w},
-            {"k_a", r.k_a},
-            {"act_iters", r.iters},
-            {"threads", r.threads},
-            {"isa", r.isa},
-            {"layout", r.layout},
-            {"amq_us", round_to(r.amq_us, 1e-3)},
-            {"amq_gemv_only_us", round_to(r.amq_gemv_only_us, 1e-3)},
-            {"quantize_act_us", round_to(r.quantize_act_us, 1e-3)},
-            {"f32_halide_us", round_to(r.f32_halide_us, 1e-3)},
-            {"sgemv_us", round_to(r.sgemv_us, 1e-3)},
-            {"speedup_vs_sgemv", round_to(ratio(r.sgemv_us, r.amq_us), 1e-3)},
-            {"speedup_gemv_only_vs_sgemv", round_to(ratio(r.sgemv_us, r.amq_gemv_only_us), 1e-3)},
-            {"speedup_vs_f32_halide", round_to(ratio(r.f32_halide_us, r.amq_us), 1e-3)},
-            {"rounds", r.rounds},
-            {"spread", round_to(r.amq_spread, 1e-4)},
-            {"weight_bytes", r.weight_bytes},
-            {"f32_weight_bytes", r.f32_weight_bytes},
-            {"compression", round_to(ratio(double(r.f32_weight_bytes), double(r.weight_bytes)), 1e-3)}};
+    double compression = ratio(double(r.f32_weight_bytes), double(r.weight_bytes));
+    return {
+        {"shape", shape_str(r.rows, r.cols)},
+        {"rows", r.rows},
+        {"cols", r.cols},
+        {"bits", bits_str(r.k_w, r.k_a)},
+        {"k_w", r.k_w},
+        {"k_a", r.k_a},
+        {"act_iters", r.iters},
+        {"threads", r.threads},
+        {"isa", r.isa},
+        {"layout", r.layout},
+        {"amq_us", round_to(r.amq_us, 3)},
+        {"amq_gemv_only_us", round_to(r.amq_gemv_only_us, 3)},
+        {"quantize_act_us", round_to(r.quantize_act_us, 3)},
+        {"f32_halide_us", round_to(r.f32_halide_us, 3)},
+        {"sgemv_us", round_to(r.sgemv_us, 3)},
+        {"speedup_vs_sgemv", round_to(ratio(r.sgemv_us, r.amq_us), 3)},
+        {"speedup_gemv_only_vs_sgemv", round_to(ratio(r.sgemv_us, r.amq_gemv_only_us), 3)},
+        {"speedup_vs_f32_halide", round_to(ratio(r.f32_halide_us, r.amq_us), 3)},
+        {"rounds", r.rounds},
+        {"spread", round_to(r.amq_spread, 4)},
+        {"weight_bytes", r.weight_bytes},
+        {"f32_weight_bytes", r.f32_weight_bytes},
+        {"compression", round_to(compression, 3)}};
 }
 
 void print_table_header() {
@@ -61,10 +68,10 @@ void print_table_row(const nlohmann::ordered_json &j) {
         return std::string(buf);
     };
     std::cout << "| " << j["shape"].get<std::string>() << " | W" << j["k_w"] << "A" << j["k_a"]
-              << " | " << j["threads"] << " | " << num(j["amq_us"], 1) << " | "
-              << num(j["amq_gemv_only_us"], 1) << " | " << num(j["sgemv_us"], 1) << " | "
-              << num(j["f32_halide_us"], 1) << " | " << num(j["speedup_vs_sgemv"], 2)
-              << "x |" << std::endl;
+              << " | " << j["threads"] << " | " << num(j["amq_us"], 2) << " | "
+              << num(j["amq_gemv_only_us"], 2) << " | " << num(j["sgemv_us"], 2) << " | "
+              << num(j["f32_halide_us"], 2) << " | " << num(j["speedup_vs_sgemv"], 2) << "x |"
+              << std::endl;
 }
 
 void run_gemv(const GemvOptions &o) {
@@ -100,11 +107,13 @@ void add_bench_command(CLI::App &app) {
     auto *bench = app.add_subcommand("bench", "Time the kernels against the float baselines");
     bench->require_subcommand(1);
     auto *gemv = bench->add_subcommand(
-        "gemv", "amq GEMV (activation quantization + bgemv) vs the Halide float GEMV and "
-                "OpenBLAS sgemv; medians of interleaved rounds");
+        "gemv",
+        "amq GEMV (activation quantization + bgemv) vs the Halide float GEMV and "
+        "OpenBLAS sgemv; medians of interleaved rounds");
     auto o = std::make_shared<GemvOptions>();
     auto *shape = gemv->add_option("--shape", o->shape, "ROWSxCOLS, e.g. 4096x1024");
-    auto *bits = gemv->add_option("--bits", o->bits, "Weight x activation bits, e.g. 2x2 (1..4 each)");
+    auto *bits =
+        gemv->add_option("--bits", o->bits, "Weight x activation bits, e.g. 2x2 (1..4 each)");
     gemv->add_flag("--all", o->all, "Every shape x bits pair of the spec (amq::spec::bench_*)")
         ->excludes(shape)
         ->excludes(bits);

@@ -1,10 +1,12 @@
 // amq info [--json]: the CPU (via cpuinfo), the kernel variant this build runs on
 // it, the weight layout and the Halide version.
 #include <cpuinfo.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "amq/kernels.h"
@@ -34,7 +36,27 @@ std::string proc_model_name() {
     return "";
 }
 
-uint32_t cache_size(const cpuinfo_cache *c) { return c ? c->size : 0; }
+uint64_t cache_size(const cpuinfo_cache *c) { return c ? c->size : 0; }
+
+// Cache sizes from cpuinfo; from glibc (CPUID) where cpuinfo found none, as in
+// virtual machines without /sys/devices/system/cpu/*/cache.
+void add_caches(nlohmann::ordered_json &cpu) {
+    uint64_t l1d = cache_size(cpuinfo_get_l1d_cache(0)), l2 = cache_size(cpuinfo_get_l2_cache(0)),
+             l3 = cache_size(cpuinfo_get_l3_cache(0));
+    const char *source = "cpuinfo";
+    if (!l1d && !l2 && !l3) {
+        auto conf = [](int name) {
+            long v = sysconf(name);
+            return v > 0 ? uint64_t(v) : 0;
+        };
+        l1d = conf(_SC_LEVEL1_DCACHE_SIZE), l2 = conf(_SC_LEVEL2_CACHE_SIZE);
+        l3 = conf(_SC_LEVEL3_CACHE_SIZE), source = "sysconf";
+    }
+    cpu["l1d_bytes"] = l1d;
+    cpu["l2_bytes"] = l2;
+    cpu["l3_bytes"] = l3;
+    cpu["caches_from"] = source;
+}
 
 nlohmann::ordered_json describe() {
     nlohmann::ordered_json j, cpu, features;
@@ -47,10 +69,7 @@ nlohmann::ordered_json describe() {
         cpu["packages"] = cpuinfo_get_packages_count();
         cpu["cores"] = cpuinfo_get_cores_count();
         cpu["logical_processors"] = cpuinfo_get_processors_count();
-        cpu["l1d_bytes"] = cache_size(cpuinfo_get_l1d_cache(0));
-        cpu["l2_bytes"] = cache_size(cpuinfo_get_l2_cache(0));
-        cpu["l2_count"] = cpuinfo_get_l2_caches_count();
-        cpu["l3_bytes"] = cache_size(cpuinfo_get_l3_cache(0));
+        add_caches(cpu);
         features = {{"sse4_1", cpuinfo_has_x86_sse4_1()},
                     {"popcnt", cpuinfo_has_x86_popcnt()},
                     {"avx2", cpuinfo_has_x86_avx2()},
@@ -75,8 +94,11 @@ nlohmann::ordered_json describe() {
     return j;
 }
 
-std::string kib(const nlohmann::ordered_json &bytes) {
-    return bytes.get<uint64_t>() ? std::to_string(bytes.get<uint64_t>() / 1024) + " KiB" : "?";
+std::string size_str(const nlohmann::ordered_json &bytes) {
+    uint64_t b = bytes.get<uint64_t>();
+    if (!b) return "?";
+    if (b % (1 << 20) == 0) return std::to_string(b >> 20) + " MiB";
+    return std::to_string(b >> 10) + " KiB";
 }
 
 void print_text(const nlohmann::ordered_json &j) {
@@ -86,36 +108,38 @@ void print_text(const nlohmann::ordered_json &j) {
     if (c.contains("error")) {
         std::cout << "          " << c["error"].get<std::string>() << "\n";
     } else {
-        std::cout << "          " << c["cores"] << " cores, " << c["logical_processors"]
-                  << " logical processors, " << c["packages"] << " package(s)\n"
-                  << "          L1d " << kib(c["l1d_bytes"]) << " per core, L2 "
-                  << kib(c["l2_bytes"]) << " (x" << c["l2_count"] << "), L3 "
-                  << kib(c["l3_bytes"]) << "\n";
+        std::cout << "          " << c["cores"] << " core(s), " << c["logical_processors"]
+                  << " logical processor(s), " << c["packages"] << " package(s)\n"
+                  << "Caches:   L1d " << size_str(c["l1d_bytes"]) << ", L2 "
+                  << size_str(c["l2_bytes"]) << ", L3 " << size_str(c["l3_bytes"])
+                  << " (per instance)\n";
     }
     std::cout << "Features:";
     for (const auto &[name, on] : j["features"].items())
         std::cout << " " << name << (on.get<bool>() ? "+" : "-");
     std::cout << "\nKernels:  " << j["isa"].get<std::string>()
-              << " (the best variant this CPU runs; AMQ_ISA=avx512|avx2|sse41 caps it";
+              << " (variant chosen for this CPU; AMQ_ISA=avx512|avx2|sse41 caps it";
     if (!j["amq_isa_env"].is_null())
         std::cout << ", now AMQ_ISA=" << j["amq_isa_env"].get<std::string>();
     std::cout << ")\nLayout:   " << j["layout"].get<std::string>() << ", " << j["tile"]
-              << " rows per tile\nHalide:   " << j["halide_version"].get<std::string>()
-              << "\n";
+              << " rows per tile\nHalide:   " << j["halide_version"].get<std::string>() << "\n";
 }
 
 }  // namespace
 
 void add_info_command(CLI::App &app) {
-    auto *cmd = app.add_subcommand("info", "Show the CPU, its features, the kernel variant "
-                                           "chosen for it, the weight layout and the Halide "
-                                           "version");
+    auto *cmd = app.add_subcommand("info",
+                                   "Show the CPU, its features, the kernel variant "
+                                   "chosen for it, the weight layout and the Halide "
+                                   "version");
     auto json = std::make_shared<bool>(false);
     cmd->add_flag("--json", *json, "Print one JSON object");
     cmd->callback([json] {
         nlohmann::ordered_json j = describe();
-        if (*json) std::cout << j.dump(2) << "\n";
-        else print_text(j);
+        if (*json)
+            std::cout << j.dump(2) << "\n";
+        else
+            print_text(j);
     });
 }
 
