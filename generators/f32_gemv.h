@@ -27,15 +27,17 @@ inline F32GemvFuncs f32_gemv_algorithm(Halide::Func M, Halide::Func x, Halide::F
     using namespace Halide;
     F32GemvFuncs f;
     // Full blocks of `vector` columns as [blocks][lanes] (dense loads, lanes
-    // vectorized), then the last cols % vector columns one by one.
+    // vectorized), then one masked block for the last cols % vector columns
+    // (never an empty domain: Adams2019 fails on those).
     Expr blocks = cols / vector;
     f.rc = RDom(0, vector, 0, blocks, "rc");
-    f.tail = RDom(blocks * vector, cols - blocks * vector, "tail");
+    f.tail = RDom(0, vector, "tail");
+    Expr ct = blocks * vector + f.tail.x, ctc = min(ct, cols - 1);
     Expr c = f.rc.y * vector + f.rc.x;
     f.dot = Func("dot");
     f.dot(f.u, f.r) = 0.0f;
     f.dot(f.rc.x, f.r) += M(c, f.r) * x(c);
-    f.dot(0, f.r) += M(f.tail, f.r) * x(f.tail);
+    f.dot(0, f.r) += select(ct < cols, M(ctc, f.r) * x(ctc), 0.0f);
     f.y = Func("y");
     Expr s = 0.0f;
     for (int l = 0; l < vector; ++l) s = s + f.dot(l, f.r);
