@@ -46,7 +46,8 @@ amq_configure() {
   if [[ -n "${AMQ_CMAKE_ARGS:-}" ]]; then
     read -r -a extra <<<"$AMQ_CMAKE_ARGS"
   fi
-  cmake -S . -B "$AMQ_BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  # --no-warn-unused-cli: Python3_EXECUTABLE is set before the project uses it.
+  cmake --no-warn-unused-cli -S . -B "$AMQ_BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DPython3_EXECUTABLE="$AMQ_PYTHON" "${extra[@]}"
 }
 

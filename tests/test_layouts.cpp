@@ -32,6 +32,8 @@ const Variant kVariants[] = {
     {"tiled_t8_w4a1_par5", {"tiled", 8}, 4, 1, &amq_variant_tiled8_par5},
 };
 
+void PrintTo(const Variant &v, std::ostream *os) { *os << v.name; }
+
 void run_variant(const Variant &v, size_t rows, size_t cols, bool parallel, uint32_t seed) {
     auto W = amq::testing::random_planes(v.k_w, rows, cols, seed);
     auto alpha = amq::testing::normal(rows * v.k_w, seed + 1);
