@@ -88,8 +88,13 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
         calls[f] = std::max(1, int(min_round_ms * 1000.0 / t));
     }
     std::vector<std::vector<double>> times(fns.size());
+    // Each candidate gets one untimed call first in every round, so that none is
+    // timed right after another one's working set evicted its own from the caches.
     for (int r = 0; r < rounds; ++r)
-        for (size_t f = 0; f < fns.size(); ++f) times[f].push_back(time_calls(fns[f], calls[f]));
+        for (size_t f = 0; f < fns.size(); ++f) {
+            fns[f]();
+            times[f].push_back(time_calls(fns[f], calls[f]));
+        }
 
     GemvResult res;
     res.rows = rows;
