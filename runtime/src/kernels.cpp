@@ -29,6 +29,11 @@ size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
 
 int g_threads = 1;  // set_num_threads(); the kernels run serially with one
 
+// Below this many weight bytes a parallel bgemv loses to the serial one: waking
+// the pool costs more than the work it splits (measured on the 2-vCPU Zen 5 VM:
+// 1024x1024 W2A2 took 2.5 us serial, 3.3 us on two threads; docs/PERFORMANCE.md).
+constexpr size_t kParallelMinBytes = 512 * 1024;
+
 }  // namespace
 
 const char *isa_name(Isa isa) {
@@ -215,7 +220,8 @@ void bgemv(const BinaryMatrix &W, const BinaryVector &a, float *y) {
     }
     Buffer<float> yb(dst, W.tile(), int(W.tiles()));
     detail::check(kernels::bgemv[W.k_w() - 1][a.k - 1](wb, alpha, bias, A, beta, int(a.n),
-                                                       g_threads > 1, yb),
+                                                       g_threads > 1 && W.bytes() >= kParallelMinBytes,
+                                                       yb),
                   "bgemv");
     if (dst != y) std::memcpy(y, dst, W.rows() * sizeof(float));
 }
