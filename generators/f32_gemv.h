@@ -45,14 +45,16 @@ inline F32GemvFuncs f32_gemv_algorithm(Halide::Func M, Halide::Func x, Halide::F
     return f;
 }
 
-inline void f32_gemv_schedule(F32GemvFuncs &f, const F32GemvKnobs &k) {
+// `parallel` (a run-time flag) picks the parallel variant, as for bgemv.
+inline void f32_gemv_schedule(F32GemvFuncs &f, const F32GemvKnobs &k, Halide::Expr parallel) {
     using namespace Halide;
     Var ro("ro"), ri("ri");
-    if (k.parallel_rows > 0) {
-        Var rp("rp");
-        f.y.split(f.r, rp, f.r, k.parallel_rows, TailStrategy::GuardWithIf).parallel(rp);
-    }
+    Var rp("rp");
+    if (k.parallel_rows > 0)
+        f.y.split(f.r, rp, f.r, k.parallel_rows, TailStrategy::GuardWithIf);
     f.y.split(f.r, ro, ri, k.rows_unroll, TailStrategy::GuardWithIf);
+    // Every split before specialize(): the parallel branch copies the schedule.
+    if (k.parallel_rows > 0) f.y.specialize(parallel).parallel(rp);
     f.dot.compute_at(f.y, ro).vectorize(f.u).unroll(f.r);
     f.dot.update(0).reorder(f.rc.x, f.r, f.rc.y).vectorize(f.rc.x).unroll(f.r);
     f.dot.update(1).reorder(f.r, f.tail.x).unroll(f.r);

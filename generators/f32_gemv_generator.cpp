@@ -14,6 +14,7 @@ public:
     Input<Buffer<float, 2>> M{"M"};
     Input<Buffer<float, 1>> x{"x"};
     Input<Buffer<float, 1>> bias{"bias"};
+    Input<bool> parallel{"parallel", false};
     Output<Buffer<float, 1>> y{"y"};
 
     void generate() {
@@ -30,13 +31,14 @@ public:
         x.set_estimates({{0, est_cols}});
         bias.set_estimates({{0, est_rows}});
         y.set_estimates({{0, est_rows}});
+        parallel.set_estimate(false);
 
         if (!auto_schedule) {
             F32GemvKnobs k;
             k.vector = vector;
             k.rows_unroll = rows_unroll;
             k.parallel_rows = parallel_rows;
-            f32_gemv_schedule(f, k);
+            f32_gemv_schedule(f, k, parallel);
         }
     }
 };

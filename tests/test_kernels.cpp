@@ -234,22 +234,35 @@ TEST(PackBits, MatchesReferencePacking) {
 }
 
 TEST(F32Gemv, MatchesNaiveProduct) {
-    for (size_t rows : spec::test_rows)
-        for (size_t cols : spec::test_cols) {
-            if (rows * cols > 1024 * 1024) continue;
-            auto M = normal(rows * cols, uint32_t(rows * 31 + cols));
-            auto x = normal(cols, 3), b = normal(rows, 4);
-            std::vector<float> y(rows);
-            f32_gemv(M.data(), rows, cols, x.data(), b.data(), y.data());
-            for (size_t r = 0; r < rows; ++r) {
-                double s = b[r], scale = std::abs(b[r]);
-                for (size_t c = 0; c < cols; ++c) {
-                    s += double(M[r * cols + c]) * x[c];
-                    scale += std::abs(double(M[r * cols + c]) * x[c]);
+    // Two threads take the parallel variant where the matrix is large enough.
+    for (int threads : {1, 2}) {
+        set_num_threads(threads);
+        for (size_t rows : spec::test_rows)
+            for (size_t cols : spec::test_cols) {
+                if (rows * cols > 1024 * 1024) continue;
+                auto M = normal(rows * cols, uint32_t(rows * 31 + cols));
+                auto x = normal(cols, 3), b = normal(rows, 4);
+                std::vector<float> y(rows);
+                f32_gemv(M.data(), rows, cols, x.data(), b.data(), y.data());
+                for (size_t r = 0; r < rows; ++r) {
+                    double s = b[r], scale = std::abs(b[r]);
+                    for (size_t c = 0; c < cols; ++c) {
+                        s += double(M[r * cols + c]) * x[c];
+                        scale += std::abs(double(M[r * cols + c]) * x[c]);
+                    }
+                    ASSERT_NEAR(y[r], s, 1e-5 * scale + 1e-6)
+                        << rows << "x" << cols << " row " << r << " threads " << threads;
                 }
-                ASSERT_NEAR(y[r], s, 1e-5 * scale + 1e-6) << rows << "x" << cols << " row " << r;
             }
-        }
+    }
+    set_num_threads(1);
+}
+
+TEST(Bgemv, ParallelVariantMatchesReference) {
+    set_num_threads(2);
+    check_bgemv(2, 2, 4096, 1000, 77, true);  // 1 MB of weights: parallel
+    check_bgemv(3, 1, 1023, 4097, 78, false);
+    set_num_threads(1);
 }
 
 // ---- bad input --------------------------------------------------------------

@@ -259,7 +259,9 @@ void f32_gemv(const float *M, size_t rows, size_t cols, const float *x, const fl
     Buffer<float> xb(const_cast<float *>(x), int(cols));
     Buffer<float> bb(const_cast<float *>(bias), int(rows));
     Buffer<float> yb(y, int(rows));
-    detail::check(kernels::f32_gemv(Mb, xb, bb, yb), "f32_gemv");
+    detail::check(kernels::f32_gemv(Mb, xb, bb,
+                                    g_threads > 1 && rows * cols * sizeof(float) >= kParallelMinBytes,
+                                    yb), "f32_gemv");
 }
 
 }  // namespace amq
