@@ -233,6 +233,23 @@ TEST(PackBits, MatchesReferencePacking) {
         }
 }
 
+TEST(PackBits, KernelLayoutMatchesModelLayout) {
+    // pack_bits built for the bgemv layout writes what from_planes would repack.
+    for (size_t rows : spec::test_rows)
+        for (size_t cols : {size_t(1), size_t(64), size_t(65), size_t(1000)}) {
+            const int kw = 3;
+            auto src = normal(kw * rows * cols, uint32_t(rows + 7 * cols));
+            std::vector<int8_t> codes(src.size());
+            for (size_t e = 0; e < src.size(); ++e) codes[e] = src[e] >= 0 ? 1 : -1;
+            auto planes = ref::pack_planes(codes.data(), kw, rows, cols);
+            auto alpha = normal(rows * kw, 3);
+            auto a = BinaryMatrix::from_codes(src.data(), alpha.data(), kw, rows, cols);
+            auto b = BinaryMatrix::from_planes(planes.data(), alpha.data(), kw, rows, cols);
+            ASSERT_EQ(a.kernel_planes(), b.kernel_planes()) << rows << "x" << cols;
+            ASSERT_EQ(a.to_planes(), planes);
+        }
+}
+
 TEST(F32Gemv, MatchesNaiveProduct) {
     // Two threads take the parallel variant where the matrix is large enough.
     for (int threads : {1, 2}) {

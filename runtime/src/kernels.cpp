@@ -131,6 +131,26 @@ BinaryMatrix BinaryMatrix::from_planes(const uint64_t *planes, const float *alph
     return m;
 }
 
+BinaryMatrix BinaryMatrix::from_codes(const float *src, const float *alpha, int k_w,
+                                      size_t rows, size_t cols, const float *bias) {
+    detail::install_hooks();
+    if (!src) fail("BinaryMatrix: src is null");
+    // Scales, bias and the argument checks as from_planes (on empty planes), then
+    // the planes themselves from the kernel.
+    const size_t words = (cols + 63) / 64;
+    std::vector<uint64_t> zeros(rows && cols && k_w >= 1 && k_w <= 4 ? size_t(k_w) * rows * words : 0);
+    BinaryMatrix m = from_planes(zeros.data(), alpha, k_w, rows, cols, bias);
+    const WeightStrides s = weight_strides(m.layout_, k_w, m.tiles_, words);
+    halide_dimension_t d[4] = {{0, m.tile(), int32_t(s.r)},
+                               {0, k_w, int32_t(s.i)},
+                               {0, int32_t(words), int32_t(s.w)},
+                               {0, int32_t(m.tiles_), int32_t(s.t)}};
+    Buffer<uint64_t> W(m.planes_.data(), 4, d);
+    Buffer<float> in(const_cast<float *>(src), int(cols), int(rows), k_w);
+    detail::check(kernels::pack_bits_kernel(in, W), "pack_bits");
+    return m;
+}
+
 std::vector<uint64_t> BinaryMatrix::to_planes() const {
     const KernelLayout &l = layout_;
     std::vector<uint64_t> out(size_t(k_w_) * rows_ * words());

@@ -69,6 +69,12 @@ public:
                                     size_t rows, size_t cols, const float *bias,
                                     const KernelLayout &layout);
 
+    // From codes: src [k_w][rows][cols] holds +1/-1 (or any floats: their signs,
+    // sign(0) = +1), packed straight into the kernel layout by the pack_bits
+    // kernel built for it; alpha [rows][k_w]; bias [rows] or null.
+    static BinaryMatrix from_codes(const float *src, const float *alpha, int k_w, size_t rows,
+                                   size_t cols, const float *bias = nullptr);
+
     // Back to the model-file format [k_w][rows][words].
     std::vector<uint64_t> to_planes() const;
 
