@@ -48,10 +48,10 @@ Problem make_problem(size_t rows, size_t cols, int kw, int ka, bool with_float) 
 
 void set_counters(benchmark::State &st, size_t rows, size_t cols, int kw, int ka,
                   size_t weight_bytes) {
-    st.counters["weight_bytes_per_s"] = benchmark::Counter(
-        double(weight_bytes) * st.iterations(), benchmark::Counter::kIsRate);
-    st.counters["bitops_per_s"] = benchmark::Counter(double(rows) * cols * kw * ka * st.iterations(),
-                                                     benchmark::Counter::kIsRate);
+    st.counters["weight_bytes_per_s"] =
+        benchmark::Counter(double(weight_bytes) * st.iterations(), benchmark::Counter::kIsRate);
+    st.counters["bitops_per_s"] = benchmark::Counter(
+        double(rows) * cols * kw * ka * st.iterations(), benchmark::Counter::kIsRate);
 }
 
 void BM_amq(benchmark::State &st) {
@@ -65,8 +65,7 @@ void BM_amq(benchmark::State &st) {
         benchmark::DoNotOptimize(p.y.data());
     }
     set_counters(st, rows, cols, kw, ka, p.W.bytes());
-    st.SetLabel(std::string(amq::isa_name(amq::active_isa())) + " " +
-                amq::kernel_layout().layout);
+    st.SetLabel(std::string(amq::isa_name(amq::active_isa())) + " " + amq::kernel_layout().layout);
 }
 
 void BM_bgemv_only(benchmark::State &st) {
@@ -89,8 +88,8 @@ void BM_f32_halide(benchmark::State &st) {
         amq::f32_gemv(p.M.data(), rows, cols, p.x.data(), p.bias.data(), p.y.data());
         benchmark::DoNotOptimize(p.y.data());
     }
-    st.counters["weight_bytes_per_s"] = benchmark::Counter(
-        double(rows * cols * 4) * st.iterations(), benchmark::Counter::kIsRate);
+    st.counters["weight_bytes_per_s"] =
+        benchmark::Counter(double(rows * cols * 4) * st.iterations(), benchmark::Counter::kIsRate);
 }
 
 void BM_sgemv_openblas(benchmark::State &st) {
@@ -98,12 +97,12 @@ void BM_sgemv_openblas(benchmark::State &st) {
     amq::bench::set_threads(int(st.range(2)));
     Problem p = make_problem(rows, cols, 1, 1, true);
     for (auto _ : st) {
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, int(rows), int(cols), 1.0f, p.M.data(),
-                    int(cols), p.x.data(), 1, 0.0f, p.y.data(), 1);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, int(rows), int(cols), 1.0f, p.M.data(), int(cols),
+                    p.x.data(), 1, 0.0f, p.y.data(), 1);
         benchmark::DoNotOptimize(p.y.data());
     }
-    st.counters["weight_bytes_per_s"] = benchmark::Counter(
-        double(rows * cols * 4) * st.iterations(), benchmark::Counter::kIsRate);
+    st.counters["weight_bytes_per_s"] =
+        benchmark::Counter(double(rows * cols * 4) * st.iterations(), benchmark::Counter::kIsRate);
 }
 
 void binary_args(benchmark::internal::Benchmark *b) {

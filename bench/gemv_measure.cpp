@@ -60,8 +60,8 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
     for (auto &v : bias) v = nd(g);
     for (auto &v : x) v = nd(g);
     for (auto &v : M) v = nd(g);
-    BinaryMatrix W = BinaryMatrix::from_planes(planes.data(), alpha.data(), bits.w, rows, cols,
-                                               bias.data());
+    BinaryMatrix W =
+        BinaryMatrix::from_planes(planes.data(), alpha.data(), bits.w, rows, cols, bias.data());
     planes.clear();
     BinaryVector a;
     quantize_act(x.data(), cols, bits.a, act_iters, a);

@@ -11,9 +11,9 @@
 namespace amq::gen {
 
 struct F32GemvKnobs {
-    int vector = 16;     // lanes of the partial sums over columns
-    int rows_unroll = 4; // rows computed together (reuse of x)
-    int parallel_rows = 0; // rows per parallel task; 0 = serial
+    int vector = 16;        // lanes of the partial sums over columns
+    int rows_unroll = 4;    // rows computed together (reuse of x)
+    int parallel_rows = 0;  // rows per parallel task; 0 = serial
 };
 
 struct F32GemvFuncs {
@@ -50,8 +50,7 @@ inline void f32_gemv_schedule(F32GemvFuncs &f, const F32GemvKnobs &k, Halide::Ex
     using namespace Halide;
     Var ro("ro"), ri("ri");
     Var rp("rp");
-    if (k.parallel_rows > 0)
-        f.y.split(f.r, rp, f.r, k.parallel_rows, TailStrategy::GuardWithIf);
+    if (k.parallel_rows > 0) f.y.split(f.r, rp, f.r, k.parallel_rows, TailStrategy::GuardWithIf);
     f.y.split(f.r, ro, ri, k.rows_unroll, TailStrategy::GuardWithIf);
     // Every split before specialize(): the parallel branch copies the schedule.
     if (k.parallel_rows > 0) f.y.specialize(parallel).parallel(rp);

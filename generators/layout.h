@@ -27,9 +27,12 @@ inline Layout parse_layout(const std::string &s) {
 
 inline const char *layout_name(Layout l) {
     switch (l) {
-    case Layout::tiled: return "tiled";
-    case Layout::plane_major: return "plane_major";
-    case Layout::interleaved: return "interleaved";
+        case Layout::tiled:
+            return "tiled";
+        case Layout::plane_major:
+            return "plane_major";
+        case Layout::interleaved:
+            return "interleaved";
     }
     return "?";
 }
@@ -46,24 +49,24 @@ void constrain_weight_layout(BufferLike &W, Layout layout, int tile, Halide::Exp
     W.dim(3).set_min(0);
     Expr words = W.dim(2).extent();
     switch (layout) {
-    case Layout::tiled:
-        W.dim(0).set_stride(1);
-        W.dim(1).set_stride(tile);
-        W.dim(2).set_stride(tile * k);
-        W.dim(3).set_stride(tile * k * words);
-        break;
-    case Layout::plane_major:
-        W.dim(0).set_stride(words);
-        W.dim(2).set_stride(1);
-        W.dim(3).set_stride(tile * words);
-        W.dim(1).set_stride(tile * words * W.dim(3).extent());
-        break;
-    case Layout::interleaved:
-        W.dim(1).set_stride(1);
-        W.dim(2).set_stride(k);
-        W.dim(0).set_stride(k * words);
-        W.dim(3).set_stride(tile * k * words);
-        break;
+        case Layout::tiled:
+            W.dim(0).set_stride(1);
+            W.dim(1).set_stride(tile);
+            W.dim(2).set_stride(tile * k);
+            W.dim(3).set_stride(tile * k * words);
+            break;
+        case Layout::plane_major:
+            W.dim(0).set_stride(words);
+            W.dim(2).set_stride(1);
+            W.dim(3).set_stride(tile * words);
+            W.dim(1).set_stride(tile * words * W.dim(3).extent());
+            break;
+        case Layout::interleaved:
+            W.dim(1).set_stride(1);
+            W.dim(2).set_stride(k);
+            W.dim(0).set_stride(k * words);
+            W.dim(3).set_stride(tile * k * words);
+            break;
     }
 }
 

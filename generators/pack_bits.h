@@ -40,8 +40,8 @@ inline PackBitsFuncs pack_bits_algorithm(Halide::Func src, Halide::Expr cols, Ha
 inline void pack_bits_schedule(PackBitsFuncs &f, Layout layout, int tile, const PackBitsKnobs &k) {
     using namespace Halide;
     if (layout == Layout::tiled && tile > 1) {
-        f.W.reorder(f.r, f.i, f.w, f.t).vectorize(f.r, std::min(tile, k.vector),
-                                                   TailStrategy::GuardWithIf);
+        f.W.reorder(f.r, f.i, f.w, f.t)
+            .vectorize(f.r, std::min(tile, k.vector), TailStrategy::GuardWithIf);
     } else {
         f.W.reorder(f.w, f.r, f.i, f.t).vectorize(f.w, k.vector, TailStrategy::GuardWithIf);
     }

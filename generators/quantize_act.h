@@ -23,8 +23,8 @@
 namespace amq::gen {
 
 struct QuantizeActKnobs {
-    int lanes = 8;        // vector lanes of the f64 reductions and the code pass
-    int pack_vector = 16; // vector lanes of the byte packing
+    int lanes = 8;         // vector lanes of the f64 reductions and the code pass
+    int pack_vector = 16;  // vector lanes of the byte packing
 };
 
 struct QuantizeActFuncs {
@@ -75,7 +75,8 @@ inline Halide::Func masked_sums(const std::string &name, Halide::Expr n, int lan
     if (init.size() == 1) init.push_back(Internal::make_zero(init[0].type()));
     s() = Tuple(init);
     for (size_t t = 0; t < terms.size(); ++t)
-        upd.push_back(s()[int(t)] + select(e < n, terms[t](e), Internal::make_zero(init[t].type())));
+        upd.push_back(s()[int(t)] +
+                      select(e < n, terms[t](e), Internal::make_zero(init[t].type())));
     if (upd.size() == 1) upd.push_back(s()[1]);
     s() = Tuple(upd);
     f.sums.push_back(s);
@@ -83,9 +84,7 @@ inline Halide::Func masked_sums(const std::string &name, Halide::Expr n, int lan
     return s;
 }
 
-inline Halide::Expr bit_of(Halide::Expr s, int i) {
-    return ((s >> i) & 1) == 1;
-}
+inline Halide::Expr bit_of(Halide::Expr s, int i) { return ((s >> i) & 1) == 1; }
 
 }  // namespace detail
 
@@ -104,8 +103,8 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
             for (int p = 0; p < i; ++p) r = r - select(r >= detail::f64(0), alpha[p], -alpha[p]);
             return r;
         };
-        Func s = detail::masked_sum("greedy_abs" + std::to_string(i), n, lanes,
-                                    [&](Expr e) { return abs(resid(e)); }, f);
+        Func s = detail::masked_sum(
+            "greedy_abs" + std::to_string(i), n, lanes, [&](Expr e) { return abs(resid(e)); }, f);
         Func a("greedy_alpha" + std::to_string(i));
         a() = s() / nd;
         f.scalars.push_back(a);
@@ -168,9 +167,8 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         {
             std::vector<std::function<Expr(Expr)>> terms;
             for (int i = 0; i < k; ++i)
-                terms.push_back([&, i](Expr e) {
-                    return select(detail::bit_of(codes(e), i), xd(e), -xd(e));
-                });
+                terms.push_back(
+                    [&, i](Expr e) { return select(detail::bit_of(codes(e), i), xd(e), -xd(e)); });
             for (int i = 0; i < k; ++i)
                 for (int jx = 0; jx < i; ++jx)
                     terms.push_back([&, i, jx](Expr e) {
@@ -246,7 +244,8 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
 inline void quantize_act_schedule(QuantizeActFuncs &f, const QuantizeActKnobs &kn) {
     using namespace Halide;
     for (auto &s : f.scalars) s.compute_root();
-    for (auto &c : f.codes) c.compute_root().vectorize(f.e, kn.lanes * 2, TailStrategy::GuardWithIf);
+    for (auto &c : f.codes)
+        c.compute_root().vectorize(f.e, kn.lanes * 2, TailStrategy::GuardWithIf);
     for (size_t i = 0; i < f.sums.size(); ++i) {
         Var u("u");
         Func intm = f.sums[i].update().rfactor(f.sum_lanes[i], u);

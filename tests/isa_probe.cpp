@@ -1,7 +1,7 @@
 // Prints the kernels' outputs on fixed inputs after the name of the ISA variant
 // in use: packed words in hex, one per line, and floats as "value scale" in hex
-// float, where scale bounds the magnitude of the terms summed into the value. test_isa.cpp runs it under each
-// AMQ_ISA value and compares.
+// float, where scale bounds the magnitude of the terms summed into the value. test_isa.cpp runs it
+// under each AMQ_ISA value and compares.
 #include <cmath>
 #include <cstdio>
 #include <vector>

@@ -40,16 +40,15 @@ void run_variant(const Variant &v, size_t rows, size_t cols, bool parallel, uint
     auto bias = amq::testing::normal(rows, seed + 2);
     auto A = amq::testing::random_planes(v.k_a, 1, cols, seed + 3);
     auto beta = amq::testing::normal(v.k_a, seed + 4);
-    auto M = BinaryMatrix::from_planes(W.data(), alpha.data(), v.k_w, rows, cols, bias.data(),
-                                       v.layout);
+    auto M =
+        BinaryMatrix::from_planes(W.data(), alpha.data(), v.k_w, rows, cols, bias.data(), v.layout);
     const WeightStrides s = weight_strides(v.layout, v.k_w, M.tiles(), M.words());
     halide_dimension_t d[4] = {{0, M.tile(), int32_t(s.r)},
                                {0, v.k_w, int32_t(s.i)},
                                {0, int32_t(M.words()), int32_t(s.w)},
                                {0, int32_t(M.tiles()), int32_t(s.t)}};
     Buffer<uint64_t> wb(const_cast<uint64_t *>(M.kernel_planes().data()), 4, d);
-    Buffer<float> ab(const_cast<float *>(M.kernel_alpha().data()), M.tile(), v.k_w,
-                     int(M.tiles()));
+    Buffer<float> ab(const_cast<float *>(M.kernel_alpha().data()), M.tile(), v.k_w, int(M.tiles()));
     Buffer<float> bb(const_cast<float *>(M.kernel_bias().data()), M.tile(), int(M.tiles()));
     Buffer<uint64_t> Ab(A.data(), int(M.words()), v.k_a);
     Buffer<float> betab(beta.data(), v.k_a);
@@ -96,22 +95,22 @@ INSTANTIATE_TEST_SUITE_P(Knobs, LayoutVariant, ::testing::ValuesIn(kVariants),
 TEST(LayoutVariant, DefaultKernelsRefuseOtherLayouts) {
     auto W = amq::testing::random_planes(2, 8, 64, 1);
     std::vector<float> alpha(16, 1.0f), y(8);
-    auto M = BinaryMatrix::from_planes(W.data(), alpha.data(), 2, 8, 64, nullptr,
-                                       {"interleaved", 4});
+    auto M =
+        BinaryMatrix::from_planes(W.data(), alpha.data(), 2, 8, 64, nullptr, {"interleaved", 4});
     BinaryVector a;
     std::vector<float> x(64, 1.0f);
     quantize_act(x.data(), 64, 2, 2, a);
     EXPECT_THROW(bgemv(M, a, y.data()), Error);
-    EXPECT_THROW(BinaryMatrix::from_planes(W.data(), alpha.data(), 2, 8, 64, nullptr,
-                                           {"diagonal", 8}),
-                 Error);
+    EXPECT_THROW(
+        BinaryMatrix::from_planes(W.data(), alpha.data(), 2, 8, 64, nullptr, {"diagonal", 8}),
+        Error);
 }
 
 // The Halide runtime's error path: a buffer of the wrong shape handed straight
 // to a kernel returns an error code with a message (no abort), and the C++ API
 // turns it into amq::Error.
 TEST(HalideErrors, BadBufferIsAnErrorNotAnAbort) {
-    (void)amq::active_isa();  // installs the error handler
+    (void)amq::active_isa();         // installs the error handler
     Buffer<uint64_t> W(8, 3, 4, 2);  // 3 planes: the variant wants 2
     Buffer<float> alpha(8, 2, 2), bias(8, 2), beta(3), y(8, 2);
     Buffer<uint64_t> A(4, 3);

@@ -1,9 +1,6 @@
 // Tests of the scalar references in quantize/ (amq/reference.h): every kernel test
 // compares against these, so they are checked here against brute force, against
 // plain dequantized arithmetic and against the properties the paper states.
-#include "amq/reference.h"
-#include "amq/spec.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,13 +12,16 @@
 #include <string>
 #include <vector>
 
+#include "amq/reference.h"
+#include "amq/spec.h"
+
 namespace {
 
 using amq::ref::Quantized;
 
 enum class Dist { Normal, Cauchy, StudentT };
 const Dist kDists[] = {Dist::Normal, Dist::Cauchy, Dist::StudentT};
-const char* name(Dist d) {
+const char *name(Dist d) {
     return d == Dist::Normal ? "normal" : d == Dist::Cauchy ? "cauchy" : "student-t(1.5)";
 }
 
@@ -31,31 +31,31 @@ std::vector<float> random_vector(size_t n, Dist d, uint32_t seed) {
     std::cauchy_distribution<float> cauchy(0.f, 1.f);
     std::student_t_distribution<float> student(1.5f);
     std::vector<float> x(n);
-    for (auto& v : x)
+    for (auto &v : x)
         v = d == Dist::Normal ? normal(rng) : d == Dist::Cauchy ? cauchy(rng) : student(rng);
     return x;
 }
 
-std::vector<int8_t> random_codes(size_t count, std::mt19937& rng) {
+std::vector<int8_t> random_codes(size_t count, std::mt19937 &rng) {
     std::vector<int8_t> c(count);
-    for (auto& v : c) v = (rng() & 1) ? 1 : -1;
+    for (auto &v : c) v = (rng() & 1) ? 1 : -1;
     return c;
 }
 
-double sq_norm(const std::vector<float>& x) {
+double sq_norm(const std::vector<float> &x) {
     double s = 0;
     for (float v : x) s += double(v) * v;
     return s;
 }
 
 // The value a combination s stands for, summed in the same order as the reference.
-double combo_value(const double* alpha, int k, int s) {
+double combo_value(const double *alpha, int k, int s) {
     double v = 0;
     for (int i = 0; i < k; ++i) v += alpha[i] * ((s >> i & 1) ? 1.0 : -1.0);
     return v;
 }
 
-double code_value(const int8_t* codes, size_t n, size_t e, const double* alpha, int k) {
+double code_value(const int8_t *codes, size_t n, size_t e, const double *alpha, int k) {
     double v = 0;
     for (int i = 0; i < k; ++i) v += alpha[i] * codes[i * n + e];
     return v;
@@ -64,7 +64,7 @@ double code_value(const int8_t* codes, size_t n, size_t e, const double* alpha, 
 // Checks assign_codes against a brute force over all 2^k combinations: the nearest
 // value, ties in distance going to the lower value. Values must agree exactly;
 // codes must agree wherever a single combination is nearest.
-void expect_assign_matches_brute_force(const std::vector<float>& x, const double* alpha, int k) {
+void expect_assign_matches_brute_force(const std::vector<float> &x, const double *alpha, int k) {
     const size_t n = x.size();
     std::vector<int8_t> codes(k * n);
     amq::ref::assign_codes(x.data(), n, alpha, k, codes.data());
@@ -222,8 +222,8 @@ TEST(RefAlternating, ZeroTIsGreedy) {
 }
 
 // B^T (x - B alpha), the gradient of the squared error; 0 at the least squares fit.
-std::vector<double> gradient(const std::vector<float>& x, const int8_t* codes, int k,
-                             const double* alpha) {
+std::vector<double> gradient(const std::vector<float> &x, const int8_t *codes, int k,
+                             const double *alpha) {
     const size_t n = x.size();
     std::vector<double> g(k, 0.0);
     for (size_t e = 0; e < n; ++e) {
@@ -317,7 +317,8 @@ std::vector<int8_t> dependent_planes(size_t n, uint32_t seed) {
     std::vector<int8_t> c(4 * n);
     for (size_t e = 0; e < n; ++e) {
         int s;
-        do s = int(rng() % 8); while (s == 0 || s == 7);
+        do s = int(rng() % 8);
+        while (s == 0 || s == 7);
         int sum = 0;
         for (int i = 0; i < 3; ++i) sum += c[i * n + e] = (s >> i & 1) ? 1 : -1;
         c[3 * n + e] = int8_t(-sum);
@@ -329,7 +330,7 @@ TEST(RefRefit, SingularLeavesAlphaUntouched) {
     const size_t n = 100;
     const auto x = random_vector(n, Dist::Normal, 8);
     const double init[amq::ref::kMaxBits] = {3.5, -2.25, 0.125, 7.0};
-    auto expect_singular = [&](const std::vector<int8_t>& c, int k, const char* what) {
+    auto expect_singular = [&](const std::vector<int8_t> &c, int k, const char *what) {
         double alpha[amq::ref::kMaxBits];
         std::copy(init, init + 4, alpha);
         EXPECT_FALSE(amq::ref::refit_scales(x.data(), n, c.data(), k, alpha)) << what;
@@ -358,7 +359,8 @@ TEST(RefRefit, ExactSingularityTestForLargeN) {
         const auto x = random_vector(n, Dist::Normal, 11);
         for (uint32_t seed = 0; seed < 3; ++seed) {
             double alpha[4] = {1, 2, 3, 4};
-            EXPECT_FALSE(amq::ref::refit_scales(x.data(), n, dependent_planes(n, seed).data(), 4, alpha))
+            EXPECT_FALSE(
+                amq::ref::refit_scales(x.data(), n, dependent_planes(n, seed).data(), 4, alpha))
                 << "n=" << n << " seed=" << seed;
             EXPECT_EQ(alpha[3], 4.0);
         }
@@ -373,7 +375,7 @@ TEST(RefRefit, ExactSingularityTestForLargeN) {
         double alpha[4] = {1, 2, 3, 4};
         EXPECT_TRUE(amq::ref::refit_scales(x.data(), n, c.data(), 4, alpha)) << "n=" << n;
         for (int i = 0; i < 4; ++i) EXPECT_TRUE(std::isfinite(alpha[i]));
-    }    // Orthogonal (Walsh) planes, n = 2^16 and 2^17: G = n I, det = n^4 = 2^64 and
+    }  // Orthogonal (Walsh) planes, n = 2^16 and 2^17: G = n I, det = n^4 = 2^64 and
     // 2^68, which is 0 modulo 2^64 (an int64 determinant calls it singular).
     for (size_t n : {size_t(1) << 16, size_t(1) << 17}) {
         const auto x = random_vector(n, Dist::Normal, 14);
@@ -425,7 +427,7 @@ TEST(RefPack, BitLayout) {
 }
 
 // Dequantized vector sum_i alpha_i b_i of a [k][n] code array.
-std::vector<double> dequantize(const std::vector<int8_t>& c, const double* alpha, int k, size_t n) {
+std::vector<double> dequantize(const std::vector<int8_t> &c, const double *alpha, int k, size_t n) {
     std::vector<double> v(n);
     for (size_t e = 0; e < n; ++e) v[e] = code_value(c.data(), n, e, alpha, k);
     return v;
@@ -438,15 +440,15 @@ TEST(RefBinaryDot, EqualsDequantizedDot) {
         for (size_t n : amq::spec::test_cols) {
             const auto b = random_codes(bits.w * n, rng), c = random_codes(bits.a * n, rng);
             double alpha[4], beta[4];
-            for (auto& v : alpha) v = normal(rng);
-            for (auto& v : beta) v = std::fabs(normal(rng));
+            for (auto &v : alpha) v = normal(rng);
+            for (auto &v : beta) v = std::fabs(normal(rng));
             const auto wv = dequantize(b, alpha, bits.w, n), av = dequantize(c, beta, bits.a, n);
             double want = 0, scale = 0;
             for (size_t e = 0; e < n; ++e) want += wv[e] * av[e], scale += std::fabs(wv[e] * av[e]);
             const auto pb = amq::ref::pack_planes(b.data(), bits.w, 1, n);
             const auto pc = amq::ref::pack_planes(c.data(), bits.a, 1, n);
-            const double got = amq::ref::binary_dot(pb.data(), amq::ref::words_for(n), alpha, bits.w,
-                                                    pc.data(), beta, bits.a, n);
+            const double got = amq::ref::binary_dot(pb.data(), amq::ref::words_for(n), alpha,
+                                                    bits.w, pc.data(), beta, bits.a, n);
             EXPECT_NEAR(got, want, 1e-9 * scale) << "w" << bits.w << "a" << bits.a << " n=" << n;
         }
 }
@@ -461,26 +463,28 @@ TEST(RefBinaryGemv, EqualsDequantizedGemv) {
                     const int kw = bits.w, ka = bits.a;
                     const auto W = random_codes(kw * rows * n, rng), A = random_codes(ka * n, rng);
                     std::vector<float> alpha(rows * kw), beta(ka), bias(rows);
-                    for (auto& v : alpha) v = normal(rng);
-                    for (auto& v : beta) v = std::fabs(normal(rng));
-                    for (auto& v : bias) v = normal(rng);
+                    for (auto &v : alpha) v = normal(rng);
+                    for (auto &v : beta) v = std::fabs(normal(rng));
+                    for (auto &v : bias) v = normal(rng);
                     const auto pw = amq::ref::pack_planes(W.data(), kw, rows, n);
                     const auto pa = amq::ref::pack_planes(A.data(), ka, 1, n);
-                    const auto y = amq::ref::binary_gemv(pw.data(), alpha.data(), kw, rows, pa.data(),
-                                                         beta.data(), ka, n,
+                    const auto y = amq::ref::binary_gemv(pw.data(), alpha.data(), kw, rows,
+                                                         pa.data(), beta.data(), ka, n,
                                                          with_bias ? bias.data() : nullptr);
                     ASSERT_EQ(y.size(), rows);
                     for (size_t r = 0; r < rows; ++r) {
                         double want = with_bias ? bias[r] : 0.0, scale = std::fabs(want);
                         for (size_t e = 0; e < n; ++e) {
                             double w = 0, a = 0;
-                            for (int i = 0; i < kw; ++i) w += alpha[r * kw + i] * W[(i * rows + r) * n + e];
+                            for (int i = 0; i < kw; ++i)
+                                w += alpha[r * kw + i] * W[(i * rows + r) * n + e];
                             for (int j = 0; j < ka; ++j) a += beta[j] * A[j * n + e];
                             want += w * a;
                             scale += std::fabs(w * a);
                         }
                         EXPECT_NEAR(y[r], want, 1e-9 * scale)
-                            << "w" << kw << "a" << ka << " rows=" << rows << " n=" << n << " r=" << r;
+                            << "w" << kw << "a" << ka << " rows=" << rows << " n=" << n
+                            << " r=" << r;
                     }
                 }
 }
@@ -510,8 +514,10 @@ TEST(RefEdgeCases, ConstantVectorIsExact) {
         for (size_t n : amq::spec::act_lengths)
             for (int k = 1; k <= amq::ref::kMaxBits; ++k) {
                 const std::vector<float> x(n, c);
-                EXPECT_EQ(amq::ref::greedy(x.data(), n, k).sq_error(x.data()), 0.0) << n << " " << k;
-                EXPECT_EQ(amq::ref::refined(x.data(), n, k).sq_error(x.data()), 0.0) << n << " " << k;
+                EXPECT_EQ(amq::ref::greedy(x.data(), n, k).sq_error(x.data()), 0.0)
+                    << n << " " << k;
+                EXPECT_EQ(amq::ref::refined(x.data(), n, k).sq_error(x.data()), 0.0)
+                    << n << " " << k;
                 EXPECT_EQ(amq::ref::alternating(x.data(), n, k, 2).sq_error(x.data()), 0.0)
                     << n << " " << k;
                 if (k == 1) {
@@ -521,11 +527,11 @@ TEST(RefEdgeCases, ConstantVectorIsExact) {
             }
 }
 
-void expect_invalid(const std::function<void()>& f, const std::string& needle) {
+void expect_invalid(const std::function<void()> &f, const std::string &needle) {
     try {
         f();
         ADD_FAILURE() << "no exception, expected one mentioning '" << needle << "'";
-    } catch (const std::invalid_argument& e) {
+    } catch (const std::invalid_argument &e) {
         EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
     }
 }

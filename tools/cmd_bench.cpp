@@ -29,30 +29,29 @@ double round_to(double v, int digits) {
 
 nlohmann::ordered_json to_json(const bench::GemvResult &r) {
     double compression = ratio(double(r.f32_weight_bytes), double(r.weight_bytes));
-    return {
-        {"shape", shape_str(r.rows, r.cols)},
-        {"rows", r.rows},
-        {"cols", r.cols},
-        {"bits", bits_str(r.k_w, r.k_a)},
-        {"k_w", r.k_w},
-        {"k_a", r.k_a},
-        {"act_iters", r.iters},
-        {"threads", r.threads},
-        {"isa", r.isa},
-        {"layout", r.layout},
-        {"amq_us", round_to(r.amq_us, 3)},
-        {"amq_gemv_only_us", round_to(r.amq_gemv_only_us, 3)},
-        {"quantize_act_us", round_to(r.quantize_act_us, 3)},
-        {"f32_halide_us", round_to(r.f32_halide_us, 3)},
-        {"sgemv_us", round_to(r.sgemv_us, 3)},
-        {"speedup_vs_sgemv", round_to(ratio(r.sgemv_us, r.amq_us), 3)},
-        {"speedup_gemv_only_vs_sgemv", round_to(ratio(r.sgemv_us, r.amq_gemv_only_us), 3)},
-        {"speedup_vs_f32_halide", round_to(ratio(r.f32_halide_us, r.amq_us), 3)},
-        {"rounds", r.rounds},
-        {"spread", round_to(r.amq_spread, 4)},
-        {"weight_bytes", r.weight_bytes},
-        {"f32_weight_bytes", r.f32_weight_bytes},
-        {"compression", round_to(compression, 3)}};
+    return {{"shape", shape_str(r.rows, r.cols)},
+            {"rows", r.rows},
+            {"cols", r.cols},
+            {"bits", bits_str(r.k_w, r.k_a)},
+            {"k_w", r.k_w},
+            {"k_a", r.k_a},
+            {"act_iters", r.iters},
+            {"threads", r.threads},
+            {"isa", r.isa},
+            {"layout", r.layout},
+            {"amq_us", round_to(r.amq_us, 3)},
+            {"amq_gemv_only_us", round_to(r.amq_gemv_only_us, 3)},
+            {"quantize_act_us", round_to(r.quantize_act_us, 3)},
+            {"f32_halide_us", round_to(r.f32_halide_us, 3)},
+            {"sgemv_us", round_to(r.sgemv_us, 3)},
+            {"speedup_vs_sgemv", round_to(ratio(r.sgemv_us, r.amq_us), 3)},
+            {"speedup_gemv_only_vs_sgemv", round_to(ratio(r.sgemv_us, r.amq_gemv_only_us), 3)},
+            {"speedup_vs_f32_halide", round_to(ratio(r.f32_halide_us, r.amq_us), 3)},
+            {"rounds", r.rounds},
+            {"spread", round_to(r.amq_spread, 4)},
+            {"weight_bytes", r.weight_bytes},
+            {"f32_weight_bytes", r.f32_weight_bytes},
+            {"compression", round_to(compression, 3)}};
 }
 
 void print_table_header() {

@@ -17,13 +17,20 @@ namespace {
 
 const char *vendor_name(cpuinfo_vendor v) {
     switch (v) {
-        case cpuinfo_vendor_intel: return "Intel";
-        case cpuinfo_vendor_amd: return "AMD";
-        case cpuinfo_vendor_hygon: return "Hygon";
-        case cpuinfo_vendor_via: return "VIA";
-        case cpuinfo_vendor_arm: return "ARM";
-        case cpuinfo_vendor_apple: return "Apple";
-        default: return "unknown";
+        case cpuinfo_vendor_intel:
+            return "Intel";
+        case cpuinfo_vendor_amd:
+            return "AMD";
+        case cpuinfo_vendor_hygon:
+            return "Hygon";
+        case cpuinfo_vendor_via:
+            return "VIA";
+        case cpuinfo_vendor_arm:
+            return "ARM";
+        case cpuinfo_vendor_apple:
+            return "Apple";
+        default:
+            return "unknown";
     }
 }
 

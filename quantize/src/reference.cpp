@@ -11,13 +11,13 @@
 namespace amq::ref {
 namespace {
 
-[[noreturn]] void fail(const char* fn, const std::string& what) {
+[[noreturn]] void fail(const char *fn, const std::string &what) {
     throw std::invalid_argument(std::string("amq::ref::") + fn + ": " + what);
 }
-void check_n(const char* fn, size_t n) {
+void check_n(const char *fn, size_t n) {
     if (n == 0) fail(fn, "n = 0, expected n >= 1");
 }
-void check_k(const char* fn, const char* name, int k) {
+void check_k(const char *fn, const char *name, int k) {
     if (k < 1 || k > kMaxBits)
         fail(fn, std::string(name) + " = " + std::to_string(k) + " is out of range, expected 1.." +
                      std::to_string(kMaxBits));
@@ -27,7 +27,7 @@ int8_t sign(double r) { return r >= 0 ? 1 : -1; }  // sign(0) = sign(-0) = +1
 double code_of(int s, int i) { return (s >> i & 1) ? 1.0 : -1.0; }
 
 // Appends plane i to q from the residual r: b_i = sign(r), alpha_i = mean|r|.
-void add_greedy_plane(const std::vector<double>& r, int i, Quantized& q) {
+void add_greedy_plane(const std::vector<double> &r, int i, Quantized &q) {
     double sum = 0;
     for (double v : r) sum += std::fabs(v);
     q.alpha[i] = sum / double(q.n);
@@ -61,7 +61,7 @@ double Quantized::value(size_t e) const {
     return v;
 }
 
-double Quantized::sq_error(const float* x) const {
+double Quantized::sq_error(const float *x) const {
     double s = 0;
     for (size_t e = 0; e < n; ++e) {
         const double d = x[e] - value(e);
@@ -70,7 +70,7 @@ double Quantized::sq_error(const float* x) const {
     return s;
 }
 
-Quantized greedy(const float* x, size_t n, int k) {
+Quantized greedy(const float *x, size_t n, int k) {
     check_n("greedy", n);
     check_k("greedy", "k", k);
     Quantized q{k, n, std::vector<double>(k), std::vector<int8_t>(k * n)};
@@ -82,7 +82,7 @@ Quantized greedy(const float* x, size_t n, int k) {
     return q;
 }
 
-void assign_codes(const float* x, size_t n, const double* alpha, int k, int8_t* codes) {
+void assign_codes(const float *x, size_t n, const double *alpha, int k, int8_t *codes) {
     check_n("assign_codes", n);
     check_k("assign_codes", "k", k);
     const int m = 1 << k;
@@ -103,7 +103,7 @@ void assign_codes(const float* x, size_t n, const double* alpha, int k, int8_t* 
     }
 }
 
-bool refit_scales(const float* x, size_t n, const int8_t* codes, int k, double* alpha) {
+bool refit_scales(const float *x, size_t n, const int8_t *codes, int k, double *alpha) {
     check_n("refit_scales", n);
     check_k("refit_scales", "k", k);
     if (n > 0xFFFFFFFFull) fail("refit_scales", "n = " + std::to_string(n) + ", expected n < 2^32");
@@ -136,8 +136,9 @@ bool refit_scales(const float* x, size_t n, const int8_t* codes, int k, double* 
     return true;
 }
 
-Quantized alternating(const float* x, size_t n, int k, int T) {
-    if (T < 0) fail("alternating", "T = " + std::to_string(T) + " is out of range, expected T >= 0");
+Quantized alternating(const float *x, size_t n, int k, int T) {
+    if (T < 0)
+        fail("alternating", "T = " + std::to_string(T) + " is out of range, expected T >= 0");
     Quantized q = greedy(x, n, k);
     for (int t = 0; t < T; ++t) {
         assign_codes(x, n, q.alpha.data(), k, q.codes.data());
@@ -146,7 +147,7 @@ Quantized alternating(const float* x, size_t n, int k, int T) {
     return q;
 }
 
-Quantized refined(const float* x, size_t n, int k) {
+Quantized refined(const float *x, size_t n, int k) {
     check_n("refined", n);
     check_k("refined", "k", k);
     Quantized q{k, n, std::vector<double>(k), std::vector<int8_t>(k * n)};
@@ -162,7 +163,7 @@ Quantized refined(const float* x, size_t n, int k) {
     return q;
 }
 
-std::vector<uint64_t> pack_planes(const int8_t* codes, int planes, size_t rows, size_t n) {
+std::vector<uint64_t> pack_planes(const int8_t *codes, int planes, size_t rows, size_t n) {
     if (planes < 0) fail("pack_planes", "planes = " + std::to_string(planes) + ", expected >= 0");
     const size_t words = words_for(n);
     std::vector<uint64_t> out(size_t(planes) * rows * words, 0);
@@ -177,12 +178,12 @@ std::vector<uint64_t> pack_planes(const int8_t* codes, int planes, size_t rows, 
     return out;
 }
 
-void unpack_row(const uint64_t* words, size_t n, int8_t* codes) {
+void unpack_row(const uint64_t *words, size_t n, int8_t *codes) {
     for (size_t e = 0; e < n; ++e) codes[e] = (words[e / 64] >> (e % 64) & 1) ? 1 : -1;
 }
 
-double binary_dot(const uint64_t* b, size_t plane_stride, const double* alpha, int k_w,
-                  const uint64_t* c, const double* beta, int k_a, size_t n) {
+double binary_dot(const uint64_t *b, size_t plane_stride, const double *alpha, int k_w,
+                  const uint64_t *c, const double *beta, int k_a, size_t n) {
     check_n("binary_dot", n);
     check_k("binary_dot", "k_w", k_w);
     check_k("binary_dot", "k_a", k_a);
@@ -198,9 +199,9 @@ double binary_dot(const uint64_t* b, size_t plane_stride, const double* alpha, i
     return acc;
 }
 
-std::vector<double> binary_gemv(const uint64_t* W, const float* alpha, int k_w, size_t rows,
-                                const uint64_t* A, const float* beta, int k_a, size_t n,
-                                const float* bias) {
+std::vector<double> binary_gemv(const uint64_t *W, const float *alpha, int k_w, size_t rows,
+                                const uint64_t *A, const float *beta, int k_a, size_t n,
+                                const float *bias) {
     check_n("binary_gemv", n);
     check_k("binary_gemv", "k_w", k_w);
     check_k("binary_gemv", "k_a", k_a);

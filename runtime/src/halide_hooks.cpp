@@ -34,8 +34,8 @@ bool needs_avx512(const uint64_t *features, int count) {
 }
 
 bool needs_avx(const uint64_t *features, int count) {
-    for (auto f : {halide_target_feature_avx, halide_target_feature_avx2,
-                   halide_target_feature_fma, halide_target_feature_f16c})
+    for (auto f : {halide_target_feature_avx, halide_target_feature_avx2, halide_target_feature_fma,
+                   halide_target_feature_f16c})
         if (has(features, count, f)) return true;
     return needs_avx512(features, count);
 }
@@ -61,11 +61,15 @@ void install_hooks() {
         halide_set_error_handler(on_halide_error);
         const char *env = std::getenv("AMQ_ISA");
         if (env && *env) {
-            if (!std::strcmp(env, "avx512")) g_cap = Isa::avx512;
-            else if (!std::strcmp(env, "avx2")) g_cap = Isa::avx2;
-            else if (!std::strcmp(env, "sse41")) g_cap = Isa::sse41;
-            else g_isa_error = std::string("AMQ_ISA='") + env +
-                               "' is not a kernel variant (expected avx512, avx2 or sse41)";
+            if (!std::strcmp(env, "avx512"))
+                g_cap = Isa::avx512;
+            else if (!std::strcmp(env, "avx2"))
+                g_cap = Isa::avx2;
+            else if (!std::strcmp(env, "sse41"))
+                g_cap = Isa::sse41;
+            else
+                g_isa_error = std::string("AMQ_ISA='") + env +
+                              "' is not a kernel variant (expected avx512, avx2 or sse41)";
         }
         halide_set_custom_can_use_target_features(can_use);
     });
@@ -76,16 +80,17 @@ Isa selected_isa() {
     install_hooks();
     // Ask the same question the wrappers ask, with the features of each variant.
     uint64_t f512[2] = {0, 0}, f2[2] = {0, 0};
-    auto set = [](uint64_t *f, halide_target_feature_t x) { f[int(x) / 64] |= 1ull << (int(x) % 64); };
-    for (auto x : {halide_target_feature_avx, halide_target_feature_avx2,
-                   halide_target_feature_fma, halide_target_feature_f16c,
-                   halide_target_feature_sse41, halide_target_feature_avx512,
-                   halide_target_feature_avx512_skylake, halide_target_feature_avx512_cannonlake,
-                   halide_target_feature_avx512_sapphirerapids})
+    auto set = [](uint64_t *f, halide_target_feature_t x) {
+        f[int(x) / 64] |= 1ull << (int(x) % 64);
+    };
+    for (auto x :
+         {halide_target_feature_avx, halide_target_feature_avx2, halide_target_feature_fma,
+          halide_target_feature_f16c, halide_target_feature_sse41, halide_target_feature_avx512,
+          halide_target_feature_avx512_skylake, halide_target_feature_avx512_cannonlake,
+          halide_target_feature_avx512_sapphirerapids})
         set(f512, x);
-    for (auto x : {halide_target_feature_avx, halide_target_feature_avx2,
-                   halide_target_feature_fma, halide_target_feature_f16c,
-                   halide_target_feature_sse41})
+    for (auto x : {halide_target_feature_avx, halide_target_feature_avx2, halide_target_feature_fma,
+                   halide_target_feature_f16c, halide_target_feature_sse41})
         set(f2, x);
     if (can_use(2, f512)) return Isa::avx512;
     if (can_use(2, f2)) return Isa::avx2;
@@ -94,9 +99,9 @@ Isa selected_isa() {
 
 void check(int status, const char *kernel) {
     if (status == 0) return;
-    std::string msg = std::string(kernel) + ": " +
-                      (g_last_error.empty() ? "Halide error " + std::to_string(status)
-                                            : g_last_error);
+    std::string msg =
+        std::string(kernel) + ": " +
+        (g_last_error.empty() ? "Halide error " + std::to_string(status) : g_last_error);
     g_last_error.clear();
     throw Error(msg);
 }

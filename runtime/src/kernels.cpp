@@ -38,9 +38,12 @@ constexpr size_t kParallelMinBytes = 512 * 1024;
 
 const char *isa_name(Isa isa) {
     switch (isa) {
-    case Isa::sse41: return "sse41";
-    case Isa::avx2: return "avx2";
-    case Isa::avx512: return "avx512";
+        case Isa::sse41:
+            return "sse41";
+        case Isa::avx2:
+            return "avx2";
+        case Isa::avx512:
+            return "avx512";
     }
     return "?";
 }
@@ -131,14 +134,15 @@ BinaryMatrix BinaryMatrix::from_planes(const uint64_t *planes, const float *alph
     return m;
 }
 
-BinaryMatrix BinaryMatrix::from_codes(const float *src, const float *alpha, int k_w,
-                                      size_t rows, size_t cols, const float *bias) {
+BinaryMatrix BinaryMatrix::from_codes(const float *src, const float *alpha, int k_w, size_t rows,
+                                      size_t cols, const float *bias) {
     detail::install_hooks();
     if (!src) fail("BinaryMatrix: src is null");
     // Scales, bias and the argument checks as from_planes (on empty planes), then
     // the planes themselves from the kernel.
     const size_t words = (cols + 63) / 64;
-    std::vector<uint64_t> zeros(rows && cols && k_w >= 1 && k_w <= 4 ? size_t(k_w) * rows * words : 0);
+    std::vector<uint64_t> zeros(rows && cols && k_w >= 1 && k_w <= 4 ? size_t(k_w) * rows * words
+                                                                     : 0);
     BinaryMatrix m = from_planes(zeros.data(), alpha, k_w, rows, cols, bias);
     const WeightStrides s = weight_strides(m.layout_, k_w, m.tiles_, words);
     halide_dimension_t d[4] = {{0, m.tile(), int32_t(s.r)},
@@ -239,10 +243,10 @@ void bgemv(const BinaryMatrix &W, const BinaryVector &a, float *y) {
         dst = scratch.data();
     }
     Buffer<float> yb(dst, W.tile(), int(W.tiles()));
-    detail::check(kernels::bgemv[W.k_w() - 1][a.k - 1](wb, alpha, bias, A, beta, int(a.n),
-                                                       g_threads > 1 && W.bytes() >= kParallelMinBytes,
-                                                       yb),
-                  "bgemv");
+    detail::check(
+        kernels::bgemv[W.k_w() - 1][a.k - 1](wb, alpha, bias, A, beta, int(a.n),
+                                             g_threads > 1 && W.bytes() >= kParallelMinBytes, yb),
+        "bgemv");
     if (dst != y) std::memcpy(y, dst, W.rows() * sizeof(float));
 }
 
@@ -256,8 +260,8 @@ std::vector<uint64_t> pack_bits(const float *src, int planes, size_t rows, size_
     const int words = int((cols + 63) / 64);
     std::vector<uint64_t> out(size_t(planes) * rows * words);
     Buffer<float> s(const_cast<float *>(src), int(cols), int(rows), planes);
-    halide_dimension_t d[4] = {{0, 1, words}, {0, planes, int(rows) * words},
-                               {0, words, 1}, {0, int(rows), words}};
+    halide_dimension_t d[4] = {
+        {0, 1, words}, {0, planes, int(rows) * words}, {0, words, 1}, {0, int(rows), words}};
     Buffer<uint64_t> W(out.data(), 4, d);
     detail::check(kernels::pack_bits_plane(s, W), "pack_bits");
     return out;
@@ -279,9 +283,10 @@ void f32_gemv(const float *M, size_t rows, size_t cols, const float *x, const fl
     Buffer<float> xb(const_cast<float *>(x), int(cols));
     Buffer<float> bb(const_cast<float *>(bias), int(rows));
     Buffer<float> yb(y, int(rows));
-    detail::check(kernels::f32_gemv(Mb, xb, bb,
-                                    g_threads > 1 && rows * cols * sizeof(float) >= kParallelMinBytes,
-                                    yb), "f32_gemv");
+    detail::check(
+        kernels::f32_gemv(Mb, xb, bb,
+                          g_threads > 1 && rows * cols * sizeof(float) >= kParallelMinBytes, yb),
+        "f32_gemv");
 }
 
 }  // namespace amq

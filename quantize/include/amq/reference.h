@@ -33,13 +33,13 @@ struct Quantized {
     std::vector<int8_t> codes;  // [k][n], +1 / -1
     double value(size_t e) const;
     // ||x - q||^2 over the n elements.
-    double sq_error(const float* x) const;
+    double sq_error(const float *x) const;
 };
 
 // Greedy: r = x; for i: b_i = sign(r); alpha_i = mean|r|; r -= alpha_i b_i
 // (b_i is taken from r before the subtraction).
 // A zero vector gives alpha all 0 and codes all +1; a constant vector is exact.
-Quantized greedy(const float* x, size_t n, int k);
+Quantized greedy(const float *x, size_t n, int k);
 
 // For fixed alpha: every element takes the nearest of the 2^k values
 // sum_i alpha_i s_i, found by binary search over the midpoints of the sorted
@@ -50,7 +50,7 @@ Quantized greedy(const float* x, size_t n, int k);
 // the s at rank #{m : x > mid_m}. Consequence: when all alphas are 0 (every
 // v(s) = 0) every element takes s = 2^k - 1, i.e. codes all +1, as greedy's
 // sign(0) = +1.
-void assign_codes(const float* x, size_t n, const double* alpha, int k, int8_t* codes);
+void assign_codes(const float *x, size_t n, const double *alpha, int k, int8_t *codes);
 
 // For fixed codes: alpha = (B^T B)^-1 B^T x. B^T B is an integer matrix; when its
 // determinant is exactly 0 (singular, e.g. two equal planes) alpha is left as it
@@ -61,28 +61,28 @@ void assign_codes(const float* x, size_t n, const double* alpha, int k, int8_t* 
 // with h = B^T x. (The Halide quantize_act solves by elimination in double and
 // treats a pivot <= 1e-9 n as singular: the same decision except for nearly
 // singular G, where both keep scales within rounding of each other.)
-bool refit_scales(const float* x, size_t n, const int8_t* codes, int k, double* alpha);
+bool refit_scales(const float *x, size_t n, const int8_t *codes, int k, double *alpha);
 
 // Alternating: greedy init, then T cycles of {assign_codes, refit_scales}.
 // T = 0 is greedy. The error never increases from one step to the next.
 // A zero vector gives alpha all 0 and codes all +1 (see assign_codes); a
 // constant vector is exact.
-Quantized alternating(const float* x, size_t n, int k, int T);
+Quantized alternating(const float *x, size_t n, int k, int T);
 
 // Refined greedy: greedy, but after each new plane all scales so far are refit
 // by least squares and the residual is recomputed from them.
 // Plane i: b_i = sign(r), alpha_i = mean|r|, then refit_scales on planes 0..i
 // (when singular the scales stay as they were, alpha_i = mean|r|), then
 // r_e = x_e - sum_{j<=i} alpha_j b_j[e].
-Quantized refined(const float* x, size_t n, int k);
+Quantized refined(const float *x, size_t n, int k);
 
 // Packs codes [planes][rows][n] (+1/-1) into words [planes][rows][words_for(n)].
 // Any code other than +1 / -1 throws std::invalid_argument. n == 0 is allowed
 // (no words).
-std::vector<uint64_t> pack_planes(const int8_t* codes, int planes, size_t rows, size_t n);
+std::vector<uint64_t> pack_planes(const int8_t *codes, int planes, size_t rows, size_t n);
 
 // Unpacks one packed row of n codes back to +1/-1.
-void unpack_row(const uint64_t* words, size_t n, int8_t* codes);
+void unpack_row(const uint64_t *words, size_t n, int8_t *codes);
 
 // Multi-bit binary dot product of one weight row with one activation vector:
 //   sum_i sum_j alpha_i beta_j (n - 2 popcount(b_i XOR c_j))
@@ -90,14 +90,14 @@ void unpack_row(const uint64_t* words, size_t n, int8_t* codes);
 // c: k_a planes of `words` words each (consecutive).
 // words = words_for(n). Padding bits must agree in b and c (both 0 in the
 // packed format); the sum over (i, j) runs i outer, j inner.
-double binary_dot(const uint64_t* b, size_t plane_stride, const double* alpha, int k_w,
-                  const uint64_t* c, const double* beta, int k_a, size_t n);
+double binary_dot(const uint64_t *b, size_t plane_stride, const double *alpha, int k_w,
+                  const uint64_t *c, const double *beta, int k_a, size_t n);
 
 // y[r] = bias[r] + binary_dot(row r) for weights in the model-file layout
 // W [k_w][rows][words], alpha [rows][k_w], activations [k_a][words], beta [k_a].
 // bias may be null.
-std::vector<double> binary_gemv(const uint64_t* W, const float* alpha, int k_w, size_t rows,
-                                const uint64_t* A, const float* beta, int k_a, size_t n,
-                                const float* bias);
+std::vector<double> binary_gemv(const uint64_t *W, const float *alpha, int k_w, size_t rows,
+                                const uint64_t *A, const float *beta, int k_a, size_t n,
+                                const float *bias);
 
 }  // namespace amq::ref

@@ -103,8 +103,8 @@ private:
 };
 
 // Offset of word w of plane i of row `row` in a kernel-layout buffer.
-size_t kernel_word_offset(const KernelLayout &layout, int k, size_t tiles, size_t words,
-                          size_t row, int i, size_t w);
+size_t kernel_word_offset(const KernelLayout &layout, int k, size_t tiles, size_t words, size_t row,
+                          int i, size_t w);
 
 // Strides (in words) of the kernel's W(r, i, w, t) buffer dimensions for a layout;
 // they mirror constrain_weight_layout() in generators/layout.h.
