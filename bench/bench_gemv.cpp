@@ -6,45 +6,11 @@
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
-#include <random>
-#include <vector>
-
 #include "amq/kernels.h"
-#include "amq/reference.h"
 #include "amq/spec.h"
 #include "gemv_measure.h"
 
 namespace {
-
-struct Problem {
-    amq::BinaryMatrix W;
-    amq::BinaryVector a;
-    std::vector<float> x, y, M, bias;
-};
-
-Problem make_problem(size_t rows, size_t cols, int kw, int ka, bool with_float) {
-    std::mt19937_64 g(7);
-    std::normal_distribution<float> nd;
-    const size_t words = amq::ref::words_for(cols);
-    std::vector<uint64_t> planes(size_t(kw) * rows * words);
-    for (auto &w : planes) w = g();
-    if (cols % 64)
-        for (size_t p = 0; p < size_t(kw) * rows; ++p)
-            planes[p * words + words - 1] &= ~0ull >> (64 - cols % 64);
-    std::vector<float> alpha(rows * kw, 0.1f);
-    Problem p;
-    p.W = amq::BinaryMatrix::from_planes(planes.data(), alpha.data(), kw, rows, cols);
-    p.x.resize(cols);
-    for (auto &v : p.x) v = nd(g);
-    p.y.resize(rows);
-    p.bias.assign(rows, 0.0f);
-    amq::quantize_act(p.x.data(), cols, ka, 2, p.a);
-    if (with_float) {
-        p.M.resize(rows * cols);
-        for (auto &v : p.M) v = nd(g);
-    }
-    return p;
-}
 
 void set_counters(benchmark::State &st, size_t rows, size_t cols, int kw, int ka,
                   size_t weight_bytes) {
@@ -58,7 +24,7 @@ void BM_amq(benchmark::State &st) {
     const size_t rows = st.range(0), cols = st.range(1);
     const int kw = int(st.range(2)), ka = int(st.range(3)), threads = int(st.range(4));
     amq::bench::set_threads(threads);
-    Problem p = make_problem(rows, cols, kw, ka, false);
+    amq::bench::GemvProblem p = amq::bench::make_gemv_problem(rows, cols, {kw, ka}, false);
     for (auto _ : st) {
         amq::quantize_act(p.x.data(), cols, ka, 2, p.a);
         amq::bgemv(p.W, p.a, p.y.data());
@@ -72,7 +38,7 @@ void BM_bgemv_only(benchmark::State &st) {
     const size_t rows = st.range(0), cols = st.range(1);
     const int kw = int(st.range(2)), ka = int(st.range(3)), threads = int(st.range(4));
     amq::bench::set_threads(threads);
-    Problem p = make_problem(rows, cols, kw, ka, false);
+    amq::bench::GemvProblem p = amq::bench::make_gemv_problem(rows, cols, {kw, ka}, false);
     for (auto _ : st) {
         amq::bgemv(p.W, p.a, p.y.data());
         benchmark::DoNotOptimize(p.y.data());
@@ -83,7 +49,7 @@ void BM_bgemv_only(benchmark::State &st) {
 void BM_f32_halide(benchmark::State &st) {
     const size_t rows = st.range(0), cols = st.range(1);
     amq::bench::set_threads(int(st.range(2)));
-    Problem p = make_problem(rows, cols, 1, 1, true);
+    amq::bench::GemvProblem p = amq::bench::make_gemv_problem(rows, cols, {1, 1}, true);
     for (auto _ : st) {
         amq::f32_gemv(p.M.data(), rows, cols, p.x.data(), p.bias.data(), p.y.data());
         benchmark::DoNotOptimize(p.y.data());
@@ -95,7 +61,7 @@ void BM_f32_halide(benchmark::State &st) {
 void BM_sgemv_openblas(benchmark::State &st) {
     const size_t rows = st.range(0), cols = st.range(1);
     amq::bench::set_threads(int(st.range(2)));
-    Problem p = make_problem(rows, cols, 1, 1, true);
+    amq::bench::GemvProblem p = amq::bench::make_gemv_problem(rows, cols, {1, 1}, true);
     for (auto _ : st) {
         cblas_sgemv(CblasRowMajor, CblasNoTrans, int(rows), int(cols), 1.0f, p.M.data(), int(cols),
                     p.x.data(), 1, 0.0f, p.y.data(), 1);

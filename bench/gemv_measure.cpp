@@ -43,28 +43,39 @@ void set_threads(int threads) {
     openblas_set_num_threads(threads);
 }
 
-GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, int rounds,
-                        double min_round_ms, int act_iters) {
-    set_threads(threads);
+GemvProblem make_gemv_problem(size_t rows, size_t cols, spec::Bits bits, bool with_float,
+                              int act_iters) {
     std::mt19937_64 g(42);
     std::normal_distribution<float> nd(0.0f, 1.0f);
     const size_t words = ref::words_for(cols);
-
     std::vector<uint64_t> planes(size_t(bits.w) * rows * words);
     for (auto &w : planes) w = g();
-    if (cols % 64)
-        for (size_t p = 0; p < size_t(bits.w) * rows; ++p)
-            planes[p * words + words - 1] &= ~0ull >> (64 - cols % 64);
-    std::vector<float> alpha(rows * bits.w), bias(rows), x(cols), M(rows * cols), y(rows);
+    for (size_t p = 0; p < size_t(bits.w) * rows; ++p)
+        planes[p * words + words - 1] &= ref::last_word_mask(cols);
+    std::vector<float> alpha(rows * bits.w);
     for (auto &v : alpha) v = std::abs(nd(g)) * 0.1f;
-    for (auto &v : bias) v = nd(g);
-    for (auto &v : x) v = nd(g);
-    for (auto &v : M) v = nd(g);
-    BinaryMatrix W =
-        BinaryMatrix::from_planes(planes.data(), alpha.data(), bits.w, rows, cols, bias.data());
-    planes.clear();
-    BinaryVector a;
-    quantize_act(x.data(), cols, bits.a, act_iters, a);
+    GemvProblem p;
+    p.bias.resize(rows);
+    for (auto &v : p.bias) v = nd(g);
+    p.x.resize(cols);
+    for (auto &v : p.x) v = nd(g);
+    p.y.resize(rows);
+    if (with_float) {
+        p.M.resize(rows * cols);
+        for (auto &v : p.M) v = nd(g);
+    }
+    p.W = BinaryMatrix::from_planes(planes.data(), alpha.data(), bits.w, rows, cols, p.bias.data());
+    quantize_act(p.x.data(), cols, bits.a, act_iters, p.a);
+    return p;
+}
+
+GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, int rounds,
+                        double min_round_ms, int act_iters) {
+    set_threads(threads);
+    GemvProblem p = make_gemv_problem(rows, cols, bits, true, act_iters);
+    const BinaryMatrix &W = p.W;
+    BinaryVector &a = p.a;
+    std::vector<float> &x = p.x, &y = p.y, &M = p.M, &bias = p.bias;
 
     std::vector<std::function<void()>> fns = {
         [&] {

@@ -5,10 +5,22 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
+#include "amq/kernels.h"
 #include "amq/spec.h"
 
 namespace amq::bench {
+
+// A GEMV problem with random data: weights prepared for the kernels, the input x
+// and its quantized planes, and (with_float) the float matrix of the baselines.
+struct GemvProblem {
+    BinaryMatrix W;
+    BinaryVector a;
+    std::vector<float> x, y, M, bias;
+};
+GemvProblem make_gemv_problem(size_t rows, size_t cols, spec::Bits bits, bool with_float,
+                              int act_iters = 2);
 
 struct GemvResult {
     size_t rows = 0, cols = 0;

@@ -37,7 +37,7 @@ inline std::vector<uint64_t> random_words(size_t count, uint32_t seed) {
 inline std::vector<uint64_t> random_planes(int planes, size_t rows, size_t cols, uint32_t seed) {
     const size_t words = ref::words_for(cols);
     auto v = random_words(size_t(planes) * rows * words, seed);
-    const uint64_t mask = (cols % 64) ? (~0ull >> (64 - cols % 64)) : ~0ull;
+    const uint64_t mask = ref::last_word_mask(cols);
     for (size_t p = 0; p < size_t(planes) * rows; ++p) v[p * words + words - 1] &= mask;
     return v;
 }

@@ -80,7 +80,7 @@ TEST(Bgemv, ExtremeValues) {
         const size_t rows = 9, words = ref::words_for(cols);
         for (uint64_t fill : {0ull, ~0ull}) {
             std::vector<uint64_t> W(2 * rows * words, fill), A(2 * words, ~fill);
-            const uint64_t mask = (cols % 64) ? (~0ull >> (64 - cols % 64)) : ~0ull;
+            const uint64_t mask = ref::last_word_mask(cols);
             for (size_t p = 0; p < 2 * rows; ++p) W[p * words + words - 1] &= mask;
             for (size_t p = 0; p < 2; ++p) A[p * words + words - 1] &= mask;
             std::vector<float> alpha(rows * 2, 1e3f), beta = {1e3f, -1e3f};

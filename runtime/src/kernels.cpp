@@ -9,6 +9,7 @@
 
 #include "HalideBuffer.h"
 #include "HalideRuntime.h"
+#include "amq/reference.h"
 #include "amq_kernel_table.h"
 #include "halide_hooks.h"
 
@@ -76,6 +77,21 @@ WeightStrides weight_strides(const KernelLayout &l, int k, size_t tiles, size_t 
     fail("unknown kernel layout '" + l.layout + "' (expected tiled, plane_major or interleaved)");
 }
 
+namespace {
+
+// A u64 weight buffer W(r, i, w, t) over `data` with the strides of the layout.
+Buffer<uint64_t> weight_buffer(const KernelLayout &l, int k, size_t tiles, size_t words,
+                               uint64_t *data) {
+    const WeightStrides s = weight_strides(l, k, tiles, words);
+    halide_dimension_t d[4] = {{0, l.tile, int32_t(s.r)},
+                               {0, k, int32_t(s.i)},
+                               {0, int32_t(words), int32_t(s.w)},
+                               {0, int32_t(tiles), int32_t(s.t)}};
+    return Buffer<uint64_t>(data, 4, d);
+}
+
+}  // namespace
+
 size_t kernel_word_offset(const KernelLayout &l, int k, size_t tiles, size_t words, size_t row,
                           int i, size_t w) {
     const WeightStrides s = weight_strides(l, k, tiles, words);
@@ -88,14 +104,13 @@ BinaryMatrix BinaryMatrix::from_planes(const uint64_t *planes, const float *alph
     return from_planes(planes, alpha, k_w, rows, cols, bias, kernel_layout());
 }
 
-BinaryMatrix BinaryMatrix::from_planes(const uint64_t *planes, const float *alpha, int k_w,
-                                       size_t rows, size_t cols, const float *bias,
-                                       const KernelLayout &l) {
+BinaryMatrix BinaryMatrix::with_scales(const float *alpha, int k_w, size_t rows, size_t cols,
+                                       const float *bias, const KernelLayout &l) {
     check_bits("BinaryMatrix", "k_w", k_w);
     if (rows == 0 || cols == 0)
         fail("BinaryMatrix: shape " + std::to_string(rows) + "x" + std::to_string(cols) +
              " is empty (expected rows >= 1 and cols >= 1)");
-    if (!planes || !alpha) fail("BinaryMatrix: planes and alpha must not be null");
+    if (!alpha) fail("BinaryMatrix: alpha must not be null");
     if (l.tile < 1 || l.tile > 64)
         fail("BinaryMatrix: tile = " + std::to_string(l.tile) + " (expected 1..64)");
     weight_strides(l, k_w, 1, 1);  // validates the layout name
@@ -105,21 +120,10 @@ BinaryMatrix BinaryMatrix::from_planes(const uint64_t *planes, const float *alph
     m.cols_ = cols;
     m.layout_ = l;
     m.tiles_ = (rows + l.tile - 1) / l.tile;
-    const size_t words = m.words(), tile = size_t(l.tile);
-    m.planes_.assign(size_t(k_w) * m.tiles_ * tile * words, 0);
+    const size_t tile = size_t(l.tile);
+    m.planes_.assign(size_t(k_w) * m.tiles_ * tile * m.words(), 0);
     m.alpha_.assign(m.tiles_ * k_w * tile, 0.0f);
     m.bias_.assign(m.tiles_ * tile, 0.0f);
-    const uint64_t pad_mask = (cols % 64) ? (~0ull >> (64 - cols % 64)) : ~0ull;
-    for (int i = 0; i < k_w; ++i)
-        for (size_t r = 0; r < rows; ++r) {
-            const uint64_t *src = planes + (size_t(i) * rows + r) * words;
-            if (src[words - 1] & ~pad_mask)
-                fail("BinaryMatrix: plane " + std::to_string(i) + " row " + std::to_string(r) +
-                     " has bits set past column " + std::to_string(cols) +
-                     " (padding bits must be 0)");
-            for (size_t w = 0; w < words; ++w)
-                m.planes_[kernel_word_offset(l, k_w, m.tiles_, words, r, i, w)] = src[w];
-        }
     for (size_t r = 0; r < rows; ++r) {
         const size_t t = r / tile, lane = r % tile;
         for (int i = 0; i < k_w; ++i) {
@@ -134,22 +138,32 @@ BinaryMatrix BinaryMatrix::from_planes(const uint64_t *planes, const float *alph
     return m;
 }
 
+BinaryMatrix BinaryMatrix::from_planes(const uint64_t *planes, const float *alpha, int k_w,
+                                       size_t rows, size_t cols, const float *bias,
+                                       const KernelLayout &l) {
+    if (!planes) fail("BinaryMatrix: planes must not be null");
+    BinaryMatrix m = with_scales(alpha, k_w, rows, cols, bias, l);
+    const size_t words = m.words();
+    const uint64_t pad_mask = ref::last_word_mask(cols);
+    for (int i = 0; i < k_w; ++i)
+        for (size_t r = 0; r < rows; ++r) {
+            const uint64_t *src = planes + (size_t(i) * rows + r) * words;
+            if (src[words - 1] & ~pad_mask)
+                fail("BinaryMatrix: plane " + std::to_string(i) + " row " + std::to_string(r) +
+                     " has bits set past column " + std::to_string(cols) +
+                     " (padding bits must be 0)");
+            for (size_t w = 0; w < words; ++w)
+                m.planes_[kernel_word_offset(l, k_w, m.tiles_, words, r, i, w)] = src[w];
+        }
+    return m;
+}
+
 BinaryMatrix BinaryMatrix::from_codes(const float *src, const float *alpha, int k_w, size_t rows,
                                       size_t cols, const float *bias) {
     detail::install_hooks();
-    if (!src) fail("BinaryMatrix: src is null");
-    // Scales, bias and the argument checks as from_planes (on empty planes), then
-    // the planes themselves from the kernel.
-    const size_t words = (cols + 63) / 64;
-    std::vector<uint64_t> zeros(rows && cols && k_w >= 1 && k_w <= 4 ? size_t(k_w) * rows * words
-                                                                     : 0);
-    BinaryMatrix m = from_planes(zeros.data(), alpha, k_w, rows, cols, bias);
-    const WeightStrides s = weight_strides(m.layout_, k_w, m.tiles_, words);
-    halide_dimension_t d[4] = {{0, m.tile(), int32_t(s.r)},
-                               {0, k_w, int32_t(s.i)},
-                               {0, int32_t(words), int32_t(s.w)},
-                               {0, int32_t(m.tiles_), int32_t(s.t)}};
-    Buffer<uint64_t> W(m.planes_.data(), 4, d);
+    if (!src) fail("BinaryMatrix: src must not be null");
+    BinaryMatrix m = with_scales(alpha, k_w, rows, cols, bias, kernel_layout());
+    Buffer<uint64_t> W = weight_buffer(m.layout_, k_w, m.tiles_, m.words(), m.planes_.data());
     Buffer<float> in(const_cast<float *>(src), int(cols), int(rows), k_w);
     detail::check(kernels::pack_bits_kernel(in, W), "pack_bits");
     return m;
@@ -169,20 +183,6 @@ std::vector<uint64_t> BinaryMatrix::to_planes() const {
 size_t BinaryMatrix::bytes() const {
     return planes_.size() * sizeof(uint64_t) + alpha_.size() * sizeof(float);
 }
-
-namespace {
-
-// A u64 weight buffer W(r, i, w, t) with the strides of the matrix's layout.
-Buffer<uint64_t> weight_buffer(const BinaryMatrix &m) {
-    const WeightStrides s = weight_strides(m.layout(), m.k_w(), m.tiles(), m.words());
-    halide_dimension_t d[4] = {{0, m.tile(), int32_t(s.r)},
-                               {0, m.k_w(), int32_t(s.i)},
-                               {0, int32_t(m.words()), int32_t(s.w)},
-                               {0, int32_t(m.tiles()), int32_t(s.t)}};
-    return Buffer<uint64_t>(const_cast<uint64_t *>(m.kernel_planes().data()), 4, d);
-}
-
-}  // namespace
 
 void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryVector &out) {
     detail::install_hooks();
@@ -229,7 +229,8 @@ void bgemv(const BinaryMatrix &W, const BinaryVector &a, float *y) {
              std::to_string(a.beta.size()) + " scales (expected " +
              std::to_string(size_t(a.k) * a.words()) + " and " + std::to_string(a.k) + ")");
     if (!y) fail("bgemv: y is null");
-    Buffer<uint64_t> wb = weight_buffer(W);
+    Buffer<uint64_t> wb = weight_buffer(W.layout(), W.k_w(), W.tiles(), W.words(),
+                                        const_cast<uint64_t *>(W.kernel_planes().data()));
     Buffer<float> alpha(const_cast<float *>(W.kernel_alpha().data()), W.tile(), W.k_w(),
                         int(W.tiles()));
     Buffer<float> bias(const_cast<float *>(W.kernel_bias().data()), W.tile(), int(W.tiles()));

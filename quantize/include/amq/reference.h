@@ -26,6 +26,9 @@ constexpr int kMaxBits = 4;
 // Number of 64-bit words that hold n codes.
 inline size_t words_for(size_t n) { return (n + 63) / 64; }
 
+// The bits of the last of those words that hold elements (the rest is padding, 0).
+inline uint64_t last_word_mask(size_t n) { return (n % 64) ? (~0ull >> (64 - n % 64)) : ~0ull; }
+
 struct Quantized {
     int k = 0;
     size_t n = 0;

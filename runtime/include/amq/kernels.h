@@ -94,6 +94,11 @@ public:
     const std::vector<float> &kernel_bias() const { return bias_; }
 
 private:
+    // Checks the arguments, sizes the storage (planes all 0) and fills the
+    // row-tiled scales and bias; from_planes and from_codes then write the planes.
+    static BinaryMatrix with_scales(const float *alpha, int k_w, size_t rows, size_t cols,
+                                    const float *bias, const KernelLayout &layout);
+
     int k_w_ = 0;
     size_t rows_ = 0, cols_ = 0, tiles_ = 0;
     KernelLayout layout_;
