@@ -38,28 +38,13 @@ struct QuantizeActFuncs {
 
 namespace detail {
 
-// Masked sum over e in [0, n) of term(e), laid out as [blocks][lanes] over the
-// padded input so that the lanes vectorize (rfactor) with dense loads, no tail.
-inline Halide::Func masked_sum(const std::string &name, Halide::Expr n, int lanes,
-                               const std::function<Halide::Expr(Halide::Expr)> &term,
-                               QuantizeActFuncs &f) {
-    using namespace Halide;
-    RDom rr(0, lanes, 0, (n + lanes - 1) / lanes, name + "_r");
-    Expr e = rr.y * lanes + rr.x;
-    Expr v = term(e);
-    Func s(name);
-    s() = Internal::make_zero(v.type());
-    s() += select(e < n, v, Internal::make_zero(v.type()));
-    f.sums.push_back(s);
-    f.sum_lanes.push_back(rr.x);
-    return s;
-}
-
 // A double constant (Halide's Expr(double) is ambiguous).
 inline Halide::Expr f64(double v) { return Halide::Internal::make_const(Halide::Float(64), v); }
 
-// The same for several terms at once: one pass, a tuple of sums (a tuple of one
-// term is padded with a dummy so that the result is always a Tuple).
+// Masked sums over e in [0, n) of each term(e), in one pass, laid out as
+// [blocks][lanes] over the padded input so that the lanes vectorize (rfactor)
+// with dense loads and no tail. The result is a Tuple, element t the sum of
+// term t (one term is padded with a dummy so that it is always a Tuple).
 inline Halide::Func masked_sums(const std::string &name, Halide::Expr n, int lanes,
                                 const std::vector<std::function<Halide::Expr(Halide::Expr)>> &terms,
                                 QuantizeActFuncs &f) {
@@ -103,10 +88,10 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
             for (int p = 0; p < i; ++p) r = r - select(r >= detail::f64(0), alpha[p], -alpha[p]);
             return r;
         };
-        Func s = detail::masked_sum(
-            "greedy_abs" + std::to_string(i), n, lanes, [&](Expr e) { return abs(resid(e)); }, f);
+        Func s = detail::masked_sums("greedy_abs" + std::to_string(i), n, lanes,
+                                     {[&](Expr e) { return abs(resid(e)); }}, f);
         Func a("greedy_alpha" + std::to_string(i));
-        a() = s() / nd;
+        a() = s()[0] / nd;
         f.scalars.push_back(a);
         alpha.push_back(a());
     }
