@@ -1,17 +1,15 @@
 // Weight layouts a binary kernel can be built for, shared by pack_bits and bgemv.
 //
-// Every layout is the same 4-D buffer W(r, i, w, t) -- lane r of row tile t,
-// plane i, word w; row = t * tile + r -- with different strides, so the algorithm
-// is written once and the layout is a schedule knob:
-//   tiled        [t][w][i][r]  one vector load holds word w of `tile` rows
-//   plane_major  [i][t][r][w]  the model file's [k_w][rows][words]
-//   interleaved  [t][r][w][i]  all planes of a word side by side
+// Every layout is the same 4-D buffer W(r, i, w, t) with different strides (the
+// table is amq/weight_layout.h, shared with the runtime), so the algorithm is
+// written once and the layout is a schedule knob.
 #pragma once
 
 #include <stdexcept>
 #include <string>
 
 #include "Halide.h"
+#include "amq/weight_layout.h"
 
 namespace amq::gen {
 
@@ -47,27 +45,12 @@ void constrain_weight_layout(BufferLike &W, Layout layout, int tile, Halide::Exp
     W.dim(1).set_bounds(0, k);
     W.dim(2).set_min(0);
     W.dim(3).set_min(0);
-    Expr words = W.dim(2).extent();
-    switch (layout) {
-        case Layout::tiled:
-            W.dim(0).set_stride(1);
-            W.dim(1).set_stride(tile);
-            W.dim(2).set_stride(tile * k);
-            W.dim(3).set_stride(tile * k * words);
-            break;
-        case Layout::plane_major:
-            W.dim(0).set_stride(words);
-            W.dim(2).set_stride(1);
-            W.dim(3).set_stride(tile * words);
-            W.dim(1).set_stride(tile * words * W.dim(3).extent());
-            break;
-        case Layout::interleaved:
-            W.dim(1).set_stride(1);
-            W.dim(2).set_stride(k);
-            W.dim(0).set_stride(k * words);
-            W.dim(3).set_stride(tile * k * words);
-            break;
-    }
+    LayoutStrides<Expr> s;
+    layout_strides<Expr>(layout_name(layout), tile, k, W.dim(2).extent(), W.dim(3).extent(), s);
+    W.dim(0).set_stride(s.r);
+    W.dim(1).set_stride(s.i);
+    W.dim(2).set_stride(s.w);
+    W.dim(3).set_stride(s.t);
 }
 
 }  // namespace amq::gen

@@ -10,6 +10,7 @@
 #include "HalideBuffer.h"
 #include "HalideRuntime.h"
 #include "amq/reference.h"
+#include "amq/weight_layout.h"
 #include "amq_kernel_table.h"
 #include "halide_hooks.h"
 
@@ -70,11 +71,11 @@ void BinaryVector::resize(int k_, size_t n_) {
 }
 
 WeightStrides weight_strides(const KernelLayout &l, int k, size_t tiles, size_t words) {
-    const int64_t tile = l.tile, K = k, W = int64_t(words), T = int64_t(tiles);
-    if (l.layout == "tiled") return {1, tile, tile * K, tile * K * W};
-    if (l.layout == "plane_major") return {W, tile * W * T, 1, tile * W};
-    if (l.layout == "interleaved") return {K * W, 1, K, tile * K * W};
-    fail("unknown kernel layout '" + l.layout + "' (expected tiled, plane_major or interleaved)");
+    LayoutStrides<int64_t> s;
+    if (!layout_strides<int64_t>(l.layout, l.tile, k, int64_t(words), int64_t(tiles), s))
+        fail("unknown kernel layout '" + l.layout +
+             "' (expected tiled, plane_major or interleaved)");
+    return {s.r, s.i, s.w, s.t};
 }
 
 namespace {

@@ -111,8 +111,8 @@ private:
 size_t kernel_word_offset(const KernelLayout &layout, int k, size_t tiles, size_t words, size_t row,
                           int i, size_t w);
 
-// Strides (in words) of the kernel's W(r, i, w, t) buffer dimensions for a layout;
-// they mirror constrain_weight_layout() in generators/layout.h.
+// Strides (in words) of the kernel's W(r, i, w, t) buffer dimensions for a layout
+// (the table in amq/weight_layout.h, which the generators use too).
 struct WeightStrides {
     int64_t r, i, w, t;
 };
