@@ -13,6 +13,8 @@ int main(int argc, char **argv) {
     app.set_version_flag("--version", "amq " AMQ_VERSION);
     app.require_subcommand(1);
     amq::tools::add_info_command(app);
+    amq::tools::add_quantize_command(app);
+    amq::tools::add_run_commands(app);
 #ifdef AMQ_HAVE_BENCH
     amq::tools::add_bench_command(app);
 #endif

@@ -1,8 +1,11 @@
-// amq info [--json]: the CPU (via cpuinfo), the kernel variant this build runs on
-// it, the weight layout and the Halide version.
+// amq info [MODEL] [--json]: the CPU (via cpuinfo), the kernel variant this build
+// runs on it, the weight layout and the Halide version; with MODEL, the model's
+// metadata and tensors instead.
 #include <cpuinfo.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -10,6 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "amq/kernels.h"
+#include "amq/model.h"
+#include "amq/safetensors.h"
 #include "commands.h"
 
 namespace amq::tools {
@@ -34,7 +39,7 @@ const char *vendor_name(cpuinfo_vendor v) {
     }
 }
 
-// Model name from /proc/cpuinfo, for when cpuinfo leaves the package name empty.
+// ModelFile name from /proc/cpuinfo, for when cpuinfo leaves the package name empty.
 std::string proc_model_name() {
     std::ifstream f("/proc/cpuinfo");
     for (std::string line; std::getline(f, line);)
@@ -132,6 +137,71 @@ void print_text(const nlohmann::ordered_json &j) {
               << " rows per tile\nHalide:   " << j["halide_version"].get<std::string>() << "\n";
 }
 
+// The model file: metadata (the vocabulary shortened), tensors, and the summary
+// of the network it holds (load_model checks it all).
+nlohmann::ordered_json describe_model(const std::string &path) {
+    const ModelFile model = load_model(path);  // throws, naming the file and tensor
+    const st::Reader file = st::Reader::open(path);
+    nlohmann::ordered_json j, meta, tensors = nlohmann::ordered_json::array();
+    for (const auto &[key, value] : file.metadata())
+        meta[key] = key == "vocab" ? std::to_string(model.vocab.size()) + " words" : value;
+    uint64_t bytes = 0, float_bytes = 0;
+    for (const st::TensorInfo &t : file.tensors()) {
+        tensors.push_back({{"name", t.name},
+                           {"dtype", st::dtype_name(t.dtype)},
+                           {"shape", t.shape},
+                           {"bytes", t.nbytes()}});
+        bytes += t.nbytes();
+    }
+    for (const auto &[name, t] : model.floats) float_bytes += t.data.size() * 4;
+    for (const auto &[name, q] : model.quant) float_bytes += q.rows * q.cols * 4;
+    const RnnShape &s = model.shape;
+    j["file"] = path;
+    j["kind"] = model.quantized() ? "quantized" : "float";
+    j["arch"] = s.arch == Arch::lstm ? "lstm" : "gru";
+    j["layers"] = s.layers;
+    j["input_size"] = s.input_size;
+    j["hidden_size"] = s.hidden_size;
+    j["vocab_size"] = s.vocab_size;
+    if (model.quantized()) {
+        j["bits"] = bits_str(model.k_w, model.k_a);
+        j["method"] = model.method;
+    }
+    j["tensor_bytes"] = bytes;
+    j["float_bytes"] = float_bytes;
+    j["first_words"] = std::vector<std::string>(
+        model.vocab.begin(), model.vocab.begin() + std::min<size_t>(model.vocab.size(), 10));
+    j["metadata"] = meta;
+    j["tensors"] = tensors;
+    return j;
+}
+
+void print_model(const nlohmann::ordered_json &j) {
+    std::cout << "Model:    " << j["file"].get<std::string>() << " ("
+              << j["kind"].get<std::string>() << ")\n"
+              << "Network:  " << j["arch"].get<std::string>() << ", " << j["layers"]
+              << " layer(s), input " << j["input_size"] << ", hidden " << j["hidden_size"];
+    if (j["vocab_size"].get<size_t>()) std::cout << ", vocabulary " << j["vocab_size"];
+    std::cout << "\n";
+    if (j.contains("bits"))
+        std::cout << "Bits:     W" << j["bits"].get<std::string>().replace(1, 1, "A") << " ("
+                  << j["method"].get<std::string>() << ")\n";
+    const double mb = j["tensor_bytes"].get<double>() / 1e6;
+    const double ratio = j["float_bytes"].get<double>() / j["tensor_bytes"].get<double>();
+    std::printf("Size:     %.2f MB of tensors, %.1fx smaller than float\n", mb, ratio);
+    std::cout << "Metadata:\n";
+    for (const auto &[key, value] : j["metadata"].items())
+        std::cout << "  " << key << " = " << value.get<std::string>() << "\n";
+    std::cout << "Tensors:\n";
+    for (const auto &t : j["tensors"]) {
+        std::string shape;
+        for (const auto &d : t["shape"]) shape += (shape.empty() ? "" : ", ") + d.dump();
+        std::printf("  %-24s %-5s [%s] %llu bytes\n", t["name"].get<std::string>().c_str(),
+                    t["dtype"].get<std::string>().c_str(), shape.c_str(),
+                    (unsigned long long)t["bytes"].get<uint64_t>());
+    }
+}
+
 }  // namespace
 
 void add_info_command(CLI::App &app) {
@@ -140,8 +210,18 @@ void add_info_command(CLI::App &app) {
                                    "chosen for it, the weight layout and the Halide "
                                    "version");
     auto json = std::make_shared<bool>(false);
+    auto model = std::make_shared<std::string>();
+    cmd->add_option("model", *model, "A model file (.amq or float .safetensors) to describe");
     cmd->add_flag("--json", *json, "Print one JSON object");
-    cmd->callback([json] {
+    cmd->callback([json, model] {
+        if (!model->empty()) {
+            nlohmann::ordered_json j = describe_model(*model);
+            if (*json)
+                std::cout << j.dump(2) << "\n";
+            else
+                print_model(j);
+            return;
+        }
         nlohmann::ordered_json j = describe();
         if (*json)
             std::cout << j.dump(2) << "\n";

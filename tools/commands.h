@@ -17,6 +17,8 @@ struct UsageError : std::runtime_error {
 };
 
 void add_info_command(CLI::App &app);
+void add_quantize_command(CLI::App &app);
+void add_run_commands(CLI::App &app);  // run, eval
 #ifdef AMQ_HAVE_BENCH
 void add_bench_command(CLI::App &app);
 #endif

@@ -3,12 +3,16 @@
 #include "amq/kernels.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "HalideBuffer.h"
 #include "HalideRuntime.h"
+#include "amq/batch_tile.h"
 #include "amq/reference.h"
 #include "amq/weight_layout.h"
 #include "amq_kernel_table.h"
@@ -68,6 +72,31 @@ void BinaryVector::resize(int k_, size_t n_) {
     n = n_;
     planes.resize(size_t(k) * words());
     beta.resize(size_t(k));
+}
+
+void BinaryBatch::resize(int k_, size_t n_, size_t batch_) {
+    k = k_;
+    n = n_;
+    batch = batch_;
+    planes.resize(batch * size_t(k) * words());
+    beta.resize(batch * size_t(k));
+}
+
+void BinaryBatch::set(size_t b, const BinaryVector &v) {
+    if (b >= batch)
+        fail("BinaryBatch::set: item " + std::to_string(b) + " is past the batch of " +
+             std::to_string(batch));
+    if (v.k != k || v.n != n)
+        fail("BinaryBatch::set: the vector has k = " + std::to_string(v.k) +
+             ", n = " + std::to_string(v.n) + " (expected the batch's k = " + std::to_string(k) +
+             ", n = " + std::to_string(n) + ")");
+    if (v.planes.size() < size_t(k) * words() || v.beta.size() < size_t(k))
+        fail("BinaryBatch::set: the vector has " + std::to_string(v.planes.size()) + " words and " +
+             std::to_string(v.beta.size()) + " scales (expected " +
+             std::to_string(size_t(k) * words()) + " and " + std::to_string(k) + ")");
+    std::copy(v.planes.begin(), v.planes.begin() + size_t(k) * words(),
+              planes.begin() + b * size_t(k) * words());
+    std::copy(v.beta.begin(), v.beta.begin() + k, beta.begin() + b * size_t(k));
 }
 
 WeightStrides weight_strides(const KernelLayout &l, int k, size_t tiles, size_t words) {
@@ -185,7 +214,12 @@ size_t BinaryMatrix::bytes() const {
     return planes_.size() * sizeof(uint64_t) + alpha_.size() * sizeof(float);
 }
 
-void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryVector &out) {
+namespace {
+
+// Checks the arguments of quantize_act; `ready` sizes the destination once they
+// pass and returns its planes [k_a][words] and scales [k_a].
+template <typename Ready>
+void run_quantize_act(const float *x, size_t n, int k_a, int iters, Ready ready) {
     detail::install_hooks();
     check_bits("quantize_act", "k_a", k_a);
     if (n == 0) fail("quantize_act: n = 0 (expected a vector of length >= 1)");
@@ -193,7 +227,8 @@ void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryVector &ou
         fail("quantize_act: iters = " + std::to_string(iters) +
              " is not built (expected 0..3; 0 = greedy)");
     if (!x) fail("quantize_act: x is null");
-    out.resize(k_a, n);
+    auto [planes, scales] = ready();
+    const size_t words = (n + 63) / 64;
     // The kernel reads x padded to a multiple of 64 (the padding is not counted).
     const size_t padded = round_up(n, 64);
     thread_local std::vector<float> scratch;
@@ -204,27 +239,65 @@ void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryVector &ou
         src = scratch.data();
     }
     Buffer<float> xb(const_cast<float *>(src), int(padded));
-    Buffer<uint8_t> bytes(reinterpret_cast<uint8_t *>(out.planes.data()), int(out.words() * 8),
-                          k_a);
-    Buffer<float> beta(out.beta.data(), k_a);
+    Buffer<uint8_t> bytes(reinterpret_cast<uint8_t *>(planes), int(words * 8), k_a);
+    Buffer<float> beta(scales, k_a);
     detail::check(kernels::quantize_act[k_a - 1][iters](xb, int(n), bytes, beta), "quantize_act");
     for (int j = 0; j < k_a; ++j)
-        if (!std::isfinite(out.beta[j]))
+        if (!std::isfinite(scales[j]))
             fail("quantize_act: the input vector (length " + std::to_string(n) +
                  ") contains NaN or Inf");
 }
 
+}  // namespace
+
+void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryVector &out) {
+    run_quantize_act(x, n, k_a, iters, [&] {
+        out.resize(k_a, n);
+        return std::pair<uint64_t *, float *>(out.planes.data(), out.beta.data());
+    });
+}
+
+void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryBatch &out, size_t b) {
+    run_quantize_act(x, n, k_a, iters, [&] {
+        if (out.k != k_a || out.n != n)
+            fail("quantize_act: the batch has k = " + std::to_string(out.k) +
+                 ", n = " + std::to_string(out.n) + " (expected k_a = " + std::to_string(k_a) +
+                 ", n = " + std::to_string(n) + "; size it with BinaryBatch::resize)");
+        if (b >= out.batch)
+            fail("quantize_act: item " + std::to_string(b) + " is past the batch of " +
+                 std::to_string(out.batch));
+        const size_t stride = size_t(k_a) * out.words();
+        if (out.planes.size() < out.batch * stride || out.beta.size() < out.batch * size_t(k_a))
+            fail("quantize_act: the batch has " + std::to_string(out.planes.size()) +
+                 " words and " + std::to_string(out.beta.size()) + " scales (expected " +
+                 std::to_string(out.batch * stride) + " and " +
+                 std::to_string(out.batch * size_t(k_a)) + ")");
+        return std::pair<uint64_t *, float *>(out.planes.data() + b * stride,
+                                              out.beta.data() + b * size_t(k_a));
+    });
+}
+
+namespace {
+
+// The checks every binary product makes on its weights and activation shape.
+void check_product(const char *kernel, const BinaryMatrix &W, int k_a, size_t n) {
+    const std::string k = kernel;
+    if (W.k_w() == 0) fail(k + ": the weight matrix is empty (not built)");
+    if (W.layout().layout != kernel_layout().layout || W.tile() != kernel_layout().tile)
+        fail(k + ": the matrix is in layout " + W.layout().layout + "/" + std::to_string(W.tile()) +
+             " but the kernels were built for " + kernel_layout().layout + "/" +
+             std::to_string(kernel_layout().tile));
+    check_bits(kernel, "k_a", k_a);
+    if (n != W.cols())
+        fail(k + ": activation length " + std::to_string(n) + " does not match the " +
+             std::to_string(W.rows()) + "x" + std::to_string(W.cols()) + " weight matrix");
+}
+
+}  // namespace
+
 void bgemv(const BinaryMatrix &W, const BinaryVector &a, float *y) {
     detail::install_hooks();
-    if (W.k_w() == 0) fail("bgemv: the weight matrix is empty (not built)");
-    if (W.layout().layout != kernel_layout().layout || W.tile() != kernel_layout().tile)
-        fail("bgemv: the matrix is in layout " + W.layout().layout + "/" +
-             std::to_string(W.tile()) + " but the kernels were built for " +
-             kernel_layout().layout + "/" + std::to_string(kernel_layout().tile));
-    check_bits("bgemv", "k_a", a.k);
-    if (a.n != W.cols())
-        fail("bgemv: activation length " + std::to_string(a.n) + " does not match the " +
-             std::to_string(W.rows()) + "x" + std::to_string(W.cols()) + " weight matrix");
+    check_product("bgemv", W, a.k, a.n);
     if (a.planes.size() < size_t(a.k) * a.words() || a.beta.size() < size_t(a.k))
         fail("bgemv: activation has " + std::to_string(a.planes.size()) + " words and " +
              std::to_string(a.beta.size()) + " scales (expected " +
@@ -250,6 +323,171 @@ void bgemv(const BinaryMatrix &W, const BinaryVector &a, float *y) {
                                              g_threads > 1 && W.bytes() >= kParallelMinBytes, yb),
         "bgemv");
     if (dst != y) std::memcpy(y, dst, W.rows() * sizeof(float));
+}
+
+void bgemm(const BinaryMatrix &W, const BinaryBatch &a, float *y, size_t y_stride) {
+    detail::install_hooks();
+    check_product("bgemm", W, a.k, a.n);
+    const size_t B = a.batch, ka = size_t(a.k);
+    if (B == 0) fail("bgemm: the activation batch is empty (expected batch >= 1)");
+    if (a.planes.size() < B * ka * a.words() || a.beta.size() < B * ka)
+        fail("bgemm: activation batch has " + std::to_string(a.planes.size()) + " words and " +
+             std::to_string(a.beta.size()) + " scales (expected " +
+             std::to_string(B * ka * a.words()) + " and " + std::to_string(B * ka) + ")");
+    if (!y) fail("bgemm: y is null");
+    const size_t stride = y_stride ? y_stride : W.rows(), padded = W.rows_padded();
+    if (stride < W.rows())
+        fail("bgemm: y_stride = " + std::to_string(stride) + " is less than the " +
+             std::to_string(W.rows()) + " rows of the weight matrix");
+    const bool direct = stride >= padded;
+    if ((direct ? stride : padded) * B > size_t(INT32_MAX))
+        fail("bgemm: the output of " + std::to_string(B) + " items x " + std::to_string(stride) +
+             " floats is too large (at most 2^31 - 1 floats)");
+    Buffer<uint64_t> wb = weight_buffer(W.layout(), W.k_w(), W.tiles(), W.words(),
+                                        const_cast<uint64_t *>(W.kernel_planes().data()));
+    Buffer<float> alpha(const_cast<float *>(W.kernel_alpha().data()), W.tile(), W.k_w(),
+                        int(W.tiles()));
+    Buffer<float> bias(const_cast<float *>(W.kernel_bias().data()), W.tile(), int(W.tiles()));
+    thread_local std::vector<float> scratch;
+    float *dst = y;
+    if (!direct) {
+        if (scratch.size() < padded * B) scratch.resize(padded * B);
+        dst = scratch.data();
+    }
+    const int tile = W.tile();
+    const bool par = g_threads > 1 && W.bytes() * B >= kParallelMinBytes;
+    if (B == 1) {
+        // One item: bgemv is the same product (and its loop is a little faster).
+        Buffer<uint64_t> A(const_cast<uint64_t *>(a.planes.data()), int(a.words()), a.k);
+        Buffer<float> beta(const_cast<float *>(a.beta.data()), a.k);
+        Buffer<float> yb(dst, tile, int(W.tiles()));
+        detail::check(
+            kernels::bgemv[W.k_w() - 1][a.k - 1](wb, alpha, bias, A, beta, int(a.n), par, yb),
+            "bgemm");
+    } else {
+        Buffer<uint64_t> A(const_cast<uint64_t *>(a.planes.data()), int(a.words()), a.k, int(B));
+        Buffer<float> beta(const_cast<float *>(a.beta.data()), a.k, int(B));
+        halide_dimension_t d[3] = {
+            {0, tile, 1}, {0, int(W.tiles()), tile}, {0, int(B), int(direct ? stride : padded)}};
+        Buffer<float> yb(dst, 3, d);
+        const int bt = bgemm_batch_tile(
+            B,
+            bgemm_max_batch_tile(AMQ_BGEMM_ACCUMULATORS, AMQ_BGEMM_MAX_BATCH_TILE, W.k_w(), a.k));
+        detail::check(
+            kernels::bgemm[W.k_w() - 1][a.k - 1](wb, alpha, bias, A, beta, int(a.n), par, bt, yb),
+            "bgemm");
+    }
+    if (!direct)
+        for (size_t b = 0; b < B; ++b)
+            std::memcpy(y + b * stride, dst + b * padded, W.rows() * sizeof(float));
+}
+
+namespace {
+
+// Memory spanned by a batch view, in floats.
+struct Span {
+    const float *begin, *end;
+};
+
+size_t stride_of(const ConstFloatBatch &v) { return v.stride ? v.stride : v.size; }
+
+// Checks one argument of a cell: non-null, `size` values per item, `batch`
+// items, a stride that holds them, and Halide's 32-bit extents.
+Span check_cell_arg(const char *kernel, const char *name, const ConstFloatBatch &v, size_t size,
+                    const char *size_what, size_t batch, const char *batch_from) {
+    const std::string k = std::string(kernel) + ": " + name;
+    if (!v.data) fail(k + ".data is null");
+    if (v.size != size)
+        fail(k + " has " + std::to_string(v.size) + " values per item (expected " + size_what +
+             " = " + std::to_string(size) + ")");
+    if (v.batch != batch)
+        fail(k + " has batch " + std::to_string(v.batch) + " (expected " + std::to_string(batch) +
+             ", the batch of " + batch_from + ")");
+    const size_t stride = stride_of(v);
+    if (stride < v.size)
+        fail(k + " has stride " + std::to_string(stride) + ", less than its " +
+             std::to_string(v.size) + " values per item");
+    const size_t span = (batch - 1) * stride + size;
+    if (span > size_t(INT32_MAX) || stride > size_t(INT32_MAX))
+        fail(k + " spans " + std::to_string(span) + " floats (at most 2^31 - 1)");
+    return {v.data, v.data + span};
+}
+
+ConstFloatBatch as_const(const FloatBatch &v) { return {v.data, v.batch, v.size, v.stride}; }
+
+bool overlap(const Span &a, const Span &b) { return a.begin < b.end && b.begin < a.end; }
+
+void check_apart(const char *kernel, const char *out, const Span &o, const char *in,
+                 const Span &i) {
+    if (overlap(o, i))
+        fail(std::string(kernel) + ": " + out + " overlaps " + in +
+             " (outputs must not share memory with the other arguments)");
+}
+
+// A 2-D f32 buffer over a batch view: dim 0 the item's values, dim 1 the items.
+Buffer<float> batch_buffer(const ConstFloatBatch &v) {
+    halide_dimension_t d[2] = {{0, int(v.size), 1}, {0, int(v.batch), int(stride_of(v))}};
+    return Buffer<float>(const_cast<float *>(v.data), 2, d);
+}
+
+}  // namespace
+
+void lstm_cell(ConstFloatBatch gx, ConstFloatBatch gh, ConstFloatBatch c_prev, FloatBatch h_out,
+               FloatBatch c_out) {
+    detail::install_hooks();
+    const char *K = "lstm_cell";
+    if (!c_prev.data) fail("lstm_cell: c_prev.data is null");
+    const size_t H = c_prev.size, B = c_prev.batch;
+    if (H == 0 || B == 0)
+        fail("lstm_cell: c_prev has " + std::to_string(B) + " items of " + std::to_string(H) +
+             " values (expected hidden size >= 1 and batch >= 1)");
+    if (4 * H > size_t(INT32_MAX))
+        fail("lstm_cell: hidden size " + std::to_string(H) + " too large");
+    const Span sc =
+        check_cell_arg(K, "c_prev", c_prev, H, "hidden, the size of c_prev", B, "c_prev");
+    const Span sx = check_cell_arg(K, "gx", gx, 4 * H, "4 x hidden", B, "c_prev");
+    const Span sh = check_cell_arg(K, "gh", gh, 4 * H, "4 x hidden", B, "c_prev");
+    const Span so = check_cell_arg(K, "h_out", as_const(h_out), H, "hidden", B, "c_prev");
+    const Span sn = check_cell_arg(K, "c_out", as_const(c_out), H, "hidden", B, "c_prev");
+    const bool in_place =
+        c_out.data == c_prev.data && stride_of(as_const(c_out)) == stride_of(c_prev);
+    check_apart(K, "h_out", so, "gx", sx);
+    check_apart(K, "h_out", so, "gh", sh);
+    check_apart(K, "h_out", so, "c_prev", sc);
+    check_apart(K, "h_out", so, "c_out", sn);
+    check_apart(K, "c_out", sn, "gx", sx);
+    check_apart(K, "c_out", sn, "gh", sh);
+    if (!in_place)
+        check_apart(K, "c_out", sn, "c_prev (in place it must be c_prev itself, same stride)", sc);
+    Buffer<float> hb = batch_buffer(as_const(h_out)), cb = batch_buffer(as_const(c_out));
+    detail::check(
+        kernels::lstm_cell(batch_buffer(gx), batch_buffer(gh), batch_buffer(c_prev), hb, cb), K);
+}
+
+void gru_cell(ConstFloatBatch gx, ConstFloatBatch gh, ConstFloatBatch h_prev, FloatBatch h_out) {
+    detail::install_hooks();
+    const char *K = "gru_cell";
+    if (!h_prev.data) fail("gru_cell: h_prev.data is null");
+    const size_t H = h_prev.size, B = h_prev.batch;
+    if (H == 0 || B == 0)
+        fail("gru_cell: h_prev has " + std::to_string(B) + " items of " + std::to_string(H) +
+             " values (expected hidden size >= 1 and batch >= 1)");
+    if (3 * H > size_t(INT32_MAX))
+        fail("gru_cell: hidden size " + std::to_string(H) + " too large");
+    const Span sp =
+        check_cell_arg(K, "h_prev", h_prev, H, "hidden, the size of h_prev", B, "h_prev");
+    const Span sx = check_cell_arg(K, "gx", gx, 3 * H, "3 x hidden", B, "h_prev");
+    const Span sh = check_cell_arg(K, "gh", gh, 3 * H, "3 x hidden", B, "h_prev");
+    const Span so = check_cell_arg(K, "h_out", as_const(h_out), H, "hidden", B, "h_prev");
+    const bool in_place =
+        h_out.data == h_prev.data && stride_of(as_const(h_out)) == stride_of(h_prev);
+    check_apart(K, "h_out", so, "gx", sx);
+    check_apart(K, "h_out", so, "gh", sh);
+    if (!in_place)
+        check_apart(K, "h_out", so, "h_prev (in place it must be h_prev itself, same stride)", sp);
+    Buffer<float> hb = batch_buffer(as_const(h_out));
+    detail::check(kernels::gru_cell(batch_buffer(gx), batch_buffer(gh), batch_buffer(h_prev), hb),
+                  K);
 }
 
 std::vector<uint64_t> pack_bits(const float *src, int planes, size_t rows, size_t cols) {

@@ -53,6 +53,22 @@ struct BinaryVector {
     void resize(int k_, size_t n_);
 };
 
+// A batch of B activation vectors of the same length, each quantized to k planes
+// (its own scales), for bgemm: planes [B][k][words], scales [B][k]; item b holds
+// what a BinaryVector would.
+struct BinaryBatch {
+    int k = 0;
+    size_t n = 0, batch = 0;
+    std::vector<uint64_t> planes;
+    std::vector<float> beta;
+
+    size_t words() const { return (n + 63) / 64; }
+    // Sizes the buffers (allocates only when they grow).
+    void resize(int k_, size_t n_, size_t batch_);
+    // Copies v (with this batch's k and n) into item b; throws amq::Error otherwise.
+    void set(size_t b, const BinaryVector &v);
+};
+
 // A weight matrix prepared for the bgemv kernels: planes repacked into the
 // kernel's layout, scales and bias row-tiled. Immutable once built.
 class BinaryMatrix {
@@ -83,6 +99,8 @@ public:
     size_t cols() const { return cols_; }
     size_t words() const { return (cols_ + 63) / 64; }
     size_t tiles() const { return tiles_; }
+    // Rows of the kernels' outputs: rows() rounded up to whole tiles.
+    size_t rows_padded() const { return tiles_ * size_t(layout_.tile); }
     int tile() const { return layout_.tile; }
     const KernelLayout &layout() const { return layout_; }
     // Bytes of the packed planes and scales (what the model costs in memory).
@@ -123,9 +141,53 @@ WeightStrides weight_strides(const KernelLayout &layout, int k, size_t tiles, si
 // An all-zero x gives beta = 0 and all codes +1.
 void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryVector &out);
 
+// The same into item b of a batch that is already sized with out.k == k_a and
+// out.n == n (BinaryBatch::resize), with no copy.
+void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryBatch &out, size_t b);
+
 // y[r] = bias[r] + sum_i sum_j alpha[r][i] beta[j] (n - 2 popcount(W_ri ^ A_j)),
 // for r < W.rows(); y must hold W.rows() floats.
 void bgemv(const BinaryMatrix &W, const BinaryVector &a, float *y);
+
+// bgemv of every item of a batch, streaming the weights from memory once:
+//   y[b * y_stride + r] = bias[r] + sum_i sum_j alpha[r][i] beta_b[j] (n - 2 popcount(W_ri ^ A_bj))
+// for b < a.batch, r < W.rows(). y_stride >= W.rows() (0 means W.rows()). With
+// y_stride >= W.rows_padded() the kernel writes into y directly, including the
+// padding rows [W.rows(), W.rows_padded()) of every item (as zeros); with a
+// smaller stride it goes through a scratch buffer and writes only the W.rows()
+// values of each item.
+void bgemm(const BinaryMatrix &W, const BinaryBatch &a, float *y, size_t y_stride = 0);
+
+// A batch of float vectors in memory: item b holds `size` floats at
+// data + b * stride (stride 0 means size: dense). The gate inputs of the cells
+// may thus be a bgemm output with padded rows (stride W.rows_padded()).
+struct ConstFloatBatch {
+    const float *data = nullptr;
+    size_t batch = 0, size = 0, stride = 0;
+};
+struct FloatBatch {
+    float *data = nullptr;
+    size_t batch = 0, size = 0, stride = 0;
+};
+
+// One LSTM step for B items, exactly PyTorch's nn.LSTM cell (gates i, f, g, o):
+//   i = sigmoid(gx_i + gh_i), f = sigmoid(gx_f + gh_f), g = tanh(gx_g + gh_g),
+//   o = sigmoid(gx_o + gh_o);   c_out = f c_prev + i g;   h_out = o tanh(c_out)
+// c_prev: B items of H values (H and B come from it); gx = W_ih x + b_ih and
+// gh = W_hh h + b_hh: B items of 4H values, value q H + u is gate q of unit u;
+// h_out, c_out: B items of H values. c_out may be c_prev itself (same data and
+// stride: updated in place); no other output may overlap an input or the other
+// output. Sizes, batches and overlaps are checked (amq::Error names the argument).
+void lstm_cell(ConstFloatBatch gx, ConstFloatBatch gh, ConstFloatBatch c_prev, FloatBatch h_out,
+               FloatBatch c_out);
+
+// One GRU step for B items, exactly PyTorch's nn.GRU cell (gates r, z, n):
+//   r = sigmoid(gx_r + gh_r), z = sigmoid(gx_z + gh_z), n = tanh(gx_n + r gh_n),
+//   h_out = (1 - z) n + z h_prev
+// h_prev: B items of H values; gx, gh: B items of 3H values (gh includes b_hh, so
+// r multiplies W_hn h + b_hn as in PyTorch); h_out: B items of H values, may be
+// h_prev itself (same data and stride), must not overlap gx or gh.
+void gru_cell(ConstFloatBatch gx, ConstFloatBatch gh, ConstFloatBatch h_prev, FloatBatch h_out);
 
 // Packs codes (+1/-1, or the signs of any floats, sign(0) = +1) given as
 // src [planes][rows][cols] into the model-file layout [planes][rows][words].

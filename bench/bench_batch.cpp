@@ -1,0 +1,122 @@
+// Google Benchmark suite for a batch of B sequences: one bgemm call against B
+// separate bgemv calls on the same weights, and the fused LSTM / GRU cells.
+// Medians over interleaved repetitions:
+//   amq_bench_batch --benchmark_repetitions=15 --benchmark_enable_random_interleaving=true
+//                   --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "amq/kernels.h"
+#include "gemv_measure.h"
+
+namespace {
+
+std::vector<float> normal(size_t n, uint32_t seed, float scale = 1.0f) {
+    std::mt19937 g(seed);
+    std::normal_distribution<float> d(0.0f, scale);
+    std::vector<float> v(n);
+    for (auto &x : v) x = d(g);
+    return v;
+}
+
+struct BatchProblem {
+    amq::bench::GemvProblem p;
+    amq::BinaryBatch batch;
+    std::vector<amq::BinaryVector> vectors;
+    std::vector<float> y;
+};
+
+BatchProblem make_batch_problem(size_t rows, size_t cols, int kw, int ka, size_t B) {
+    BatchProblem bp{amq::bench::make_gemv_problem(rows, cols, {kw, ka}, false), {}, {}, {}};
+    bp.batch.resize(ka, cols, B);
+    bp.vectors.resize(B);
+    for (size_t b = 0; b < B; ++b) {
+        auto x = normal(cols, uint32_t(100 + b));
+        amq::quantize_act(x.data(), cols, ka, 2, bp.vectors[b]);
+        bp.batch.set(b, bp.vectors[b]);
+    }
+    bp.y.resize(B * bp.p.W.rows_padded());
+    return bp;
+}
+
+void label(benchmark::State &st, const BatchProblem &bp, size_t B) {
+    st.counters["items_per_s"] =
+        benchmark::Counter(double(B) * st.iterations(), benchmark::Counter::kIsRate);
+    st.counters["weight_bytes"] = double(bp.p.W.bytes());
+    st.SetLabel(std::string(amq::isa_name(amq::active_isa())));
+}
+
+// One bgemm call for the whole batch.
+void BM_bgemm(benchmark::State &st) {
+    const size_t rows = st.range(0), cols = st.range(1), B = st.range(4);
+    amq::bench::set_threads(int(st.range(5)));
+    BatchProblem bp = make_batch_problem(rows, cols, int(st.range(2)), int(st.range(3)), B);
+    for (auto _ : st) {
+        amq::bgemm(bp.p.W, bp.batch, bp.y.data());
+        benchmark::DoNotOptimize(bp.y.data());
+    }
+    label(st, bp, B);
+}
+
+// B bgemv calls, one per item (what a runner without bgemm would do).
+void BM_bgemv_each(benchmark::State &st) {
+    const size_t rows = st.range(0), cols = st.range(1), B = st.range(4);
+    amq::bench::set_threads(int(st.range(5)));
+    BatchProblem bp = make_batch_problem(rows, cols, int(st.range(2)), int(st.range(3)), B);
+    for (auto _ : st) {
+        for (size_t b = 0; b < B; ++b) amq::bgemv(bp.p.W, bp.vectors[b], bp.y.data() + b * rows);
+        benchmark::DoNotOptimize(bp.y.data());
+    }
+    label(st, bp, B);
+}
+
+void batch_args(benchmark::internal::Benchmark *b) {
+    b->ArgNames({"rows", "cols", "kw", "ka", "B", "threads"});
+    for (long B : {1, 4, 8}) {
+        b->Args({4096, 1024, 2, 2, B, 1});
+        b->Args({4096, 1024, 3, 3, B, 1});
+        b->Args({4096, 2048, 2, 2, B, 1});
+    }
+}
+
+// The fused cells on gate pre-activations of H units for B items.
+void BM_lstm_cell(benchmark::State &st) {
+    const size_t H = st.range(0), B = st.range(1);
+    auto gx = normal(B * 4 * H, 1, 2.0f), gh = normal(B * 4 * H, 2);
+    auto c = normal(B * H, 3);
+    std::vector<float> h(B * H);
+    for (auto _ : st) {
+        amq::lstm_cell({gx.data(), B, 4 * H}, {gh.data(), B, 4 * H}, {c.data(), B, H},
+                       {h.data(), B, H}, {c.data(), B, H});
+        benchmark::DoNotOptimize(h.data());
+    }
+}
+
+void BM_gru_cell(benchmark::State &st) {
+    const size_t H = st.range(0), B = st.range(1);
+    auto gx = normal(B * 3 * H, 1, 2.0f), gh = normal(B * 3 * H, 2);
+    auto h = normal(B * H, 3);
+    for (auto _ : st) {
+        amq::gru_cell({gx.data(), B, 3 * H}, {gh.data(), B, 3 * H}, {h.data(), B, H},
+                      {h.data(), B, H});
+        benchmark::DoNotOptimize(h.data());
+    }
+}
+
+void cell_args(benchmark::internal::Benchmark *b) {
+    b->ArgNames({"H", "B"});
+    for (long H : {256, 1024})
+        for (long B : {1, 4}) b->Args({H, B});
+}
+
+}  // namespace
+
+BENCHMARK(BM_bgemm)->Apply(batch_args)->UseRealTime();
+BENCHMARK(BM_bgemv_each)->Apply(batch_args)->UseRealTime();
+BENCHMARK(BM_lstm_cell)->Apply(cell_args)->UseRealTime();
+BENCHMARK(BM_gru_cell)->Apply(cell_args)->UseRealTime();
+
+BENCHMARK_MAIN();

@@ -1,0 +1,78 @@
+// Generator for bgemm_w<k_w>a<k_a>: see bgemm.h for the algorithm and schedule.
+#include "bgemm.h"
+
+namespace amq::gen {
+
+class BgemmGenerator : public Halide::Generator<BgemmGenerator> {
+public:
+    GeneratorParam<int> k_w{"k_w", 2, 1, 4};
+    GeneratorParam<int> k_a{"k_a", 2, 1, 4};
+    GeneratorParam<std::string> layout{"layout", "tiled"};
+    GeneratorParam<int> tile{"tile", 8, 1, 64};
+    GeneratorParam<int> unroll_words{"unroll_words", 1, 1, 16};
+    GeneratorParam<int> parallel_tiles{"parallel_tiles", 0, 0, 1 << 20};
+    GeneratorParam<int> accumulators{"accumulators", 24, 1, 256};
+    GeneratorParam<int> max_batch_tile{"max_batch_tile", 6, 1, 16};
+    // Shape the autoschedulers plan for (estimates only).
+    GeneratorParam<int> est_rows{"est_rows", 4096};
+    GeneratorParam<int> est_cols{"est_cols", 1024};
+    GeneratorParam<int> est_batch{"est_batch", 4};
+
+    Input<Buffer<uint64_t, 4>> W{"W"};
+    Input<Buffer<float, 3>> alpha{"alpha"};
+    Input<Buffer<float, 2>> bias{"bias"};
+    Input<Buffer<uint64_t, 3>> A{"A"};
+    Input<Buffer<float, 2>> beta{"beta"};
+    Input<int32_t> n{"n", 1, 1, 1 << 30};
+    Input<bool> parallel{"parallel", false};
+    // Items per batch tile, 1 .. amq::bgemm_max_batch_tile(accumulators,
+    // max_batch_tile, k_w, k_a), at most the batch: amq::bgemm_batch_tile().
+    Input<int32_t> batch_tile{"batch_tile", 1, 1, 64};
+    Output<Buffer<float, 3>> y{"y"};
+
+    void generate() {
+        const Layout lay = parse_layout(layout);
+        Halide::Expr words = A.dim(0).extent(), batch = beta.dim(1).extent();
+        BgemmFuncs f = bgemm_algorithm(W, alpha, bias, A, beta, n, words, k_w, k_a);
+        y = f.y;
+
+        // Shapes: everything agrees on tile, planes, words and batch items.
+        constrain_weight_layout(W, lay, tile, k_w);
+        W.dim(2).set_extent(words);
+        A.dim(0).set_min(0);
+        A.dim(1).set_bounds(0, k_a);
+        A.dim(2).set_bounds(0, batch);
+        beta.dim(0).set_bounds(0, k_a).dim(1).set_min(0);
+        alpha.dim(0).set_bounds(0, tile).dim(1).set_bounds(0, k_w).dim(2).set_min(0);
+        bias.dim(0).set_bounds(0, tile).dim(1).set_min(0);
+        y.dim(0).set_bounds(0, tile).dim(1).set_min(0).dim(2).set_bounds(0, batch);
+
+        const int tiles = (int(est_rows) + tile - 1) / tile;
+        const int est_words = (int(est_cols) + 63) / 64;
+        W.set_estimates({{0, tile}, {0, k_w}, {0, est_words}, {0, tiles}});
+        alpha.set_estimates({{0, tile}, {0, k_w}, {0, tiles}});
+        bias.set_estimates({{0, tile}, {0, tiles}});
+        A.set_estimates({{0, est_words}, {0, k_a}, {0, est_batch}});
+        beta.set_estimates({{0, k_a}, {0, est_batch}});
+        n.set_estimate(est_cols);
+        parallel.set_estimate(false);
+        batch_tile.set_estimate(bgemm_batch_tile(
+            est_batch, bgemm_max_batch_tile(accumulators, max_batch_tile, k_w, k_a)));
+        y.set_estimates({{0, tile}, {0, tiles}, {0, est_batch}});
+
+        if (!auto_schedule) {
+            BgemmKnobs k;
+            k.layout = lay;
+            k.tile = tile;
+            k.unroll_words = unroll_words;
+            k.parallel_tiles = parallel_tiles;
+            k.accumulators = accumulators;
+            k.max_batch_tile = max_batch_tile;
+            bgemm_schedule(f, k, k_w, k_a, batch_tile, parallel);
+        }
+    }
+};
+
+}  // namespace amq::gen
+
+HALIDE_REGISTER_GENERATOR(amq::gen::BgemmGenerator, bgemm)

@@ -1,0 +1,125 @@
+// The LSTM/GRU runner: a thin layer over the AOT kernels that does no math of its
+// own beyond copies and the log-softmax.
+//
+//   auto model = amq::Model::load("model.amq");     // or a float .safetensors
+//   amq::Session s(model, /*batch=*/1);             // h and c of every layer
+//   const float *h = s.step(x);                     // one time step
+//   s.run(x_seq, T, h_seq);                         // a whole sequence
+//
+// A Model is immutable once loaded and may be shared by any number of sessions in
+// any number of threads; a Session belongs to one thread at a time. Per step a
+// quantized model runs, for each layer: quantize_act on the layer input (layer 0
+// only: the other layers reuse the quantized h of the layer below), two binary
+// products (bgemv for one sequence, bgemm for a batch, which streams every weight
+// word once for all B sequences) with the biases folded in, and the fused cell
+// (lstm_cell / gru_cell); then quantize_act on the new h, which serves the layer
+// above now, the decoder now and the recurrent product at the next step. A float
+// model runs f32_gemv in place of the binary products. A session allocates all
+// its buffers when it is made: steps allocate nothing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "amq/kernels.h"
+#include "amq/model.h"
+
+namespace amq {
+
+class Model {
+public:
+    // Loads a float model or an .amq file and prepares it for the kernels (the
+    // weight planes are repacked into the kernel layout). Throws st::FormatError
+    // naming the file and tensor for a malformed file, amq::Error otherwise.
+    static std::shared_ptr<const Model> load(const std::string &path);
+    static std::shared_ptr<const Model> from_file(const ModelFile &file);
+
+    const RnnShape &shape() const { return shape_; }
+    bool quantized() const { return quantized_; }
+    int k_w() const { return k_w_; }
+    int k_a() const { return k_a_; }
+    int act_iters() const { return act_iters_; }
+    const std::vector<std::string> &vocab() const { return vocab_; }
+    const std::map<std::string, std::string> &metadata() const { return metadata_; }
+    // Bytes of the weights as the kernels hold them (planes, scales, floats).
+    size_t weight_bytes() const;
+
+private:
+    friend class Session;
+    struct Matrix {  // one weight matrix with its bias, on the binary or the f32 kernels
+        BinaryMatrix binary;
+        std::vector<float> weights, bias;  // float: [rows][cols], bias [rows] (0 if none)
+        size_t rows = 0, cols = 0;
+        bool quantized = false;
+        size_t out_stride() const { return quantized ? binary.rows_padded() : rows; }
+    };
+    struct Layer {
+        Matrix ih, hh;
+    };
+    Model() = default;
+
+    RnnShape shape_;
+    bool quantized_ = false;
+    int k_w_ = 0, k_a_ = 0, act_iters_ = 0;
+    std::vector<Layer> layers_;
+    // Language models: embedding rows (float, or dequantized on lookup), decoder.
+    std::vector<float> embedding_;
+    QuantTensor embedding_q_;
+    Matrix decoder_;
+    std::vector<std::string> vocab_;
+    std::map<std::string, std::string> metadata_;
+};
+
+class Session {
+public:
+    explicit Session(std::shared_ptr<const Model> model, size_t batch = 1);
+
+    const Model &model() const { return *model_; }
+    size_t batch() const { return batch_; }
+
+    // h and c of every layer back to 0.
+    void reset();
+
+    // One step on x [batch][input_size]; returns h of the last layer,
+    // [batch][hidden_size], valid until the next call.
+    const float *step(const float *x);
+    // One step of a language model on token ids [batch] (each < vocab_size):
+    // embedding lookup, the layers, and the decoder; logits() then holds
+    // [batch][vocab_size].
+    const float *step_tokens(const int64_t *tokens);
+    const float *logits() const;
+    // The state of layer l: [batch][hidden_size] each (c: LSTM only).
+    const float *hidden(int layer) const;
+    const float *cell(int layer) const;
+
+    // T steps: x [T][batch][input_size] -> h_out [T][batch][hidden_size].
+    void run(const float *x, size_t T, float *h_out);
+    // T steps of tokens [T][batch] -> h_out [T][batch][hidden] (may be null) and
+    // logits_out [T][batch][vocab] (may be null).
+    void run_tokens(const int64_t *tokens, size_t T, float *h_out, float *logits_out);
+
+private:
+    void layers_step();
+    void quantize_hidden(size_t l);
+    void product(const Model::Matrix &m, const BinaryBatch &aq, const float *a, size_t a_stride,
+                 float *y);
+
+    std::shared_ptr<const Model> model_;
+    size_t batch_;
+    size_t H_, G_;
+    std::vector<float> input_;               // [B][input_size]
+    std::vector<std::vector<float>> h_, c_;  // per layer [B][H]
+    std::vector<BinaryBatch> hq_;            // per layer: quantized h
+    BinaryBatch xq_;                         // quantized layer-0 input
+    std::vector<float> gx_, gh_;             // [B][stride] gate pre-activations
+    std::vector<float> logits_;              // [B][vocab] (dense)
+    std::vector<float> logits_padded_;       // [B][rows_padded] from bgemm
+};
+
+// out[i] = x[i] - log(sum_j exp(x[j])), over n values (stable: shifted by the max).
+void log_softmax(const float *x, size_t n, float *out);
+
+}  // namespace amq

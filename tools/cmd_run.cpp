@@ -1,0 +1,188 @@
+// amq run: a model on the sequences of an inputs file, outputs to a file.
+// amq eval: the word-level perplexity of a language model on a text file.
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+
+#include "amq/rnn.h"
+#include "amq/safetensors.h"
+#include "commands.h"
+#include "progress.h"
+
+namespace amq::tools {
+namespace {
+
+// --threads: at least 1; more than the machine's processors is clamped, with a note.
+void apply_threads(int threads) {
+    check_range("--threads", threads, 1, 4096);
+    const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+    if (threads > cores) {
+        std::cerr << "amq: note: --threads " << threads << " is more than the " << cores
+                  << " processors here; using " << cores << "\n";
+        threads = cores;
+    }
+    set_num_threads(threads);
+}
+
+struct RunArgs {
+    std::string model, inputs, outputs;
+    int threads = 1;
+};
+
+void run_run(const RunArgs &a) {
+    apply_threads(a.threads);
+    const auto model = Model::load(a.model);
+    const RnnShape &s = model->shape();
+    const st::Reader in = st::Reader::open(a.inputs);
+    const st::TensorInfo *x = in.find("x"), *tokens = in.find("tokens");
+    if (!x == !tokens)
+        in.fail(x ? "holds both 'x' and 'tokens', expected one of them"
+                  : "expected a tensor 'x' (F32 [T, B, input_size]) or 'tokens' (I64 [T, B])");
+    const st::TensorInfo &t = x ? *x : *tokens;
+    if (t.shape.size() != (x ? 3u : 2u) || t.shape[0] < 1 || t.shape[1] < 1)
+        in.fail_tensor(t.name, "shape " + st::shape_str(t.shape) + ", expected " +
+                                   (x ? "[T, B, input_size]" : "[T, B]") + " with T, B >= 1");
+    const size_t T = size_t(t.shape[0]), B = size_t(t.shape[1]);
+    if (tokens && !s.lm())
+        in.fail_tensor("tokens", "the model has no embedding (not a language model); give 'x'");
+    if (x && s.lm())
+        in.fail_tensor("x", "the model is a language model; give 'tokens' (I64 [T, B])");
+
+    Session session(model, B);
+    std::vector<float> h(T * B * s.hidden_size), logits;
+    const auto t0 = std::chrono::steady_clock::now();
+    if (x) {
+        const std::vector<float> data =
+            in.f32("x", {int64_t(T), int64_t(B), int64_t(s.input_size)});
+        session.run(data.data(), T, h.data());
+    } else {
+        const std::vector<int64_t> ids = in.i64("tokens", {int64_t(T), int64_t(B)});
+        for (size_t i = 0; i < ids.size(); ++i)
+            if (ids[i] < 0 || uint64_t(ids[i]) >= s.vocab_size)
+                in.fail_tensor("tokens", "element " + std::to_string(i) + " is " +
+                                             std::to_string(ids[i]) + ", expected 0.." +
+                                             std::to_string(s.vocab_size - 1));
+        logits.resize(T * B * s.vocab_size);
+        session.run_tokens(ids.data(), T, h.data(), logits.data());
+    }
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+    st::Writer out;
+    out.set_metadata("format", "amq-outputs");
+    out.set_metadata("model", a.model);
+    out.add("h", st::DType::F32, {int64_t(T), int64_t(B), int64_t(s.hidden_size)}, h.data(),
+            h.size() * sizeof(float));
+    if (!logits.empty())
+        out.add("logits", st::DType::F32, {int64_t(T), int64_t(B), int64_t(s.vocab_size)},
+                logits.data(), logits.size() * sizeof(float));
+    out.write(a.outputs);
+    std::fprintf(stderr,
+                 "amq run: %zu steps x %zu sequences in %.3f s (%.1f us per step), wrote %s\n", T,
+                 B, secs, secs * 1e6 / double(T), a.outputs.c_str());
+}
+
+struct EvalArgs {
+    std::string model, text;
+    int threads = 1;
+    size_t limit = 0;
+    bool json = false;
+};
+
+// Words of a text file with <eos> at the end of each line (as python/ptb.py).
+std::vector<int64_t> read_tokens(const std::string &path, const std::vector<std::string> &vocab) {
+    std::ifstream f(path);
+    if (!f) throw std::runtime_error(path + ": cannot open the text file");
+    std::unordered_map<std::string, int64_t> index;
+    for (size_t i = 0; i < vocab.size(); ++i) index.emplace(vocab[i], int64_t(i));
+    const auto unk = index.find("<unk>"), eos = index.find("<eos>");
+    if (eos == index.end()) throw std::runtime_error("the model's vocabulary has no <eos>");
+    std::vector<int64_t> ids;
+    std::string line, word;
+    for (size_t line_no = 1; std::getline(f, line); ++line_no) {
+        std::istringstream words(line);
+        while (words >> word) {
+            auto it = index.find(word);
+            if (it == index.end()) {
+                if (unk == index.end())
+                    throw std::runtime_error(path + ":" + std::to_string(line_no) + ": word '" +
+                                             word +
+                                             "' is not in the vocabulary, which has no <unk>");
+                it = unk;
+            }
+            ids.push_back(it->second);
+        }
+        ids.push_back(eos->second);
+    }
+    return ids;
+}
+
+void run_eval(const EvalArgs &a) {
+    apply_threads(a.threads);
+    const auto model = Model::load(a.model);
+    const RnnShape &s = model->shape();
+    if (!s.lm()) throw UsageError(a.model + " is not a language model (no embedding and decoder)");
+    if (model->vocab().size() != s.vocab_size)
+        throw std::runtime_error(a.model + ": no vocabulary in the metadata, cannot read words");
+    std::vector<int64_t> ids = read_tokens(a.text, model->vocab());
+    if (a.limit && ids.size() > a.limit + 1) ids.resize(a.limit + 1);
+    if (ids.size() < 2) throw std::runtime_error(a.text + ": fewer than 2 tokens");
+    Session session(model, 1);
+    std::vector<float> logp(s.vocab_size);
+    const size_t predictions = ids.size() - 1;
+    Progress progress("eval", predictions, "tokens");
+    double nll = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (size_t t = 0; t < predictions; ++t) {
+        session.step_tokens(&ids[t]);
+        log_softmax(session.logits(), s.vocab_size, logp.data());
+        nll -= double(logp[size_t(ids[t + 1])]);
+        if (t % 256 == 0 || t + 1 == predictions) progress.update(t + 1);
+    }
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double ppl = std::exp(nll / double(predictions));
+    if (a.json) {
+        std::cout << "{\"model\": \"" << a.model << "\", \"text\": \"" << a.text
+                  << "\", \"tokens\": " << predictions << ", \"perplexity\": " << ppl
+                  << ", \"tokens_per_second\": " << double(predictions) / secs << "}\n";
+    } else {
+        std::printf("perplexity %.2f over %zu tokens of %s (%.0f tokens/s)\n", ppl, predictions,
+                    a.text.c_str(), double(predictions) / secs);
+    }
+}
+
+}  // namespace
+
+void add_run_commands(CLI::App &app) {
+    auto r = std::make_shared<RunArgs>();
+    auto *run = app.add_subcommand(
+        "run",
+        "Run a model on the sequences of an inputs file: 'x' (F32 [T, B, input_size]) or "
+        "'tokens' (I64 [T, B]); writes 'h' (F32 [T, B, hidden]) and, for a language "
+        "model, 'logits' (F32 [T, B, vocab])");
+    run->add_option("model", r->model, "Model (.amq or float .safetensors)")->required();
+    run->add_option("--inputs", r->inputs, "Inputs (.safetensors)")->required();
+    run->add_option("--outputs", r->outputs, "Outputs to write (.safetensors)")->required();
+    run->add_option("--threads", r->threads, "Kernel threads (default 1)");
+    run->callback([r] { run_run(*r); });
+
+    auto e = std::make_shared<EvalArgs>();
+    auto *eval = app.add_subcommand(
+        "eval",
+        "Word-level perplexity of a language model on a text file (words split on "
+        "spaces, <eos> at each line end, unknown words as <unk>)");
+    eval->add_option("model", e->model, "Language model (.amq or float .safetensors)")->required();
+    eval->add_option("--text", e->text, "Text file")->required();
+    eval->add_option("--threads", e->threads, "Kernel threads (default 1)");
+    eval->add_option("--limit", e->limit, "Evaluate only the first N predictions");
+    eval->add_flag("--json", e->json, "Print one JSON object");
+    eval->callback([e] { run_eval(*e); });
+}
+
+}  // namespace amq::tools
