@@ -5,14 +5,30 @@
 // in parallel threads, the C API and bad input.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <new>
 #include <thread>
 
 #include "amq/amq.h"
 #include "amq/quantize_model.h"
 #include "amq/reference_rnn.h"
 #include "amq/rnn.h"
+
+// Counts operator new calls while `counting` is set (for the no-allocation test).
+namespace {
+std::atomic<bool> counting{false};
+std::atomic<size_t> allocations{0};
+}  // namespace
+
+void *operator new(size_t n) {
+    if (counting) ++allocations;
+    if (void *p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void *p) noexcept { std::free(p); }
+void operator delete(void *p, size_t) noexcept { std::free(p); }
 
 namespace amq {
 namespace {
@@ -184,6 +200,31 @@ TEST(RnnSessions, ResetStartsOver) {
     s.reset();
     s.run(io.x.data(), io.T, again.data());
     EXPECT_EQ(first, again);  // ...until reset()
+}
+
+// After the first step (which sizes the kernels' per-thread scratch), steps
+// allocate nothing: quantized and float, LSTM and GRU, batch 1 and 3, LM.
+TEST(RnnSessions, StepsDoNotAllocate) {
+    for (const char *name : {"lstm2", "gru2", "lm_gru"})
+        for (bool quant : {false, true}) {
+            SCOPED_TRACE(std::string(name) + (quant ? " quantized" : " float"));
+            const TorchIo io = load_io(name);
+            const auto model = quant ? Model::from_file(quantized(name, 2, 2, true))
+                                     : Model::load(fixture(std::string(name) + ".safetensors"));
+            Session s(model, io.B);
+            auto step = [&](size_t t) {
+                if (model->shape().lm())
+                    s.step_tokens(&io.tokens[t * io.B]);
+                else
+                    s.step(&io.x[t * io.B * model->shape().input_size]);
+            };
+            step(0);
+            allocations = 0;
+            counting = true;
+            for (size_t t = 1; t < io.T; ++t) step(t);
+            counting = false;
+            EXPECT_EQ(allocations.load(), 0u);
+        }
 }
 
 TEST(RnnSessions, BadInputNamesTheProblem) {

@@ -395,21 +395,22 @@ size_t stride_of(const ConstFloatBatch &v) { return v.stride ? v.stride : v.size
 // items, a stride that holds them, and Halide's 32-bit extents.
 Span check_cell_arg(const char *kernel, const char *name, const ConstFloatBatch &v, size_t size,
                     const char *size_what, size_t batch, const char *batch_from) {
-    const std::string k = std::string(kernel) + ": " + name;
-    if (!v.data) fail(k + ".data is null");
+    // The message is built only on failure: a step must not allocate.
+    auto bad = [&](const std::string &what) { fail(std::string(kernel) + ": " + name + what); };
+    if (!v.data) bad(".data is null");
     if (v.size != size)
-        fail(k + " has " + std::to_string(v.size) + " values per item (expected " + size_what +
-             " = " + std::to_string(size) + ")");
+        bad(" has " + std::to_string(v.size) + " values per item (expected " + size_what + " = " +
+            std::to_string(size) + ")");
     if (v.batch != batch)
-        fail(k + " has batch " + std::to_string(v.batch) + " (expected " + std::to_string(batch) +
-             ", the batch of " + batch_from + ")");
+        bad(" has batch " + std::to_string(v.batch) + " (expected " + std::to_string(batch) +
+            ", the batch of " + batch_from + ")");
     const size_t stride = stride_of(v);
     if (stride < v.size)
-        fail(k + " has stride " + std::to_string(stride) + ", less than its " +
-             std::to_string(v.size) + " values per item");
+        bad(" has stride " + std::to_string(stride) + ", less than its " + std::to_string(v.size) +
+            " values per item");
     const size_t span = (batch - 1) * stride + size;
     if (span > size_t(INT32_MAX) || stride > size_t(INT32_MAX))
-        fail(k + " spans " + std::to_string(span) + " floats (at most 2^31 - 1)");
+        bad(" spans " + std::to_string(span) + " floats (at most 2^31 - 1)");
     return {v.data, v.data + span};
 }
 
