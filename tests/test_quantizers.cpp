@@ -202,7 +202,8 @@ TEST(Quantizers, PlaneRepresentationsAreExact) {
                     double mx = 0;
                     for (size_t c = 0; c < cols; ++c)
                         mx = std::max(mx, double(std::fabs(w[r * cols + c])));
-                    EXPECT_EQ(double(alpha[0]), double(float(mx / ((1u << k) - 1))));
+                    if (m == Method::uniform)
+                        EXPECT_EQ(double(alpha[0]), double(float(mx / ((1u << k) - 1))));
                 }
                 std::set<double> levels;
                 for (size_t c = 0; c < cols; ++c) {
@@ -220,6 +221,52 @@ TEST(Quantizers, PlaneRepresentationsAreExact) {
                 }
             }
         }
+    }
+}
+
+// Balanced's step is the least-squares c of w ~ c (2s - K) for its bins.
+TEST(Quantizers, BalancedStepIsLeastSquares) {
+    const std::vector<float> w = random_matrix(1, 200, Dist::laplacian, 13);
+    for (int k = 1; k <= 4; ++k) {
+        const ref::Quantized q = row(Method::balanced, w.data(), w.size(), k);
+        const double K = double((1u << k) - 1);
+        double wl = 0, ll = 0;
+        for (size_t e = 0; e < w.size(); ++e) {
+            const double L = 2.0 * level_of(q, e) - K;
+            wl += L * w[e];
+            ll += L * L;
+        }
+        EXPECT_EQ(q.alpha[0], double(float(wl / ll))) << "k " << k;
+    }
+}
+
+// Tensor range: one set of levels for the whole matrix, as the paper's baselines.
+TEST(Quantizers, TensorRangeSharesTheLevels) {
+    const size_t rows = 16, cols = 40;  // 640 distinct values: a multiple of every 2^k
+    const std::vector<float> w = random_matrix(rows, cols, Dist::gaussian, 31);
+    double mx = 0;
+    for (float v : w) mx = std::max(mx, double(std::fabs(v)));
+    for (int k = 1; k <= 4; ++k) {
+        QuantizeOptions o{Method::uniform, k, 0, 2};
+        o.range = Range::tensor;
+        const QuantTensor u = quantize_matrix(w.data(), rows, cols, o);
+        for (size_t r = 0; r < rows; ++r)
+            EXPECT_EQ(double(u.alpha[r * size_t(k)]), double(float(mx / ((1u << k) - 1))));
+        o.method = Method::balanced;
+        const QuantTensor b = quantize_matrix(w.data(), rows, cols, o);
+        std::vector<size_t> count(size_t(1) << k, 0);
+        for (size_t r = 0; r < rows; ++r) {
+            EXPECT_EQ(b.alpha[r * size_t(k)], b.alpha[0]);
+            for (size_t c = 0; c < cols; ++c) {
+                unsigned s = 0;
+                for (int i = 0; i < k; ++i)
+                    s |= unsigned(b.planes[(size_t(i) * rows + r) * b.words()] >> c & 1) << i;
+                ++count[s];
+            }
+        }
+        for (size_t n : count) EXPECT_EQ(n, rows * cols >> k) << "k " << k;
+        // Row range differs (each row has its own max).
+        EXPECT_NE(quantize_matrix(w.data(), rows, cols, {Method::uniform, k, 0, 2}).alpha, u.alpha);
     }
 }
 
@@ -294,7 +341,6 @@ TEST(Quantizers, ZeroRowsAndConstantRows) {
         const int k = 2;
         const QuantTensor q = quantize_matrix(w.data(), 2, cols, {m, k, 2, 1});
         for (size_t c = 0; c < cols; ++c) EXPECT_EQ(q.value(0, c), 0.0f) << method_name(m);
-        if (m == Method::balanced) continue;  // percentile bins ignore the sign: not exact
         for (size_t c = 0; c < cols; ++c) EXPECT_FLOAT_EQ(q.value(1, c), -0.25f) << method_name(m);
     }
 }

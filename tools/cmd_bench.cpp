@@ -1,8 +1,11 @@
 // amq bench gemv: amq (activation quantization + bgemv) against bgemv alone, the
 // Halide float GEMV and OpenBLAS sgemv, one shape or the whole spec (--all), as a
 // markdown table or JSON.
+// amq bench rnn: the LSTM/GRU runner on a random quantized layer against the same
+// layer unquantized on amq's f32 kernels and on oneDNN (f32 and int8).
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -10,6 +13,7 @@
 
 #include "commands.h"
 #include "gemv_measure.h"
+#include "rnn_measure.h"
 
 namespace amq::tools {
 namespace {
@@ -100,6 +104,122 @@ void run_gemv(const GemvOptions &o) {
     if (o.json) std::cout << (o.all ? results : results[0]).dump(2) << std::endl;
 }
 
+struct RnnOptions {
+    std::string arch, bits = "2x2";
+    long long hidden = 0, input = 0;
+    bool input_given = false, json = false;
+    int threads = 1, steps = 100, rounds = 7;
+};
+
+// Largest --hidden / --input: the f32 copies of a 8192 x 8192 layer already take
+// about 4 GB.
+constexpr long long kMaxWidth = 8192;
+
+nlohmann::ordered_json us_or_null(const bench::RnnTiming &t) {
+    return t.ok ? nlohmann::ordered_json(round_to(t.us_per_step, 3)) : nullptr;
+}
+
+nlohmann::ordered_json speedup_or_null(const bench::RnnTiming &base, const bench::RnnTiming &amq) {
+    return base.ok && amq.ok
+               ? nlohmann::ordered_json(round_to(ratio(base.us_per_step, amq.us_per_step), 3))
+               : nullptr;
+}
+
+nlohmann::ordered_json to_json(const bench::RnnResult &r) {
+    const bench::RnnBenchConfig &c = r.cfg;
+    nlohmann::ordered_json j = {{"arch", arch_name(c.arch)},
+                                {"hidden", c.hidden_size},
+                                {"input", c.input()},
+                                {"bits", bits_str(c.bits.w, c.bits.a)},
+                                {"threads", c.threads},
+                                {"steps", c.steps},
+                                {"rounds", r.rounds},
+                                {"isa", r.isa},
+                                {"amq_us_per_step", us_or_null(r.amq)},
+                                {"amq_float_us_per_step", us_or_null(r.amq_float)},
+                                {"onednn_f32_us_per_step", us_or_null(r.onednn_f32)}};
+    if (!r.onednn_f32.ok) j["onednn_f32_note"] = r.onednn_f32.note;
+    j["onednn_int8_us_per_step"] = us_or_null(r.onednn_int8);
+    if (!r.onednn_int8.ok) j["onednn_int8_note"] = r.onednn_int8.note;
+    j["speedup_vs_onednn_f32"] = speedup_or_null(r.onednn_f32, r.amq);
+    j["speedup_vs_onednn_int8"] = speedup_or_null(r.onednn_int8, r.amq);
+    j["speedup_vs_amq_float"] = speedup_or_null(r.amq_float, r.amq);
+    j["model_bytes_amq"] = r.model_bytes_amq;
+    j["model_bytes_f32"] = r.model_bytes_f32;
+    j["compression"] = round_to(ratio(double(r.model_bytes_f32), double(r.model_bytes_amq)), 3);
+    j["onednn_f32_impl"] = r.onednn_f32.impl;
+    j["onednn_int8_impl"] = r.onednn_int8.impl;
+    // Same weights and input: amq float must agree with oneDNN f32 to rounding.
+    j["max_abs_diff_amq_float_vs_onednn_f32"] =
+        r.onednn_f32.ok ? nlohmann::ordered_json(r.max_abs_diff_float) : nullptr;
+    j["max_abs_diff_amq_vs_onednn_f32"] =
+        r.onednn_f32.ok ? nlohmann::ordered_json(r.max_abs_diff_amq) : nullptr;
+    j["amq_spread"] = round_to(r.amq.spread, 4);
+    j["runs_per_round"] = {{"amq", r.amq.runs_per_round},
+                           {"onednn_f32", r.onednn_f32.runs_per_round},
+                           {"onednn_int8", r.onednn_int8.runs_per_round},
+                           {"amq_float", r.amq_float.runs_per_round}};
+    double load[1] = {0};
+    if (getloadavg(load, 1) == 1) j["load_average_1min"] = round_to(load[0], 2);
+    return j;
+}
+
+void print_rnn_table(const nlohmann::ordered_json &j) {
+    auto fixed = [](double v, int digits) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+        return std::string(buf);
+    };
+    const int kw = j["bits"].get<std::string>()[0] - '0',
+              ka = j["bits"].get<std::string>()[2] - '0';
+    std::cout << j["arch"].get<std::string>() << ", hidden " << j["hidden"] << ", input "
+              << j["input"] << ", batch 1, " << j["steps"] << " steps, " << j["threads"]
+              << " thread(s), " << j["rounds"] << " rounds, isa " << j["isa"].get<std::string>()
+              << "\n\n| runner | us/step | amq speedup | weight bytes |\n"
+                 "| --- | ---: | ---: | ---: |\n";
+    auto row = [&](const std::string &name, const char *us_key, const char *speedup_key,
+                   const nlohmann::ordered_json &bytes) {
+        std::cout << "| " << name << " | ";
+        if (j[us_key].is_null()) {
+            std::cout << "n/a | n/a | |\n";
+            return;
+        }
+        std::cout << fixed(j[us_key].get<double>(), 2) << " | "
+                  << (speedup_key ? fixed(j[speedup_key].get<double>(), 2) + "x" : "") << " | "
+                  << (bytes.is_null() ? "" : std::to_string(bytes.get<size_t>())) << " |\n";
+    };
+    row("amq W" + std::to_string(kw) + "A" + std::to_string(ka), "amq_us_per_step", nullptr,
+        j["model_bytes_amq"]);
+    row("amq f32", "amq_float_us_per_step", "speedup_vs_amq_float", j["model_bytes_f32"]);
+    row("oneDNN f32", "onednn_f32_us_per_step", "speedup_vs_onednn_f32", nullptr);
+    row("oneDNN int8", "onednn_int8_us_per_step", "speedup_vs_onednn_int8", nullptr);
+    for (const char *key : {"onednn_f32_note", "onednn_int8_note"})
+        if (j.contains(key)) std::cout << "\n" << key << ": " << j[key].get<std::string>() << "\n";
+    std::cout << std::flush;
+}
+
+void run_rnn(const RnnOptions &o) {
+    if (o.arch != "lstm" && o.arch != "gru")
+        throw UsageError("--arch '" + o.arch + "': expected lstm or gru");
+    check_range("--hidden", o.hidden, 1, kMaxWidth);
+    if (o.input_given) check_range("--input", o.input, 1, kMaxWidth);
+    check_range("--threads", o.threads, 1, 4096);
+    check_range("--steps", o.steps, 1, 1000000);
+    check_range("--rounds", o.rounds, 1, 100000);
+    bench::RnnBenchConfig cfg;
+    cfg.arch = o.arch == "lstm" ? Arch::lstm : Arch::gru;
+    cfg.hidden_size = size_t(o.hidden);
+    cfg.input_size = o.input_given ? size_t(o.input) : size_t(o.hidden);
+    cfg.bits = parse_bits("--bits", o.bits);
+    cfg.threads = o.threads;
+    cfg.steps = o.steps;
+    const nlohmann::ordered_json j = to_json(bench::measure_rnn(cfg, o.rounds));
+    if (o.json)
+        std::cout << j.dump(2) << std::endl;
+    else
+        print_rnn_table(j);
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App &app) {
@@ -123,6 +243,26 @@ void add_bench_command(CLI::App &app) {
         ->capture_default_str();
     gemv->add_flag("--json", o->json, "Print JSON (an array with --all) instead of a table");
     gemv->callback([o] { run_gemv(*o); });
+
+    auto *rnn = bench->add_subcommand(
+        "rnn",
+        "The LSTM/GRU runner (batch 1) on a random quantized layer vs the same layer on "
+        "amq's f32 kernels and oneDNN f32/int8; medians of interleaved rounds");
+    auto r = std::make_shared<RnnOptions>();
+    rnn->add_option("--arch", r->arch, "lstm or gru")->required();
+    rnn->add_option("--hidden", r->hidden, "Hidden size H (1..8192)")->required();
+    auto *input = rnn->add_option("--input", r->input, "Input size I (1..8192; default: H)");
+    rnn->add_option("--bits", r->bits, "Weight x activation bits, e.g. 2x2 (1..4 each)")
+        ->capture_default_str();
+    rnn->add_option("--threads", r->threads, "Threads for amq and oneDNN")->capture_default_str();
+    rnn->add_option("--steps", r->steps, "Time steps T of one timed sequence")
+        ->capture_default_str();
+    rnn->add_option("--rounds", r->rounds, "Interleaved timing rounds")->capture_default_str();
+    rnn->add_flag("--json", r->json, "Print JSON instead of a table");
+    rnn->callback([r, input] {
+        r->input_given = input->count() > 0;
+        run_rnn(*r);
+    });
 }
 
 }  // namespace amq::tools

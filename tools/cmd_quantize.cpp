@@ -18,7 +18,7 @@ namespace {
 
 struct QuantizeArgs {
     std::string in, out, method = "alternating", init = "refined", act_method = "alternating";
-    std::string lm_parts = "float";
+    std::string lm_parts = "float", range = "row";
     int wbits = 2, abits = 2, iters = 2, act_iters = 2, threads = 0;
     bool compare = false, json = false;
 };
@@ -57,6 +57,7 @@ void run_quantize(const QuantizeArgs &a) {
     o.iters = a.iters;
     o.threads = a.threads;
     o.init = parse_init(a.init);
+    o.range = parse_range(a.range);
     if (!method_supports_bits(o.method, o.bits))
         throw UsageError("--wbits " + std::to_string(a.wbits) + ": method " + a.method +
                          (o.method == Method::ternary ? " stores 2 planes, expected --wbits 2"
@@ -110,9 +111,22 @@ void run_compare(const QuantizeArgs &a) {
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
     std::ostringstream table;
     table << "| method | 2-bit | 3-bit | 4-bit | seconds |\n| --- | --- | --- | --- | --- |\n";
+    struct Variant {
+        Method method;
+        Range range;
+    };
+    std::vector<Variant> variants;
     for (Method method : all_methods()) {
+        variants.push_back({method, Range::row});
+        if (method == Method::uniform || method == Method::balanced)
+            variants.push_back({method, Range::tensor});
+    }
+    for (const auto [method, range] : variants) {
+        const bool ranged = method == Method::uniform || method == Method::balanced;
         nlohmann::ordered_json row = {{"method", method_name(method)}};
-        table << "| " << method_name(method);
+        if (ranged) row["range"] = range_name(range);
+        table << "| " << method_name(method)
+              << (ranged ? (range == Range::row ? " (row range)" : " (tensor range)") : "");
         const auto t0 = std::chrono::steady_clock::now();
         for (int bits : bits_list) {
             const std::string key = std::to_string(bits) + "bit";
@@ -127,6 +141,7 @@ void run_compare(const QuantizeArgs &a) {
             o.iters = a.iters;
             o.threads = a.threads;
             o.init = parse_init(a.init);
+            o.range = range;
             ErrorSums total;
             for (const std::string &name : names)
                 total +=
@@ -176,6 +191,10 @@ void add_quantize_command(CLI::App &app) {
     cmd->add_option("--init", a->init,
                     "Alternating's start: refined (default) or greedy (the paper's)")
         ->check(CLI::IsMember({"refined", "greedy"}));
+    cmd->add_option("--range", a->range,
+                    "uniform/balanced: levels from each row (default) or from the whole "
+                    "matrix (tensor, as the paper's baselines)")
+        ->check(CLI::IsMember({"row", "tensor"}));
     cmd->add_option("--act-method", a->act_method,
                     "Online activation quantizer: alternating (default) or greedy")
         ->check(CLI::IsMember({"alternating", "greedy"}));

@@ -24,19 +24,54 @@ void set_level(ref::Quantized &q, size_t e, unsigned s) {
     for (int i = 0; i < q.k; ++i) q.codes[size_t(i) * q.n + e] = (s >> i & 1) ? 1 : -1;
 }
 
-// Evenly spaced levels c (2s - K), K = 2^k - 1, as planes with scales c 2^i. c is
-// rounded to float first, so the stored scales are exactly c 2^i.
-double level_step(const float *w, size_t n, int k, ref::Quantized &q) {
-    double m = 0;
-    for (size_t e = 0; e < n; ++e) m = std::max(m, std::fabs(double(w[e])));
-    const double c = double(float(m / double((1u << k) - 1)));
-    for (int i = 0; i < k; ++i) q.alpha[size_t(i)] = std::ldexp(c, i);
-    return c;
+// Evenly spaced levels c (2s - K), K = 2^k - 1, stored as planes with scales
+// c 2^i (c rounded to float first, so the stored scales are exactly c 2^i).
+// Uniform: c = max|w| / K. Balanced: bin edges at percentiles, then the
+// least-squares c for the bins. Each computed over one row, or given for all the
+// rows of a matrix (tensor range).
+struct Levels {
+    double c = 0;
+    std::vector<float> edges;  // balanced: 2^k - 1 bin starts
+};
+
+void set_scales(ref::Quantized &q, double c) {
+    for (int i = 0; i < q.k; ++i) q.alpha[size_t(i)] = std::ldexp(double(float(c)), i);
 }
 
-ref::Quantized uniform(const float *w, size_t n, int k) {
+double uniform_step(const float *w, size_t n, int k) {
+    double m = 0;
+    for (size_t e = 0; e < n; ++e) m = std::max(m, std::fabs(double(w[e])));
+    return double(float(m / double((1u << k) - 1)));
+}
+
+// Bin s of 2^k starts at the element of rank floor(s n / 2^k); equal values share a bin.
+std::vector<float> balanced_edges(const float *w, size_t n, int k) {
+    const unsigned bins = 1u << k;
+    std::vector<float> sorted(w, w + n), edges(bins - 1);
+    std::sort(sorted.begin(), sorted.end());
+    for (unsigned s = 1; s < bins; ++s) edges[s - 1] = sorted[size_t(s) * n / bins];
+    return edges;
+}
+
+unsigned bin_of(const std::vector<float> &edges, float v) {
+    return unsigned(std::upper_bound(edges.begin(), edges.end(), v) - edges.begin());
+}
+
+// Least squares c for w ~ c (2 s - K) with the bins of `edges`: sums to add up.
+void balanced_sums(const float *w, size_t n, int k, const std::vector<float> &edges, double &wl,
+                   double &ll) {
+    const double K = double((1u << k) - 1);
+    for (size_t e = 0; e < n; ++e) {
+        const double L = 2.0 * bin_of(edges, w[e]) - K;
+        wl += L * double(w[e]);
+        ll += L * L;
+    }
+}
+
+ref::Quantized uniform(const float *w, size_t n, int k, const Levels *given) {
     ref::Quantized q = empty_row(n, k);
-    const double c = level_step(w, n, k, q);
+    const double c = given ? given->c : uniform_step(w, n, k);
+    set_scales(q, c);
     const unsigned K = (1u << k) - 1;
     for (size_t e = 0; e < n; ++e) {
         // Nearest level: 2s - K closest to w / c.
@@ -46,20 +81,34 @@ ref::Quantized uniform(const float *w, size_t n, int k) {
     return q;
 }
 
-ref::Quantized balanced(const float *w, size_t n, int k) {
+ref::Quantized balanced(const float *w, size_t n, int k, const Levels *given) {
     ref::Quantized q = empty_row(n, k);
-    level_step(w, n, k, q);
-    const unsigned bins = 1u << k;
-    std::vector<float> sorted(w, w + n);
-    std::sort(sorted.begin(), sorted.end());
-    // Bin s starts at the element of rank floor(s n / 2^k); equal values share a bin.
-    std::vector<float> edge(bins - 1);
-    for (unsigned s = 1; s < bins; ++s) edge[s - 1] = sorted[size_t(s) * n / bins];
-    for (size_t e = 0; e < n; ++e) {
-        unsigned s = unsigned(std::upper_bound(edge.begin(), edge.end(), w[e]) - edge.begin());
-        set_level(q, e, s);
+    Levels own;
+    if (!given) {
+        own.edges = balanced_edges(w, n, k);
+        double wl = 0, ll = 0;
+        balanced_sums(w, n, k, own.edges, wl, ll);
+        own.c = ll > 0 ? wl / ll : 0.0;
     }
+    const Levels &lv = given ? *given : own;
+    set_scales(q, lv.c);
+    for (size_t e = 0; e < n; ++e) set_level(q, e, bin_of(lv.edges, w[e]));
     return q;
+}
+
+// The levels of a whole matrix, for the tensor range.
+Levels tensor_levels(Method m, const float *w, size_t rows, size_t cols, int k) {
+    Levels lv;
+    const size_t n = rows * cols;
+    if (m == Method::uniform) {
+        lv.c = uniform_step(w, n, k);
+    } else {
+        lv.edges = balanced_edges(w, n, k);
+        double wl = 0, ll = 0;
+        balanced_sums(w, n, k, lv.edges, wl, ll);
+        lv.c = ll > 0 ? wl / ll : 0.0;
+    }
+    return lv;
 }
 
 ref::Quantized ternary(const float *w, size_t n) {
@@ -134,7 +183,17 @@ Init parse_init(const std::string &name) {
     throw std::invalid_argument("unknown alternating init '" + name + "', expected refined|greedy");
 }
 
-ref::Quantized quantize_row(const QuantizeOptions &opt, const float *w, size_t n) {
+const char *range_name(Range r) { return r == Range::row ? "row" : "tensor"; }
+
+Range parse_range(const std::string &name) {
+    if (name == "row") return Range::row;
+    if (name == "tensor") return Range::tensor;
+    throw std::invalid_argument("unknown level range '" + name + "', expected row|tensor");
+}
+
+namespace {
+ref::Quantized quantize_row(const QuantizeOptions &opt, const float *w, size_t n,
+                            const Levels *given) {
     switch (opt.method) {
         case Method::alternating: {
             if (opt.init == Init::greedy) return ref::alternating(w, n, opt.bits, opt.iters);
@@ -150,13 +209,18 @@ ref::Quantized quantize_row(const QuantizeOptions &opt, const float *w, size_t n
         case Method::refined:
             return ref::refined(w, n, opt.bits);
         case Method::uniform:
-            return uniform(w, n, opt.bits);
+            return uniform(w, n, opt.bits, given);
         case Method::balanced:
-            return balanced(w, n, opt.bits);
+            return balanced(w, n, opt.bits, given);
         case Method::ternary:
             return ternary(w, n);
     }
     throw std::invalid_argument("amq::quantize_row: unknown method");
+}
+}  // namespace
+
+ref::Quantized quantize_row(const QuantizeOptions &opt, const float *w, size_t n) {
+    return quantize_row(opt, w, n, nullptr);
 }
 
 QuantTensor quantize_matrix(const float *w, size_t rows, size_t cols, const QuantizeOptions &opt) {
@@ -182,9 +246,14 @@ QuantTensor quantize_matrix(const float *w, size_t rows, size_t cols, const Quan
     q.planes.assign(k * rows * words, 0);
     q.alpha.assign(rows * k, 0.0f);
 
+    const bool tensor_range = opt.range == Range::tensor &&
+                              (opt.method == Method::uniform || opt.method == Method::balanced);
+    const Levels levels =
+        tensor_range ? tensor_levels(opt.method, w, rows, cols, opt.bits) : Levels{};
     auto work = [&](size_t r0, size_t r1) {
         for (size_t r = r0; r < r1; ++r) {
-            const ref::Quantized row = quantize_row(opt, w + r * cols, cols);
+            const ref::Quantized row =
+                quantize_row(opt, w + r * cols, cols, tensor_range ? &levels : nullptr);
             for (size_t i = 0; i < k; ++i) {
                 q.alpha[r * k + i] = float(row.alpha[i]);
                 uint64_t *dst = &q.planes[(i * rows + r) * words];

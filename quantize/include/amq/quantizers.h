@@ -7,13 +7,17 @@
 //   greedy       b_i = sign(r), alpha_i = mean|r|, r -= alpha_i b_i
 //   refined      greedy, with all scales so far refit after each plane
 //   uniform      2^k levels evenly spaced over [-max|w|, max|w|], nearest level
-//   balanced     bin edges at the row's percentiles (equal counts per bin), bin s
-//                takes level s of the same evenly spaced levels
+//   balanced     bin edges at the percentiles (equal counts per bin), bin s takes
+//                level s of 2^k evenly spaced levels c (2s - K), with the
+//                least-squares c for those bins
+//   Uniform and balanced take their range (max|w|, percentiles, c) from each row
+//   (default) or from the whole matrix (Range::tensor, as the paper's baselines:
+//   one set of levels for the tensor; still stored as per-row scales).
 //   ternary      HitNet style: 0 where |w| <= 0.7 mean|w|, else sign(w) * a with a
 //                the mean |w| above the threshold; 2 planes only
 //
 // Evenly spaced symmetric levels are exactly sums of planes with power-of-two
-// scales: with c = max|w| / (2^k - 1) and alpha_i = c 2^i,
+// scales: with c the level step (max|w| / (2^k - 1) for uniform) and alpha_i = c 2^i,
 //   sum_i alpha_i b_i = c (2 s - (2^k - 1)),  s = sum_i 2^i [b_i = +1],
 // which is level s of the 2^k levels -max|w| .. +max|w|. Ternary is two planes
 // with equal scales a/2: (a/2)(b_1 + b_2) is -a, 0 (b_1 = +1, b_2 = -1) or +a.
@@ -46,6 +50,9 @@ Method parse_method(const std::string &name);
 bool method_supports_bits(Method m, int bits);
 
 enum class Init { refined, greedy };  // alternating's starting point
+enum class Range { row, tensor };     // uniform / balanced: levels per row or per matrix
+const char *range_name(Range r);
+Range parse_range(const std::string &name);  // throws std::invalid_argument
 const char *init_name(Init i);
 Init parse_init(const std::string &name);  // throws std::invalid_argument
 
@@ -55,10 +62,11 @@ struct QuantizeOptions {
     int iters = 2;              // T, alternating only
     int threads = 0;            // 0 = all hardware threads
     Init init = Init::refined;  // alternating only
+    Range range = Range::row;   // uniform and balanced only
 };
 
 // One row: codes [k][n] and scales [k], as the references return them
-// (opt.threads is not used).
+// (opt.threads is not used; levels always from the row, whatever opt.range).
 ref::Quantized quantize_row(const QuantizeOptions &opt, const float *w, size_t n);
 
 // Quantizes w [rows][cols] row by row, in parallel over rows. Throws
