@@ -16,6 +16,9 @@ STEPS=(
   "amq info"
   "GEMV benchmark: every shape and bit width, 1 thread"
   "GEMV benchmark: 4096x2048, w2a2, 2 threads, JSON"
+  "the demo language model (LSTM 300, PTB): every quantizer at 2, 3 and 4 bits"
+  "quantize it: alternating, W2A2"
+  "perplexity on ptb.test.txt: float, then W2A2 (amq's runner, batch 1)"
 )
 
 # step N: prints the heading of step N.
@@ -32,6 +35,22 @@ step 2
 
 step 3
 "$AMQ" bench gemv --shape 4096x2048 --bits 2x2 --threads 2 --json
+
+MODEL=models/ptb_lstm300.safetensors
+TEST_TEXT=../shared/data/ptb/ptb.test.txt
+OUT="$AMQ_BUILD_DIR/demo"
+mkdir -p "$OUT"
+
+step 4
+"$AMQ" quantize --in "$MODEL" --compare
+
+step 5
+"$AMQ" quantize --in "$MODEL" --method alternating --wbits 2 --abits 2 -o "$OUT/ptb_w2a2.amq"
+"$AMQ" info "$OUT/ptb_w2a2.amq" | head -6
+
+step 6
+"$AMQ" eval "$MODEL" --text "$TEST_TEXT"
+"$AMQ" eval "$OUT/ptb_w2a2.amq" --text "$TEST_TEXT"
 
 echo
 amq_print_timings
