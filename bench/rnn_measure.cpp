@@ -1,0 +1,230 @@
+#include "rnn_measure.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <random>
+#include <stdexcept>
+
+#include "amq/kernels.h"
+#include "amq/quantize_model.h"
+
+namespace amq::bench {
+namespace {
+
+constexpr std::uint32_t kWeightSeed = 20240501u, kInputSeed = 7u;
+
+double now_us() {
+    using namespace std::chrono;
+    return duration<double, std::micro>(steady_clock::now().time_since_epoch()).count();
+}
+
+double quantile(std::vector<double> v, double q) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[size_t(q * double(v.size() - 1) + 0.5)];
+}
+
+double median(const std::vector<double> &v) {
+    if (v.empty()) return 0;
+    std::vector<double> s = v;
+    std::sort(s.begin(), s.end());
+    const size_t n = s.size();
+    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+
+double max_abs_diff(const std::vector<float> &a, const std::vector<float> &b) {
+    if (a.size() != b.size())
+        throw std::logic_error("rnn_measure: outputs of different sizes (" +
+                               std::to_string(a.size()) + " and " + std::to_string(b.size()) + ")");
+    double m = 0;
+    for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
+    return m;
+}
+
+FloatTensor tensor(std::vector<int64_t> shape, const std::vector<float> &data) {
+    return {std::move(shape), data};
+}
+
+}  // namespace
+
+void validate(const RnnBenchConfig &cfg) {
+    auto positive = [](const char *name, long long v) {
+        if (v <= 0)
+            throw std::invalid_argument(std::string("RnnBenchConfig.") + name +
+                                        ": expected a positive value, got " + std::to_string(v));
+    };
+    positive("hidden_size", static_cast<long long>(cfg.hidden_size));
+    positive("input", static_cast<long long>(cfg.input()));
+    positive("threads", cfg.threads);
+    positive("steps", cfg.steps);
+    if (cfg.bits.w < 1 || cfg.bits.w > 4 || cfg.bits.a < 1 || cfg.bits.a > 4)
+        throw std::invalid_argument("RnnBenchConfig.bits: " + std::to_string(cfg.bits.w) + "x" +
+                                    std::to_string(cfg.bits.a) + ", expected 1..4 each");
+}
+
+OnednnRnnConfig onednn_config(const RnnBenchConfig &cfg, bool int8) {
+    OnednnRnnConfig c;
+    c.arch = arch_name(cfg.arch);
+    c.input_size = int(cfg.input());
+    c.hidden_size = int(cfg.hidden_size);
+    c.layers = 1;
+    c.batch = 1;
+    c.steps = cfg.steps;
+    c.int8 = int8;
+    c.threads = cfg.threads;
+    return c;
+}
+
+std::vector<TorchRnnLayer> random_rnn_weights(const RnnBenchConfig &cfg) {
+    validate(cfg);
+    return random_torch_rnn(onednn_config(cfg, false), kWeightSeed);
+}
+
+ModelFile float_model(const RnnBenchConfig &cfg, const std::vector<TorchRnnLayer> &weights) {
+    validate(cfg);
+    if (weights.size() != 1)
+        throw std::invalid_argument("float_model: expected the weights of 1 layer, got " +
+                                    std::to_string(weights.size()));
+    ModelFile m;
+    m.shape.arch = cfg.arch;
+    m.shape.layers = 1;
+    m.shape.input_size = cfg.input();
+    m.shape.hidden_size = cfg.hidden_size;
+    const int64_t GH = int64_t(m.shape.gates()) * int64_t(cfg.hidden_size);
+    const TorchRnnLayer &w = weights[0];
+    m.floats["weight_ih_l0"] = tensor({GH, int64_t(cfg.input())}, w.w_ih);
+    m.floats["weight_hh_l0"] = tensor({GH, int64_t(cfg.hidden_size)}, w.w_hh);
+    m.floats["bias_ih_l0"] = tensor({GH}, w.b_ih);
+    m.floats["bias_hh_l0"] = tensor({GH}, w.b_hh);
+    for (const auto &[name, t] : m.floats) {
+        int64_t n = 1;
+        for (int64_t d : t.shape) n *= d;
+        if (size_t(n) != t.data.size())
+            throw std::invalid_argument("float_model: tensor '" + name + "' holds " +
+                                        std::to_string(t.data.size()) + " floats, expected " +
+                                        std::to_string(n));
+    }
+    return m;
+}
+
+ModelFile quantized_model(const RnnBenchConfig &cfg, const ModelFile &float_model) {
+    ModelQuantizeOptions o;
+    o.weights.method = Method::alternating;
+    o.weights.init = Init::refined;
+    o.weights.bits = cfg.bits.w;
+    o.weights.iters = 2;
+    o.weights.threads = 0;  // all hardware threads: quantizing is not timed
+    o.k_a = cfg.bits.a;
+    o.act_method = "alternating";
+    o.act_iters = 2;
+    return quantize_model(float_model, o);
+}
+
+std::vector<float> random_rnn_input(const RnnBenchConfig &cfg) {
+    validate(cfg);
+    std::mt19937 rng(kInputSeed);
+    std::uniform_real_distribution<float> u(-1.f, 1.f);
+    std::vector<float> x(size_t(cfg.steps) * cfg.input());
+    for (float &e : x) e = u(rng);
+    return x;
+}
+
+AmqRnnRunner::AmqRnnRunner(std::shared_ptr<const Model> model, std::vector<float> x, size_t steps)
+    : session_(std::move(model), 1), x_(std::move(x)), steps_(steps) {
+    const RnnShape &s = session_.model().shape();
+    if (x_.size() != steps_ * s.input_size)
+        throw std::invalid_argument("AmqRnnRunner: x must be [T=" + std::to_string(steps_) +
+                                    "][1][I=" + std::to_string(s.input_size) + "] floats, got " +
+                                    std::to_string(x_.size()));
+    h_.assign(steps_ * s.hidden_size, 0.f);
+}
+
+void AmqRnnRunner::run() {
+    session_.reset();
+    session_.run(x_.data(), steps_, h_.data());
+}
+
+RnnCandidates make_rnn_candidates(const RnnBenchConfig &cfg, bool with_float, bool with_onednn) {
+    validate(cfg);
+    set_num_threads(cfg.threads);
+    RnnCandidates c;
+    c.cfg = cfg;
+    const std::vector<TorchRnnLayer> weights = random_rnn_weights(cfg);
+    const std::vector<float> x = random_rnn_input(cfg);
+    const ModelFile f = float_model(cfg, weights);
+    c.amq = std::make_unique<AmqRnnRunner>(Model::from_file(quantized_model(cfg, f)), x,
+                                           size_t(cfg.steps));
+    if (with_float)
+        c.amq_float = std::make_unique<AmqRnnRunner>(Model::from_file(f), x, size_t(cfg.steps));
+    if (with_onednn) {
+        for (bool int8 : {false, true}) {
+            auto r = std::make_unique<OnednnRnn>(onednn_config(cfg, int8), weights);
+            if (r->ok()) r->set_input(x);
+            (int8 ? c.onednn_int8 : c.onednn_f32) = std::move(r);
+        }
+    }
+    return c;
+}
+
+RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms) {
+    if (rounds <= 0)
+        throw std::invalid_argument("measure_rnn: rounds = " + std::to_string(rounds) +
+                                    ", expected at least 1");
+    RnnCandidates c = make_rnn_candidates(cfg, true, true);
+    RnnResult res;
+    res.cfg = cfg;
+    res.isa = isa_name(active_isa());
+    res.rounds = rounds;
+    res.model_bytes_amq = c.amq->model().weight_bytes();
+    res.model_bytes_f32 = c.amq_float->model().weight_bytes();
+
+    // In the order they are timed within a round.
+    struct Candidate {
+        RnnTiming *timing;
+        std::function<void()> run;
+        std::vector<double> us;
+    };
+    std::vector<Candidate> cands;
+    cands.push_back({&res.amq, [&] { c.amq->run(); }, {}});
+    for (auto [rnn, timing] : {std::pair{c.onednn_f32.get(), &res.onednn_f32},
+                               std::pair{c.onednn_int8.get(), &res.onednn_int8}}) {
+        if (rnn->ok()) {
+            timing->impl = rnn->impl_info();
+            cands.push_back({timing, [rnn = rnn] { rnn->run(); }, {}});
+        } else {
+            timing->note = rnn->reason();
+        }
+    }
+    cands.push_back({&res.amq_float, [&] { c.amq_float->run(); }, {}});
+
+    // Warm-up run of each, which also sets the runs per round.
+    for (Candidate &k : cands) {
+        const double t0 = now_us();
+        k.run();
+        const double t = std::max(now_us() - t0, 1.0);
+        k.timing->runs_per_round = std::max(1, int(std::ceil(min_round_ms * 1000.0 / t)));
+    }
+    if (c.onednn_f32->ok()) {
+        const std::vector<float> ref = c.onednn_f32->output();
+        res.max_abs_diff_float = max_abs_diff(c.amq_float->output(), ref);
+        res.max_abs_diff_amq = max_abs_diff(c.amq->output(), ref);
+    }
+
+    const double steps = cfg.steps;
+    for (int r = 0; r < rounds; ++r)
+        for (Candidate &k : cands) {
+            const int n = k.timing->runs_per_round;
+            const double t0 = now_us();
+            for (int i = 0; i < n; ++i) k.run();
+            k.us.push_back((now_us() - t0) / (n * steps));
+        }
+    for (Candidate &k : cands) {
+        k.timing->ok = true;
+        k.timing->us_per_step = median(k.us);
+        k.timing->spread = (quantile(k.us, 0.9) - quantile(k.us, 0.1)) / k.timing->us_per_step;
+    }
+    return res;
+}
+
+}  // namespace amq::bench

@@ -1,0 +1,101 @@
+// Side-by-side timing of one recurrent layer: the amq runner (amq::Session over a
+// quantized model), the same network unquantized on amq's f32 kernels, and the
+// oneDNN f32 and int8 RNN primitives, all on the same random weights and input,
+// measured in the same process, interleaved round by round, reported as medians.
+// Shared by `amq bench rnn` and the Google Benchmark suite amq_bench_rnn.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "amq/model.h"
+#include "amq/rnn.h"
+#include "amq/spec.h"
+#include "onednn_rnn.h"
+
+namespace amq::bench {
+
+struct RnnBenchConfig {
+    Arch arch = Arch::lstm;
+    size_t input_size = 0;  // 0: hidden_size
+    size_t hidden_size = 0;
+    spec::Bits bits{2, 2};  // weight x activation bits of the quantized model
+    int threads = 1;        // amq's Halide pool and oneDNN's OpenMP threads
+    int steps = 100;        // T of one run (batch 1)
+
+    size_t input() const { return input_size ? input_size : hidden_size; }
+};
+
+// Throws std::invalid_argument naming the field when cfg is out of range.
+void validate(const RnnBenchConfig &cfg);
+
+// The oneDNN configuration of the same network (1 layer, batch 1).
+OnednnRnnConfig onednn_config(const RnnBenchConfig &cfg, bool int8);
+
+// PyTorch-style random weights U(-1/sqrt(H), 1/sqrt(H)) of the 1-layer network,
+// from a fixed seed: the same weights for a given shape whatever the bits.
+std::vector<TorchRnnLayer> random_rnn_weights(const RnnBenchConfig &cfg);
+// Those weights as a float model (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0).
+ModelFile float_model(const RnnBenchConfig &cfg, const std::vector<TorchRnnLayer> &weights);
+// The float model quantized with the alternating quantizer to cfg.bits.w weight
+// bits (refined init, 2 cycles), running cfg.bits.a activation bits (alternating,
+// 2 cycles), as `amq quantize` does by default.
+ModelFile quantized_model(const RnnBenchConfig &cfg, const ModelFile &float_model);
+// The input sequence x [T][1][I], uniform in [-1, 1] from a fixed seed.
+std::vector<float> random_rnn_input(const RnnBenchConfig &cfg);
+
+// One sequence of T steps from zero state through an amq::Session (batch 1).
+class AmqRnnRunner {
+public:
+    AmqRnnRunner(std::shared_ptr<const Model> model, std::vector<float> x, size_t steps);
+    // reset() and run() over the T steps of x, h of every step into output().
+    void run();
+    const std::vector<float> &output() const { return h_; }  // [T][1][H]
+    const Model &model() const { return session_.model(); }
+
+private:
+    Session session_;
+    std::vector<float> x_, h_;
+    size_t steps_;
+};
+
+// Every candidate of one configuration, built once (weights quantized, oneDNN
+// primitives created, inputs set).
+struct RnnCandidates {
+    RnnBenchConfig cfg;
+    std::unique_ptr<AmqRnnRunner> amq, amq_float;
+    std::unique_ptr<OnednnRnn> onednn_f32, onednn_int8;  // check ok() before use
+};
+// with_float / with_onednn: build those candidates too (amq is always built).
+RnnCandidates make_rnn_candidates(const RnnBenchConfig &cfg, bool with_float = true,
+                                  bool with_onednn = true);
+
+struct RnnTiming {
+    bool ok = false;
+    std::string note;        // why not measured (oneDNN cannot run this configuration)
+    std::string impl;        // oneDNN implementation name
+    double us_per_step = 0;  // median over the rounds
+    double spread = 0;       // (p90 - p10) / median over the rounds
+    int runs_per_round = 0;  // sequences timed together in each round
+};
+
+struct RnnResult {
+    RnnBenchConfig cfg;
+    std::string isa;
+    int rounds = 0;
+    RnnTiming amq, amq_float, onednn_f32, onednn_int8;
+    size_t model_bytes_amq = 0, model_bytes_f32 = 0;  // Model::weight_bytes()
+    // max |h| difference over all T steps: amq float and amq quantized against
+    // oneDNN f32 (the first checks that both run the same network).
+    double max_abs_diff_float = 0, max_abs_diff_amq = 0;
+};
+
+// Builds the candidates, runs each once (warm-up; also sets how many sequences
+// make a round of at least min_round_ms), then `rounds` rounds timing amq,
+// oneDNN f32, oneDNN int8 and amq float in turn; medians over the rounds.
+// Throws std::invalid_argument for a bad cfg or rounds.
+RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms = 5.0);
+
+}  // namespace amq::bench
