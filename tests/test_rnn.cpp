@@ -241,6 +241,19 @@ TEST(RnnSessions, BadInputNamesTheProblem) {
             << e.what();
     }
     EXPECT_THROW(Session(lm, 0), Error);
+    for (const bool quant : {false, true}) {
+        const auto m = quant ? Model::from_file(quantized("lstm2", 2, 2, false))
+                             : Model::load(fixture("lstm2.safetensors"));
+        Session q(m, 2);
+        std::vector<float> x(2 * 37, 0.5f);
+        x[37 + 5] = NAN;
+        try {
+            q.step(x.data());
+            FAIL() << "no error";
+        } catch (const Error &e) {
+            EXPECT_NE(std::string(e.what()).find("x[1][5] is nan"), std::string::npos) << e.what();
+        }
+    }
     const auto plain = Model::load(fixture("lstm2.safetensors"));
     Session p(plain, 1);
     const int64_t ok[1] = {0};

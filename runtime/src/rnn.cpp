@@ -153,6 +153,10 @@ void Session::layers_step() {
 const float *Session::step(const float *x) {
     const size_t I = model_->shape_.input_size;
     if (!x) fail("step: x is null");
+    for (size_t i = 0; i < batch_ * I; ++i)
+        if (!std::isfinite(x[i]))
+            fail("step: x[" + std::to_string(i / I) + "][" + std::to_string(i % I) + "] is " +
+                 std::to_string(x[i]) + ", expected a finite value");
     if (x != input_.data()) std::copy(x, x + batch_ * I, input_.begin());
     if (model_->quantized_)
         for (size_t b = 0; b < batch_; ++b)
