@@ -130,8 +130,9 @@ std::vector<float> random_rnn_input(const RnnBenchConfig &cfg) {
     return x;
 }
 
-AmqRnnRunner::AmqRnnRunner(std::shared_ptr<const Model> model, std::vector<float> x, size_t steps)
-    : session_(std::move(model), 1), x_(std::move(x)), steps_(steps) {
+AmqRnnRunner::AmqRnnRunner(std::shared_ptr<const Model> model, std::vector<float> x, size_t steps,
+                           bool by_step)
+    : session_(std::move(model), 1), x_(std::move(x)), steps_(steps), by_step_(by_step) {
     const RnnShape &s = session_.model().shape();
     if (x_.size() != steps_ * s.input_size)
         throw std::invalid_argument("AmqRnnRunner: x must be [T=" + std::to_string(steps_) +
@@ -142,7 +143,15 @@ AmqRnnRunner::AmqRnnRunner(std::shared_ptr<const Model> model, std::vector<float
 
 void AmqRnnRunner::run() {
     session_.reset();
-    session_.run(x_.data(), steps_, h_.data());
+    if (!by_step_) {
+        session_.run(x_.data(), steps_, h_.data());
+        return;
+    }
+    const size_t I = session_.model().shape().input_size, H = session_.model().shape().hidden_size;
+    for (size_t t = 0; t < steps_; ++t) {
+        const float *h = session_.step(&x_[t * I]);
+        std::copy(h, h + H, &h_[t * H]);
+    }
 }
 
 RnnCandidates make_rnn_candidates(const RnnBenchConfig &cfg, bool with_float, bool with_onednn) {
@@ -153,8 +162,9 @@ RnnCandidates make_rnn_candidates(const RnnBenchConfig &cfg, bool with_float, bo
     const std::vector<TorchRnnLayer> weights = random_rnn_weights(cfg);
     const std::vector<float> x = random_rnn_input(cfg);
     const ModelFile f = float_model(cfg, weights);
-    c.amq = std::make_unique<AmqRnnRunner>(Model::from_file(quantized_model(cfg, f)), x,
-                                           size_t(cfg.steps));
+    const auto quantized = Model::from_file(quantized_model(cfg, f));
+    c.amq = std::make_unique<AmqRnnRunner>(quantized, x, size_t(cfg.steps));
+    c.amq_step = std::make_unique<AmqRnnRunner>(quantized, x, size_t(cfg.steps), true);
     if (with_float)
         c.amq_float = std::make_unique<AmqRnnRunner>(Model::from_file(f), x, size_t(cfg.steps));
     if (with_onednn) {
@@ -197,6 +207,7 @@ RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms
         }
     }
     cands.push_back({&res.amq_float, [&] { c.amq_float->run(); }, {}});
+    cands.push_back({&res.amq_step, [&] { c.amq_step->run(); }, {}});
 
     // Warm-up run of each, which also sets the runs per round.
     for (Candidate &k : cands) {

@@ -49,8 +49,11 @@ std::vector<float> random_rnn_input(const RnnBenchConfig &cfg);
 // One sequence of T steps from zero state through an amq::Session (batch 1).
 class AmqRnnRunner {
 public:
-    AmqRnnRunner(std::shared_ptr<const Model> model, std::vector<float> x, size_t steps);
-    // reset() and run() over the T steps of x, h of every step into output().
+    // by_step: T single step() calls instead of one run() over the sequence.
+    AmqRnnRunner(std::shared_ptr<const Model> model, std::vector<float> x, size_t steps,
+                 bool by_step = false);
+    // reset() and run() (or T step() calls) over the T steps of x, h of every step
+    // into output().
     void run();
     const std::vector<float> &output() const { return h_; }  // [T][1][H]
     const Model &model() const { return session_.model(); }
@@ -59,14 +62,15 @@ private:
     Session session_;
     std::vector<float> x_, h_;
     size_t steps_;
+    bool by_step_;
 };
 
 // Every candidate of one configuration, built once (weights quantized, oneDNN
 // primitives created, inputs set).
 struct RnnCandidates {
     RnnBenchConfig cfg;
-    std::unique_ptr<AmqRnnRunner> amq, amq_float;
-    std::unique_ptr<OnednnRnn> onednn_f32, onednn_int8;  // check ok() before use
+    std::unique_ptr<AmqRnnRunner> amq, amq_step, amq_float;  // amq_step: step() calls
+    std::unique_ptr<OnednnRnn> onednn_f32, onednn_int8;      // check ok() before use
 };
 // with_float / with_onednn: build those candidates too (amq is always built).
 RnnCandidates make_rnn_candidates(const RnnBenchConfig &cfg, bool with_float = true,
@@ -85,7 +89,7 @@ struct RnnResult {
     RnnBenchConfig cfg;
     std::string isa;
     int rounds = 0;
-    RnnTiming amq, amq_float, onednn_f32, onednn_int8;
+    RnnTiming amq, amq_step, amq_float, onednn_f32, onednn_int8;
     size_t model_bytes_amq = 0, model_bytes_f32 = 0;  // Model::weight_bytes()
     // max |h| difference over all T steps: amq float and amq quantized against
     // oneDNN f32 (the first checks that both run the same network).

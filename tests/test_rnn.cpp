@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <new>
+#include <random>
 #include <thread>
 
 #include "amq/amq.h"
@@ -186,6 +187,32 @@ TEST(RnnSessions, ParallelThreadsGiveTheSameResults) {
         });
     for (auto &t : threads) t.join();
     for (const Outputs &r : results) EXPECT_EQ(r.h, once.h);
+}
+
+// run() (layer by layer, the input products of a chunk batched) gives what step()
+// gives, across chunk boundaries.
+TEST(RnnSessions, RunMatchesSteps) {
+    for (const char *name : {"lstm2", "gru2"}) {
+        SCOPED_TRACE(name);
+        const auto model = Model::from_file(quantized(name, 2, 3, false));
+        const size_t B = 2, I = model->shape().input_size, H = model->shape().hidden_size;
+        const size_t T = Session::kRunChunk + 7;
+        std::vector<float> x(T * B * I);
+        std::mt19937 rng(3);
+        std::normal_distribution<float> normal;
+        for (float &v : x) v = normal(rng);
+        std::vector<float> by_run(T * B * H), by_step;
+        Session a(model, B), b(model, B);
+        a.run(x.data(), T, by_run.data());
+        for (size_t t = 0; t < T; ++t) {
+            const float *h = b.step(&x[t * B * I]);
+            by_step.insert(by_step.end(), h, h + B * H);
+        }
+        EXPECT_LE(max_abs_diff(by_run, by_step), 1e-5);
+        for (int l = 0; l < 2; ++l)
+            EXPECT_EQ(std::vector<float>(a.hidden(l), a.hidden(l) + B * H),
+                      std::vector<float>(b.hidden(l), b.hidden(l) + B * H));
+    }
 }
 
 TEST(RnnSessions, ResetStartsOver) {

@@ -3,6 +3,8 @@
 // markdown table or JSON.
 // amq bench rnn: the LSTM/GRU runner on a random quantized layer against the same
 // layer unquantized on amq's f32 kernels and on oneDNN (f32 and int8).
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -107,7 +109,7 @@ void run_gemv(const GemvOptions &o) {
 struct RnnOptions {
     std::string arch, bits = "2x2";
     long long hidden = 0, input = 0;
-    bool input_given = false, json = false;
+    bool input_given = false, json = false, no_avx2_onednn = false;
     int threads = 1, steps = 100, rounds = 7;
 };
 
@@ -136,6 +138,7 @@ nlohmann::ordered_json to_json(const bench::RnnResult &r) {
                                 {"rounds", r.rounds},
                                 {"isa", r.isa},
                                 {"amq_us_per_step", us_or_null(r.amq)},
+                                {"amq_step_us_per_step", us_or_null(r.amq_step)},
                                 {"amq_float_us_per_step", us_or_null(r.amq_float)},
                                 {"onednn_f32_us_per_step", us_or_null(r.onednn_f32)}};
     if (!r.onednn_f32.ok) j["onednn_f32_note"] = r.onednn_f32.note;
@@ -198,6 +201,44 @@ void print_rnn_table(const nlohmann::ordered_json &j) {
     std::cout << std::flush;
 }
 
+// oneDNN's f32 RNN picks a slower implementation on some AVX-512 CPUs than when
+// capped at AVX2; the cap holds for a whole process, so the same benchmark runs
+// again in a child process with ONEDNN_MAX_CPU_ISA=AVX2, and the faster oneDNN
+// f32 figure is the one amq is compared with (speedup_vs_onednn_best_f32).
+void add_onednn_avx2(const RnnOptions &o, nlohmann::ordered_json &j) {
+    char self[4096] = {};
+    if (readlink("/proc/self/exe", self, sizeof self - 1) <= 0) return;
+    std::string cmd =
+        "ONEDNN_MAX_CPU_ISA=AVX2 '" + std::string(self) + "' bench rnn --json --no-avx2-onednn";
+    cmd += " --arch " + o.arch + " --hidden " + std::to_string(o.hidden) + " --bits " + o.bits +
+           " --threads " + std::to_string(o.threads) + " --steps " + std::to_string(o.steps) +
+           " --rounds " + std::to_string(o.rounds);
+    if (o.input_given) cmd += " --input " + std::to_string(o.input);
+    std::string out;
+    if (FILE *p = popen(cmd.c_str(), "r")) {
+        char buf[4096];
+        for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+        if (pclose(p) != 0) out.clear();
+    }
+    const auto child = nlohmann::ordered_json::parse(out, nullptr, false);
+    const auto &f32 = j["onednn_f32_us_per_step"];
+    if (child.is_discarded() || child["onednn_f32_us_per_step"].is_null()) {
+        j["onednn_f32_avx2_us_per_step"] = nullptr;
+        j["onednn_f32_avx2_note"] = "the ONEDNN_MAX_CPU_ISA=AVX2 child run failed";
+        j["speedup_vs_onednn_best_f32"] = j["speedup_vs_onednn_f32"];
+        return;
+    }
+    const double avx2 = child["onednn_f32_us_per_step"].get<double>();
+    j["onednn_f32_avx2_us_per_step"] = avx2;
+    j["onednn_f32_avx2_impl"] = child["onednn_f32_impl"];
+    const double best = f32.is_null() ? avx2 : std::min(avx2, f32.get<double>());
+    j["onednn_best_f32_us_per_step"] = best;
+    j["speedup_vs_onednn_best_f32"] =
+        j["amq_us_per_step"].is_null()
+            ? nullptr
+            : nlohmann::ordered_json(best / j["amq_us_per_step"].get<double>());
+}
+
 void run_rnn(const RnnOptions &o) {
     if (o.arch != "lstm" && o.arch != "gru")
         throw UsageError("--arch '" + o.arch + "': expected lstm or gru");
@@ -213,7 +254,8 @@ void run_rnn(const RnnOptions &o) {
     cfg.bits = parse_bits("--bits", o.bits);
     cfg.threads = o.threads;
     cfg.steps = o.steps;
-    const nlohmann::ordered_json j = to_json(bench::measure_rnn(cfg, o.rounds));
+    nlohmann::ordered_json j = to_json(bench::measure_rnn(cfg, o.rounds));
+    if (!o.no_avx2_onednn) add_onednn_avx2(o, j);
     if (o.json)
         std::cout << j.dump(2) << std::endl;
     else
@@ -259,6 +301,8 @@ void add_bench_command(CLI::App &app) {
         ->capture_default_str();
     rnn->add_option("--rounds", r->rounds, "Interleaved timing rounds")->capture_default_str();
     rnn->add_flag("--json", r->json, "Print JSON instead of a table");
+    rnn->add_flag("--no-avx2-onednn", r->no_avx2_onednn,
+                  "Skip the second oneDNN f32 run capped at AVX2 (in a child process)");
     rnn->callback([r, input] {
         r->input_given = input->count() > 0;
         run_rnn(*r);

@@ -153,10 +153,7 @@ void Session::layers_step() {
 const float *Session::step(const float *x) {
     const size_t I = model_->shape_.input_size;
     if (!x) fail("step: x is null");
-    for (size_t i = 0; i < batch_ * I; ++i)
-        if (!std::isfinite(x[i]))
-            fail("step: x[" + std::to_string(i / I) + "][" + std::to_string(i % I) + "] is " +
-                 std::to_string(x[i]) + ", expected a finite value");
+    check_finite(x, batch_, I, "step: x");
     if (x != input_.data()) std::copy(x, x + batch_ * I, input_.begin());
     if (model_->quantized_)
         for (size_t b = 0; b < batch_; ++b)
@@ -211,11 +208,66 @@ const float *Session::cell(int layer) const {
     return c_[size_t(layer)].data();
 }
 
+void Session::check_finite(const float *x, size_t count, size_t width, const char *what) const {
+    for (size_t i = 0; i < count * width; ++i)
+        if (!std::isfinite(x[i]))
+            fail(std::string(what) + "[" + std::to_string(i / width) + "][" +
+                 std::to_string(i % width) + "] is " + std::to_string(x[i]) +
+                 ", expected a finite value");
+}
+
 void Session::run(const float *x, size_t T, float *h_out) {
     const size_t I = model_->shape_.input_size, BH = batch_ * H_;
-    for (size_t t = 0; t < T; ++t) {
-        const float *h = step(x + t * batch_ * I);
-        if (h_out) std::copy(h, h + BH, h_out + t * BH);
+    if (T > 0 && !x) fail("run: x is null");
+    if (!model_->quantized_) {
+        for (size_t t = 0; t < T; ++t) {
+            const float *h = step(x + t * batch_ * I);
+            if (h_out) std::copy(h, h + BH, h_out + t * BH);
+        }
+        return;
+    }
+    check_finite(x, T * batch_, I, "run: x");
+    for (size_t t = 0; t < T; t += kRunChunk)
+        run_chunk(x + t * batch_ * I, std::min(kRunChunk, T - t), h_out ? h_out + t * BH : nullptr);
+}
+
+// n steps of a quantized model, layer by layer: the input products of all n steps
+// in one bgemm over n x B items, then the recurrence step by step.
+void Session::run_chunk(const float *x, size_t n, float *h_out) {
+    const size_t B = batch_, H = H_, I = model_->shape_.input_size, NB = n * B;
+    const int k = model_->k_a_;
+    seq_in_.resize(k, I, NB);
+    for (size_t i = 0; i < NB; ++i) quantize_act(x + i * I, I, k, model_->act_iters_, seq_in_, i);
+    for (size_t l = 0; l < model_->layers_.size(); ++l) {
+        const Model::Layer &layer = model_->layers_[l];
+        const size_t sx = layer.ih.out_stride(), sh = layer.hh.out_stride();
+        gx_seq_.resize(std::max(gx_seq_.size(), NB * sx));  // grows once
+        bgemm(layer.ih.binary, seq_in_, gx_seq_.data(), sx);
+        const bool last = l + 1 == model_->layers_.size();
+        if (!last) seq_out_.resize(k, H, NB);
+        const size_t item_words = size_t(k) * hq_[l].words();
+        for (size_t t = 0; t < n; ++t) {
+            bgemm(layer.hh.binary, hq_[l], gh_.data(), sh);
+            const ConstFloatBatch gx{gx_seq_.data() + t * B * sx, B, G_ * H, sx};
+            const ConstFloatBatch gh{gh_.data(), B, G_ * H, sh};
+            const FloatBatch h{h_[l].data(), B, H, H};
+            if (model_->shape_.arch == Arch::lstm) {
+                const FloatBatch c{c_[l].data(), B, H, H};
+                lstm_cell(gx, gh, {c.data, B, H, H}, h, c);
+            } else {
+                gru_cell(gx, gh, {h.data, B, H, H}, h);
+            }
+            quantize_hidden(l);
+            if (!last) {  // the next layer's input at step t
+                std::copy(hq_[l].planes.begin(), hq_[l].planes.begin() + B * item_words,
+                          seq_out_.planes.begin() + t * B * item_words);
+                std::copy(hq_[l].beta.begin(), hq_[l].beta.begin() + B * size_t(k),
+                          seq_out_.beta.begin() + t * B * size_t(k));
+            } else if (h_out) {
+                std::copy(h_[l].begin(), h_[l].end(), h_out + t * B * H);
+            }
+        }
+        if (!last) std::swap(seq_in_, seq_out_);
     }
 }
 

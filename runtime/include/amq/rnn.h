@@ -95,14 +95,21 @@ public:
     const float *hidden(int layer) const;
     const float *cell(int layer) const;
 
-    // T steps: x [T][batch][input_size] -> h_out [T][batch][hidden_size].
+    // T steps: x [T][batch][input_size] -> h_out [T][batch][hidden_size] (may be
+    // null). The same results as T step() calls; a quantized model runs layer by
+    // layer over chunks of up to kRunChunk steps, with the input products of a
+    // whole chunk in one batched binary product (each weight word read once for
+    // all its steps), as oneDNN does for a sequence.
     void run(const float *x, size_t T, float *h_out);
+    static constexpr size_t kRunChunk = 64;
     // T steps of tokens [T][batch] -> h_out [T][batch][hidden] (may be null) and
     // logits_out [T][batch][vocab] (may be null).
     void run_tokens(const int64_t *tokens, size_t T, float *h_out, float *logits_out);
 
 private:
     void layers_step();
+    void run_chunk(const float *x, size_t n, float *h_out);
+    void check_finite(const float *x, size_t count, size_t width, const char *what) const;
     void quantize_hidden(size_t l);
     void product(const Model::Matrix &m, const BinaryBatch &aq, const float *a, size_t a_stride,
                  float *y);
@@ -114,6 +121,8 @@ private:
     std::vector<std::vector<float>> h_, c_;  // per layer [B][H]
     std::vector<BinaryBatch> hq_;            // per layer: quantized h
     BinaryBatch xq_;                         // quantized layer-0 input
+    BinaryBatch seq_in_, seq_out_;           // run(): quantized inputs of a chunk
+    std::vector<float> gx_seq_;              // run(): [chunk][B][stride]
     std::vector<float> gx_, gh_;             // [B][stride] gate pre-activations
     std::vector<float> logits_;              // [B][vocab] (dense)
     std::vector<float> logits_padded_;       // [B][rows_padded] from bgemm
