@@ -18,7 +18,8 @@ STEPS=(
   "GEMV benchmark: 4096x2048, w2a2, 2 threads, JSON"
   "the demo language model (LSTM 300, PTB): every quantizer at 2, 3 and 4 bits"
   "quantize it: alternating, W2A2"
-  "perplexity on ptb.test.txt: float, then W2A2 (amq's runner, batch 1)"
+  "perplexity on ptb.test.txt: float, W2A2 and W3A3 (amq's runner, batch 1)"
+  "the LSTM runner against oneDNN f32 and int8: H=1024, W2A2, 1 thread"
 )
 
 # step N: prints the heading of step N.
@@ -51,6 +52,11 @@ step 5
 step 6
 "$AMQ" eval "$MODEL" --text "$TEST_TEXT"
 "$AMQ" eval "$OUT/ptb_w2a2.amq" --text "$TEST_TEXT"
+"$AMQ" quantize --in "$MODEL" --wbits 3 --abits 3 -o "$OUT/ptb_w3a3.amq" >/dev/null
+"$AMQ" eval "$OUT/ptb_w3a3.amq" --text "$TEST_TEXT"
+
+step 7
+"$AMQ" bench rnn --arch lstm --hidden 1024 --bits 2x2 --threads 1
 
 echo
 amq_print_timings
