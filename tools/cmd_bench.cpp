@@ -193,8 +193,11 @@ void print_rnn_table(const nlohmann::ordered_json &j) {
     };
     row("amq W" + std::to_string(kw) + "A" + std::to_string(ka), "amq_us_per_step", nullptr,
         j["model_bytes_amq"]);
+    row("amq, step() by step()", "amq_step_us_per_step", nullptr, nullptr);
     row("amq f32", "amq_float_us_per_step", "speedup_vs_amq_float", j["model_bytes_f32"]);
     row("oneDNN f32", "onednn_f32_us_per_step", "speedup_vs_onednn_f32", nullptr);
+    if (j.contains("onednn_f32_avx2_us_per_step"))
+        row("oneDNN f32, ONEDNN_MAX_CPU_ISA=AVX2", "onednn_f32_avx2_us_per_step", nullptr, nullptr);
     row("oneDNN int8", "onednn_int8_us_per_step", "speedup_vs_onednn_int8", nullptr);
     for (const char *key : {"onednn_f32_note", "onednn_int8_note"})
         if (j.contains(key)) std::cout << "\n" << key << ": " << j[key].get<std::string>() << "\n";
