@@ -58,6 +58,7 @@ void validate(const RnnBenchConfig &cfg) {
     positive("input", static_cast<long long>(cfg.input()));
     positive("threads", cfg.threads);
     positive("steps", cfg.steps);
+    positive("batch", cfg.batch);
     if (cfg.bits.w < 1 || cfg.bits.w > 4 || cfg.bits.a < 1 || cfg.bits.a > 4)
         throw std::invalid_argument("RnnBenchConfig.bits: " + std::to_string(cfg.bits.w) + "x" +
                                     std::to_string(cfg.bits.a) + ", expected 1..4 each");
@@ -69,7 +70,7 @@ OnednnRnnConfig onednn_config(const RnnBenchConfig &cfg, bool int8) {
     c.input_size = int(cfg.input());
     c.hidden_size = int(cfg.hidden_size);
     c.layers = 1;
-    c.batch = 1;
+    c.batch = cfg.batch;
     c.steps = cfg.steps;
     c.int8 = int8;
     c.threads = cfg.threads;
@@ -125,20 +126,21 @@ std::vector<float> random_rnn_input(const RnnBenchConfig &cfg) {
     validate(cfg);
     std::mt19937 rng(kInputSeed);
     std::uniform_real_distribution<float> u(-1.f, 1.f);
-    std::vector<float> x(size_t(cfg.steps) * cfg.input());
+    std::vector<float> x(size_t(cfg.steps) * size_t(cfg.batch) * cfg.input());
     for (float &e : x) e = u(rng);
     return x;
 }
 
 AmqRnnRunner::AmqRnnRunner(std::shared_ptr<const Model> model, std::vector<float> x, size_t steps,
-                           bool by_step)
-    : session_(std::move(model), 1), x_(std::move(x)), steps_(steps), by_step_(by_step) {
+                           bool by_step, size_t batch)
+    : session_(std::move(model), batch), x_(std::move(x)), steps_(steps), by_step_(by_step) {
     const RnnShape &s = session_.model().shape();
-    if (x_.size() != steps_ * s.input_size)
+    if (x_.size() != steps_ * batch * s.input_size)
         throw std::invalid_argument("AmqRnnRunner: x must be [T=" + std::to_string(steps_) +
-                                    "][1][I=" + std::to_string(s.input_size) + "] floats, got " +
+                                    "][B=" + std::to_string(batch) +
+                                    "][I=" + std::to_string(s.input_size) + "] floats, got " +
                                     std::to_string(x_.size()));
-    h_.assign(steps_ * s.hidden_size, 0.f);
+    h_.assign(steps_ * batch * s.hidden_size, 0.f);
 }
 
 void AmqRnnRunner::run() {
@@ -147,7 +149,8 @@ void AmqRnnRunner::run() {
         session_.run(x_.data(), steps_, h_.data());
         return;
     }
-    const size_t I = session_.model().shape().input_size, H = session_.model().shape().hidden_size;
+    const size_t B = session_.batch(), I = session_.model().shape().input_size * B,
+                 H = session_.model().shape().hidden_size * B;
     for (size_t t = 0; t < steps_; ++t) {
         const float *h = session_.step(&x_[t * I]);
         std::copy(h, h + H, &h_[t * H]);
@@ -163,10 +166,11 @@ RnnCandidates make_rnn_candidates(const RnnBenchConfig &cfg, bool with_float, bo
     const std::vector<float> x = random_rnn_input(cfg);
     const ModelFile f = float_model(cfg, weights);
     const auto quantized = Model::from_file(quantized_model(cfg, f));
-    c.amq = std::make_unique<AmqRnnRunner>(quantized, x, size_t(cfg.steps));
-    c.amq_step = std::make_unique<AmqRnnRunner>(quantized, x, size_t(cfg.steps), true);
+    const size_t T = size_t(cfg.steps), B = size_t(cfg.batch);
+    c.amq = std::make_unique<AmqRnnRunner>(quantized, x, T, false, B);
+    c.amq_step = std::make_unique<AmqRnnRunner>(quantized, x, T, true, B);
     if (with_float)
-        c.amq_float = std::make_unique<AmqRnnRunner>(Model::from_file(f), x, size_t(cfg.steps));
+        c.amq_float = std::make_unique<AmqRnnRunner>(Model::from_file(f), x, T, false, B);
     if (with_onednn) {
         for (bool int8 : {false, true}) {
             auto r = std::make_unique<OnednnRnn>(onednn_config(cfg, int8), weights);

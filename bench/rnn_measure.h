@@ -23,7 +23,8 @@ struct RnnBenchConfig {
     size_t hidden_size = 0;
     spec::Bits bits{2, 2};  // weight x activation bits of the quantized model
     int threads = 1;        // amq's Halide pool and oneDNN's OpenMP threads
-    int steps = 100;        // T of one run (batch 1)
+    int steps = 100;        // T of one run
+    int batch = 1;          // B independent sequences run together
 
     size_t input() const { return input_size ? input_size : hidden_size; }
 };
@@ -43,7 +44,7 @@ ModelFile float_model(const RnnBenchConfig &cfg, const std::vector<TorchRnnLayer
 // bits (refined init, 2 cycles), running cfg.bits.a activation bits (alternating,
 // 2 cycles), as `amq quantize` does by default.
 ModelFile quantized_model(const RnnBenchConfig &cfg, const ModelFile &float_model);
-// The input sequence x [T][1][I], uniform in [-1, 1] from a fixed seed.
+// The input sequence x [T][B][I], uniform in [-1, 1] from a fixed seed.
 std::vector<float> random_rnn_input(const RnnBenchConfig &cfg);
 
 // One sequence of T steps from zero state through an amq::Session (batch 1).
@@ -51,7 +52,7 @@ class AmqRnnRunner {
 public:
     // by_step: T single step() calls instead of one run() over the sequence.
     AmqRnnRunner(std::shared_ptr<const Model> model, std::vector<float> x, size_t steps,
-                 bool by_step = false);
+                 bool by_step = false, size_t batch = 1);
     // reset() and run() (or T step() calls) over the T steps of x, h of every step
     // into output().
     void run();

@@ -15,6 +15,8 @@ int main(int argc, char **argv) {
     amq::tools::add_info_command(app);
     amq::tools::add_quantize_command(app);
     amq::tools::add_run_commands(app);
+    amq::tools::add_tune_command(app);
+    amq::tools::add_generate_command(app);
 #ifdef AMQ_HAVE_BENCH
     amq::tools::add_bench_command(app);
 #endif

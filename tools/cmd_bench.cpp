@@ -110,7 +110,7 @@ struct RnnOptions {
     std::string arch, bits = "2x2";
     long long hidden = 0, input = 0;
     bool input_given = false, json = false, no_avx2_onednn = false;
-    int threads = 1, steps = 100, rounds = 7;
+    int threads = 1, steps = 100, rounds = 7, batch = 1;
 };
 
 // Largest --hidden / --input: the f32 copies of a 8192 x 8192 layer already take
@@ -135,6 +135,7 @@ nlohmann::ordered_json to_json(const bench::RnnResult &r) {
                                 {"bits", bits_str(c.bits.w, c.bits.a)},
                                 {"threads", c.threads},
                                 {"steps", c.steps},
+                                {"batch", c.batch},
                                 {"rounds", r.rounds},
                                 {"isa", r.isa},
                                 {"amq_us_per_step", us_or_null(r.amq)},
@@ -176,8 +177,9 @@ void print_rnn_table(const nlohmann::ordered_json &j) {
     const int kw = j["bits"].get<std::string>()[0] - '0',
               ka = j["bits"].get<std::string>()[2] - '0';
     std::cout << j["arch"].get<std::string>() << ", hidden " << j["hidden"] << ", input "
-              << j["input"] << ", batch 1, " << j["steps"] << " steps, " << j["threads"]
-              << " thread(s), " << j["rounds"] << " rounds, isa " << j["isa"].get<std::string>()
+              << j["input"] << ", batch " << j["batch"] << ", " << j["steps"] << " steps, "
+              << j["threads"] << " thread(s), " << j["rounds"] << " rounds, isa "
+              << j["isa"].get<std::string>()
               << "\n\n| runner | us/step | amq speedup | weight bytes |\n"
                  "| --- | ---: | ---: | ---: |\n";
     auto row = [&](const std::string &name, const char *us_key, const char *speedup_key,
@@ -215,7 +217,7 @@ void add_onednn_avx2(const RnnOptions &o, nlohmann::ordered_json &j) {
         "ONEDNN_MAX_CPU_ISA=AVX2 '" + std::string(self) + "' bench rnn --json --no-avx2-onednn";
     cmd += " --arch " + o.arch + " --hidden " + std::to_string(o.hidden) + " --bits " + o.bits +
            " --threads " + std::to_string(o.threads) + " --steps " + std::to_string(o.steps) +
-           " --rounds " + std::to_string(o.rounds);
+           " --rounds " + std::to_string(o.rounds) + " --batch " + std::to_string(o.batch);
     if (o.input_given) cmd += " --input " + std::to_string(o.input);
     std::string out;
     if (FILE *p = popen(cmd.c_str(), "r")) {
@@ -257,6 +259,8 @@ void run_rnn(const RnnOptions &o) {
     cfg.bits = parse_bits("--bits", o.bits);
     cfg.threads = o.threads;
     cfg.steps = o.steps;
+    check_range("--batch", o.batch, 1, 1024);
+    cfg.batch = o.batch;
     nlohmann::ordered_json j = to_json(bench::measure_rnn(cfg, o.rounds));
     if (!o.no_avx2_onednn) add_onednn_avx2(o, j);
     if (o.json)
@@ -291,7 +295,7 @@ void add_bench_command(CLI::App &app) {
 
     auto *rnn = bench->add_subcommand(
         "rnn",
-        "The LSTM/GRU runner (batch 1) on a random quantized layer vs the same layer on "
+        "The LSTM/GRU runner on a random quantized layer vs the same layer on "
         "amq's f32 kernels and oneDNN f32/int8; medians of interleaved rounds");
     auto r = std::make_shared<RnnOptions>();
     rnn->add_option("--arch", r->arch, "lstm or gru")->required();
@@ -303,6 +307,8 @@ void add_bench_command(CLI::App &app) {
     rnn->add_option("--steps", r->steps, "Time steps T of one timed sequence")
         ->capture_default_str();
     rnn->add_option("--rounds", r->rounds, "Interleaved timing rounds")->capture_default_str();
+    rnn->add_option("--batch", r->batch, "Sequences run together (us per step covers all)")
+        ->capture_default_str();
     rnn->add_flag("--json", r->json, "Print JSON instead of a table");
     rnn->add_flag("--no-avx2-onednn", r->no_avx2_onednn,
                   "Skip the second oneDNN f32 run capped at AVX2 (in a child process)");

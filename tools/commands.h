@@ -19,6 +19,8 @@ struct UsageError : std::runtime_error {
 void add_info_command(CLI::App &app);
 void add_quantize_command(CLI::App &app);
 void add_run_commands(CLI::App &app);  // run, eval
+void add_tune_command(CLI::App &app);
+void add_generate_command(CLI::App &app);
 #ifdef AMQ_HAVE_BENCH
 void add_bench_command(CLI::App &app);
 #endif
