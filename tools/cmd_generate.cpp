@@ -6,8 +6,9 @@
 // links libHalide) once per kernel, with the schedule knobs of a schedules JSON
 // file, and writes into --out: one static library and header per kernel
 // (amq_<kernel>.a/.h), one shared Halide runtime (amq_halide_runtime.a), the Halide
-// runtime headers, amq_kernels.h (includes every kernel header), amqKernels.cmake
-// (imported target amq::generated_kernels) and amq_kernels.json (what was built).
+// runtime headers, amq/weight_layout.h, amq_kernels.h (includes every kernel header,
+// defines the layout), amqKernels.cmake (imported target amq::generated_kernels)
+// and amq_kernels.json (what was built, with every knob). See docs/USING.md.
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -15,9 +16,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -147,7 +148,7 @@ std::vector<spec::Bits> parse_bits_list(const std::string &text) {
 fs::path exe_dir() {
     std::error_code ec;
     fs::path p = fs::read_symlink("/proc/self/exe", ec);
-    return ec ? fs::path() : p.parent_path();
+    return ec ? fs::path() : p.parent_path().lexically_normal();
 }
 
 // The first existing file of the candidates, or "".
@@ -182,11 +183,12 @@ fs::path find_generator(const GenerateArgs &a) {
 }
 
 fs::path default_schedules() {
-    return first_existing({exe_dir() / ".." / "share" / "amq" / "schedules" / "defaults.json",
-                           fs::path(AMQ_SOURCE_SCHEDULES)});
+    return first_existing(
+        {(exe_dir() / ".." / "share" / "amq" / "schedules" / "defaults.json").lexically_normal(),
+         fs::path(AMQ_SOURCE_SCHEDULES)});
 }
 
-nlohmann::json read_pipelines(const fs::path &file) {
+nlohmann::json read_schedules(const fs::path &file) {
     std::ifstream in(file);
     if (!in) throw std::runtime_error("schedules file '" + file.string() + "': cannot be read");
     nlohmann::json j;
@@ -199,7 +201,7 @@ nlohmann::json read_pipelines(const fs::path &file) {
         throw std::runtime_error("schedules file '" + file.string() +
                                  "': expected an object with a \"pipelines\" object "
                                  "(see schedules/defaults.json)");
-    return j["pipelines"];
+    return j;
 }
 
 std::string knob_value(const fs::path &file, const std::string &pipeline, const std::string &key,
@@ -207,41 +209,48 @@ std::string knob_value(const fs::path &file, const std::string &pipeline, const 
     if (v.is_string()) return v.get<std::string>();
     if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
     if (v.is_number()) return v.dump();
-    throw std::runtime_error("schedules file '" + file.string() + "': pipelines." + pipeline +
-                             "." + key + " is " + v.dump() +
+    throw std::runtime_error("schedules file '" + file.string() + "': pipelines." + pipeline + "." +
+                             key + " is " + v.dump() +
                              ", expected a number, a string or a boolean");
 }
 
-const std::vector<std::string> kPipelines = {"bgemv",    "quantize_act", "pack_bits", "f32_gemv",
-                                             "bgemm",    "lstm_cell",    "gru_cell"};
+const std::vector<std::string> kPipelines = {"bgemv", "quantize_act", "pack_bits", "f32_gemv",
+                                             "bgemm", "lstm_cell",    "gru_cell"};
 
 // Knobs per pipeline: the defaults, overlaid by --schedules (a tuned file may hold
 // only some pipelines or some knobs).
 struct Schedules {
     std::map<std::string, Knobs> knobs;
     std::vector<std::string> files;
+    std::string tuned_target;  // "target" of a file written by amq tune, if any
 };
 
 Schedules load_schedules(const std::string &user_file) {
     Schedules s;
     const fs::path defaults = default_schedules();
     std::vector<std::pair<fs::path, nlohmann::json>> layers;
-    if (!defaults.empty()) layers.push_back({defaults, read_pipelines(defaults)});
+    if (!defaults.empty()) layers.push_back({defaults, read_schedules(defaults)["pipelines"]});
     if (!user_file.empty()) {
         if (!fs::is_regular_file(user_file))
             throw UsageError("--schedules '" + user_file + "': no such file");
         const fs::path user = fs::absolute(user_file);
-        if (defaults.empty() || !fs::equivalent(user, defaults))
-            layers.push_back({user, read_pipelines(user)});
+        if (defaults.empty() || !fs::equivalent(user, defaults)) {
+            const nlohmann::json j = read_schedules(user);
+            layers.push_back({user, j["pipelines"]});
+            if (j.contains("target") && j["target"].is_string())
+                s.tuned_target = j["target"].get<std::string>();
+        }
         for (const auto &item : layers.back().second.items())
             if (std::find(kPipelines.begin(), kPipelines.end(), item.key()) == kPipelines.end())
-                throw UsageError("--schedules '" + user_file + "': unknown pipeline '" +
-                                 item.key() + "', expected some of " + join(kPipelines, ", "));
+                throw std::runtime_error("schedules file '" + user_file + "': unknown pipeline '" +
+                                         item.key() + "', expected some of " +
+                                         join(kPipelines, ", "));
     }
     if (layers.empty())
-        throw std::runtime_error("cannot find schedules/defaults.json (looked beside amq in "
-                                 "../share/amq/schedules/ and at " AMQ_SOURCE_SCHEDULES
-                                 "); give a file with --schedules");
+        throw std::runtime_error(
+            "cannot find schedules/defaults.json (looked beside amq in "
+            "../share/amq/schedules/ and at " AMQ_SOURCE_SCHEDULES
+            "); give a file with --schedules");
     for (const auto &[file, pipelines] : layers) {
         s.files.push_back(file.string());
         for (const auto &p : pipelines.items()) {
@@ -309,9 +318,8 @@ std::vector<Kernel> kernel_list(const std::vector<spec::Bits> &bits, const Sched
         const std::string wa = "w" + std::to_string(b.w) + "a" + std::to_string(b.a);
         const Knobs kk = {{"k_w", std::to_string(b.w)}, {"k_a", std::to_string(b.a)}};
         out.push_back({"bgemv_" + wa, "bgemv", with(kk, bgemv)});
-        out.push_back(
-            {"bgemm_" + wa, "bgemm",
-             with(with(kk, {{"layout", layout}, {"tile", tile}}), knobs("bgemm"))});
+        out.push_back({"bgemm_" + wa, "bgemm",
+                       with(with(kk, {{"layout", layout}, {"tile", tile}}), knobs("bgemm"))});
     }
     out.push_back({"f32_gemv", "f32_gemv", knobs("f32_gemv")});
     out.push_back({"lstm_cell", "lstm_cell", knobs("lstm_cell")});
@@ -337,8 +345,7 @@ pid_t spawn(const Job &job) {
     pid_t pid = 0;
     const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0)
-        throw std::runtime_error("cannot run " + job.argv[0] + ": " + std::strerror(rc));
+    if (rc != 0) throw std::runtime_error("cannot run " + job.argv[0] + ": " + std::strerror(rc));
     return pid;
 }
 
@@ -394,8 +401,7 @@ void run_jobs(const std::vector<Job> &jobs, int parallel, size_t first, size_t t
         auto it = running.find(pid);
         if (it == running.end()) continue;
         const Job &job = jobs[it->second.first];
-        const double secs =
-            std::chrono::duration<double>(clock::now() - it->second.second).count();
+        const double secs = std::chrono::duration<double>(clock::now() - it->second.second).count();
         running.erase(it);
         const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         std::fprintf(stderr, "[%zu/%zu] %s ... %.1f s%s\n", ++done, total, job.label.c_str(), secs,
@@ -407,6 +413,22 @@ void run_jobs(const std::vector<Job> &jobs, int parallel, size_t first, size_t t
                                  exit_text(failed_status) + "):\n  " + join(failed->argv, " ") +
                                  "\n" + tail(read_text(failed->log), 25) +
                                  "\n(full output: " + failed->log.string() + ")");
+}
+
+// Copies `files` from the first of `dirs` that holds them all into `dest`; false
+// when none does.
+bool copy_headers(const std::vector<fs::path> &dirs, const std::vector<std::string> &files,
+                  const fs::path &dest) {
+    for (const fs::path &d : dirs) {
+        if (!std::all_of(files.begin(), files.end(),
+                         [&](const std::string &f) { return fs::is_regular_file(d / f); }))
+            continue;
+        fs::create_directories(dest);
+        for (const std::string &f : files)
+            fs::copy_file(d / f, dest / f, fs::copy_options::overwrite_existing);
+        return true;
+    }
+    return false;
 }
 
 std::string cmake_quote(const std::string &s) {
@@ -435,7 +457,8 @@ void run_generate(const GenerateArgs &a) {
     const std::vector<std::string> targets = resolve_target(a.target);
     const std::vector<spec::Bits> bits = parse_bits_list(a.bits);
     if (a.out.empty()) throw UsageError("give the output directory with --out DIR");
-    const int parallel = a.jobs > 0 ? a.jobs : int(std::max(1u, std::thread::hardware_concurrency()));
+    const int parallel =
+        a.jobs > 0 ? a.jobs : int(std::max(1u, std::thread::hardware_concurrency()));
     const fs::path gen = find_generator(a);
     const Schedules sched = load_schedules(a.schedules);
     const std::vector<Kernel> kernels = kernel_list(bits, sched);
@@ -458,6 +481,12 @@ void run_generate(const GenerateArgs &a) {
               << join(targets, ",") << "\n  generator: " << gen.string()
               << "\n  schedules: " << join(sched.files, " overlaid by ") << "\n";
 
+    // ("host" cannot be compared without Halide: it resolves in the generator.)
+    if (!sched.tuned_target.empty() && targets != std::vector<std::string>{"host"} &&
+        sched.tuned_target != join(targets, ","))
+        std::cerr << "amq: note: the schedules were tuned with target " << sched.tuned_target
+                  << "; generating for " << join(targets, ",") << "\n";
+
     // The runtime first: it also makes Halide check the target string.
     Job runtime{"halide runtime",
                 {gen.string(), "-r", "amq_halide_runtime", "-o", out.string(), "-e",
@@ -478,8 +507,9 @@ void run_generate(const GenerateArgs &a) {
     }
     std::vector<Job> jobs;
     for (const Kernel &k : kernels) {
-        Job j{k.name, {gen.string(), "-g", k.generator, "-f", "amq_" + k.name, "-n", "amq_" + k.name,
-                       "-o", out.string(), "-e", emit, "target=" + join(kernel_targets, ",")},
+        Job j{k.name,
+              {gen.string(), "-g", k.generator, "-f", "amq_" + k.name, "-n", "amq_" + k.name, "-o",
+               out.string(), "-e", emit, "target=" + join(kernel_targets, ",")},
               logs / ("amq_" + k.name + ".log")};
         for (const auto &[key, value] : k.params) j.argv.push_back(key + "=" + value);
         jobs.push_back(std::move(j));
@@ -495,21 +525,19 @@ void run_generate(const GenerateArgs &a) {
     };
     const std::string runtime_lib = library("amq_halide_runtime");
 
-    // The Halide runtime headers, so that DIR alone is enough to call the kernels.
-    const std::vector<fs::path> header_dirs = {exe_dir() / ".." / "include" / "amq" / "halide",
+    // The Halide runtime headers and amq/weight_layout.h (the strides of the weight
+    // layouts), so that DIR alone is enough to call the kernels.
+    const std::vector<fs::path> halide_dirs = {exe_dir() / ".." / "include" / "amq" / "halide",
                                                fs::path(AMQ_HALIDE_INCLUDE_DIR)};
-    bool copied = false;
-    for (const fs::path &d : header_dirs)
-        if (fs::is_regular_file(d / "HalideRuntime.h") && fs::is_regular_file(d / "HalideBuffer.h")) {
-            for (const char *h : {"HalideRuntime.h", "HalideBuffer.h"})
-                fs::copy_file(d / h, out / h, fs::copy_options::overwrite_existing);
-            copied = true;
-            break;
-        }
-    if (!copied)
+    if (!copy_headers(halide_dirs, {"HalideRuntime.h", "HalideBuffer.h"}, out))
         std::cerr << "amq: note: HalideRuntime.h and HalideBuffer.h not found (looked in"
-                  << list_paths(header_dirs)
+                  << list_paths(halide_dirs)
                   << "); add the Halide 14 include directory to call the kernels\n";
+    const std::vector<fs::path> amq_dirs = {exe_dir() / ".." / "include" / "amq",
+                                            fs::path(AMQ_QUANTIZE_INCLUDE_DIR) / "amq"};
+    if (!copy_headers(amq_dirs, {"weight_layout.h"}, out / "amq"))
+        std::cerr << "amq: note: amq/weight_layout.h not found (looked in" << list_paths(amq_dirs)
+                  << ")\n";
 
     const Knobs bgemv = sched.knobs.count("bgemv") ? sched.knobs.at("bgemv") : Knobs{};
     const Knobs bgemm = sched.knobs.count("bgemm") ? sched.knobs.at("bgemm") : Knobs{};
@@ -565,12 +593,11 @@ void run_generate(const GenerateArgs &a) {
          "set_property(GLOBAL PROPERTY AMQ_GENERATED_KERNELS_DIR \"${_amq_gen_dir}\")\n";
     const std::string arch = arch_of(targets.front());
     if (arch == "x86" || arch == "arm") {
-        const std::string re = arch == "x86" ? "^(x86_64|AMD64|amd64|i[3-6]86|x86)$"
-                                             : "^(aarch64|arm64|ARM64|arm.*)$";
+        const std::string re =
+            arch == "x86" ? "^(x86_64|AMD64|amd64|i[3-6]86|x86)$" : "^(aarch64|arm64|ARM64|arm.*)$";
         c += "if(CMAKE_SYSTEM_PROCESSOR MATCHES \"^(x86_64|AMD64|amd64|i[3-6]86|x86|aarch64|"
              "arm64|ARM64|arm.*)$\" AND\n   NOT CMAKE_SYSTEM_PROCESSOR MATCHES \"" +
-             re +
-             "\")\n  message(FATAL_ERROR \"amq: the kernels in ${_amq_gen_dir} are for " +
+             re + "\")\n  message(FATAL_ERROR \"amq: the kernels in ${_amq_gen_dir} are for " +
              targets.front() +
              " but this build targets ${CMAKE_SYSTEM_PROCESSOR}; use a cross toolchain for "
              "that CPU or generate for this one\")\nendif()\n";
@@ -651,8 +678,7 @@ void add_generate_command(CLI::App &app) {
                     "host, x86-64-avx512, x86-64-avx2, x86-64-sse41, x86-64-multi, aarch64, "
                     "aarch64-dotprod, or a Halide target string")
         ->required();
-    cmd->add_option("--bits", a->bits,
-                    "Bit pairs WxA, comma separated (e.g. 2x2,3x3), or all")
+    cmd->add_option("--bits", a->bits, "Bit pairs WxA, comma separated (e.g. 2x2,3x3), or all")
         ->required();
     cmd->add_option("--out", a->out, "Output directory (created if missing)")->required();
     cmd->add_option("--schedules", a->schedules,

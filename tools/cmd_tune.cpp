@@ -107,7 +107,7 @@ void print_summary(const tune::TuneReport &r) {
     std::cout << "search: " << (r.exhaustive ? "exhaustive" : "sampled") << ", " << r.trials
               << " trials (" << r.failures << " failed, " << r.resumed << " resumed from records, "
               << r.pruned << " candidates pruned), "
-              << (r.search_complete ? "complete" : "stopped at the budget") << " after "
+              << (r.search_complete ? "complete" : "stopped at the " + r.search_end) << " after "
               << int(r.search_seconds + 0.5) << " s; total " << int(r.total_seconds + 0.5)
               << " s\n";
     if (!r.schedules_path.empty()) std::cout << "schedules: " << r.schedules_path << "\n";

@@ -1,0 +1,701 @@
+// The autotuner (autotune/): knob spaces and pruning, the search, the records
+// file, candidate isolation with every way a candidate can fail, and a small
+// real tuning run that writes a schedules file and resumes from its records.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "amq/autotune/autoschedulers.h"
+#include "amq/autotune/cpu_identity.h"
+#include "amq/autotune/evaluate.h"
+#include "amq/autotune/isolate.h"
+#include "amq/autotune/knobs.h"
+#include "amq/autotune/pipeline.h"
+#include "amq/autotune/records.h"
+#include "amq/autotune/schedules_file.h"
+#include "amq/autotune/search.h"
+#include "amq/autotune/tuner.h"
+
+using namespace amq::tune;
+
+namespace {
+
+// A fresh directory for one test's files.
+std::string temp_dir(const std::string &name) {
+    auto dir = std::filesystem::temp_directory_path() /
+               ("amq_autotune_" + name + "_" + std::to_string(getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    return dir.string();
+}
+
+std::vector<std::string> read_lines(const std::string &path) {
+    std::ifstream f(path);
+    std::vector<std::string> lines;
+    for (std::string l; std::getline(f, l);) lines.push_back(l);
+    return lines;
+}
+
+Problem bgemv_problem(size_t rows, size_t cols, int k_w, int k_a, int threads = 1) {
+    Problem p;
+    p.pipeline = "bgemv";
+    p.rows = rows;
+    p.cols = cols;
+    p.k_w = k_w;
+    p.k_a = k_a;
+    p.threads = threads;
+    return p;
+}
+
+const Halide::Target kAvx512("x86-64-linux-avx-avx2-avx512-avx512_skylake-f16c-fma-sse41");
+const Halide::Target kAvx2("x86-64-linux-avx-avx2-f16c-fma-sse41");
+
+Knobs bgemv_knobs(const std::string &layout, int tile, int unroll, int parallel_tiles) {
+    return {{"layout", layout},
+            {"tile", tile},
+            {"unroll_words", unroll},
+            {"parallel_tiles", parallel_tiles}};
+}
+
+const char *kToySpace = R"({
+  "format": "amq-knob-space", "version": 1, "pipeline": "toy",
+  "knobs": [
+    {"name": "a", "values": [1, 2, 3, 4, 5, 6]},
+    {"name": "b", "values": ["x", "y", "z"]},
+    {"name": "c", "values": [1, 2, 4, 8]}
+  ]
+})";
+
+// A made-up objective over the toy space: lowest at a=4, b="y", c=2.
+double toy_score(const Knobs &k) {
+    const double a = k["a"].get<int>(), c = k["c"].get<int>();
+    return 1.0 + std::abs(a - 4) * 0.1 + (k["b"] == "y" ? 0.0 : 0.05) +
+           std::abs(std::log2(c) - 1) * 0.03;
+}
+
+// The toy rule: a = 6 never works.
+std::string toy_prune(Knobs &k) { return k["a"] == 6 ? "a = 6 is not allowed" : ""; }
+
+}  // namespace
+
+// ---------------------------------------------------------------- knob spaces
+
+TEST(KnobSpace, BuiltinBgemvSpaceIsData) {
+    const KnobSpace &s = builtin_space("bgemv");
+    EXPECT_EQ(s.pipeline(), "bgemv");
+    ASSERT_EQ(s.knobs().size(), 4u);
+    EXPECT_EQ(s.knobs()[0].name, "layout");
+    EXPECT_EQ(s.knobs()[1].name, "tile");
+    EXPECT_EQ(s.size(), 3u * 4u * 4u * 7u);
+    EXPECT_EQ(s.at(0), bgemv_knobs("tiled", 4, 1, 4));
+    EXPECT_EQ(s.at(s.size() - 1), bgemv_knobs("interleaved", 32, 8, 256));
+    // Every index gives a distinct point of the space.
+    std::set<std::string> keys;
+    for (uint64_t i = 0; i < s.size(); ++i) {
+        EXPECT_EQ(s.check(s.at(i)), "");
+        keys.insert(knobs_key(s.at(i)));
+    }
+    EXPECT_EQ(keys.size(), s.size());
+    EXPECT_THROW(builtin_space("no_such_pipeline"), std::runtime_error);
+}
+
+TEST(KnobSpace, BadFilesAreRejectedWithTheReason) {
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"{", "not valid JSON"},
+        {R"({"format": "other", "version": 1, "pipeline": "p", "knobs": []})", "\"format\""},
+        {R"({"format": "amq-knob-space", "version": 2, "pipeline": "p", "knobs": []})",
+         "\"version\" is not 1"},
+        {R"({"format": "amq-knob-space", "version": 1, "knobs": [{"name": "a", "values": [1]}]})",
+         "\"pipeline\""},
+        {R"({"format": "amq-knob-space", "version": 1, "pipeline": "p", "knobs": []})",
+         "\"knobs\" must be a non-empty array"},
+        {R"({"format": "amq-knob-space", "version": 1, "pipeline": "p",
+             "knobs": [{"name": "a", "values": [1]}, {"name": "a", "values": [2]}]})",
+         "knob 'a' is listed twice"},
+        {R"({"format": "amq-knob-space", "version": 1, "pipeline": "p",
+             "knobs": [{"name": "a", "values": []}]})",
+         "knob 'a': \"values\" must be a non-empty array"},
+        {R"({"format": "amq-knob-space", "version": 1, "pipeline": "p",
+             "knobs": [{"name": "a", "values": [1, 1.5]}]})",
+         "knob 'a': value 1.5 is neither an integer nor a string"},
+        {R"({"format": "amq-knob-space", "version": 1, "pipeline": "p",
+             "knobs": [{"name": "a", "values": [2, 2]}]})",
+         "knob 'a': value 2 is listed twice"},
+        {R"({"format": "amq-knob-space", "version": 1, "pipeline": "p", "knobs": [{"values": [1]}]})",
+         "knob #1"},
+    };
+    for (const auto &[text, expected] : cases) {
+        try {
+            KnobSpace::parse(text, "bad.json");
+            ADD_FAILURE() << "accepted: " << text;
+        } catch (const std::runtime_error &e) {
+            const std::string msg = e.what();
+            EXPECT_NE(msg.find("bad.json"), std::string::npos) << msg;
+            EXPECT_NE(msg.find(expected), std::string::npos) << msg << "\nexpected: " << expected;
+        }
+    }
+}
+
+TEST(KnobSpace, CheckAndMutate) {
+    const KnobSpace s = KnobSpace::parse(kToySpace, "toy.json");
+    EXPECT_EQ(s.check({{"a", 1}, {"b", "x"}, {"c", 4}}), "");
+    EXPECT_NE(s.check({{"a", 1}, {"b", "x"}}).find("knob 'c' is missing"), std::string::npos);
+    EXPECT_NE(s.check({{"a", 7}, {"b", "x"}, {"c", 4}}).find("not one of"), std::string::npos);
+    EXPECT_NE(s.check({{"a", 1}, {"b", "x"}, {"c", 4}, {"d", 0}}).find("'d' is not a knob"),
+              std::string::npos);
+    std::mt19937_64 rng(3);
+    Knobs k = {{"a", 1}, {"b", "x"}, {"c", 1}};
+    int changed = 0;
+    for (int i = 0; i < 200; ++i) {
+        Knobs m = s.mutate(k, rng);
+        ASSERT_EQ(s.check(m), "") << m.dump();
+        changed += m != k;
+        // Ordered values move to a neighbour.
+        EXPECT_LE(std::abs(m["a"].get<int>() - k["a"].get<int>()), 1);
+        k = m;
+    }
+    EXPECT_GT(changed, 150);
+}
+
+TEST(KnobSpace, HandDefaultsComeFromSchedules) {
+    const Knobs d = hand_defaults("bgemv");
+    EXPECT_EQ(d.at("layout"), "tiled");
+    EXPECT_TRUE(d.contains("tile") && d.contains("unroll_words") && d.contains("parallel_tiles"));
+    EXPECT_THROW(hand_defaults("no_such_pipeline"), std::runtime_error);
+}
+
+// -------------------------------------------------------------------- pruning
+
+TEST(BgemvPruning, OneThreadIgnoresTheTaskSize) {
+    auto p = make_pipeline(bgemv_problem(4096, 1024, 2, 2), kAvx512);
+    Knobs a = bgemv_knobs("tiled", 8, 2, 4), b = bgemv_knobs("tiled", 8, 2, 256);
+    EXPECT_EQ(p->prune(a), "");
+    EXPECT_EQ(p->prune(b), "");
+    EXPECT_EQ(a, b);  // one candidate, not seven
+    EXPECT_EQ(a["parallel_tiles"], hand_defaults("bgemv")["parallel_tiles"]);
+    // 3 layouts x 4 tiles x 4 unrolls, nothing else skipped at this shape.
+    Search s(p->space(), p->defaults(), [&](Knobs &k) { return p->prune(k); });
+    EXPECT_TRUE(s.exhaustive());
+    EXPECT_EQ(s.valid() + 1, 48u);
+}
+
+TEST(BgemvPruning, InvalidCombinationsAreSkippedWithTheReason) {
+    auto reason = [](const Problem &pr, const Halide::Target &t, Knobs k) {
+        return make_pipeline(pr, t)->prune(k);
+    };
+    // 256 columns are 4 words: an unroll by 8 is skipped, by 4 is not.
+    EXPECT_NE(reason(bgemv_problem(64, 256, 2, 2), kAvx512, bgemv_knobs("tiled", 8, 8, 64))
+                  .find("unroll_words 8 exceeds the 4 word(s)"),
+              std::string::npos);
+    EXPECT_EQ(reason(bgemv_problem(64, 256, 2, 2), kAvx512, bgemv_knobs("tiled", 8, 4, 64)), "");
+    // 32 x 4 x 4 u64 counters need 64 zmm registers; 16 x 4 x 4 fit in 32.
+    EXPECT_NE(reason(bgemv_problem(64, 256, 4, 4), kAvx512, bgemv_knobs("tiled", 32, 1, 64))
+                  .find("need 64 vector registers (the target has 32)"),
+              std::string::npos);
+    EXPECT_EQ(reason(bgemv_problem(64, 256, 4, 4), kAvx512, bgemv_knobs("tiled", 16, 1, 64)), "");
+    // AVX2: 4 u64 lanes, 16 registers.
+    EXPECT_NE(reason(bgemv_problem(64, 256, 2, 2), kAvx2, bgemv_knobs("plane_major", 32, 1, 64))
+                  .find("need 32 vector registers (the target has 16)"),
+              std::string::npos);
+    // Three rows: a tile of 8 is skipped, a tile of 4 is not.
+    EXPECT_NE(reason(bgemv_problem(3, 64, 1, 1), kAvx512, bgemv_knobs("tiled", 8, 1, 64))
+                  .find("tile 8 exceeds the 3 row(s)"),
+              std::string::npos);
+    EXPECT_EQ(reason(bgemv_problem(3, 64, 1, 1), kAvx512, bgemv_knobs("tiled", 4, 1, 64)), "");
+    // Two threads, 256 rows = 32 tiles of 8: 32 tiles per task leave one task.
+    EXPECT_NE(reason(bgemv_problem(256, 64, 2, 2, 2), kAvx512, bgemv_knobs("tiled", 8, 1, 32))
+                  .find("one task"),
+              std::string::npos);
+    EXPECT_EQ(reason(bgemv_problem(256, 64, 2, 2, 2), kAvx512, bgemv_knobs("tiled", 8, 1, 16)), "");
+}
+
+TEST(BgemvPruning, BadProblemsAreRefused) {
+    EXPECT_THROW(make_pipeline(bgemv_problem(0, 64, 2, 2), kAvx512), std::invalid_argument);
+    EXPECT_THROW(make_pipeline(bgemv_problem(64, 64, 5, 2), kAvx512), std::invalid_argument);
+    EXPECT_THROW(make_pipeline(bgemv_problem(64, 64, 2, 2, 0), kAvx512), std::invalid_argument);
+    Problem p = bgemv_problem(64, 64, 2, 2);
+    p.pipeline = "nope";
+    try {
+        make_pipeline(p, kAvx512);
+        ADD_FAILURE();
+    } catch (const std::invalid_argument &e) {
+        EXPECT_NE(std::string(e.what()).find("tunable: bgemv"), std::string::npos) << e.what();
+    }
+}
+
+// --------------------------------------------------------------------- search
+
+namespace {
+
+// Runs a search against toy_score, observing every proposal; returns the
+// proposals as "rung:key".
+std::vector<std::string> run_toy(Search &s, size_t limit) {
+    std::vector<std::string> seq;
+    while (seq.size() < limit) {
+        auto p = s.next();
+        if (!p) break;
+        seq.push_back(std::to_string(p->rung) + ":" + knobs_key(p->knobs));
+        s.observe(p->knobs, p->rung, toy_score(p->knobs));
+    }
+    return seq;
+}
+
+}  // namespace
+
+TEST(Search, SeededSampledSearchIsDeterministic) {
+    const KnobSpace space = KnobSpace::parse(kToySpace, "toy.json");
+    SearchOptions o;
+    o.exhaustive_limit = 16;  // 60 valid points: sampled
+    o.batch = 9;
+    o.seed = 7;
+    const Knobs start = {{"a", 1}, {"b", "x"}, {"c", 1}};
+    Search s1(space, start, toy_prune, o), s2(space, start, toy_prune, o);
+    EXPECT_FALSE(s1.exhaustive());
+    const auto seq1 = run_toy(s1, 40), seq2 = run_toy(s2, 40);
+    ASSERT_EQ(seq1.size(), 40u);
+    EXPECT_EQ(seq1, seq2);
+    EXPECT_EQ(seq1[0], "0:" + knobs_key(start));  // the start comes first
+    for (const auto &p : seq1) EXPECT_EQ(p.find("\"a\":6"), std::string::npos) << p;
+    o.seed = 8;
+    Search s3(space, start, toy_prune, o);
+    EXPECT_NE(run_toy(s3, 40), seq1);
+    // Mutations of the best find the optimum of this smooth objective.
+    const auto best = s1.best();
+    ASSERT_TRUE(best);
+    EXPECT_LT(best->second, toy_score(start));
+}
+
+TEST(Search, SmallSpaceIsExhaustiveWithSuccessiveHalving) {
+    const KnobSpace space = KnobSpace::parse(kToySpace, "toy.json");
+    const Knobs start = {{"a", 1}, {"b", "x"}, {"c", 1}};
+    Search s(space, start, toy_prune, SearchOptions{});  // 60 valid <= 64
+    ASSERT_TRUE(s.exhaustive());
+    EXPECT_EQ(s.valid() + 1, 60u);
+    EXPECT_EQ(s.pruned(), 12u);  // a = 6
+    const auto seq = run_toy(s, 1000);
+    std::map<int, int> per_rung;
+    std::set<std::string> rung0;
+    for (const auto &p : seq) {
+        ++per_rung[p[0] - '0'];
+        if (p[0] == '0') EXPECT_TRUE(rung0.insert(p).second) << "proposed twice: " << p;
+    }
+    EXPECT_EQ(per_rung[0], 60);
+    EXPECT_EQ(per_rung[1], 20 + 1);  // the best third, and the start
+    EXPECT_EQ(per_rung[2], 7 + 1);
+    const auto best = s.best();
+    ASSERT_TRUE(best);
+    EXPECT_EQ(best->first, Knobs({{"a", 4}, {"b", "y"}, {"c", 2}}));
+    EXPECT_FALSE(s.next());  // complete
+}
+
+TEST(Search, ResumesFromEarlierResults) {
+    const KnobSpace space = KnobSpace::parse(kToySpace, "toy.json");
+    const Knobs start = {{"a", 1}, {"b", "x"}, {"c", 1}};
+    Search first(space, start, toy_prune, SearchOptions{});
+    const auto done = run_toy(first, 25);  // interrupted after 25 trials
+    Search resumed(space, start, toy_prune, SearchOptions{});
+    for (const auto &p : done) {
+        const Knobs k = Knobs::parse(p.substr(2));
+        resumed.observe(k, p[0] - '0', toy_score(k));
+    }
+    const auto rest = run_toy(resumed, 1000);
+    for (const auto &p : rest)
+        EXPECT_EQ(std::find(done.begin(), done.end(), p), done.end()) << "repeated: " << p;
+    EXPECT_EQ(done.size() + rest.size(), 60u + 21u + 8u);
+    EXPECT_EQ(resumed.best()->first, Knobs({{"a", 4}, {"b", "y"}, {"c", 2}}));
+}
+
+TEST(Search, FailedCandidatesAreNeverPromoted) {
+    const KnobSpace space = KnobSpace::parse(kToySpace, "toy.json");
+    const Knobs start = {{"a", 1}, {"b", "x"}, {"c", 1}};
+    Search s(space, start, toy_prune, SearchOptions{});
+    const Knobs best = {{"a", 4}, {"b", "y"}, {"c", 2}};
+    int proposals = 0;
+    while (auto p = s.next()) {
+        ++proposals;
+        if (p->knobs == best) {
+            EXPECT_EQ(p->rung, 0);
+            s.observe(p->knobs, p->rung, std::nullopt);  // it crashed
+        } else {
+            s.observe(p->knobs, p->rung, toy_score(p->knobs));
+        }
+    }
+    EXPECT_NE(s.best()->first, best);
+    EXPECT_GT(proposals, 60);
+}
+
+// -------------------------------------------------------------------- records
+
+namespace {
+
+Record sample_record(const std::string &kind_name_, double median) {
+    Record r;
+    r.time = "2024-01-02T03:04:05Z";
+    r.cpu.id = "test-cpu-f1m2";
+    r.cpu.vendor = "AMD";
+    r.cpu.name = "Test CPU";
+    r.cpu.family = 1;
+    r.cpu.model = 2;
+    r.cpu.features = {"avx2", "avx512f"};
+    r.cpu.l1d_bytes = 49152;
+    r.cpu.l2_bytes = 1 << 20;
+    r.cpu.l3_bytes = 32 << 20;
+    r.halide_version = "14.0.0";
+    r.target = "x86-64-linux-avx2";
+    r.problem = bgemv_problem(4096, 1024, 2, 2);
+    r.candidate.knobs = bgemv_knobs("tiled", 16, 2, 64);
+    r.source = "search";
+    r.rung = 1;
+    EXPECT_TRUE(parse_kind(kind_name_, r.measurement.kind));
+    if (r.measurement.ok()) {
+        r.measurement.kernel = {median, 0.05, 11};
+    } else {
+        r.measurement.error = "killed by SIGSEGV (Segmentation fault) while verify 0";
+    }
+    r.measurement.baseline = {12.5, 0.04, 11};
+    r.measurement.compile_ms = 210.5;
+    r.measurement.seconds = 0.4;
+    return r;
+}
+
+}  // namespace
+
+TEST(Records, RoundTrip) {
+    const std::string dir = temp_dir("records");
+    RecordFile f(dir + "/sub/r.jsonl");
+    Record a = sample_record("ok", 10.25), b = sample_record("crash", 0);
+    b.candidate.autoscheduler = "Adams2019";
+    b.candidate.knobs = {{"layout", "plane_major"}, {"tile", 1}};
+    b.candidate.machine = {2, 1 << 20, 40};
+    b.source = "autoscheduler";
+    f.append(a);
+    f.append(b);
+    const auto lines = read_lines(f.path());
+    ASSERT_EQ(lines.size(), 3u);
+    EXPECT_NE(lines[0].find("\"generated_by\":\"amq tune\""), std::string::npos);
+    std::vector<std::string> warnings;
+    const auto got = f.load([&](const std::string &w) { warnings.push_back(w); });
+    EXPECT_TRUE(warnings.empty());
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(record_to_json(got[0]), record_to_json(a));
+    EXPECT_EQ(record_to_json(got[1]), record_to_json(b));
+    EXPECT_EQ(got[0].measurement.kernel.median_us, 10.25);
+    EXPECT_DOUBLE_EQ(got[0].measurement.ratio(), 10.25 / 12.5);
+    EXPECT_EQ(got[1].measurement.kind, ErrorKind::crash);
+    EXPECT_EQ(got[1].candidate.autoscheduler, "Adams2019");
+    EXPECT_EQ(got[1].candidate.machine.parallelism, 2);
+    EXPECT_TRUE(got[0].same_setting(got[1]));
+    Record other = a;
+    other.problem.threads = 2;
+    EXPECT_FALSE(a.same_setting(other));
+    // The failed candidate's line holds nulls, not made-up times.
+    const auto j = nlohmann::json::parse(lines[2]);
+    EXPECT_TRUE(j["median_us"].is_null());
+    EXPECT_EQ(j["kind"], "crash");
+    EXPECT_EQ(j["format_version"], 1);
+    std::filesystem::remove_all(dir);
+}
+
+TEST(Records, CorruptAndTruncatedLinesAreSkippedWithAWarning) {
+    const std::string dir = temp_dir("corrupt");
+    RecordFile f(dir + "/r.jsonl");
+    f.append(sample_record("ok", 9.0));
+    const std::string good = record_to_json(sample_record("ok", 8.0)).dump();
+    nlohmann::ordered_json v2 = record_to_json(sample_record("ok", 7.0));
+    v2["format_version"] = 2;
+    nlohmann::ordered_json no_kind = record_to_json(sample_record("ok", 7.0));
+    no_kind.erase("kind");
+    {
+        std::ofstream out(f.path(), std::ios::app);
+        out << "this is not json\n"
+            << v2.dump() << "\n"
+            << no_kind.dump() << "\n"
+            << "\n"
+            << good.substr(0, good.size() / 2);  // a write cut short, no newline
+    }
+    f.append(sample_record("ok", 6.0));  // closes the cut line first
+    std::vector<std::string> warnings;
+    const auto got = f.load([&](const std::string &w) { warnings.push_back(w); });
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0].measurement.kernel.median_us, 9.0);
+    EXPECT_EQ(got[1].measurement.kernel.median_us, 6.0);
+    ASSERT_EQ(warnings.size(), 4u);
+    EXPECT_NE(warnings[0].find(f.path() + " line 3 skipped"), std::string::npos) << warnings[0];
+    EXPECT_NE(warnings[1].find("line 4 skipped: format_version 2 (this amq reads 1)"),
+              std::string::npos)
+        << warnings[1];
+    EXPECT_NE(warnings[2].find("line 5 skipped"), std::string::npos) << warnings[2];
+    EXPECT_NE(warnings[2].find("kind"), std::string::npos) << warnings[2];
+    EXPECT_NE(warnings[3].find("line 7 skipped"), std::string::npos) << warnings[3];
+    // A missing file has no records and no warnings.
+    EXPECT_TRUE(RecordFile(dir + "/none.jsonl")
+                    .load([&](const std::string &w) { ADD_FAILURE() << w; })
+                    .empty());
+    std::filesystem::remove_all(dir);
+}
+
+// ------------------------------------------------------------------ isolation
+
+TEST(Isolation, ResultsCrashesAndHangs) {
+    ChildOutcome ok = run_isolated(
+        [](ChildChannel &c) {
+            c.stage("work");
+            fprintf(stderr, "a message on stderr\n");
+            c.result("{\"x\": 1}");
+        },
+        10);
+    EXPECT_EQ(ok.end, ChildOutcome::End::exited);
+    EXPECT_EQ(ok.exit_code, 0);
+    EXPECT_EQ(ok.result, "{\"x\": 1}");
+    EXPECT_NE(ok.stderr_tail.find("a message on stderr"), std::string::npos);
+
+    ChildOutcome segv = run_isolated(
+        [](ChildChannel &c) {
+            c.stage("verify 0");
+            raise(SIGSEGV);
+        },
+        10);
+    EXPECT_EQ(segv.end, ChildOutcome::End::signaled);
+    EXPECT_EQ(segv.signal, SIGSEGV);
+    EXPECT_NE(segv.describe().find("killed by SIGSEGV"), std::string::npos) << segv.describe();
+    EXPECT_NE(segv.describe().find("while verify 0"), std::string::npos) << segv.describe();
+
+    const auto t0 = std::chrono::steady_clock::now();
+    ChildOutcome hang = run_isolated(
+        [](ChildChannel &c) {
+            c.stage("time");
+            for (;;) pause();
+        },
+        0.5);
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(hang.end, ChildOutcome::End::timed_out);
+    EXPECT_LT(secs, 5.0);
+    EXPECT_NE(hang.describe().find("timed out"), std::string::npos);
+
+    ChildOutcome thrown =
+        run_isolated([](ChildChannel &) { throw std::runtime_error("boom"); }, 10);
+    EXPECT_EQ(thrown.exit_code, 3);
+    EXPECT_NE(thrown.stage.find("boom"), std::string::npos);
+}
+
+// ------------------------------------------------- evaluation (real JIT code)
+
+TEST(Evaluation, EveryFailureIsRecordedAndTheNextCandidateStillRuns) {
+    auto p = make_pipeline(bgemv_problem(100, 130, 2, 3), Halide::get_host_target());
+    Evaluator ev(*p, EvalOptions{Halide::get_host_target(), 20});
+    TimingOptions quick{0.2, 3, 5, 0.05, 0.2};
+    auto candidate = [&](Fault f) {
+        Candidate c;
+        c.knobs = bgemv_knobs("tiled", 4, 2, 64);
+        p->prune(c.knobs);
+        c.fault = f;
+        return c;
+    };
+    const std::vector<std::pair<Fault, ErrorKind>> cases = {
+        {Fault::compile_error, ErrorKind::compile_error},
+        {Fault::wrong_result, ErrorKind::wrong_result},
+        {Fault::crash, ErrorKind::crash},
+        {Fault::illegal_instruction, ErrorKind::crash},
+        {Fault::none, ErrorKind::ok},
+    };
+    for (const auto &[fault, kind] : cases) {
+        const Measurement m = ev.evaluate(candidate(fault), quick);
+        EXPECT_EQ(m.kind, kind) << kind_name(m.kind) << ": " << m.error;
+        if (kind == ErrorKind::ok) {
+            EXPECT_GT(m.kernel.median_us, 0);
+            EXPECT_GT(m.baseline.median_us, 0);
+            EXPECT_GT(m.ratio(), 0);
+            EXPECT_GT(m.compile_ms, 0);
+        } else {
+            EXPECT_FALSE(m.error.empty());
+        }
+        if (fault == Fault::wrong_result)
+            EXPECT_NE(m.error.find("rows wrong at 77x130"), std::string::npos) << m.error;
+        if (fault == Fault::crash) EXPECT_NE(m.error.find("SIGSEGV"), std::string::npos) << m.error;
+        if (fault == Fault::illegal_instruction)
+            EXPECT_NE(m.error.find("SIGILL"), std::string::npos) << m.error;
+        if (fault == Fault::compile_error)
+            EXPECT_NE(m.error.find("amq_no_such_var"), std::string::npos) << m.error;
+    }
+}
+
+TEST(Evaluation, AHangingCandidateTimesOut) {
+    auto p = make_pipeline(bgemv_problem(64, 64, 1, 1), Halide::get_host_target());
+    Evaluator ev(*p, EvalOptions{Halide::get_host_target(), 3});
+    Candidate c;
+    c.knobs = p->defaults();
+    c.fault = Fault::hang;
+    const Measurement m = ev.evaluate(c, TimingOptions{0.2, 3, 5, 0.05, 0.2});
+    EXPECT_EQ(m.kind, ErrorKind::timeout) << m.error;
+    EXPECT_NE(m.error.find("while verify"), std::string::npos) << m.error;
+    EXPECT_LT(m.seconds, 10);
+}
+
+TEST(Evaluation, EveryLayoutOfTheSpaceMatchesTheReference) {
+    // Not multiples of any tile; 3 words of which the last is partial.
+    auto p = make_pipeline(bgemv_problem(45, 150, 3, 2), Halide::get_host_target());
+    Evaluator ev(*p, EvalOptions{Halide::get_host_target(), 30});
+    std::vector<Candidate> cands;
+    for (const std::string layout : {"tiled", "plane_major", "interleaved"})
+        for (int tile : {4, 16}) {
+            Candidate c;
+            c.knobs = bgemv_knobs(layout, tile, tile == 4 ? 2 : 1, 64);
+            p->prune(c.knobs);
+            cands.push_back(c);
+        }
+    const auto ms = ev.evaluate_together(cands, TimingOptions{0.2, 3, 5, 0.05, 0.2});
+    ASSERT_EQ(ms.size(), cands.size());
+    for (size_t i = 0; i < ms.size(); ++i)
+        EXPECT_TRUE(ms[i].ok()) << cands[i].str() << ": " << kind_name(ms[i].kind) << " "
+                                << ms[i].error;
+}
+
+TEST(Evaluation, AutoschedulersRunInTheChildAndAreChecked) {
+    auto p = make_pipeline(bgemv_problem(256, 640, 2, 2), Halide::get_host_target());
+    Evaluator ev(*p, EvalOptions{Halide::get_host_target(), 60});
+    CpuIdentity cpu = detect_cpu();
+    for (const std::string &name : autoscheduler_names()) {
+        const std::vector<Candidate> runs = autoscheduler_candidates(*p, name, cpu);
+        // Every layout x parallelism x cache size; the first: the model file's layout.
+        ASSERT_GE(runs.size(), p->autoscheduler_layouts().size()) << name;
+        EXPECT_EQ(runs[0].knobs, Knobs({{"layout", "plane_major"}, {"tile", 1}}));
+        EXPECT_EQ(runs[0].machine.parallelism, 1);
+        EXPECT_FALSE(runs[0].check_edge_shape);  // estimates are for the real shape only
+        const Measurement m = ev.evaluate(runs[0], TimingOptions{0.2, 3, 5, 0.05, 0.2});
+        EXPECT_TRUE(m.ok()) << name << ": " << kind_name(m.kind) << " " << m.error;
+        EXPECT_GT(m.kernel.median_us, 0) << name;
+    }
+    EXPECT_THROW(autoscheduler_plugin("Nope2020"), std::invalid_argument);
+}
+
+// ------------------------------------------------------------ a real tuning run
+
+TEST(Tuner, SmallRunVerifiesWritesSchedulesAndResumes) {
+    const std::string dir = temp_dir("tuner");
+    TuneOptions o;
+    o.problem = bgemv_problem(100, 130, 2, 3);
+    o.budget_seconds = 60;
+    o.max_trials = 4;
+    o.records_path = dir + "/records.jsonl";
+    o.schedules_path = dir + "/schedules/test-cpu.json";
+    o.screen_timing = {0.2, 3, 5, 0.05, 0.2};
+    o.full_timing = {0.2, 3, 7, 0.05, 0.3};
+    o.final_timing = {0.3, 5, 9, 0.05, 0.5};
+    o.search.seed = 5;
+    // The second candidate the search proposes crashes: it is recorded and the
+    // search goes on.
+    auto p = make_pipeline(o.problem, Halide::get_host_target());
+    Search probe(
+        p->space(), p->defaults(), [&](Knobs &k) { return p->prune(k); }, o.search);
+    probe.next();
+    const Knobs crashing = probe.next()->knobs;
+    o.faults[knobs_key(crashing)] = Fault::crash;
+
+    int events = 0;
+    std::vector<std::string> warnings;
+    TuneCallbacks cb;
+    cb.on_trial = [&](const TrialEvent &e) {
+        ++events;
+        EXPECT_EQ(e.trials, events);
+    };
+    cb.warn = [&](const std::string &w) { warnings.push_back(w); };
+    const TuneReport r = tune(o, cb);
+    EXPECT_EQ(r.trials, 4);
+    EXPECT_EQ(events, 4);
+    EXPECT_EQ(r.failures, 1);
+    EXPECT_EQ(r.failure_kinds.at("crash"), 1);
+    EXPECT_NE(r.tuned_knobs, crashing);
+    EXPECT_GT(r.default_us, 0);
+    EXPECT_GT(r.tuned_us, 0);
+    EXPECT_LE(r.tuned_us, r.default_us);  // never slower than the defaults
+    EXPECT_TRUE(warnings.empty());
+
+    // Records: a header, 4 search trials, the closing comparison.
+    auto lines = read_lines(o.records_path);
+    ASSERT_EQ(lines.size(), 6u);
+    int crashes = 0;
+    for (size_t i = 1; i < lines.size(); ++i) {
+        const auto j = nlohmann::json::parse(lines[i]);
+        EXPECT_EQ(j["pipeline"], "bgemv");
+        EXPECT_EQ(j["shape"], "100x130");
+        EXPECT_EQ(j["bits"], "2x3");
+        EXPECT_EQ(j["cpu"]["id"], r.cpu.id);
+        EXPECT_EQ(j["halide"], r.halide_version);
+        if (j["kind"] == "crash") {
+            ++crashes;
+            EXPECT_EQ(j["knobs"], crashing);
+            EXPECT_NE(j["error"].get<std::string>().find("SIGSEGV"), std::string::npos);
+        } else {
+            EXPECT_EQ(j["kind"], "ok") << j.dump();
+            EXPECT_GT(j["median_us"].get<double>(), 0);
+        }
+    }
+    EXPECT_EQ(crashes, 1);
+    EXPECT_EQ(nlohmann::json::parse(lines.back())["source"], "final");
+
+    // The schedules file: says it is generated in its first line, holds the
+    // winner in "pipelines" (the structure of defaults.json) and in "tuned".
+    const auto sched = read_lines(o.schedules_path);
+    ASSERT_FALSE(sched.empty());
+    EXPECT_NE(sched[0].find("\"generated_by\": \"amq tune"), std::string::npos) << sched[0];
+    std::ifstream sf(o.schedules_path);
+    const auto doc = nlohmann::json::parse(sf);
+    EXPECT_EQ(doc["format"], "amq-schedules");
+    EXPECT_EQ(doc["pipelines"]["bgemv"], r.tuned_knobs);
+    EXPECT_TRUE(doc["pipelines"].contains("quantize_act"));  // the defaults of the rest
+    ASSERT_EQ(doc["tuned"].size(), 1u);
+    EXPECT_EQ(doc["tuned"][0]["shape"], "100x130");
+    EXPECT_EQ(doc["tuned"][0]["knobs"], r.tuned_knobs);
+    EXPECT_EQ(doc["cpu"]["id"], r.cpu.id);
+
+    // Resume: the 4 results are read back and not measured again.
+    o.max_trials = 2;
+    o.faults.clear();
+    const TuneReport r2 = tune(o, {});
+    EXPECT_EQ(r2.resumed, 4);
+    EXPECT_EQ(r2.trials, 2);
+    lines = read_lines(o.records_path);
+    ASSERT_EQ(lines.size(), 9u);
+    std::set<std::string> first_run;
+    for (size_t i = 1; i <= 4; ++i) {
+        const auto j = nlohmann::json::parse(lines[i]);
+        first_run.insert(j["knobs"].dump() + "@" + j["rung"].dump());
+    }
+    for (size_t i = 6; i <= 7; ++i) {
+        const auto j = nlohmann::json::parse(lines[i]);
+        EXPECT_EQ(first_run.count(j["knobs"].dump() + "@" + j["rung"].dump()), 0u) << lines[i];
+    }
+    std::filesystem::remove_all(dir);
+}
+
+TEST(Tuner, SchedulesFileOfAnotherCpuIsNotOverwritten) {
+    const std::string dir = temp_dir("other_cpu");
+    const std::string path = dir + "/s.json";
+    CpuIdentity a = detect_cpu(), b = a;
+    b.id = "some-other-cpu";
+    TunedEntry e{bgemv_problem(64, 64, 1, 1), hand_defaults("bgemv"), 1.0, 2.0, utc_now()};
+    update_schedules_file(path, a, "14.0.0", "host", e);
+    e.problem.rows = 128;
+    update_schedules_file(path, a, "14.0.0", "host", e);  // a second entry
+    try {
+        update_schedules_file(path, b, "14.0.0", "host", e);
+        ADD_FAILURE() << "overwrote another CPU's file";
+    } catch (const std::runtime_error &err) {
+        EXPECT_NE(std::string(err.what()).find("belongs to CPU"), std::string::npos) << err.what();
+    }
+    std::ifstream f(path);
+    const auto doc = nlohmann::json::parse(f);
+    EXPECT_EQ(doc["tuned"].size(), 2u);
+    std::filesystem::remove_all(dir);
+}
