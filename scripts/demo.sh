@@ -20,6 +20,7 @@ STEPS=(
   "quantize it: alternating, W2A2"
   "perplexity on ptb.test.txt: float, W2A2 and W3A3 (amq's runner, batch 1)"
   "the LSTM runner against oneDNN f32 and int8: H=1024, W2A2, 1 thread"
+  "install amq, generate kernels for this CPU, build examples/rnn_app against them, run it"
 )
 
 # step N: prints the heading of step N.
@@ -57,6 +58,12 @@ step 6
 
 step 7
 "$AMQ" bench rnn --arch lstm --hidden 1024 --bits 2x2 --threads 1
+
+step 8
+# The same script as the ctest install_rnn_app: cmake --install into a prefix,
+# examples/rnn_app built with find_package(amq), amq generate --target host,
+# rnn_app rebuilt on the generated kernels and run on the demo model.
+bash tests/install_check.sh "$AMQ_BUILD_DIR" "$AMQ_ROOT" "$(cd "$OUT" && pwd)/install" Ninja c++
 
 echo
 amq_print_timings
