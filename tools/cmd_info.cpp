@@ -12,6 +12,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "amq/autotune/cpu_identity.h"
 #include "amq/kernels.h"
 #include "amq/model.h"
 #include "amq/safetensors.h"
@@ -20,81 +21,27 @@
 namespace amq::tools {
 namespace {
 
-const char *vendor_name(cpuinfo_vendor v) {
-    switch (v) {
-        case cpuinfo_vendor_intel:
-            return "Intel";
-        case cpuinfo_vendor_amd:
-            return "AMD";
-        case cpuinfo_vendor_hygon:
-            return "Hygon";
-        case cpuinfo_vendor_via:
-            return "VIA";
-        case cpuinfo_vendor_arm:
-            return "ARM";
-        case cpuinfo_vendor_apple:
-            return "Apple";
-        default:
-            return "unknown";
-    }
-}
-
-// ModelFile name from /proc/cpuinfo, for when cpuinfo leaves the package name empty.
-std::string proc_model_name() {
-    std::ifstream f("/proc/cpuinfo");
-    for (std::string line; std::getline(f, line);)
-        if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos)
-            return line.substr(line.find_first_not_of(" \t", line.find(':') + 1));
-    return "";
-}
-
-uint64_t cache_size(const cpuinfo_cache *c) { return c ? c->size : 0; }
-
-// Cache sizes from cpuinfo; from glibc (CPUID) where cpuinfo found none, as in
-// virtual machines without /sys/devices/system/cpu/*/cache.
-void add_caches(nlohmann::ordered_json &cpu) {
-    uint64_t l1d = cache_size(cpuinfo_get_l1d_cache(0)), l2 = cache_size(cpuinfo_get_l2_cache(0)),
-             l3 = cache_size(cpuinfo_get_l3_cache(0));
-    const char *source = "cpuinfo";
-    if (!l1d && !l2 && !l3) {
-        auto conf = [](int name) {
-            long v = sysconf(name);
-            return v > 0 ? uint64_t(v) : 0;
-        };
-        l1d = conf(_SC_LEVEL1_DCACHE_SIZE), l2 = conf(_SC_LEVEL2_CACHE_SIZE);
-        l3 = conf(_SC_LEVEL3_CACHE_SIZE), source = "sysconf";
-    }
-    cpu["l1d_bytes"] = l1d;
-    cpu["l2_bytes"] = l2;
-    cpu["l3_bytes"] = l3;
-    cpu["caches_from"] = source;
-}
-
+// The CPU as the tuner identifies it (records and tuned schedules are keyed by
+// its id), plus cpuinfo's core counts.
 nlohmann::ordered_json describe() {
     nlohmann::ordered_json j, cpu, features;
+    const tune::CpuIdentity id = tune::detect_cpu();
+    cpu["vendor"] = id.vendor;
+    cpu["name"] = id.name;
+    cpu["id"] = id.id;
     if (cpuinfo_initialize()) {
-        const cpuinfo_package *pkg = cpuinfo_get_package(0);
-        const cpuinfo_core *core = cpuinfo_get_core(0);
-        std::string name = pkg ? pkg->name : "";
-        cpu["vendor"] = core ? vendor_name(core->vendor) : "unknown";
-        cpu["name"] = name.empty() ? proc_model_name() : name;
         cpu["packages"] = cpuinfo_get_packages_count();
         cpu["cores"] = cpuinfo_get_cores_count();
         cpu["logical_processors"] = cpuinfo_get_processors_count();
-        add_caches(cpu);
-        features = {{"sse4_1", cpuinfo_has_x86_sse4_1()},
-                    {"popcnt", cpuinfo_has_x86_popcnt()},
-                    {"avx2", cpuinfo_has_x86_avx2()},
-                    {"fma", cpuinfo_has_x86_fma3()},
-                    {"avx512f", cpuinfo_has_x86_avx512f()},
-                    {"avx512bw", cpuinfo_has_x86_avx512bw()},
-                    {"avx512vl", cpuinfo_has_x86_avx512vl()},
-                    {"avx512vpopcntdq", cpuinfo_has_x86_avx512vpopcntdq()}};
     } else {
-        cpu["vendor"] = "unknown";
-        cpu["name"] = proc_model_name();
         cpu["error"] = "cpuinfo could not read this CPU's description";
     }
+    cpu["l1d_bytes"] = id.l1d_bytes;
+    cpu["l2_bytes"] = id.l2_bytes;
+    cpu["l3_bytes"] = id.l3_bytes;
+    for (const char *f :
+         {"sse4_1", "popcnt", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512vpopcntdq"})
+        features[f] = std::find(id.features.begin(), id.features.end(), f) != id.features.end();
     j["cpu"] = cpu;
     j["features"] = features;
     j["isa"] = isa_name(active_isa());
@@ -116,7 +63,7 @@ std::string size_str(const nlohmann::ordered_json &bytes) {
 void print_text(const nlohmann::ordered_json &j) {
     const auto &c = j["cpu"];
     std::cout << "CPU:      " << c["name"].get<std::string>() << " ("
-              << c["vendor"].get<std::string>() << ")\n";
+              << c["vendor"].get<std::string>() << "; id " << c["id"].get<std::string>() << ")\n";
     if (c.contains("error")) {
         std::cout << "          " << c["error"].get<std::string>() << "\n";
     } else {
