@@ -129,23 +129,30 @@ void Session::product(const Model::Matrix &m, const BinaryBatch &aq, const float
                  y + b * m.out_stride());
 }
 
+// The fused cell of layer l on gx [B][gx_stride] and gh_ [B][gh_stride]: h_[l]
+// (and c_[l]) updated in place.
+void Session::cell_step(size_t l, const float *gx_data, size_t gx_stride, size_t gh_stride) {
+    const size_t B = batch_, H = H_;
+    const ConstFloatBatch gx{gx_data, B, G_ * H, gx_stride};
+    const ConstFloatBatch gh{gh_.data(), B, G_ * H, gh_stride};
+    const FloatBatch h{h_[l].data(), B, H, H};
+    if (model_->shape_.arch == Arch::lstm) {
+        const FloatBatch c{c_[l].data(), B, H, H};
+        lstm_cell(gx, gh, {c.data, B, H, H}, h, c);
+    } else {
+        gru_cell(gx, gh, {h.data, B, H, H}, h);
+    }
+}
+
 void Session::layers_step() {
-    const size_t B = batch_, H = H_, I = model_->shape_.input_size;
+    const size_t H = H_, I = model_->shape_.input_size;
     for (size_t l = 0; l < model_->layers_.size(); ++l) {
         const Model::Layer &layer = model_->layers_[l];
         const float *in = l == 0 ? input_.data() : h_[l - 1].data();
         const BinaryBatch &in_q = l == 0 ? xq_ : hq_[l - 1];
         product(layer.ih, in_q, in, l == 0 ? I : H, gx_.data());
         product(layer.hh, hq_.empty() ? xq_ : hq_[l], h_[l].data(), H, gh_.data());
-        const ConstFloatBatch gx{gx_.data(), B, G_ * H, layer.ih.out_stride()};
-        const ConstFloatBatch gh{gh_.data(), B, G_ * H, layer.hh.out_stride()};
-        const FloatBatch h{h_[l].data(), B, H, H};
-        if (model_->shape_.arch == Arch::lstm) {
-            const FloatBatch c{c_[l].data(), B, H, H};
-            lstm_cell(gx, gh, {c.data, B, H, H}, h, c);
-        } else {
-            gru_cell(gx, gh, {h.data, B, H, H}, h);
-        }
+        cell_step(l, gx_.data(), layer.ih.out_stride(), layer.hh.out_stride());
         if (model_->quantized_) quantize_hidden(l);
     }
 }
@@ -248,15 +255,7 @@ void Session::run_chunk(const float *x, size_t n, float *h_out) {
         const size_t item_words = size_t(k) * hq_[l].words();
         for (size_t t = 0; t < n; ++t) {
             bgemm(layer.hh.binary, hq_[l], gh_.data(), sh);
-            const ConstFloatBatch gx{gx_seq_.data() + t * B * sx, B, G_ * H, sx};
-            const ConstFloatBatch gh{gh_.data(), B, G_ * H, sh};
-            const FloatBatch h{h_[l].data(), B, H, H};
-            if (model_->shape_.arch == Arch::lstm) {
-                const FloatBatch c{c_[l].data(), B, H, H};
-                lstm_cell(gx, gh, {c.data, B, H, H}, h, c);
-            } else {
-                gru_cell(gx, gh, {h.data, B, H, H}, h);
-            }
+            cell_step(l, gx_seq_.data() + t * B * sx, sx, sh);
             quantize_hidden(l);
             if (!last) {  // the next layer's input at step t
                 std::copy(hq_[l].planes.begin(), hq_[l].planes.begin() + B * item_words,

@@ -108,6 +108,7 @@ public:
 
 private:
     void layers_step();
+    void cell_step(size_t l, const float *gx, size_t gx_stride, size_t gh_stride);
     void run_chunk(const float *x, size_t n, float *h_out);
     void check_finite(const float *x, size_t count, size_t width, const char *what) const;
     void quantize_hidden(size_t l);
