@@ -4,7 +4,8 @@
 #   P/include/amq/*.h                         runtime and quantize headers
 #   P/include/amq/kernels/*.h                 one header per AOT kernel
 #   P/include/amq/halide/Halide{Runtime,Buffer}.h   to call the kernels directly
-#   P/share/amq/schedules/*.json              schedule knobs (amq generate's default)
+#   P/share/amq/schedules/*.json              schedule knobs; build.json: the ones this
+#                                             build used (amq generate's default)
 #   P/lib/cmake/amq/amqConfig.cmake           find_package(amq): amq::runtime,
 #                                             amq::kernels, amq::quantize, amq::amq
 # Consumers need only Threads: no Halide, LLVM, JSON or CLI packages.
@@ -37,6 +38,8 @@ install(FILES ${AMQ_HALIDE_RUNTIME_H} ${AMQ_HALIDE_BUFFER_H}
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/amq/halide)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/schedules/ DESTINATION ${AMQ_INSTALL_SCHEDULESDIR}
         FILES_MATCHING PATTERN "*.json")
+# The schedules the installed kernels and runtime were built with: amq generate's default.
+install(FILES ${AMQ_SCHEDULES} DESTINATION ${AMQ_INSTALL_SCHEDULESDIR} RENAME build.json)
 install(FILES ${PROJECT_SOURCE_DIR}/docs/USING.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
 install(EXPORT amqTargets NAMESPACE amq:: DESTINATION ${AMQ_INSTALL_CMAKEDIR}

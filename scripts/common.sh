@@ -4,6 +4,7 @@
 # Environment:
 #   AMQ_BUILD_DIR   build folder (default: build, relative to the repo root)
 #   AMQ_CMAKE_ARGS  extra arguments for the cmake configure step (split on spaces)
+#   AMQ_SANITIZERS  0: scripts/test.sh skips the sanitizer builds (default 1)
 
 AMQ_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$AMQ_ROOT" || exit 1
@@ -53,6 +54,23 @@ amq_configure() {
 
 amq_build() {
   cmake --build "$AMQ_BUILD_DIR" -j"$AMQ_JOBS"
+}
+
+# amq_sanitizer_build DIR SANITIZERS [TARGET...]: configures DIR with
+# -DAMQ_SANITIZE=SANITIZERS, taking the kernels from $AMQ_BUILD_DIR (built
+# first), and builds TARGETs (every target when none is named).
+amq_sanitizer_build() {
+  local dir=$1 sanitize=$2 main extra=() targets=() t
+  shift 2
+  main=$(cd "$AMQ_BUILD_DIR" && pwd)
+  if [[ -n "${AMQ_CMAKE_ARGS:-}" ]]; then
+    read -r -a extra <<<"$AMQ_CMAKE_ARGS"
+  fi
+  for t in "$@"; do targets+=(--target "$t"); done
+  cmake --no-warn-unused-cli -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DPython3_EXECUTABLE="$AMQ_PYTHON" "${extra[@]}" -DAMQ_SANITIZE="$sanitize" \
+    -DAMQ_PREBUILT_KERNELS="$main" &&
+    cmake --build "$dir" -j"$AMQ_JOBS" "${targets[@]}"
 }
 
 # Install, configure and build, each timed.

@@ -31,7 +31,8 @@ PACKAGES=(
   python3-torch
   python3-numpy
   python3-matplotlib
-  # cross builds and tests for AArch64 (Halide arm-64 targets under qemu)
+  # cross builds and tests for AArch64 (Halide arm-64 targets under qemu), and
+  # the x86-64 kernels under older CPU models (qemu-x86_64 -cpu Nehalem, Haswell)
   qemu-user
   g++-aarch64-linux-gnu
   clang-14

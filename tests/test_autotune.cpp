@@ -20,6 +20,7 @@
 #include "amq/autotune/evaluate.h"
 #include "amq/autotune/isolate.h"
 #include "amq/autotune/knobs.h"
+#include "amq/autotune/model_tune.h"
 #include "amq/autotune/pipeline.h"
 #include "amq/autotune/records.h"
 #include "amq/autotune/schedules_file.h"
@@ -697,5 +698,441 @@ TEST(Tuner, SchedulesFileOfAnotherCpuIsNotOverwritten) {
     std::ifstream f(path);
     const auto doc = nlohmann::json::parse(f);
     EXPECT_EQ(doc["tuned"].size(), 2u);
+    std::filesystem::remove_all(dir);
+}
+
+// ------------------------------------------- the other pipelines (bgemm, f32, cells)
+
+namespace {
+
+Problem f32_problem(size_t rows, size_t cols, int threads = 1) {
+    Problem p;
+    p.pipeline = "f32_gemv";
+    p.rows = rows;
+    p.cols = cols;
+    p.threads = threads;
+    return p;
+}
+
+Problem cell_problem(const std::string &name, size_t hidden, size_t batch, int threads = 1) {
+    Problem p;
+    p.pipeline = name;
+    p.rows = hidden;
+    p.batch = batch;
+    p.threads = threads;
+    return p;
+}
+
+Problem bgemm_problem(size_t rows, size_t cols, size_t batch, int k_w, int k_a,
+                      const std::string &layout = "tiled", int tile = 8, int threads = 1) {
+    Problem p = bgemv_problem(rows, cols, k_w, k_a, threads);
+    p.pipeline = "bgemm";
+    p.batch = batch;
+    p.layout = layout;
+    p.tile = tile;
+    return p;
+}
+
+Knobs bgemm_knobs(int unroll, int parallel_tiles, int accumulators, int max_batch_tile) {
+    return {{"unroll_words", unroll},
+            {"parallel_tiles", parallel_tiles},
+            {"accumulators", accumulators},
+            {"max_batch_tile", max_batch_tile}};
+}
+
+// The hand defaults and the same knobs with a forced wrong result, compiled,
+// checked (edge shape first) and timed in one child.
+void expect_defaults_ok_and_wrong_result_caught(const Problem &problem,
+                                                const std::string &edge_where) {
+    SCOPED_TRACE(problem.str());
+    auto p = make_pipeline(problem, Halide::get_host_target());
+    Evaluator ev(*p, EvalOptions{Halide::get_host_target(), 60});
+    Candidate good, bad;
+    good.knobs = bad.knobs = p->defaults();
+    bad.fault = Fault::wrong_result;
+    const auto ms = ev.evaluate_together({good, bad}, TimingOptions{0.2, 3, 5, 0.05, 0.2});
+    ASSERT_EQ(ms.size(), 2u);
+    EXPECT_TRUE(ms[0].ok()) << kind_name(ms[0].kind) << ": " << ms[0].error;
+    EXPECT_GT(ms[0].kernel.median_us, 0);
+    EXPECT_GT(ms[0].baseline.median_us, 0);
+    EXPECT_EQ(ms[1].kind, ErrorKind::wrong_result) << ms[1].error;
+    // Caught on the edge shape, the first check.
+    EXPECT_NE(ms[1].error.find("wrong at " + edge_where), std::string::npos) << ms[1].error;
+}
+
+}  // namespace
+
+TEST(KnobSpace, EveryTunablePipelineHasASpaceAndDefaults) {
+    for (const std::string &name : tunable_pipelines()) {
+        const KnobSpace &s = builtin_space(name);
+        EXPECT_EQ(s.pipeline(), name);
+        // The hand defaults are a point of the space (so the search starts there).
+        EXPECT_EQ(s.check(hand_defaults(name)), "") << name;
+    }
+    EXPECT_EQ(builtin_space("f32_gemv").size(), 4u * 4u * 5u);
+    EXPECT_EQ(builtin_space("lstm_cell").size(), 5u * 6u);
+    EXPECT_EQ(builtin_space("bgemm").size(), 4u * 7u * 5u * 6u);
+    EXPECT_EQ(builtin_space("quantize_act").size(), 5u * 4u);
+}
+
+TEST(OtherPruning, F32GemvRules) {
+    auto reason = [](const Problem &pr, const Halide::Target &t, Knobs k) {
+        return make_pipeline(pr, t)->prune(k);
+    };
+    auto knobs = [](int v, int u, int pr) {
+        return Knobs{{"vector", v}, {"rows_unroll", u}, {"parallel_rows", pr}};
+    };
+    // One thread: the task size cannot matter.
+    auto p = make_pipeline(f32_problem(4096, 1024), kAvx512);
+    Knobs a = knobs(16, 4, 64), b = knobs(16, 4, 1024);
+    EXPECT_EQ(p->prune(a), "");
+    EXPECT_EQ(p->prune(b), "");
+    EXPECT_EQ(a, b);
+    EXPECT_NE(reason(f32_problem(64, 20), kAvx512, knobs(32, 1, 256)).find("exceeds the 20 column"),
+              std::string::npos);
+    EXPECT_NE(reason(f32_problem(3, 64), kAvx512, knobs(8, 4, 256)).find("exceeds the 3 row"),
+              std::string::npos);
+    // AVX2: 32 lanes are 4 ymm, x 8 rows = 32 registers of 16.
+    EXPECT_NE(reason(f32_problem(64, 64), kAvx2, knobs(32, 8, 256)).find("need 32 vector"),
+              std::string::npos);
+    EXPECT_EQ(reason(f32_problem(64, 64), kAvx512, knobs(32, 8, 256)), "");
+    EXPECT_NE(reason(f32_problem(200, 64, 2), kAvx512, knobs(16, 4, 256)).find("one task"),
+              std::string::npos);
+    EXPECT_THROW(make_pipeline(f32_problem(0, 64), kAvx512), std::invalid_argument);
+    Problem with_bits = f32_problem(64, 64);
+    with_bits.k_w = 2;
+    EXPECT_THROW(make_pipeline(with_bits, kAvx512), std::invalid_argument);
+}
+
+TEST(OtherPruning, CellRules) {
+    auto knobs = [](int v, int pb) { return Knobs{{"vector", v}, {"parallel_batch", pb}}; };
+    for (const std::string name : {"lstm_cell", "gru_cell"}) {
+        auto one = make_pipeline(cell_problem(name, 1024, 1), kAvx512);
+        Knobs k = knobs(16, 2);
+        EXPECT_NE(one->prune(k).find("with one thread"), std::string::npos) << name;
+        k = knobs(16, 0);
+        EXPECT_EQ(one->prune(k), "") << name;
+        // 20 units round up to 32 f32 lanes of AVX-512: 64 lanes are too wide.
+        auto narrow = make_pipeline(cell_problem(name, 20, 1), kAvx512);
+        k = knobs(64, 0);
+        EXPECT_NE(narrow->prune(k).find("exceeds the 20 hidden"), std::string::npos) << name;
+        k = knobs(32, 0);
+        EXPECT_EQ(narrow->prune(k), "") << name;
+        auto par = make_pipeline(cell_problem(name, 256, 8, 2), kAvx512);
+        k = knobs(16, 8);
+        EXPECT_NE(par->prune(k).find("one task"), std::string::npos) << name;
+        k = knobs(16, 4);
+        EXPECT_EQ(par->prune(k), "") << name;
+        Problem with_cols = cell_problem(name, 64, 1);
+        with_cols.cols = 5;
+        EXPECT_THROW(make_pipeline(with_cols, kAvx512), std::invalid_argument) << name;
+        EXPECT_THROW(make_pipeline(cell_problem(name, 0, 1), kAvx512), std::invalid_argument);
+    }
+}
+
+TEST(OtherPruning, BgemmRules) {
+    // W2A2, 64 items: the batch tile is what the knobs give (amq/batch_tile.h);
+    // equal tiles are one candidate, written with the defaults' values.
+    auto p = make_pipeline(bgemm_problem(4096, 1024, 64, 2, 2), kAvx512);
+    Knobs a = bgemm_knobs(1, 4, 16, 8), b = bgemm_knobs(1, 256, 32, 4);  // both: tile 4
+    EXPECT_EQ(p->prune(a), "");
+    EXPECT_EQ(p->prune(b), "");
+    EXPECT_EQ(a, b);
+    const Knobs d = hand_defaults("bgemm");
+    EXPECT_EQ(a["accumulators"], d["accumulators"]);
+    EXPECT_EQ(a["parallel_tiles"], d["parallel_tiles"]);
+    auto *bp = dynamic_cast<TunablePipeline *>(p.get());
+    ASSERT_NE(bp, nullptr);
+    // 8 items of tile 16 W2A2: 2 x 4 x 8 = 64 zmm counters.
+    auto wide = make_pipeline(bgemm_problem(4096, 1024, 64, 2, 2, "tiled", 16), kAvx512);
+    Knobs k = bgemm_knobs(1, 64, 32, 8);
+    EXPECT_NE(wide->prune(k).find("need 64 vector registers"), std::string::npos) << wide->prune(k);
+    k = bgemm_knobs(8, 64, 24, 2);
+    EXPECT_EQ(wide->prune(k), "");
+    auto small = make_pipeline(bgemm_problem(64, 130, 4, 1, 1), kAvx512);
+    k = bgemm_knobs(4, 64, 24, 6);
+    EXPECT_NE(small->prune(k).find("unroll_words 4 exceeds the 3 word"), std::string::npos);
+    // Refused: one vector (that is bgemv), no weight layout, a layout that is none.
+    EXPECT_THROW(make_pipeline(bgemm_problem(64, 64, 1, 2, 2), kAvx512), std::invalid_argument);
+    EXPECT_THROW(make_pipeline(bgemm_problem(64, 64, 4, 2, 2, ""), kAvx512), std::invalid_argument);
+    EXPECT_THROW(make_pipeline(bgemm_problem(64, 64, 4, 2, 2, "diagonal"), kAvx512),
+                 std::invalid_argument);
+    // bgemv refuses a batch.
+    Problem v = bgemv_problem(64, 64, 2, 2);
+    v.batch = 4;
+    EXPECT_THROW(make_pipeline(v, kAvx512), std::invalid_argument);
+}
+
+TEST(OtherPipelines, F32GemvDefaultsVerifyAndAWrongResultIsCaught) {
+    expect_defaults_ok_and_wrong_result_caught(f32_problem(300, 515), "77x130");
+}
+
+TEST(OtherPipelines, LstmCellDefaultsVerifyAndAWrongResultIsCaught) {
+    expect_defaults_ok_and_wrong_result_caught(cell_problem("lstm_cell", 129, 2), "77x3");
+}
+
+TEST(OtherPipelines, GruCellDefaultsVerifyAndAWrongResultIsCaught) {
+    expect_defaults_ok_and_wrong_result_caught(cell_problem("gru_cell", 129, 1), "77x3");
+}
+
+TEST(OtherPipelines, BgemmDefaultsVerifyAndAWrongResultIsCaught) {
+    // W2A3 with the defaults: at most 4 items per batch tile; 13 items take
+    // tiles of 2 (amq/batch_tile.h), so the edge batch is 5.
+    expect_defaults_ok_and_wrong_result_caught(bgemm_problem(100, 200, 13, 2, 3), "77x130x5");
+}
+
+TEST(OtherPipelines, QuantizeActDefaultsVerifyAndAWrongResultIsCaught) {
+    Problem p;
+    p.pipeline = "quantize_act";
+    p.rows = 1;
+    p.cols = 1000;
+    p.k_a = 3;
+    p.iters = 2;
+    expect_defaults_ok_and_wrong_result_caught(p, "130 a3");
+    // Every lane count of the space, greedy (T = 0), on the edge length.
+    p.iters = 0;
+    p.k_a = 2;
+    auto qa = make_pipeline(p, Halide::get_host_target());
+    Evaluator ev(*qa, EvalOptions{Halide::get_host_target(), 60});
+    std::vector<Candidate> cands;
+    for (int lanes : {2, 32}) {
+        Candidate c;
+        c.knobs = {{"lanes", lanes}, {"pack_vector", 64}};
+        EXPECT_EQ(qa->prune(c.knobs), "");
+        cands.push_back(c);
+    }
+    for (const auto &m : ev.evaluate_together(cands, TimingOptions{0.2, 3, 5, 0.05, 0.2}))
+        EXPECT_TRUE(m.ok()) << kind_name(m.kind) << " " << m.error;
+    // 100 values are 16 bytes a plane: a pack_vector of 32 is skipped.
+    p.cols = 100;
+    Knobs k = {{"lanes", 8}, {"pack_vector", 32}};
+    EXPECT_NE(make_pipeline(p, kAvx512)->prune(k).find("exceeds the 16 bytes"), std::string::npos);
+    p.iters = 4;
+    EXPECT_THROW(make_pipeline(p, kAvx512), std::invalid_argument);
+}
+
+TEST(OtherPipelines, EveryCandidateOfTheSmallSpacesMatchesTheReference) {
+    // Every vector width of the cells and of f32_gemv, and bgemm at several
+    // batch tiles in the tiled and plane-major layouts, on edge shapes.
+    const Halide::Target host = Halide::get_host_target();
+    struct Case {
+        Problem problem;
+        std::vector<Knobs> knobs;
+    };
+    std::vector<Case> cases;
+    Case lstm{cell_problem("lstm_cell", 70, 3), {}};
+    for (int v : {4, 8, 32, 64}) lstm.knobs.push_back({{"vector", v}, {"parallel_batch", 0}});
+    cases.push_back(lstm);
+    Case gru{cell_problem("gru_cell", 45, 3, 2), {}};
+    gru.knobs.push_back({{"vector", 8}, {"parallel_batch", 1}});
+    gru.knobs.push_back({{"vector", 32}, {"parallel_batch", 2}});
+    cases.push_back(gru);
+    Case f32{f32_problem(150, 45, 2), {}};
+    f32.knobs.push_back({{"vector", 4}, {"rows_unroll", 8}, {"parallel_rows", 64}});
+    f32.knobs.push_back({{"vector", 32}, {"rows_unroll", 1}, {"parallel_rows", 64}});
+    cases.push_back(f32);
+    for (const std::string layout : {"tiled", "plane_major"}) {
+        Case bg{bgemm_problem(45, 150, 9, 2, 2, layout, 4, 2), {}};
+        bg.knobs.push_back(bgemm_knobs(2, 4, 8, 8));   // 2 items per tile
+        bg.knobs.push_back(bgemm_knobs(1, 4, 24, 3));  // 3
+        bg.knobs.push_back(bgemm_knobs(1, 4, 8, 1));   // 1
+        cases.push_back(bg);
+    }
+    for (auto &c : cases) {
+        auto p = make_pipeline(c.problem, host);
+        Evaluator ev(*p, EvalOptions{host, 60});
+        std::vector<Candidate> cands;
+        for (auto &k : c.knobs) {
+            Candidate cand;
+            cand.knobs = k;
+            EXPECT_EQ(p->prune(cand.knobs), "") << c.problem.str() << " " << knobs_str(k);
+            cands.push_back(cand);
+        }
+        const auto ms = ev.evaluate_together(cands, TimingOptions{0.2, 3, 5, 0.05, 0.2});
+        for (size_t i = 0; i < ms.size(); ++i)
+            EXPECT_TRUE(ms[i].ok()) << c.problem.str() << " " << cands[i].str() << ": "
+                                    << kind_name(ms[i].kind) << " " << ms[i].error;
+    }
+}
+
+// ------------------------------------------------------- problems in the files
+
+TEST(Records, NewProblemFieldsRoundTripAndOldLinesStillRead) {
+    // A line written before batch / iters / weight_layout existed.
+    const std::string old_line =
+        R"({"format_version":1,"time":"2026-11-23T12:49:34Z","cpu":{"id":"amd-epyc-f26m2","vendor":"AMD","name":"AMD Oxide Virtual Turin-like","family":26,"model":2,"features":["avx2"],"l1d_bytes":49152,"l2_bytes":1048576,"l3_bytes":532676608},"halide":"14.0.0","target":"x86-64-linux-avx2","pipeline":"bgemv","shape":"4096x1024","rows":4096,"cols":1024,"bits":"2x2","k_w":2,"k_a":2,"threads":1,"source":"search","rung":0,"knobs":{"layout":"tiled","parallel_tiles":64,"tile":8,"unroll_words":1},"autoscheduler":null,"machine":null,"kind":"ok","error":"","median_us":16.6,"spread":0.42,"rounds":6,"baseline_us":15.28,"baseline_spread":0.12,"ratio":1.086,"compile_ms":335.1,"seconds":0.4})";
+    const Record old = record_from_json(nlohmann::json::parse(old_line));
+    EXPECT_EQ(old.problem, bgemv_problem(4096, 1024, 2, 2));
+    EXPECT_EQ(old.problem.batch, 1u);
+    // Written again, it keeps its problem and says so in the new fields too.
+    const auto again = record_to_json(old);
+    EXPECT_EQ(again["shape"], "4096x1024");
+    EXPECT_EQ(again["batch"], 1);
+    EXPECT_TRUE(again["weight_layout"].is_null());
+
+    const std::string dir = temp_dir("records_new");
+    RecordFile f(dir + "/r.jsonl");
+    Record a = sample_record("ok", 10.0);
+    a.problem = bgemm_problem(516, 100, 64, 2, 3, "tiled", 16);
+    a.candidate.knobs = bgemm_knobs(2, 64, 24, 6);
+    Record b = sample_record("ok", 3.0);
+    b.problem = cell_problem("gru_cell", 129, 4);
+    b.candidate.knobs = {{"vector", 16}, {"parallel_batch", 0}};
+    f.append(a);
+    f.append(b);
+    const auto got = f.load([&](const std::string &w) { ADD_FAILURE() << w; });
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0].problem, a.problem);
+    EXPECT_EQ(got[1].problem, b.problem);
+    EXPECT_FALSE(got[0].same_setting(got[1]));
+    const auto lines = read_lines(f.path());
+    const auto ja = nlohmann::json::parse(lines[1]), jb = nlohmann::json::parse(lines[2]);
+    EXPECT_EQ(ja["shape"], "516x100x64");
+    EXPECT_EQ(ja["bits"], "2x3");
+    EXPECT_EQ(ja["weight_layout"], nlohmann::json({{"layout", "tiled"}, {"tile", 16}}));
+    EXPECT_EQ(jb["shape"], "129x4");
+    EXPECT_EQ(jb["bits"], "f32");
+    // A different weight layout is another setting: its records do not resume.
+    Record c = a;
+    c.problem.tile = 8;
+    EXPECT_FALSE(a.same_setting(c));
+    std::filesystem::remove_all(dir);
+}
+
+TEST(Tuner, SchedulesPipelinesTakeEachPipelinesEntryWithTheMostWork) {
+    const std::string dir = temp_dir("sched_multi");
+    const std::string path = dir + "/s.json";
+    const CpuIdentity cpu = detect_cpu();
+    const Knobs small_bgemm = bgemm_knobs(2, 64, 24, 6), big_bgemm = bgemm_knobs(4, 64, 16, 4);
+    const Knobs cell = {{"vector", 32}, {"parallel_batch", 0}};
+    update_schedules_file(path, cpu, "14.0.0", "host",
+                          {bgemm_problem(516, 129, 64, 2, 3), small_bgemm, 1, 2, utc_now()});
+    update_schedules_file(path, cpu, "14.0.0", "host",
+                          {bgemm_problem(516, 129, 128, 2, 3), big_bgemm, 1, 2, utc_now()});
+    update_schedules_file(path, cpu, "14.0.0", "host",
+                          {cell_problem("lstm_cell", 129, 1), cell, 1, 2, utc_now()});
+    std::ifstream f(path);
+    const auto doc = nlohmann::json::parse(f);
+    EXPECT_EQ(doc["tuned"].size(), 3u);
+    EXPECT_EQ(doc["pipelines"]["bgemm"], big_bgemm);  // 128 items is more work than 64
+    EXPECT_EQ(doc["pipelines"]["lstm_cell"], cell);
+    EXPECT_EQ(doc["pipelines"]["gru_cell"], hand_defaults("gru_cell"));
+    EXPECT_EQ(doc["pipelines"]["bgemv"], hand_defaults("bgemv"));
+    std::filesystem::remove_all(dir);
+}
+
+// -------------------------------------------------------- tuning for a model
+
+namespace {
+
+// A quantized 2-layer LSTM (input 100, hidden 129, W2A3, alternating T = 2)
+// as far as the problem derivation looks: shape, bits, which matrices are
+// quantized.
+amq::ModelFile lstm2_model() {
+    amq::ModelFile m;
+    m.shape.arch = amq::Arch::lstm;
+    m.shape.layers = 2;
+    m.shape.input_size = 100;
+    m.shape.hidden_size = 129;
+    m.k_w = 2;
+    m.k_a = 3;
+    m.act_iters = 2;
+    for (const auto &name : amq::rnn_matrix_names(m.shape)) {
+        auto [rows, cols] = amq::matrix_dims(m.shape, name);
+        amq::QuantTensor q;
+        q.k = 2;
+        q.rows = rows;
+        q.cols = cols;
+        m.quant[name] = q;
+    }
+    return m;
+}
+
+std::vector<std::string> problem_strs(const std::vector<ModelProblem> &ps) {
+    std::vector<std::string> out;
+    for (const auto &p : ps) out.push_back(p.problem.str());
+    return out;
+}
+
+}  // namespace
+
+TEST(ModelTune, ProblemsOfAQuantizedLstm) {
+    const auto ps = model_problems(lstm2_model(), 1, 1, "tiled", 16);
+    const std::vector<std::string> want = {
+        "bgemv 516x129 W2A3 1 thread(s)",
+        "bgemm 516x129x64 W2A3 tiled/16 1 thread(s)",
+        "bgemm 516x100x64 W2A3 tiled/16 1 thread(s)",
+        "lstm_cell 129x1 f32 1 thread(s)",
+        "quantize_act 129 a3t2 1 thread(s)",
+        "quantize_act 100 a3t2 1 thread(s)",
+    };
+    EXPECT_EQ(problem_strs(ps), want);
+    // The recurrent product of both layers is one problem, called 2 x 64 times.
+    ASSERT_EQ(ps[0].uses.size(), 2u);
+    EXPECT_EQ(ps[0].uses[0], "layer 0 recurrent product");
+    EXPECT_EQ(ps[0].calls, 128);
+    EXPECT_EQ(ps[1].uses, std::vector<std::string>{"layer 1 input product (run, 64-step chunk)"});
+    EXPECT_EQ(ps[1].calls, 1);
+    EXPECT_EQ(ps[3].calls, 128);
+    EXPECT_EQ(ps[5].calls, 64);  // every step's input, one sequence
+    for (const auto &p : ps) EXPECT_GT(p.expected_us(), 0) << p.problem.str();
+}
+
+TEST(ModelTune, ProblemsOfABatchedLanguageModelWithAFloatDecoderAndGreedyActivations) {
+    amq::ModelFile m = lstm2_model();
+    m.shape.arch = amq::Arch::gru;
+    m.shape.layers = 1;
+    m.shape.input_size = 129;  // embedding width = hidden: one quantize_act length
+    m.shape.vocab_size = 1000;
+    m.act_method = "greedy";
+    m.quant.clear();
+    for (const auto &name : amq::rnn_matrix_names(m.shape)) {
+        auto [rows, cols] = amq::matrix_dims(m.shape, name);
+        amq::QuantTensor q;
+        q.k = 2;
+        q.rows = rows;
+        q.cols = cols;
+        m.quant[name] = q;
+    }
+    const auto ps = model_problems(m, 4, 2, "plane_major", 8);
+    const std::vector<std::string> want = {
+        "bgemm 387x129x4 W2A3 plane_major/8 2 thread(s)",
+        "f32_gemv 1000x129 f32 2 thread(s)",
+        "gru_cell 129x4 f32 2 thread(s)",
+        "quantize_act 129 a3t0 2 thread(s)",
+    };
+    EXPECT_EQ(problem_strs(ps), want);
+    // A language model runs step by step: the input and the recurrent product
+    // are the same 387x129 bgemm of 4 items, 2 x 64 calls.
+    EXPECT_EQ(ps[0].calls, 128);
+    EXPECT_EQ(ps[1].calls, 64 * 4);  // the float decoder runs once per item
+    EXPECT_EQ(ps[3].calls, 64 * 4 * 2);
+    EXPECT_THROW(model_problems(m, 0, 1, "tiled", 8), std::invalid_argument);
+}
+
+TEST(ModelTune, BudgetSplitFavoursTheExpensiveProblems) {
+    const auto ps = model_problems(lstm2_model(), 1, 1, "tiled", 8);
+    const auto b = split_budget(ps, 600);
+    ASSERT_EQ(b.size(), ps.size());
+    double sum = 0;
+    for (size_t i = 0; i < b.size(); ++i) {
+        EXPECT_GE(b[i], 0.5 * 600 / double(ps.size()) - 1e-9) << ps[i].problem.str();
+        sum += b[i];
+    }
+    EXPECT_NEAR(sum, 600, 1e-6);
+    for (size_t i = 0; i < ps.size(); ++i)
+        for (size_t j = 0; j < ps.size(); ++j)
+            if (ps[i].expected_us() > ps[j].expected_us()) EXPECT_GT(b[i], b[j]);
+}
+
+TEST(ModelTune, BgemmTakesBgemvsLayoutFromTheSchedulesFile) {
+    const std::string dir = temp_dir("bgemm_layout");
+    const Knobs d = hand_defaults("bgemv");
+    EXPECT_EQ(bgemm_weight_layout(dir + "/none.json"),
+              std::make_pair(d["layout"].get<std::string>(), d["tile"].get<int>()));
+    update_schedules_file(
+        dir + "/s.json", detect_cpu(), "14.0.0", "host",
+        {bgemv_problem(64, 64, 1, 1), bgemv_knobs("interleaved", 32, 1, 64), 1, 2, utc_now()});
+    EXPECT_EQ(bgemm_weight_layout(dir + "/s.json"), std::make_pair(std::string("interleaved"), 32));
     std::filesystem::remove_all(dir);
 }

@@ -87,7 +87,7 @@ TEST(Bgemv, ExtremeValues) {
             auto M = BinaryMatrix::from_planes(W.data(), alpha.data(), 2, rows, cols);
             BinaryVector a;
             a.resize(2, cols);
-            a.planes = A;
+            a.planes.assign(A.begin(), A.end());
             a.beta = beta;
             std::vector<float> y(rows);
             bgemv(M, a, y.data());

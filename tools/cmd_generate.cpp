@@ -188,6 +188,15 @@ fs::path default_schedules() {
          fs::path(AMQ_SOURCE_SCHEDULES)});
 }
 
+// The schedules amq itself was built with (AMQ_SCHEDULES: tuned for the build
+// machine's CPU, or the hand defaults), installed as share/amq/schedules/build.json.
+// Kernels generated with them have the weight layout amq::runtime packs for.
+fs::path build_schedules() {
+    return first_existing(
+        {(exe_dir() / ".." / "share" / "amq" / "schedules" / "build.json").lexically_normal(),
+         fs::path(AMQ_BUILD_SCHEDULES)});
+}
+
 nlohmann::json read_schedules(const fs::path &file) {
     std::ifstream in(file);
     if (!in) throw std::runtime_error("schedules file '" + file.string() + "': cannot be read");
@@ -217,8 +226,8 @@ std::string knob_value(const fs::path &file, const std::string &pipeline, const 
 const std::vector<std::string> kPipelines = {"bgemv", "quantize_act", "pack_bits", "f32_gemv",
                                              "bgemm", "lstm_cell",    "gru_cell"};
 
-// Knobs per pipeline: the defaults, overlaid by --schedules (a tuned file may hold
-// only some pipelines or some knobs).
+// Knobs per pipeline: the defaults, overlaid by --schedules or, without it, by the
+// schedules amq was built with (a tuned file may hold only some pipelines or knobs).
 struct Schedules {
     std::map<std::string, Knobs> knobs;
     std::vector<std::string> files;
@@ -230,10 +239,12 @@ Schedules load_schedules(const std::string &user_file) {
     const fs::path defaults = default_schedules();
     std::vector<std::pair<fs::path, nlohmann::json>> layers;
     if (!defaults.empty()) layers.push_back({defaults, read_schedules(defaults)["pipelines"]});
-    if (!user_file.empty()) {
-        if (!fs::is_regular_file(user_file))
-            throw UsageError("--schedules '" + user_file + "': no such file");
-        const fs::path user = fs::absolute(user_file);
+    std::string overlay = user_file;
+    if (overlay.empty() && !build_schedules().empty()) overlay = build_schedules().string();
+    if (!overlay.empty()) {
+        if (!fs::is_regular_file(overlay))
+            throw UsageError("--schedules '" + overlay + "': no such file");
+        const fs::path user = fs::absolute(overlay);
         if (defaults.empty() || !fs::equivalent(user, defaults)) {
             const nlohmann::json j = read_schedules(user);
             layers.push_back({user, j["pipelines"]});
@@ -242,7 +253,7 @@ Schedules load_schedules(const std::string &user_file) {
         }
         for (const auto &item : layers.back().second.items())
             if (std::find(kPipelines.begin(), kPipelines.end(), item.key()) == kPipelines.end())
-                throw std::runtime_error("schedules file '" + user_file + "': unknown pipeline '" +
+                throw std::runtime_error("schedules file '" + overlay + "': unknown pipeline '" +
                                          item.key() + "', expected some of " +
                                          join(kPipelines, ", "));
     }
@@ -682,8 +693,9 @@ void add_generate_command(CLI::App &app) {
         ->required();
     cmd->add_option("--out", a->out, "Output directory (created if missing)")->required();
     cmd->add_option("--schedules", a->schedules,
-                    "Schedules JSON (default: schedules/defaults.json); its knobs override "
-                    "the defaults pipeline by pipeline");
+                    "Schedules JSON (default: the schedules amq was built with, tuned for "
+                    "the build machine's CPU if it had a tuned file); its knobs override "
+                    "schedules/defaults.json pipeline by pipeline");
     cmd->add_option("--generator", a->generator,
                     "The amq_generators executable (default: beside amq)");
     cmd->add_option("-j,--jobs", a->jobs, "Generator processes at a time (default: all cores)")

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "amq/rnn.h"
+#include "amq/run_inputs.h"
 #include "amq/safetensors.h"
 #include "commands.h"
 #include "progress.h"
@@ -32,56 +33,58 @@ void apply_threads(int threads) {
 struct RunArgs {
     std::string model, inputs, outputs;
     int threads = 1;
+    size_t chunk_steps = 0;  // 0: as many steps as fit in kChunkBytes
 };
 
+// The buffers of one chunk (inputs, h, logits) take at most this many bytes,
+// unless one step alone takes more; memory does not grow with the length T.
+constexpr size_t kChunkBytes = size_t(64) << 20;
+
+// The sequence in chunks of steps: each chunk read from the inputs file, run
+// (the Session keeps h and c from one chunk to the next, so the results are
+// those of one run over all T steps) and written into the outputs file at its
+// place, whose header (sizes from T, B, hidden, vocab) is written first.
 void run_run(const RunArgs &a) {
     apply_threads(a.threads);
     const auto model = Model::load(a.model);
     const RnnShape &s = model->shape();
-    const st::Reader in = st::Reader::open(a.inputs);
-    const st::TensorInfo *x = in.find("x"), *tokens = in.find("tokens");
-    if (!x == !tokens)
-        in.fail(x ? "holds both 'x' and 'tokens', expected one of them"
-                  : "expected a tensor 'x' (F32 [T, B, input_size]) or 'tokens' (I64 [T, B])");
-    const st::TensorInfo &t = x ? *x : *tokens;
-    if (t.shape.size() != (x ? 3u : 2u) || t.shape[0] < 1 || t.shape[1] < 1)
-        in.fail_tensor(t.name, "shape " + st::shape_str(t.shape) + ", expected " +
-                                   (x ? "[T, B, input_size]" : "[T, B]") + " with T, B >= 1");
-    const size_t T = size_t(t.shape[0]), B = size_t(t.shape[1]);
-    if (tokens && !s.lm())
-        in.fail_tensor("tokens", "the model has no embedding (not a language model); give 'x'");
-    if (x && s.lm())
-        in.fail_tensor("x", "the model is a language model; give 'tokens' (I64 [T, B])");
+    const RunInputs in = RunInputs::open(a.inputs, s);
+    const size_t T = in.steps(), B = in.batch(), H = s.hidden_size, V = s.vocab_size;
+    const bool lm = in.tokens();
+
+    const size_t step_bytes =
+        B * (in.width() * (lm ? sizeof(int64_t) : sizeof(float)) + (H + V) * sizeof(float));
+    size_t chunk = a.chunk_steps ? a.chunk_steps : std::max<size_t>(1, kChunkBytes / step_bytes);
+    chunk = std::min(chunk, T);
+
+    std::vector<st::FileWriter::Tensor> tensors = {
+        {"h", st::DType::F32, {int64_t(T), int64_t(B), int64_t(H)}}};
+    if (lm) tensors.push_back({"logits", st::DType::F32, {int64_t(T), int64_t(B), int64_t(V)}});
+    st::FileWriter out(a.outputs, {{"format", "amq-outputs"}, {"model", a.model}}, tensors);
 
     Session session(model, B);
-    std::vector<float> h(T * B * s.hidden_size), logits;
-    const auto t0 = std::chrono::steady_clock::now();
-    if (x) {
-        const std::vector<float> data =
-            in.f32("x", {int64_t(T), int64_t(B), int64_t(s.input_size)});
-        session.run(data.data(), T, h.data());
-    } else {
-        const std::vector<int64_t> ids = in.i64("tokens", {int64_t(T), int64_t(B)});
-        for (size_t i = 0; i < ids.size(); ++i)
-            if (ids[i] < 0 || uint64_t(ids[i]) >= s.vocab_size)
-                in.fail_tensor("tokens", "element " + std::to_string(i) + " is " +
-                                             std::to_string(ids[i]) + ", expected 0.." +
-                                             std::to_string(s.vocab_size - 1));
-        logits.resize(T * B * s.vocab_size);
-        session.run_tokens(ids.data(), T, h.data(), logits.data());
+    std::vector<float> x(lm ? 0 : chunk * B * s.input_size), h(chunk * B * H),
+        logits(lm ? chunk * B * V : 0);
+    std::vector<int64_t> ids(lm ? chunk * B : 0);
+    double secs = 0;
+    for (size_t t0 = 0; t0 < T; t0 += chunk) {
+        const size_t n = std::min(chunk, T - t0);
+        if (lm)
+            in.read_tokens(t0, n, ids.data());
+        else
+            in.read_x(t0, n, x.data());
+        const auto start = std::chrono::steady_clock::now();
+        if (lm)
+            session.run_tokens(ids.data(), n, h.data(), logits.data());
+        else
+            session.run(x.data(), n, h.data());
+        secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        out.write(0, uint64_t(t0) * B * H * sizeof(float), h.data(), n * B * H * sizeof(float));
+        if (lm)
+            out.write(1, uint64_t(t0) * B * V * sizeof(float), logits.data(),
+                      n * B * V * sizeof(float));
     }
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-
-    st::Writer out;
-    out.set_metadata("format", "amq-outputs");
-    out.set_metadata("model", a.model);
-    out.add("h", st::DType::F32, {int64_t(T), int64_t(B), int64_t(s.hidden_size)}, h.data(),
-            h.size() * sizeof(float));
-    if (!logits.empty())
-        out.add("logits", st::DType::F32, {int64_t(T), int64_t(B), int64_t(s.vocab_size)},
-                logits.data(), logits.size() * sizeof(float));
-    out.write(a.outputs);
+    out.finish();
     std::fprintf(stderr,
                  "amq run: %zu steps x %zu sequences in %.3f s (%.1f us per step), wrote %s\n", T,
                  B, secs, secs * 1e6 / double(T), a.outputs.c_str());
@@ -170,6 +173,10 @@ void add_run_commands(CLI::App &app) {
     run->add_option("--inputs", r->inputs, "Inputs (.safetensors)")->required();
     run->add_option("--outputs", r->outputs, "Outputs to write (.safetensors)")->required();
     run->add_option("--threads", r->threads, "Kernel threads (default 1)");
+    run->add_option("--chunk-steps", r->chunk_steps,
+                    "Steps read, run and written at a time (default: as many as fit in 64 MiB; "
+                    "the outputs do not depend on it)")
+        ->check(CLI::Range(size_t(1), size_t(1) << 40));
     run->callback([r] { run_run(*r); });
 
     auto e = std::make_shared<EvalArgs>();

@@ -7,10 +7,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 
 #include "amq/autotune/cpu_identity.h"
+#include "amq/autotune/model_tune.h"
 #include "amq/autotune/pipeline.h"
 #include "amq/autotune/schedules_file.h"
 #include "amq/autotune/tuner.h"
@@ -20,9 +22,10 @@ namespace amq::tools {
 namespace {
 
 struct TuneArgs {
-    std::string pipeline, shape, bits, records, schedules;
+    std::string pipeline, shape, bits, records, schedules, model;
     double budget = 120, timeout = 60;
-    int trials = 0, threads = 1;
+    int trials = 0, threads = 1, iters = -1;
+    size_t batch = 1;
     unsigned long long seed = 1;
     bool compare = false, json = false;
 };
@@ -59,6 +62,9 @@ public:
         std::fflush(stderr);
         open_line_ = tty_;
     }
+
+    // A new search (tune --model): the progress line starts over.
+    void restart() { last_decile_ = -1; }
 
     void message(const std::string &text) {
         std::fprintf(stderr, "%samq tune: %s\n", open_line_ ? "\r\033[K" : "", text.c_str());
@@ -114,33 +120,113 @@ void print_summary(const tune::TuneReport &r) {
     if (!r.records_path.empty()) std::cout << "records:   " << r.records_path << "\n";
 }
 
-void run_tune(const TuneArgs &a) {
+// "4096x1024x64" -> {4096, 1024, 64}: `count` positive integers joined by 'x';
+// UsageError naming the option and the form `expected` otherwise.
+std::vector<size_t> parse_dims(const std::string &option, const std::string &text, size_t count,
+                               const std::string &expected) {
+    std::vector<size_t> out;
+    size_t start = 0;
+    for (;;) {
+        const size_t x = text.find_first_of("xX", start);
+        const std::string part = text.substr(start, x == std::string::npos ? x : x - start);
+        if (part.empty() || part.size() > 10 ||
+            part.find_first_not_of("0123456789") != std::string::npos)
+            break;
+        const unsigned long long v = std::strtoull(part.c_str(), nullptr, 10);
+        if (v < 1 || v > 2147483647ull) break;
+        out.push_back(size_t(v));
+        if (x == std::string::npos) {
+            if (out.size() == count) return out;
+            break;
+        }
+        start = x + 1;
+    }
+    throw UsageError(option + " '" + text + "': expected " + expected +
+                     ", each an integer in 1..2147483647");
+}
+
+std::string pipeline_list() {
+    std::string list;
+    for (const auto &k : tune::tunable_pipelines()) list += (list.empty() ? "" : ", ") + k;
+    return list;
+}
+
+// The problem of --pipeline, --shape, --bits and --iters.
+tune::Problem problem_from_args(const TuneArgs &a, const std::string &schedules_path) {
     tune::Problem problem;
     problem.pipeline = a.pipeline;
     const auto known = tune::tunable_pipelines();
-    if (std::find(known.begin(), known.end(), a.pipeline) == known.end()) {
-        std::string list;
-        for (const auto &k : known) list += (list.empty() ? "" : ", ") + k;
+    if (std::find(known.begin(), known.end(), a.pipeline) == known.end())
         throw UsageError("--pipeline '" + a.pipeline +
-                         "': not a tunable pipeline (tunable: " + list + ")");
+                         "': not a tunable pipeline (tunable: " + pipeline_list() + ")");
+    if (a.shape.empty()) throw UsageError("--shape is required with --pipeline");
+    const std::string &p = a.pipeline;
+    const bool binary = p == "bgemv" || p == "bgemm", cell = p == "lstm_cell" || p == "gru_cell";
+    if (p == "bgemv" || p == "f32_gemv") {
+        const spec::Shape shape = parse_shape("--shape", a.shape);
+        problem.rows = shape.rows;
+        problem.cols = shape.cols;
+    } else if (p == "bgemm") {
+        const auto d = parse_dims("--shape", a.shape, 3, "ROWSxCOLSxBATCH, e.g. 4096x1024x64");
+        problem.rows = d[0];
+        problem.cols = d[1];
+        problem.batch = d[2];
+        if (problem.batch < 2)
+            throw UsageError("--shape '" + a.shape +
+                             "': a batch of 1 runs bgemv (tune --pipeline bgemv)");
+        const auto [layout, tile] = tune::bgemm_weight_layout(schedules_path);
+        problem.layout = layout;
+        problem.tile = tile;
+    } else if (cell) {
+        const auto d = parse_dims("--shape", a.shape, 2, "HIDDENxBATCH, e.g. 1024x1");
+        problem.rows = d[0];
+        problem.batch = d[1];
+    } else if (p == "quantize_act") {
+        problem.rows = 1;
+        problem.cols = parse_dims("--shape", a.shape, 1, "the vector length, e.g. 1024")[0];
     }
-    const spec::Shape shape = parse_shape("--shape", a.shape);
-    const spec::Bits bits = parse_bits("--bits", a.bits);
-    problem.rows = shape.rows;
-    problem.cols = shape.cols;
-    problem.k_w = bits.w;
-    problem.k_a = bits.a;
+    if (binary) {
+        if (a.bits.empty()) throw UsageError("--bits is required for " + p);
+        const spec::Bits bits = parse_bits("--bits", a.bits);
+        problem.k_w = bits.w;
+        problem.k_a = bits.a;
+    } else if (p == "quantize_act") {
+        if (a.bits.empty()) throw UsageError("--bits is required for quantize_act (e.g. 2)");
+        const auto d = parse_dims("--bits", a.bits, 1, "the activation bits 1..4, e.g. 2");
+        check_range("--bits", (long long)d[0], 1, 4);
+        problem.k_a = int(d[0]);
+    } else if (!a.bits.empty()) {
+        throw UsageError("--bits '" + a.bits + "': " + p + " works in float, it has no bits");
+    }
+    if (a.iters >= 0 && p != "quantize_act")
+        throw UsageError("--iters: only quantize_act has alternating cycles");
+    if (p == "quantize_act") {
+        problem.iters = a.iters >= 0 ? a.iters : 2;
+        check_range("--iters", problem.iters, 0, 3);
+    }
+    return problem;
+}
+
+void run_tune(const TuneArgs &a) {
+    const bool by_model = !a.model.empty();
+    if (by_model == !a.pipeline.empty())
+        throw UsageError(by_model ? "give either --model or --pipeline, not both"
+                                  : "give --pipeline (with --shape and --bits) or --model");
+    if (by_model && (!a.shape.empty() || !a.bits.empty() || a.iters >= 0))
+        throw UsageError(
+            "--shape, --bits and --iters come from the model with --model: leave them out");
+    if (!by_model && a.batch != 1)
+        throw UsageError("--batch is for --model (a pipeline's batch is part of its --shape)");
     check_range("--threads", a.threads, 1, 1024);
     check_range("--trials", a.trials, 0, 1000000);
+    check_range("--batch", (long long)a.batch, 1, 4096);
     if (!(a.budget > 0 && a.budget <= 86400))
         throw UsageError("--budget " + num_str(a.budget) + ": expected seconds in (0, 86400]");
     if (!(a.timeout >= 1 && a.timeout <= 3600))
         throw UsageError("--timeout " + num_str(a.timeout) + ": expected seconds in [1, 3600]");
-    problem.threads = a.threads;
 
     const tune::CpuIdentity cpu = tune::detect_cpu();
     tune::TuneOptions o;
-    o.problem = problem;
     o.budget_seconds = a.budget;
     o.max_trials = a.trials;
     o.search.seed = a.seed;
@@ -154,17 +240,85 @@ void run_tune(const TuneArgs &a) {
                            : std::string(AMQ_SCHEDULES_DIR) + "/" + tune::schedules_file_name(cpu);
 
     auto progress = std::make_shared<TuneProgress>();
-    tune::TuneCallbacks cb;
+    tune::ModelTuneCallbacks cb;
     cb.on_trial = [progress, &a](const tune::TrialEvent &e) { progress->trial(e, a.trials); };
     cb.status = [progress](const std::string &s) { progress->message(s); };
     cb.warn = [progress](const std::string &s) { progress->message("warning: " + s); };
-    progress->message("tuning " + problem.str() + " for " + cpu.id + ", budget " +
-                      std::to_string(int(a.budget)) + " s");
-    const tune::TuneReport report = tune::tune(o, cb);
-    if (a.json)
-        std::cout << report.to_json().dump(2) << std::endl;
-    else
-        print_summary(report);
+
+    if (!by_model) {
+        o.problem = problem_from_args(a, o.schedules_path);
+        o.problem.threads = a.threads;
+        progress->message("tuning " + o.problem.str() + " for " + cpu.id + ", budget " +
+                          std::to_string(int(a.budget)) + " s");
+        const tune::TuneReport report = tune::tune(o, cb);
+        if (a.json)
+            std::cout << report.to_json().dump(2) << std::endl;
+        else
+            print_summary(report);
+        return;
+    }
+
+    const ModelFile model = load_model(a.model);
+    const auto [layout, tile] = tune::bgemm_weight_layout(o.schedules_path);
+    const std::vector<tune::ModelProblem> problems =
+        tune::model_problems(model, a.batch, a.threads, layout, tile);
+    progress->message("tuning " + std::to_string(problems.size()) + " problems of " + a.model +
+                      " (batch " + std::to_string(a.batch) + ") for " + cpu.id + ", budget " +
+                      num_str(a.budget) + " s");
+    std::vector<double> budgets(problems.size());
+    cb.on_problem = [progress, &budgets](size_t i, size_t n, const tune::ModelProblem &mp,
+                                         double budget) {
+        budgets[i] = budget;
+        std::string uses;
+        for (const auto &u : mp.uses) uses += (uses.empty() ? "" : "; ") + u;
+        char b[32];
+        std::snprintf(b, sizeof b, budget < 10 ? "%.1f s" : "%.0f s", budget);
+        progress->restart();
+        progress->message("[" + std::to_string(i + 1) + "/" + std::to_string(n) + "] " +
+                          mp.problem.str() + " (" + uses + "), budget " + b);
+    };
+    cb.on_done = [progress](size_t i, size_t n, const tune::TuneReport &r) {
+        char line[160];
+        std::snprintf(line, sizeof line,
+                      "%.2f us vs %.2f us for the hand defaults (%.2fx), %d trials", r.tuned_us,
+                      r.default_us, r.default_us / r.tuned_us, r.trials);
+        progress->message("[" + std::to_string(i + 1) + "/" + std::to_string(n) +
+                          "] done: " + line);
+    };
+    const std::vector<tune::TuneReport> reports =
+        tune::tune_model(problems, o, a.budget, a.trials, cb);
+    if (a.json) {
+        nlohmann::ordered_json j;
+        j["model"] = a.model;
+        j["batch"] = a.batch;
+        j["threads"] = a.threads;
+        j["budget"] = a.budget;
+        j["problems"] = nlohmann::ordered_json::array();
+        for (size_t i = 0; i < reports.size(); ++i) {
+            nlohmann::ordered_json p;
+            p["uses"] = problems[i].uses;
+            p["calls_per_64_steps"] = problems[i].calls;
+            p["budget_seconds"] = std::round(budgets[i] * 1000) / 1000;
+            const nlohmann::ordered_json report = reports[i].to_json();
+            for (const auto &[k, v] : report.items()) p[k] = v;
+            j["problems"].push_back(p);
+        }
+        j["records"] = o.records_path;
+        j["schedules"] = o.schedules_path;
+        std::cout << j.dump(2) << std::endl;
+        return;
+    }
+    std::cout << a.model << ": " << reports.size() << " problems on " << cpu.name << " (" << cpu.id
+              << ")\n";
+    for (size_t i = 0; i < reports.size(); ++i) {
+        const tune::TuneReport &r = reports[i];
+        char line[256];
+        std::snprintf(line, sizeof line, "%-44s %9.2f us  defaults %9.2f us  %.2fx  %3d trials  ",
+                      r.problem.str().c_str(), r.tuned_us, r.default_us, r.default_us / r.tuned_us,
+                      r.trials);
+        std::cout << line << tune::knobs_str(r.tuned_knobs) << "\n";
+    }
+    std::cout << "schedules: " << o.schedules_path << "\nrecords:   " << o.records_path << "\n";
 }
 
 }  // namespace
@@ -176,12 +330,25 @@ void add_tune_command(CLI::App &app) {
         "against the scalar reference and timed against the hand defaults in a child process; "
         "results go to the records, the winner to schedules/<cpu-id>.json");
     auto a = std::make_shared<TuneArgs>();
-    cmd->add_option("--pipeline", a->pipeline, "Pipeline to tune (bgemv)")->required();
-    cmd->add_option("--shape", a->shape, "ROWSxCOLS, e.g. 4096x1024")->required();
-    cmd->add_option("--bits", a->bits, "Weight x activation bits, e.g. 2x2 (1..4 each)")
-        ->required();
-    cmd->add_option("--budget", a->budget, "Seconds for the search")->capture_default_str();
-    cmd->add_option("--trials", a->trials, "Stop the search after this many trials (0: no limit)")
+    cmd->add_option("--pipeline", a->pipeline,
+                    "Pipeline to tune (bgemv, bgemm, f32_gemv, lstm_cell, gru_cell)");
+    cmd->add_option("--shape", a->shape,
+                    "ROWSxCOLS (bgemv, f32_gemv), ROWSxCOLSxBATCH (bgemm), HIDDENxBATCH (cells), "
+                    "LENGTH (quantize_act)");
+    cmd->add_option("--bits", a->bits,
+                    "Weight x activation bits, e.g. 2x2 (bgemv, bgemm); activation bits "
+                    "(quantize_act)");
+    cmd->add_option("--iters", a->iters, "quantize_act: alternating cycles T, 0..3 (default 2)");
+    cmd->add_option("--model", a->model,
+                    "Tune every problem the runner calls for this model (.amq or float "
+                    "safetensors) within --budget");
+    cmd->add_option("--batch", a->batch, "With --model: sequences per step")->capture_default_str();
+    cmd->add_option("--budget", a->budget,
+                    "Seconds for the search (with --model: for all the searches)")
+        ->capture_default_str();
+    cmd->add_option("--trials", a->trials,
+                    "Stop the search after this many trials (0: no limit; with --model: per "
+                    "problem)")
         ->capture_default_str();
     cmd->add_option("--threads", a->threads, "Threads the kernel runs on")->capture_default_str();
     cmd->add_option("--records", a->records,

@@ -14,6 +14,7 @@
 #include "amq/reference.h"
 #include "amq/weight_layout.h"
 #include "bgemv.h"
+#include "pipeline_data.h"
 
 namespace amq::tune {
 namespace {
@@ -23,23 +24,6 @@ using gen::Layout;
 // Small shape for the second check of every candidate: rows and columns that
 // are multiples of no tile and no word count (3 words, the last one partial).
 constexpr size_t kEdgeRows = 77, kEdgeCols = 130;
-
-size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
-
-// Zeroed words on a 64-byte boundary (a cache line, one AVX-512 load), so that
-// no candidate is timed on data that happens to straddle cache lines.
-class AlignedWords {
-public:
-    explicit AlignedWords(size_t n)
-        : p_(static_cast<uint64_t *>(std::aligned_alloc(64, ceil_div(n * 8, 64) * 64)), std::free) {
-        if (!p_) throw std::bad_alloc();
-        std::fill(p_.get(), p_.get() + n, 0);
-    }
-    uint64_t *data() { return p_.get(); }
-
-private:
-    std::unique_ptr<uint64_t, decltype(&std::free)> p_;
-};
 
 // The inputs of the pipeline, named as in the generator (the JIT entry point's
 // arguments are bound by these names).
@@ -78,93 +62,23 @@ gen::BgemvKnobs to_bgemv_knobs(const Knobs &k) {
     return b;
 }
 
-// Random problem data in the model file's layout, and the reference output.
-struct BgemvData {
-    size_t rows, cols, words;
-    int k_w, k_a;
-    std::vector<uint64_t> planes;  // [k_w][rows][words]
-    std::vector<float> alpha;      // [rows][k_w]
-    std::vector<float> bias;       // [rows]
-    std::vector<uint64_t> A;       // [k_a][words]
-    std::vector<float> beta;       // [k_a]
-    std::vector<double> expect;    // ref::binary_gemv
-    std::vector<double> scale;     // magnitude of each row's sum, for the tolerance
-};
-
-BgemvData make_data(size_t rows, size_t cols, int k_w, int k_a, uint64_t seed) {
-    BgemvData d{rows, cols, ref::words_for(cols), k_w, k_a, {}, {}, {}, {}, {}, {}, {}};
-    std::mt19937_64 g(seed);
-    std::normal_distribution<float> nd(0.0f, 1.0f);
-    auto planes = [&](size_t count_rows, int k) {
-        std::vector<uint64_t> v(size_t(k) * count_rows * d.words);
-        for (auto &w : v) w = g();
-        for (size_t p = 0; p < size_t(k) * count_rows; ++p)
-            v[p * d.words + d.words - 1] &= ref::last_word_mask(cols);
-        return v;
-    };
-    d.planes = planes(rows, k_w);
-    d.A = planes(1, k_a);
-    d.alpha.resize(rows * size_t(k_w));
-    for (auto &v : d.alpha) v = nd(g);
-    d.bias.resize(rows);
-    for (auto &v : d.bias) v = nd(g);
-    d.beta.resize(size_t(k_a));
-    for (auto &v : d.beta) v = nd(g);
-    d.expect = ref::binary_gemv(d.planes.data(), d.alpha.data(), k_w, rows, d.A.data(),
-                                d.beta.data(), k_a, cols, d.bias.data());
-    d.scale.assign(rows, 0.0);
-    for (size_t r = 0; r < rows; ++r)
-        for (int i = 0; i < k_w; ++i)
-            for (int j = 0; j < k_a; ++j)
-                d.scale[r] += std::abs(d.alpha[r * k_w + i] * d.beta[j]) * double(cols);
-    return d;
-}
-
-// The data repacked for a kernel with `layout` and `tile`, as the runtime does
-// (amq/weight_layout.h), and the kernel's output buffer.
+// Random problem data (pipeline_data.h) repacked for a kernel with `layout`
+// and `tile`, as the runtime does, and the kernel's output buffer.
 class BgemvInvocation : public Invocation {
 public:
-    BgemvInvocation(BgemvData data, const std::string &layout, int tile, bool parallel)
-        : d_(std::move(data)), tile_(tile), parallel_(parallel) {
-        const size_t tiles = ceil_div(d_.rows, size_t(tile));
-        LayoutStrides<int64_t> s;
-        if (!layout_strides<int64_t>(layout, tile, d_.k_w, int64_t(d_.words), int64_t(tiles), s))
-            throw std::runtime_error("bgemv: unknown weight layout '" + layout + "'");
-        packed_ = std::make_unique<AlignedWords>(tiles * size_t(tile) * size_t(d_.k_w) * d_.words);
-        uint64_t *packed = packed_->data();
-        for (int i = 0; i < d_.k_w; ++i)
-            for (size_t row = 0; row < d_.rows; ++row)
-                for (size_t w = 0; w < d_.words; ++w) {
-                    const size_t t = row / size_t(tile), r = row % size_t(tile);
-                    packed[size_t(s.r * int64_t(r) + s.i * i + s.w * int64_t(w) +
-                                  s.t * int64_t(t))] =
-                        d_.planes[(size_t(i) * d_.rows + row) * d_.words + w];
-                }
-        halide_dimension_t dims[4] = {{0, tile, int32_t(s.r)},
-                                      {0, d_.k_w, int32_t(s.i)},
-                                      {0, int32_t(d_.words), int32_t(s.w)},
-                                      {0, int32_t(tiles), int32_t(s.t)}};
-        W_ = Halide::Runtime::Buffer<uint64_t>(packed, 4, dims);
-        alpha_ = Halide::Runtime::Buffer<float>(tile, d_.k_w, int(tiles));
-        bias_ = Halide::Runtime::Buffer<float>(tile, int(tiles));
-        alpha_.fill(0.0f);
-        bias_.fill(0.0f);
-        for (size_t row = 0; row < d_.rows; ++row) {
-            const int t = int(row / size_t(tile)), r = int(row % size_t(tile));
-            for (int i = 0; i < d_.k_w; ++i) alpha_(r, i, t) = d_.alpha[row * d_.k_w + i];
-            bias_(r, t) = d_.bias[row];
-        }
+    BgemvInvocation(BinaryData data, const std::string &layout, int tile, bool parallel)
+        : d_(std::move(data)), w_(d_, layout, tile), tile_(tile), parallel_(parallel) {
         A_ = Halide::Runtime::Buffer<uint64_t>(int(d_.words), d_.k_a);  // aligned by Halide
         std::copy(d_.A.begin(), d_.A.end(), A_.data());
         beta_ = Halide::Runtime::Buffer<float>(d_.beta.data(), d_.k_a);
-        y_ = Halide::Runtime::Buffer<float>(tile, int(tiles));
+        y_ = Halide::Runtime::Buffer<float>(tile, int(w_.tiles()));
         n_ = int32_t(d_.cols);
     }
 
     const void *arg(const std::string &name) const override {
-        if (name == "W") return W_.raw_buffer();
-        if (name == "alpha") return alpha_.raw_buffer();
-        if (name == "bias") return bias_.raw_buffer();
+        if (name == "W") return w_.W.raw_buffer();
+        if (name == "alpha") return w_.alpha.raw_buffer();
+        if (name == "bias") return w_.bias.raw_buffer();
         if (name == "A") return A_.raw_buffer();
         if (name == "beta") return beta_.raw_buffer();
         if (name == "n") return &n_;
@@ -177,30 +91,23 @@ public:
     void poison_output() override { y_.fill(std::numeric_limits<float>::quiet_NaN()); }
 
     std::string check() const override {
-        std::ostringstream msg;
-        size_t bad = 0;
-        for (size_t row = 0; row < d_.rows; ++row) {
-            const double got = y_(int(row % size_t(tile_)), int(row / size_t(tile_)));
-            const double want = d_.expect[row];
-            if (std::abs(got - want) <= 1e-5 * d_.scale[row] + 1e-6) continue;  // NaN fails
-            if (bad < 3)
-                msg << (bad ? "; " : "") << "row " << row << ": kernel " << got << ", reference "
-                    << want;
-            ++bad;
-        }
-        if (!bad) return "";
-        return std::to_string(bad) + " of " + std::to_string(d_.rows) + " rows wrong at " +
-               std::to_string(d_.rows) + "x" + std::to_string(d_.cols) + " (" + msg.str() + ")";
+        const size_t t = size_t(tile_);
+        return compare_values(
+            d_.rows, [&](size_t row) { return double(y_(int(row % t), int(row / t))); },
+            [&](size_t row) { return d_.expect[row]; },
+            [&](size_t row) { return 1e-5 * d_.scale[row] + 1e-6; },
+            [](size_t row) { return "row " + std::to_string(row); }, "rows",
+            std::to_string(d_.rows) + "x" + std::to_string(d_.cols));
     }
 
 private:
-    BgemvData d_;
+    BinaryData d_;
+    PackedWeights w_;
     int tile_;
     bool parallel_;
     int32_t n_ = 0;
-    std::unique_ptr<AlignedWords> packed_;
-    Halide::Runtime::Buffer<uint64_t> W_, A_;
-    Halide::Runtime::Buffer<float> alpha_, bias_, beta_, y_;
+    Halide::Runtime::Buffer<uint64_t> A_;
+    Halide::Runtime::Buffer<float> beta_, y_;
 };
 
 }  // namespace
@@ -214,6 +121,10 @@ BgemvPipeline::BgemvPipeline(const Problem &problem, const Halide::Target &targe
     if (problem.k_w < 1 || problem.k_w > 4 || problem.k_a < 1 || problem.k_a > 4)
         throw std::invalid_argument("bgemv: bits " + problem.bits_str() +
                                     " (expected weight and activation bits in 1..4)");
+    if (problem.batch != 1 || problem.iters != 0 || !problem.layout.empty())
+        throw std::invalid_argument(
+            "bgemv: batch " + std::to_string(problem.batch) +
+            " (bgemv takes one vector: a batch is bgemm; iters and weight layout do not apply)");
     if (problem.threads < 1)
         throw std::invalid_argument("bgemv: threads = " + std::to_string(problem.threads) +
                                     " (expected at least 1)");
@@ -290,7 +201,7 @@ std::unique_ptr<Invocation> BgemvPipeline::make_invocation(const Knobs &knobs,
     const Problem &p = problem();
     const size_t rows = edge_shape ? kEdgeRows : p.rows, cols = edge_shape ? kEdgeCols : p.cols;
     return std::make_unique<BgemvInvocation>(
-        make_data(rows, cols, p.k_w, p.k_a, edge_shape ? 1234 : 42),
+        make_binary_data(rows, cols, p.k_w, p.k_a, 1, edge_shape ? 1234 : 42),
         knobs.at("layout").get<std::string>(), knobs.at("tile").get<int>(), p.threads > 1);
 }
 

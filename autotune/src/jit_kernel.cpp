@@ -54,7 +54,7 @@ JitKernel::Call JitKernel::bind(Invocation &inv) const {
                                      "' the pipeline's inputs do not provide");
         c.args_.push_back(p);
     }
-    c.args_.push_back(inv.output());
+    for (halide_buffer_t *out : inv.outputs()) c.args_.push_back(out);
     return c;
 }
 

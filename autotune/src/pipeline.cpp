@@ -2,7 +2,11 @@
 
 #include <stdexcept>
 
+#include "bgemm_pipeline.h"
 #include "bgemv_pipeline.h"
+#include "cell_pipeline.h"
+#include "f32_gemv_pipeline.h"
+#include "quantize_act_pipeline.h"
 
 namespace amq::tune {
 
@@ -12,11 +16,19 @@ Knobs TunablePipeline::defaults() const {
     return k;
 }
 
-std::vector<std::string> tunable_pipelines() { return {"bgemv"}; }
+std::vector<std::string> tunable_pipelines() {
+    return {"bgemv", "bgemm", "f32_gemv", "lstm_cell", "gru_cell", "quantize_act"};
+}
 
 std::unique_ptr<TunablePipeline> make_pipeline(const Problem &problem,
                                                const Halide::Target &target) {
     if (problem.pipeline == "bgemv") return std::make_unique<BgemvPipeline>(problem, target);
+    if (problem.pipeline == "bgemm") return std::make_unique<BgemmPipeline>(problem, target);
+    if (problem.pipeline == "f32_gemv") return std::make_unique<F32GemvPipeline>(problem, target);
+    if (problem.pipeline == "lstm_cell" || problem.pipeline == "gru_cell")
+        return std::make_unique<CellPipeline>(problem, target);
+    if (problem.pipeline == "quantize_act")
+        return std::make_unique<QuantizeActPipeline>(problem, target);
     std::string known;
     for (const auto &name : tunable_pipelines()) known += (known.empty() ? "" : ", ") + name;
     throw std::invalid_argument("no tunable pipeline '" + problem.pipeline +

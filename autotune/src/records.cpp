@@ -51,9 +51,7 @@ std::string utc_now() {
 
 bool Record::same_setting(const Record &o) const {
     return cpu.id == o.cpu.id && halide_version == o.halide_version && target == o.target &&
-           problem.pipeline == o.problem.pipeline && problem.rows == o.problem.rows &&
-           problem.cols == o.problem.cols && problem.k_w == o.problem.k_w &&
-           problem.k_a == o.problem.k_a && problem.threads == o.problem.threads;
+           problem == o.problem;
 }
 
 nlohmann::ordered_json record_to_json(const Record &r) {
@@ -65,14 +63,8 @@ nlohmann::ordered_json record_to_json(const Record &r) {
     j["cpu"] = r.cpu.to_json();
     j["halide"] = r.halide_version;
     j["target"] = r.target;
-    j["pipeline"] = r.problem.pipeline;
-    j["shape"] = r.problem.shape_str();
-    j["rows"] = r.problem.rows;
-    j["cols"] = r.problem.cols;
-    j["bits"] = r.problem.bits_str();
-    j["k_w"] = r.problem.k_w;
-    j["k_a"] = r.problem.k_a;
-    j["threads"] = r.problem.threads;
+    const nlohmann::ordered_json fields = problem_fields(r.problem);
+    for (const auto &[key, value] : fields.items()) j[key] = value;
     j["source"] = r.source;
     j["rung"] = r.rung;
     j["knobs"] = c.knobs;
@@ -110,12 +102,7 @@ Record record_from_json(const nlohmann::json &j) {
         r.cpu = CpuIdentity::from_json(j.at("cpu"));
         r.halide_version = j.at("halide").get<std::string>();
         r.target = j.at("target").get<std::string>();
-        r.problem.pipeline = j.at("pipeline").get<std::string>();
-        r.problem.rows = j.at("rows").get<size_t>();
-        r.problem.cols = j.at("cols").get<size_t>();
-        r.problem.k_w = j.at("k_w").get<int>();
-        r.problem.k_a = j.at("k_a").get<int>();
-        r.problem.threads = j.at("threads").get<int>();
+        r.problem = problem_from_fields(j);
         r.source = j.at("source").get<std::string>();
         r.rung = j.at("rung").get<int>();
         r.candidate.knobs = j.at("knobs");

@@ -1,8 +1,10 @@
 #include "amq/autotune/schedules_file.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -17,19 +19,80 @@ const char *kGeneratedBy =
 
 double rounded(double v) { return std::round(v * 1000.0) / 1000.0; }
 
-double work(const nlohmann::ordered_json &e) {
-    return e.at("rows").get<double>() * e.at("cols").get<double>() * e.at("k_w").get<double>() *
-           e.at("k_a").get<double>();
-}
+double work(const nlohmann::ordered_json &e) { return problem_from_fields(e).work(); }
 
 bool same_problem(const nlohmann::ordered_json &e, const Problem &p) {
-    return e.at("pipeline") == p.pipeline && e.at("rows") == p.rows && e.at("cols") == p.cols &&
-           e.at("k_w") == p.k_w && e.at("k_a") == p.k_a && e.at("threads") == p.threads;
+    return problem_from_fields(e) == p;
 }
 
 }  // namespace
 
 std::string schedules_file_name(const CpuIdentity &cpu) { return cpu.id + ".json"; }
+
+std::optional<CommonKnobs> common_knobs(const std::vector<Record> &records,
+                                        const std::vector<Problem> &tuned,
+                                        const std::string &pipeline, const CpuIdentity &cpu,
+                                        const std::string &halide_version,
+                                        const std::string &target) {
+    std::vector<Problem> problems;
+    for (const Problem &p : tuned)
+        if (p.pipeline == pipeline && p.threads == 1 &&
+            std::find(problems.begin(), problems.end(), p) == problems.end())
+            problems.push_back(p);
+    if (problems.size() < 2) return std::nullopt;
+    // ratio[problem][knobs] = mean ratio at the highest rung reached.
+    struct Score {
+        int rung = -1, n = 0;
+        double sum = 0;
+    };
+    std::vector<std::map<std::string, Score>> scores(problems.size());
+    std::map<std::string, Knobs> knobs_of;
+    for (const Record &r : records) {
+        if (r.source != "search" || !r.measurement.ok() || !r.candidate.autoscheduler.empty() ||
+            r.cpu.id != cpu.id || r.halide_version != halide_version || r.target != target)
+            continue;
+        const auto it = std::find(problems.begin(), problems.end(), r.problem);
+        if (it == problems.end()) continue;
+        const std::string key = knobs_key(r.candidate.knobs);
+        knobs_of[key] = r.candidate.knobs;
+        Score &s = scores[size_t(it - problems.begin())][key];
+        if (r.rung > s.rung) s = Score{r.rung, 0, 0};
+        if (r.rung == s.rung) {
+            s.sum += r.measurement.ratio();
+            ++s.n;
+        }
+    }
+    std::vector<double> best(problems.size(), 0);
+    for (size_t i = 0; i < problems.size(); ++i)
+        for (const auto &[key, s] : scores[i]) {
+            const double v = s.sum / s.n;
+            if (best[i] == 0 || v < best[i]) best[i] = v;
+        }
+    std::optional<CommonKnobs> out;
+    for (const auto &[key, knobs] : knobs_of) {
+        double log_sum = 0, worst = 0;
+        std::string worst_problem;
+        bool everywhere = true;
+        for (size_t i = 0; i < problems.size() && everywhere; ++i) {
+            const auto it = scores[i].find(key);
+            if (it == scores[i].end()) {
+                everywhere = false;
+                break;
+            }
+            const double rel = it->second.sum / it->second.n / best[i];
+            log_sum += std::log(rel);
+            if (rel > worst) {
+                worst = rel;
+                worst_problem = problems[i].str();
+            }
+        }
+        if (!everywhere) continue;
+        const double g = std::exp(log_sum / double(problems.size()));
+        if (!out || g < out->geomean)
+            out = CommonKnobs{knobs, int(problems.size()), g, worst, worst_problem};
+    }
+    return out;
+}
 
 std::string schedules_file_text(const nlohmann::ordered_json &doc) {
     std::string text = doc.dump(2);
@@ -39,7 +102,7 @@ std::string schedules_file_text(const nlohmann::ordered_json &doc) {
 
 void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
                            const std::string &halide_version, const std::string &target,
-                           const TunedEntry &entry) {
+                           const TunedEntry &entry, const std::vector<Record> &records) {
     nlohmann::ordered_json entries = nlohmann::ordered_json::array();
     if (std::ifstream in(path); in) {
         nlohmann::ordered_json old;
@@ -59,20 +122,13 @@ void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
         }
     }
     const Problem &p = entry.problem;
-    entries.push_back({{"pipeline", p.pipeline},
-                       {"shape", p.shape_str()},
-                       {"rows", p.rows},
-                       {"cols", p.cols},
-                       {"bits", p.bits_str()},
-                       {"k_w", p.k_w},
-                       {"k_a", p.k_a},
-                       {"threads", p.threads},
-                       {"knobs", entry.knobs},
-                       {"tuned_us", rounded(entry.tuned_us)},
-                       {"default_us", rounded(entry.default_us)},
-                       {"speedup_vs_default",
-                        entry.tuned_us > 0 ? rounded(entry.default_us / entry.tuned_us) : 0.0},
-                       {"time", entry.time}});
+    nlohmann::ordered_json e = problem_fields(p);
+    e["knobs"] = entry.knobs;
+    e["tuned_us"] = rounded(entry.tuned_us);
+    e["default_us"] = rounded(entry.default_us);
+    e["speedup_vs_default"] = entry.tuned_us > 0 ? rounded(entry.default_us / entry.tuned_us) : 0.0;
+    e["time"] = entry.time;
+    entries.push_back(e);
 
     // One knob set per pipeline for the build: that of its entry with the most work.
     nlohmann::ordered_json pipelines = hand_defaults_all();
@@ -83,6 +139,22 @@ void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
         if (it == chosen.end() || work(e) >= work(*it->second)) chosen[name] = &e;
     }
     for (const auto &[name, e] : chosen) pipelines[name] = e->at("knobs");
+    // With the records: the knob set that is best over all the tuned problems.
+    nlohmann::ordered_json build_choice = nlohmann::ordered_json::object();
+    if (!records.empty()) {
+        std::vector<Problem> tuned;
+        for (const auto &e : entries) tuned.push_back(problem_from_fields(e));
+        for (const auto &[name, e] : chosen) {
+            const auto c = common_knobs(records, tuned, name, cpu, halide_version, target);
+            if (!c) continue;
+            pipelines[name] = c->knobs;
+            build_choice[name] = {{"knobs", c->knobs},
+                                  {"problems", c->problems},
+                                  {"geomean_vs_best", rounded(c->geomean)},
+                                  {"worst_vs_best", rounded(c->worst)},
+                                  {"worst_problem", c->worst_problem}};
+        }
+    }
 
     nlohmann::ordered_json doc;
     doc["generated_by"] = kGeneratedBy;
@@ -90,14 +162,17 @@ void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
     doc["version"] = 1;
     doc["about"] =
         "\"pipelines\" has the structure of defaults.json (the build reads it: cmake "
-        "-DAMQ_SCHEDULES=<this file>); each pipeline takes the knobs of its tuned entry with the "
-        "most work. \"tuned\" lists the best knobs per pipeline, shape, bits and threads. See "
-        "docs/TUNING.md.";
+        "-DAMQ_SCHEDULES=<this file>, or by default on this CPU); each pipeline takes the knob "
+        "set that is best over all its tuned one-thread problems (\"build_choice\": time over "
+        "each problem's best, geometric mean and worst), else the knobs of its tuned entry with "
+        "the most work. \"tuned\" lists the best knobs per pipeline, shape, bits and threads. "
+        "See docs/TUNING.md.";
     doc["cpu"] = cpu.to_json();
     doc["halide"] = halide_version;
     doc["target"] = target;
     doc["updated"] = utc_now();
     doc["pipelines"] = pipelines;
+    doc["build_choice"] = build_choice;
     doc["tuned"] = entries;
 
     const std::filesystem::path out(path);

@@ -60,7 +60,8 @@ public:
         if (!o_.schedules_path.empty())
             update_schedules_file(
                 o_.schedules_path, rep.cpu, rep.halide_version, rep.target,
-                {o_.problem, rep.tuned_knobs, rep.tuned_us, rep.default_us, utc_now()});
+                {o_.problem, rep.tuned_knobs, rep.tuned_us, rep.default_us, utc_now()},
+                o_.records_path.empty() ? std::vector<Record>{} : records_.load(cb_.warn));
         rep.total_seconds = seconds_since(t0_);
         return rep;
     }
@@ -214,7 +215,10 @@ private:
         if (t.baseline.median_us <= 0)
             throw std::runtime_error("the closing comparison failed: " + t.error);
         rep.default_us = t.baseline.median_us;
-        if (!t.ok() || t.kernel.median_us > rep.default_us) {
+        if (t.ok() && rep.tuned_knobs == rep.default_knobs) {
+            // The same kernel: a difference would be noise.
+            rep.tuned_us = rep.default_us;
+        } else if (!t.ok() || t.kernel.median_us > rep.default_us) {
             if (!t.ok() && cb_.warn)
                 cb_.warn("the tuned knobs failed in the closing comparison (" + failure_reason(t) +
                          "); keeping the hand defaults");
@@ -260,6 +264,9 @@ nlohmann::ordered_json TuneReport::to_json() const {
     j["shape"] = problem.shape_str();
     j["bits"] = problem.bits_str();
     j["threads"] = problem.threads;
+    const auto fields = problem_fields(problem);
+    for (const char *key : {"rows", "cols", "batch", "k_w", "k_a", "iters", "weight_layout"})
+        j[key] = fields.at(key);
     j["tuned_us"] = round3(tuned_us);
     j["default_us"] = round3(default_us);
     nlohmann::ordered_json as = nlohmann::ordered_json::object();

@@ -361,38 +361,6 @@ std::string shape_str(const std::vector<int64_t> &shape) {
 // ---------------------------------------------------------------------------
 // Reader
 
-Reader Reader::open(const std::string &path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw std::runtime_error(path + ": cannot open: " + std::strerror(errno));
-    std::vector<uint8_t> bytes;
-    struct stat st {};
-    std::string error;
-    if (fstat(fd, &st) != 0) {
-        error = std::string("cannot stat: ") + std::strerror(errno);
-    } else if (!S_ISREG(st.st_mode)) {
-        error = "not a regular file";
-    } else {
-        bytes.resize(static_cast<size_t>(st.st_size));
-        size_t got = 0;
-        while (got < bytes.size()) {
-            const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) {
-                error = std::string("cannot read: ") + std::strerror(errno);
-                break;
-            }
-            if (n == 0) {
-                error = "file shrank while being read";
-                break;
-            }
-            got += static_cast<size_t>(n);
-        }
-    }
-    ::close(fd);
-    if (!error.empty()) throw std::runtime_error(path + ": " + error);
-    return from_bytes(std::move(bytes), path);
-}
-
 Reader Reader::from_bytes(std::vector<uint8_t> bytes, std::string label) {
     Reader r;
     r.label_ = std::move(label);
@@ -401,36 +369,54 @@ Reader Reader::from_bytes(std::vector<uint8_t> bytes, std::string label) {
     return r;
 }
 
-void Reader::parse() {
-    const uint64_t size = bytes_.size();
-    if (size < 8)
-        fail("file is " + std::to_string(size) + " bytes, too short for the 8-byte header size");
-    uint64_t header_size = 0;
-    std::memcpy(&header_size, bytes_.data(), 8);
-    if (header_size > kMaxHeaderSize)
-        fail("header size " + std::to_string(header_size) + " is over the limit of " +
-             std::to_string(kMaxHeaderSize) + " bytes");
-    if (header_size > size - 8)
-        fail("header size " + std::to_string(header_size) + " runs past the end of the file (" +
-             std::to_string(size - 8) + " bytes after the size field)");
-    data_start_ = 8 + static_cast<size_t>(header_size);
-    const uint64_t data_size = size - data_start_;
+namespace {
 
-    HeaderParser parser(label_, data_size);
-    const char *first = reinterpret_cast<const char *>(bytes_.data()) + 8;
+[[noreturn]] void fail_label(const std::string &label, const std::string &what) {
+    throw FormatError(label + ": " + what);
+}
+
+// Checks the size field and the header of a file of `file_size` bytes whose
+// first bytes are at `bytes`: `available` of them, which must include the whole
+// header whenever the size field is within the limits.
+Header parse_header(const std::string &label, const uint8_t *bytes, uint64_t available,
+                    uint64_t file_size) {
+    if (file_size < 8)
+        fail_label(label, "file is " + std::to_string(file_size) +
+                              " bytes, too short for the 8-byte header size");
+    uint64_t header_size = 0;
+    std::memcpy(&header_size, bytes, 8);
+    if (header_size > kMaxHeaderSize)
+        fail_label(label, "header size " + std::to_string(header_size) + " is over the limit of " +
+                              std::to_string(kMaxHeaderSize) + " bytes");
+    if (header_size > file_size - 8)
+        fail_label(label, "header size " + std::to_string(header_size) +
+                              " runs past the end of the file (" + std::to_string(file_size - 8) +
+                              " bytes after the size field)");
+    if (available < 8 + header_size)
+        throw std::logic_error("amq::st: parse_header given too few bytes");
+    Header h;
+    h.file_size = file_size;
+    h.data_start = 8 + header_size;
+    const uint64_t data_size = file_size - h.data_start;
+
+    HeaderParser parser(label, data_size);
+    const char *first = reinterpret_cast<const char *>(bytes) + 8;
     nlohmann::json::sax_parse(first, first + header_size, &parser);
-    if (!parser.complete()) fail("header is not a complete JSON object");
-    metadata_ = std::move(parser.metadata);
-    tensors_ = std::move(parser.tensors);
+    if (!parser.complete()) fail_label(label, "header is not a complete JSON object");
+    h.metadata = std::move(parser.metadata);
+    h.tensors = std::move(parser.tensors);
 
     // The tensors must cover the data section exactly: in order of their
     // offsets, each begins where the previous ended, from 0 to the end.
-    std::sort(tensors_.begin(), tensors_.end(), [](const TensorInfo &a, const TensorInfo &b) {
+    std::sort(h.tensors.begin(), h.tensors.end(), [](const TensorInfo &a, const TensorInfo &b) {
         return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
     });
+    auto fail_tensor = [&](const std::string &name, const std::string &what) {
+        fail_label(label, "tensor '" + name + "': " + what);
+    };
     uint64_t pos = 0;
     const TensorInfo *prev = nullptr;
-    for (const TensorInfo &t : tensors_) {
+    for (const TensorInfo &t : h.tensors) {
         const std::string where = "data_offsets " + range_str(t.begin, t.end);
         if (t.begin < pos)
             fail_tensor(t.name, where + " overlap tensor '" + prev->name + "' " +
@@ -446,10 +432,89 @@ void Reader::parse() {
         prev = &t;
     }
     if (pos != data_size)
-        fail("the data section has " + std::to_string(data_size) +
-             " bytes but the tensors cover only " + std::to_string(pos) +
-             "; the data section must hold nothing but the tensors");
+        fail_label(label, "the data section has " + std::to_string(data_size) +
+                              " bytes but the tensors cover only " + std::to_string(pos) +
+                              "; the data section must hold nothing but the tensors");
+    return h;
+}
+
+// Opens `path` for reading as a regular file; returns the descriptor and size.
+int open_regular(const std::string &path, uint64_t &size) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error(path + ": cannot open: " + std::strerror(errno));
+    struct stat st {};
+    std::string error;
+    if (fstat(fd, &st) != 0)
+        error = std::string("cannot stat: ") + std::strerror(errno);
+    else if (!S_ISREG(st.st_mode))
+        error = "not a regular file";
+    if (!error.empty()) {
+        ::close(fd);
+        throw std::runtime_error(path + ": " + error);
+    }
+    size = static_cast<uint64_t>(st.st_size);
+    return fd;
+}
+
+// Reads n bytes at `offset`; "" or what went wrong.
+std::string pread_all(int fd, uint64_t offset, void *out, size_t n) {
+    auto *p = static_cast<uint8_t *>(out);
+    while (n > 0) {
+        const ssize_t got = ::pread(fd, p, n, static_cast<off_t>(offset));
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return std::string("cannot read: ") + std::strerror(errno);
+        if (got == 0) return "file shrank while being read";
+        p += got;
+        offset += static_cast<uint64_t>(got);
+        n -= static_cast<size_t>(got);
+    }
+    return "";
+}
+
+}  // namespace
+
+Header read_header(const std::string &path) {
+    uint64_t size = 0;
+    const int fd = open_regular(path, size);
+    std::vector<uint8_t> head(static_cast<size_t>(std::min<uint64_t>(size, 8)));
+    std::string error = pread_all(fd, 0, head.data(), head.size());
+    if (error.empty() && head.size() == 8) {
+        uint64_t header_size = 0;
+        std::memcpy(&header_size, head.data(), 8);
+        if (header_size <= kMaxHeaderSize && header_size <= size - 8) {
+            head.resize(8 + static_cast<size_t>(header_size));
+            error = pread_all(fd, 8, head.data() + 8, static_cast<size_t>(header_size));
+        }
+    }
+    ::close(fd);
+    if (!error.empty()) throw std::runtime_error(path + ": " + error);
+    return parse_header(path, head.data(), head.size(), size);
+}
+
+void read_at(const std::string &path, uint64_t offset, void *out, size_t nbytes) {
+    uint64_t size = 0;
+    const int fd = open_regular(path, size);
+    const std::string error = pread_all(fd, offset, out, nbytes);
+    ::close(fd);
+    if (!error.empty()) throw std::runtime_error(path + ": " + error);
+}
+
+void Reader::parse() {
+    Header h = parse_header(label_, bytes_.data(), bytes_.size(), bytes_.size());
+    data_start_ = static_cast<size_t>(h.data_start);
+    metadata_ = std::move(h.metadata);
+    tensors_ = std::move(h.tensors);
     for (size_t i = 0; i < tensors_.size(); ++i) index_.emplace(tensors_[i].name, i);
+}
+
+Reader Reader::open(const std::string &path) {
+    uint64_t size = 0;
+    const int fd = open_regular(path, size);
+    std::vector<uint8_t> bytes(static_cast<size_t>(size));
+    const std::string error = pread_all(fd, 0, bytes.data(), bytes.size());
+    ::close(fd);
+    if (!error.empty()) throw std::runtime_error(path + ": " + error);
+    return from_bytes(std::move(bytes), path);
 }
 
 const std::string &Reader::meta(const std::string &key) const {
@@ -572,12 +637,22 @@ void Writer::add(const std::string &name, DType dtype, const std::vector<int64_t
     entries_.push_back({name, dtype, shape, std::vector<uint8_t>(p, p + nbytes)});
 }
 
-std::string Writer::header() const {
+namespace {
+struct Placement {
+    const std::string &name;
+    DType dtype;
+    const std::vector<int64_t> &shape;
+    uint64_t nbytes;
+};
+
+// The JSON header, padded with spaces to a multiple of 8 bytes.
+std::string make_header(const std::map<std::string, std::string> &metadata,
+                        const std::vector<Placement> &tensors) {
     nlohmann::ordered_json h = nlohmann::ordered_json::object();
-    if (!metadata_.empty()) h["__metadata__"] = metadata_;
+    if (!metadata.empty()) h["__metadata__"] = metadata;
     uint64_t offset = 0;
-    for (const Entry &e : entries_) {
-        const uint64_t end = offset + e.data.size();
+    for (const Placement &e : tensors) {
+        const uint64_t end = offset + e.nbytes;
         h[e.name] = {
             {"dtype", dtype_name(e.dtype)}, {"shape", e.shape}, {"data_offsets", {offset, end}}};
         offset = end;
@@ -585,6 +660,13 @@ std::string Writer::header() const {
     std::string s = h.dump();
     s.resize((s.size() + 7) / 8 * 8, ' ');
     return s;
+}
+}  // namespace
+
+std::string Writer::header() const {
+    std::vector<Placement> placed;
+    for (const Entry &e : entries_) placed.push_back({e.name, e.dtype, e.shape, e.data.size()});
+    return make_header(metadata_, placed);
 }
 
 std::vector<uint8_t> Writer::bytes() const {
@@ -615,14 +697,10 @@ bool write_all(int fd, const void *data, size_t n) {
     }
     return true;
 }
-}  // namespace
 
-void Writer::write(const std::string &path) const {
-    const std::string h = header();
-    const uint64_t n = h.size();
-
+// Creates a new temporary file beside `path`; sets `tmp` to its name.
+int create_temp(const std::string &path, std::string &tmp) {
     static std::atomic<unsigned> counter{0};
-    std::string tmp;
     int fd = -1;
     for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
         tmp = path + ".tmp" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
@@ -631,21 +709,126 @@ void Writer::write(const std::string &path) const {
     }
     if (fd < 0)
         throw std::runtime_error(path + ": cannot create " + tmp + ": " + std::strerror(errno));
+    return fd;
+}
 
-    auto give_up = [&](int err) {
-        if (fd >= 0) ::close(fd);
+// fsync, close and rename `tmp` over `path`; 0 or the errno of the failure.
+int commit_temp(int fd, const std::string &tmp, const std::string &path) {
+    if (::fsync(fd) != 0) {
+        const int err = errno;
+        ::close(fd);
+        return err;
+    }
+    if (::close(fd) != 0) return errno;
+    if (::rename(tmp.c_str(), path.c_str()) != 0) return errno;
+    return 0;
+}
+}  // namespace
+
+void Writer::write(const std::string &path) const {
+    const std::string h = header();
+    const uint64_t n = h.size();
+    std::string tmp;
+    const int fd = create_temp(path, tmp);
+    auto give_up = [&](int err, bool open) {
+        if (open) ::close(fd);
         ::unlink(tmp.c_str());
         throw std::runtime_error(path + ": cannot write: " + std::strerror(err));
     };
     errno = EIO;  // for a write that stores nothing without setting errno
-    if (!write_all(fd, &n, 8) || !write_all(fd, h.data(), h.size())) give_up(errno);
+    if (!write_all(fd, &n, 8) || !write_all(fd, h.data(), h.size())) give_up(errno, true);
     for (const Entry &e : entries_)
-        if (!write_all(fd, e.data.data(), e.data.size())) give_up(errno);
-    if (::fsync(fd) != 0) give_up(errno);
-    const int closed = ::close(fd);
-    fd = -1;
-    if (closed != 0) give_up(errno);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) give_up(errno);
+        if (!write_all(fd, e.data.data(), e.data.size())) give_up(errno, true);
+    if (const int err = commit_temp(fd, tmp, path)) give_up(err, false);
+}
+
+// ---------------------------------------------------------------------------
+// FileWriter
+
+FileWriter::FileWriter(const std::string &path, const std::map<std::string, std::string> &metadata,
+                       const std::vector<Tensor> &tensors)
+    : path_(path) {
+    std::vector<Placement> placed;
+    std::set<std::string> names;
+    for (const Tensor &t : tensors) {
+        const std::string where = "amq::st::FileWriter: tensor '" + t.name + "': ";
+        check_utf8(t.name, "tensor name '" + t.name + "'");
+        if (t.name == "__metadata__") throw std::invalid_argument(where + "reserved name");
+        if (!names.insert(t.name).second) throw std::invalid_argument(where + "declared twice");
+        const std::optional<uint64_t> need = checked_bytes(t.shape, dtype_size(t.dtype));
+        if (!need)
+            throw std::invalid_argument(where + "shape " + shape_str(t.shape) +
+                                        " has a negative size or too many bytes");
+        placed.push_back({t.name, t.dtype, t.shape, *need});
+    }
+    for (const auto &[key, value] : metadata) {
+        check_utf8(key, "metadata key '" + key + "'");
+        check_utf8(value, "metadata '" + key + "' value");
+    }
+    const std::string h = make_header(metadata, placed);
+    const uint64_t n = h.size();
+    uint64_t pos = 8 + n;
+    for (const Placement &p : placed) {
+        tensors_.push_back({p.name, pos, p.nbytes, 0});
+        pos += p.nbytes;
+    }
+    fd_ = create_temp(path_, tmp_);
+    errno = EIO;
+    if (!write_all(fd_, &n, 8) || !write_all(fd_, h.data(), h.size()) ||
+        ::ftruncate(fd_, static_cast<off_t>(pos)) != 0) {
+        const int err = errno;
+        ::close(fd_);
+        fd_ = -1;
+        ::unlink(tmp_.c_str());
+        throw std::runtime_error(path_ + ": cannot write: " + std::strerror(err));
+    }
+}
+
+FileWriter::~FileWriter() {
+    if (fd_ >= 0) {
+        ::close(fd_);
+        ::unlink(tmp_.c_str());
+    }
+}
+
+void FileWriter::write(size_t index, uint64_t offset, const void *data, size_t nbytes) {
+    if (fd_ < 0) throw std::logic_error("amq::st::FileWriter: write after finish()");
+    if (index >= tensors_.size())
+        throw std::invalid_argument("amq::st::FileWriter: no tensor " + std::to_string(index));
+    Placed &t = tensors_[index];
+    if (offset > t.nbytes || nbytes > t.nbytes - offset)
+        throw std::invalid_argument("amq::st::FileWriter: tensor '" + t.name + "': bytes " +
+                                    range_str(offset, offset + nbytes) + " outside its " +
+                                    std::to_string(t.nbytes));
+    const auto *p = static_cast<const uint8_t *>(data);
+    uint64_t at = t.begin + offset;
+    size_t left = nbytes;
+    while (left > 0) {
+        const ssize_t w = ::pwrite(fd_, p, left, static_cast<off_t>(at));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0)
+            throw std::runtime_error(path_ +
+                                     ": cannot write: " + std::strerror(w < 0 ? errno : EIO));
+        p += w;
+        at += static_cast<uint64_t>(w);
+        left -= static_cast<size_t>(w);
+    }
+    t.written += nbytes;
+}
+
+void FileWriter::finish() {
+    if (fd_ < 0) throw std::logic_error("amq::st::FileWriter: finish() twice");
+    for (const Placed &t : tensors_)
+        if (t.written != t.nbytes)
+            throw std::logic_error("amq::st::FileWriter: tensor '" + t.name +
+                                   "': " + std::to_string(t.written) + " of its " +
+                                   std::to_string(t.nbytes) + " bytes written");
+    const int fd = fd_;
+    fd_ = -1;
+    if (const int err = commit_temp(fd, tmp_, path_)) {
+        ::unlink(tmp_.c_str());
+        throw std::runtime_error(path_ + ": cannot write: " + std::strerror(err));
+    }
 }
 
 }  // namespace amq::st

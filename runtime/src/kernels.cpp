@@ -67,6 +67,8 @@ KernelLayout kernel_layout() { return KernelLayout{AMQ_KERNEL_LAYOUT, AMQ_KERNEL
 
 const char *halide_version() { return AMQ_HALIDE_VERSION; }
 
+const char *kernel_schedules() { return AMQ_KERNEL_SCHEDULES; }
+
 void BinaryVector::resize(int k_, size_t n_) {
     k = k_;
     n = n_;

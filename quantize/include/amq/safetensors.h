@@ -48,6 +48,24 @@ struct TensorInfo {
 // "[2, 3, 4]"
 std::string shape_str(const std::vector<int64_t> &shape);
 
+// The checked header of a file (every rule Reader checks but the data itself).
+struct Header {
+    std::map<std::string, std::string> metadata;
+    std::vector<TensorInfo> tensors;  // in the order of their data
+    uint64_t data_start = 0;          // file offset of the data section
+    uint64_t file_size = 0;
+};
+
+// Reads and checks the size field and the header of the file at `path`, not the
+// tensor data, so that a file larger than memory can then be read a piece at a
+// time (read_at). Throws std::runtime_error when it cannot be read and
+// FormatError (the same messages as Reader::open) when it breaks the format.
+Header read_header(const std::string &path);
+
+// Reads `nbytes` bytes at file offset `offset` of `path`; throws
+// std::runtime_error naming the path when they cannot be read.
+void read_at(const std::string &path, uint64_t offset, void *out, size_t nbytes);
+
 class Reader {
 public:
     // Reads and checks the file. Throws std::runtime_error when it cannot be
@@ -134,6 +152,46 @@ private:
     };
     std::map<std::string, std::string> metadata_;
     std::vector<Entry> entries_;
+};
+
+// Writes a file whose tensors are declared up front (name, dtype, shape) and
+// whose data then arrive in pieces, each tensor's bytes at any offsets, so that
+// a file larger than memory is written with a buffer of one piece. As
+// Writer::write, the file goes to a temporary file renamed over `path` by
+// finish(); a FileWriter destroyed unfinished removes its temporary file.
+class FileWriter {
+public:
+    struct Tensor {
+        std::string name;
+        DType dtype;
+        std::vector<int64_t> shape;
+    };
+    // Creates the temporary file and writes the header. Throws
+    // std::invalid_argument for a tensor Writer::add would refuse,
+    // std::runtime_error naming the path when the file cannot be created.
+    FileWriter(const std::string &path, const std::map<std::string, std::string> &metadata,
+               const std::vector<Tensor> &tensors);
+    ~FileWriter();
+    FileWriter(const FileWriter &) = delete;
+    FileWriter &operator=(const FileWriter &) = delete;
+
+    // Writes `nbytes` bytes of tensor `index` (in the order declared) from its
+    // byte `offset` on; each byte of each tensor must be written once. Throws
+    // std::invalid_argument for a range outside the tensor, std::runtime_error
+    // naming the path when the write fails.
+    void write(size_t index, uint64_t offset, const void *data, size_t nbytes);
+    // Checks that every tensor was written in full (std::logic_error naming the
+    // tensor otherwise), then syncs and renames the file over `path`.
+    void finish();
+
+private:
+    std::string path_, tmp_;
+    int fd_ = -1;
+    struct Placed {
+        std::string name;
+        uint64_t begin, nbytes, written;  // begin: file offset
+    };
+    std::vector<Placed> tensors_;
 };
 
 }  // namespace amq::st

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "amq/aligned.h"
+
 namespace amq {
 
 class Error : public std::runtime_error {
@@ -41,11 +43,15 @@ KernelLayout kernel_layout();
 // Halide version the kernels were generated with, e.g. "14.0.0".
 const char *halide_version();
 
+// The schedules file the kernels were built with (AMQ_SCHEDULES at build time:
+// schedules/<cpu-id>.json when tuned for the build machine, else defaults.json).
+const char *kernel_schedules();
+
 // An activation vector quantized to k planes: planes [k][words], scales [k].
 struct BinaryVector {
     int k = 0;
     size_t n = 0;
-    std::vector<uint64_t> planes;
+    AlignedVector<uint64_t> planes;
     std::vector<float> beta;
 
     size_t words() const { return (n + 63) / 64; }
@@ -59,7 +65,7 @@ struct BinaryVector {
 struct BinaryBatch {
     int k = 0;
     size_t n = 0, batch = 0;
-    std::vector<uint64_t> planes;
+    AlignedVector<uint64_t> planes;
     std::vector<float> beta;
 
     size_t words() const { return (n + 63) / 64; }
@@ -107,7 +113,7 @@ public:
     size_t bytes() const;
 
     // Kernel-layout storage (for the kernels and the tuner).
-    const std::vector<uint64_t> &kernel_planes() const { return planes_; }
+    const AlignedVector<uint64_t> &kernel_planes() const { return planes_; }
     const std::vector<float> &kernel_alpha() const { return alpha_; }
     const std::vector<float> &kernel_bias() const { return bias_; }
 
@@ -120,7 +126,7 @@ private:
     int k_w_ = 0;
     size_t rows_ = 0, cols_ = 0, tiles_ = 0;
     KernelLayout layout_;
-    std::vector<uint64_t> planes_;  // layout per kernel_layout()
+    AlignedVector<uint64_t> planes_;  // layout per kernel_layout(), 64-byte aligned
     std::vector<float> alpha_;      // [tiles][k_w][tile]
     std::vector<float> bias_;       // [tiles][tile]
 };

@@ -1,5 +1,5 @@
-// The interface every tunable pipeline implements (bgemv now; quantize_act,
-// f32_gemv and the cells the same way): its knob space and pruning rules, the
+// The interface every tunable pipeline implements (bgemv, bgemm, f32_gemv,
+// lstm_cell, gru_cell, quantize_act): its knob space and pruning rules, the
 // Halide pipeline built with the generator's own algorithm and schedule
 // functions, and inputs with a scalar reference to check a kernel against.
 #pragma once
@@ -23,8 +23,12 @@ public:
     // halide_buffer_t * for a buffer, a pointer to the value for a scalar;
     // nullptr if there is no such argument.
     virtual const void *arg(const std::string &name) const = 0;
+    // The output the wrong-result test fault changes (its first element).
     virtual halide_buffer_t *output() = 0;
-    // Fills the output with NaN, so that anything the kernel leaves unwritten fails check().
+    // Every output in the pipeline's order (a pipeline with several outputs,
+    // e.g. lstm_cell's h and c, overrides this).
+    virtual std::vector<halide_buffer_t *> outputs() { return {output()}; }
+    // Fills the outputs with NaN, so that anything the kernel leaves unwritten fails check().
     virtual void poison_output() = 0;
     // "" if the output matches the reference within tolerance, else the first
     // mismatches (row, kernel value, reference value).

@@ -5,11 +5,14 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "amq/autotune/cpu_identity.h"
 #include "amq/autotune/knobs.h"
 #include "amq/autotune/problem.h"
+#include "amq/autotune/records.h"
 
 namespace amq::tune {
 
@@ -23,15 +26,37 @@ struct TunedEntry {
 // "<cpu-id>.json"
 std::string schedules_file_name(const CpuIdentity &cpu);
 
+// One knob set for the build of a pipeline, which makes one kernel per bit pair,
+// not per shape: among the knob sets the search measured on every tuned
+// one-thread problem of the pipeline (same CPU, Halide and target), the one
+// whose geometric mean over the problems of (its time / the problem's best
+// time) is lowest. Times are the ratios to the hand defaults measured in the
+// same process, each knob set's at the highest rung it reached.
+struct CommonKnobs {
+    Knobs knobs;
+    int problems = 0;    // tuned problems it was measured on
+    double geomean = 0;  // geometric mean of time / best time (>= 1)
+    double worst = 0;    // the largest of those
+    std::string worst_problem;
+};
+// nullopt when fewer than two problems were tuned or no knob set was measured
+// on all of them.
+std::optional<CommonKnobs> common_knobs(const std::vector<Record> &records,
+                                        const std::vector<Problem> &tuned,
+                                        const std::string &pipeline, const CpuIdentity &cpu,
+                                        const std::string &halide_version,
+                                        const std::string &target);
+
 // Adds `entry` to the file at `path` (replacing the entry of the same pipeline,
 // shape, bits and threads), creating the file when it is missing, and rewrites
 // its "pipelines" section: the hand defaults, where each tuned pipeline takes
-// the knobs of its entry with the most work (rows x cols x k_w x k_a). Throws
+// common_knobs() over `records` when there is such a set, else the knobs of its
+// entry with the most work (rows x cols x k_w x k_a). Throws
 // std::runtime_error naming the file if it cannot be read, belongs to another
 // CPU, or cannot be written.
 void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
                            const std::string &halide_version, const std::string &target,
-                           const TunedEntry &entry);
+                           const TunedEntry &entry, const std::vector<Record> &records = {});
 
 // The file's text for `doc`: JSON whose first line names the generator.
 std::string schedules_file_text(const nlohmann::ordered_json &doc);

@@ -1,0 +1,170 @@
+// f32_gemv as a tunable pipeline: the algorithm and schedule of
+// generators/f32_gemv.h with the buffer constraints of f32_gemv_generator.cpp,
+// checked against a scalar product in double.
+#include "f32_gemv_pipeline.h"
+
+#include <cmath>
+#include <limits>
+
+#include "f32_gemv.h"
+#include "pipeline_data.h"
+
+namespace amq::tune {
+namespace {
+
+// Edge shape: rows a multiple of no unroll, columns of no vector width.
+constexpr size_t kEdgeRows = 77, kEdgeCols = 130;
+
+struct F32Params {
+    Halide::ImageParam M{Halide::Float(32), 2, "M"};
+    Halide::ImageParam x{Halide::Float(32), 1, "x"};
+    Halide::ImageParam bias{Halide::Float(32), 1, "bias"};
+    Halide::Param<bool> parallel{"parallel", false};
+};
+
+gen::F32GemvFuncs declare(F32Params &p, int vector) {
+    Halide::Expr cols = p.M.dim(0).extent();
+    gen::F32GemvFuncs f = gen::f32_gemv_algorithm(p.M, p.x, p.bias, cols, vector);
+    p.M.dim(0).set_min(0).dim(1).set_min(0);
+    p.x.dim(0).set_bounds(0, cols);
+    p.bias.dim(0).set_min(0);
+    f.y.output_buffer().dim(0).set_min(0);
+    return f;
+}
+
+gen::F32GemvKnobs to_knobs(const Knobs &k) {
+    gen::F32GemvKnobs g;
+    g.vector = k.at("vector").get<int>();
+    g.rows_unroll = k.at("rows_unroll").get<int>();
+    g.parallel_rows = k.at("parallel_rows").get<int>();
+    return g;
+}
+
+class F32GemvInvocation : public Invocation {
+public:
+    F32GemvInvocation(size_t rows, size_t cols, bool parallel, uint64_t seed)
+        : rows_(rows), cols_(cols), parallel_(parallel), m_(rows * cols) {
+        const std::vector<float> m = random_floats(rows * cols, 1.0f, seed);
+        std::copy(m.begin(), m.end(), m_.data());
+        xv_ = random_floats(cols, 1.0f, seed + 1);
+        bv_ = random_floats(rows, 1.0f, seed + 2);
+        M_ = Halide::Runtime::Buffer<float>(m_.data(), int(cols), int(rows));
+        x_ = Halide::Runtime::Buffer<float>(xv_.data(), int(cols));
+        bias_ = Halide::Runtime::Buffer<float>(bv_.data(), int(rows));
+        y_ = Halide::Runtime::Buffer<float>(int(rows));
+        // The reference: the product in double.
+        expect_.resize(rows);
+        scale_.resize(rows);
+        for (size_t r = 0; r < rows; ++r) {
+            double s = bv_[r], a = std::abs(bv_[r]);
+            for (size_t c = 0; c < cols; ++c) {
+                s += double(m[r * cols + c]) * xv_[c];
+                a += std::abs(double(m[r * cols + c]) * xv_[c]);
+            }
+            expect_[r] = s;
+            scale_[r] = a;
+        }
+    }
+
+    const void *arg(const std::string &name) const override {
+        if (name == "M") return M_.raw_buffer();
+        if (name == "x") return x_.raw_buffer();
+        if (name == "bias") return bias_.raw_buffer();
+        if (name == "parallel") return &parallel_;
+        return nullptr;
+    }
+    halide_buffer_t *output() override { return y_.raw_buffer(); }
+    void poison_output() override { y_.fill(std::numeric_limits<float>::quiet_NaN()); }
+    std::string check() const override {
+        return compare_values(
+            rows_, [&](size_t r) { return double(y_(int(r))); },
+            [&](size_t r) { return expect_[r]; }, [&](size_t r) { return 1e-5 * scale_[r] + 1e-6; },
+            [](size_t r) { return "row " + std::to_string(r); }, "rows",
+            std::to_string(rows_) + "x" + std::to_string(cols_));
+    }
+
+private:
+    size_t rows_, cols_;
+    bool parallel_;
+    Aligned<float> m_;
+    std::vector<float> xv_, bv_;
+    std::vector<double> expect_, scale_;
+    Halide::Runtime::Buffer<float> M_, x_, bias_, y_;
+};
+
+}  // namespace
+
+F32GemvPipeline::F32GemvPipeline(const Problem &problem, const Halide::Target &target)
+    : TunablePipeline(problem, builtin_space("f32_gemv")), target_(target) {
+    if (problem.rows < 1 || problem.cols < 1 || problem.rows * problem.cols > (1u << 30))
+        throw std::invalid_argument("f32_gemv: shape " + problem.shape_str() +
+                                    " (expected rows and columns >= 1, at most 2^30 values)");
+    if (problem.k_w != 0 || problem.k_a != 0)
+        throw std::invalid_argument("f32_gemv: bits " + std::to_string(problem.k_w) + "x" +
+                                    std::to_string(problem.k_a) +
+                                    " (the float product has no bits)");
+    if (problem.batch != 1 || problem.iters != 0 || !problem.layout.empty())
+        throw std::invalid_argument("f32_gemv: batch, iters and weight layout do not apply");
+    if (problem.threads < 1)
+        throw std::invalid_argument("f32_gemv: threads = " + std::to_string(problem.threads) +
+                                    " (expected at least 1)");
+}
+
+std::string F32GemvPipeline::prune(Knobs &k) const {
+    const Problem &p = problem();
+    if (p.threads == 1) k["parallel_rows"] = hand_defaults("f32_gemv").at("parallel_rows");
+    const gen::F32GemvKnobs g = to_knobs(k);
+    if (size_t(g.vector) > p.cols)
+        return "vector " + std::to_string(g.vector) + " exceeds the " + std::to_string(p.cols) +
+               " column(s)";
+    if (size_t(g.rows_unroll) > p.rows)
+        return "rows_unroll " + std::to_string(g.rows_unroll) + " exceeds the " +
+               std::to_string(p.rows) + " row(s)";
+    // The partial sums dot(u, r) of rows_unroll rows live in vector registers.
+    const int lanes = target_.natural_vector_size<float>();
+    const int registers = target_.has_feature(Halide::Target::AVX512) ? 32 : 16;
+    const int needed = int(ceil_div(size_t(g.vector), size_t(lanes))) * g.rows_unroll;
+    if (needed > registers)
+        return "vector " + std::to_string(g.vector) + " x rows_unroll " +
+               std::to_string(g.rows_unroll) + " partial sums need " + std::to_string(needed) +
+               " vector registers (the target has " + std::to_string(registers) + ")";
+    if (p.threads > 1 && g.parallel_rows > 0 && size_t(g.parallel_rows) >= p.rows)
+        return "parallel_rows " + std::to_string(g.parallel_rows) + " covers all " +
+               std::to_string(p.rows) + " rows: one task, nothing runs in parallel";
+    return "";
+}
+
+Halide::Pipeline F32GemvPipeline::build(const Knobs &knobs) const {
+    const gen::F32GemvKnobs g = to_knobs(knobs);
+    F32Params p;
+    gen::F32GemvFuncs f = declare(p, g.vector);
+    gen::f32_gemv_schedule(f, g, p.parallel);
+    return Halide::Pipeline(f.y);
+}
+
+Halide::Pipeline F32GemvPipeline::build_unscheduled(const Knobs &layout) const {
+    const Problem &pr = problem();
+    F32Params p;
+    gen::F32GemvFuncs f = declare(p, layout.at("vector").get<int>());
+    const int rows = int(pr.rows), cols = int(pr.cols);
+    p.M.set_estimates({{0, cols}, {0, rows}});
+    p.x.set_estimates({{0, cols}});
+    p.bias.set_estimates({{0, rows}});
+    p.parallel.set_estimate(pr.threads > 1);
+    f.y.set_estimates({{0, rows}});
+    return Halide::Pipeline(f.y);
+}
+
+std::vector<Knobs> F32GemvPipeline::autoscheduler_layouts() const {
+    // The algorithm's block width over columns (no data layout to choose).
+    return {{{"vector", 16}}, {{"vector", 8}}};
+}
+
+std::unique_ptr<Invocation> F32GemvPipeline::make_invocation(const Knobs &, bool edge_shape) const {
+    const Problem &p = problem();
+    return std::make_unique<F32GemvInvocation>(edge_shape ? kEdgeRows : p.rows,
+                                               edge_shape ? kEdgeCols : p.cols, p.threads > 1,
+                                               edge_shape ? 1234 : 42);
+}
+
+}  // namespace amq::tune

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Tunes bgemv on the spec's shapes and bit pairs (quantize/include/amq/spec.h:
+# the shapes the issue names, W2A2 and W3A3), each with Halide's three
+# autoschedulers compared in the same process, and prints the table of
+# docs/TUNING.md.
+#
+#   autotune/tune_spec.sh BUILD_DIR OUT_DIR [BUDGET_SECONDS]
+#
+# Writes OUT_DIR/tune_bgemv_<shape>_w<W>a<A>.json (amq tune --json) for each
+# problem; records and schedules go to the source tree's defaults
+# (schedules/records/<cpu-id>.jsonl, schedules/<cpu-id>.json), so a second run
+# resumes the searches and only redoes the comparisons.
+set -euo pipefail
+BUILD=${1:?usage: tune_spec.sh BUILD_DIR OUT_DIR [BUDGET_SECONDS]}
+OUT=${2:?usage: tune_spec.sh BUILD_DIR OUT_DIR [BUDGET_SECONDS]}
+BUDGET=${3:-90}
+AMQ="$BUILD/tools/amq"
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+mkdir -p "$OUT"
+files=()
+for shape in 1024x1024 4096x1024 4096x2048; do
+  for bits in 2x2 3x3; do
+    f="$OUT/tune_bgemv_${shape}_w${bits%x*}a${bits#*x}.json"
+    echo "== amq tune --pipeline bgemv --shape $shape --bits $bits --budget $BUDGET" >&2
+    "$AMQ" tune --pipeline bgemv --shape "$shape" --bits "$bits" --budget "$BUDGET" \
+      --compare-autoschedulers --json >"$f"
+    files+=("$f")
+  done
+done
+/usr/bin/python3 "$HERE/tune_table.py" "${files[@]}"

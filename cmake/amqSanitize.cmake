@@ -1,0 +1,124 @@
+# -DAMQ_SANITIZE=address,undefined | thread: amq's own C++ (quantize/, runtime/,
+# autotune/, tools/, bench/, tests/) compiled and linked with -fsanitize=<value>.
+# Not the Halide generators nor the AOT kernels they write: generated code is not
+# instrumented by -fsanitize, and the generators only run at build time. The CI
+# sanitizer builds take those from the main build (-DAMQ_PREBUILT_KERNELS, see
+# amqPrebuiltKernels.cmake). docs/RELIABILITY.md: what runs under which.
+#
+# amq_apply_sanitizers(), called after every add_subdirectory: the flags, and
+# <build>/CTestCustom.cmake, read by ctest in that folder, which leaves out the
+# tests that cannot run (or only repeat the main build's) in a sanitizer build
+# and sets the sanitizers' run-time options.
+
+set(AMQ_SANITIZE "" CACHE STRING
+    "Sanitizers for amq's own code: empty, address,undefined (or one of them) or thread")
+set_property(CACHE AMQ_SANITIZE PROPERTY STRINGS "" "address,undefined" "address" "undefined"
+                                                 "thread")
+if(AMQ_SANITIZE)
+  string(REPLACE "," ";" amq_sanitizers "${AMQ_SANITIZE}")
+  foreach(s IN LISTS amq_sanitizers)
+    if(NOT s MATCHES "^(address|undefined|thread)$")
+      message(FATAL_ERROR "AMQ_SANITIZE=${AMQ_SANITIZE}: '${s}' is not a sanitizer amq builds "
+                          "with; expected address,undefined or thread")
+    endif()
+  endforeach()
+  if("thread" IN_LIST amq_sanitizers AND "address" IN_LIST amq_sanitizers)
+    message(FATAL_ERROR "AMQ_SANITIZE=${AMQ_SANITIZE}: thread and address cannot be combined; "
+                        "use two builds")
+  endif()
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "^(GNU|Clang)$")
+    message(FATAL_ERROR "AMQ_SANITIZE needs GCC or Clang, not ${CMAKE_CXX_COMPILER_ID}")
+  endif()
+  message(STATUS "Sanitizers for amq's own code: ${AMQ_SANITIZE}")
+endif()
+
+function(amq_apply_sanitizers)
+  if(NOT AMQ_SANITIZE)
+    return()
+  endif()
+  set(sanitize "${AMQ_SANITIZE}")
+  if("undefined" IN_LIST amq_sanitizers)
+    # Not part of GCC's "undefined": a float converted to an integer type that
+    # cannot hold it (the quantizers round floats to codes).
+    string(APPEND sanitize ",float-cast-overflow")
+  endif()
+  # -O1 -g1: quicker to build than -O3, and the reports have file:line.
+  # -fno-sanitize-recover=all: an UndefinedBehaviorSanitizer report fails the test.
+  set(compile -fsanitize=${sanitize} -fno-sanitize-recover=all -fno-omit-frame-pointer -O1 -g1)
+  set(count 0)
+  foreach(dir quantize runtime autotune tools bench tests)
+    if(NOT EXISTS "${PROJECT_SOURCE_DIR}/${dir}/CMakeLists.txt")
+      continue()
+    endif()
+    get_property(targets DIRECTORY "${PROJECT_SOURCE_DIR}/${dir}" PROPERTY BUILDSYSTEM_TARGETS)
+    foreach(t IN LISTS targets)
+      get_target_property(type ${t} TYPE)
+      if(type MATCHES "^(STATIC|OBJECT)_LIBRARY$")
+        target_compile_options(${t} PRIVATE ${compile})
+        math(EXPR count "${count} + 1")
+      elseif(type MATCHES "^(EXECUTABLE|SHARED_LIBRARY|MODULE_LIBRARY)$")
+        target_compile_options(${t} PRIVATE ${compile})
+        target_link_options(${t} PRIVATE -fsanitize=${sanitize})
+        math(EXPR count "${count} + 1")
+      endif()
+    endforeach()
+  endforeach()
+  message(STATUS "AMQ_SANITIZE: -fsanitize=${sanitize} on ${count} targets")
+
+  # The fuzzer is its own ASan+UBSan build (clang, tests/CMakeLists.txt), the
+  # same in every configuration: build and run it in the main build only.
+  if(TARGET amq_fuzz_model_loader)
+    set_target_properties(amq_fuzz_model_loader PROPERTIES EXCLUDE_FROM_ALL TRUE)
+  endif()
+
+  # Tests left out, each with its reason (written into CTestCustom.cmake).
+  set(ignore "")
+  set(reasons "")
+  macro(amq_sanitizer_skip label regex reason)
+    set(found OFF)
+    foreach(test IN LISTS all_tests)
+      if(test MATCHES "${regex}")
+        list(APPEND ignore ${test})
+        set(found ON)
+      endif()
+    endforeach()
+    if(found)
+      string(APPEND reasons "# ${label}: ${reason}\n")
+    endif()
+  endmacro()
+  set(all_tests "")
+  foreach(dir tests tools)
+    get_property(t DIRECTORY "${PROJECT_SOURCE_DIR}/${dir}" PROPERTY TESTS)
+    list(APPEND all_tests ${t})
+  endforeach()
+  amq_sanitizer_skip("fuzz.*" "^fuzz\\." "the fuzzer is built with clang's ASan+UBSan in every build; it runs in the main build")
+  amq_sanitizer_skip("autoschedule.*" "^autoschedule\\." "runs only amq_generators (libHalide and its autoschedulers), none of the sanitized code")
+  amq_sanitizer_skip("install_rnn_app" "^install_rnn_app$" "links an application built without -fsanitize against the installed, sanitized archives")
+  amq_sanitizer_skip("cross_kernels.*" "^cross_kernels\\." "Halide code generation and aarch64 code under qemu-user; neither is instrumented")
+
+  if("thread" IN_LIST amq_sanitizers)
+    set(tsan "halt_on_error=1:second_deadlock_stack=1")
+    if(EXISTS "${PROJECT_SOURCE_DIR}/tests/tsan.supp")
+      string(APPEND tsan ":suppressions=${PROJECT_SOURCE_DIR}/tests/tsan.supp")
+    endif()
+    set(env "set(ENV{TSAN_OPTIONS} \"${tsan}\")")
+    set(env_name TSAN_OPTIONS)
+  else()
+    # exitcode 86: a sanitizer report is not mistaken for the exit status 1 or
+    # 2 that the command-line tests expect of refusals.
+    set(env "set(ENV{ASAN_OPTIONS} \"exitcode=86:detect_leaks=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=1\")
+  set(ENV{UBSAN_OPTIONS} \"exitcode=86:print_stacktrace=1:halt_on_error=1\")")
+    set(env_name ASAN_OPTIONS)
+  endif()
+  string(REPLACE ";" "\n  " ignore_lines "${ignore}")
+  file(GENERATE OUTPUT "${PROJECT_BINARY_DIR}/CTestCustom.cmake" CONTENT
+"# Written by cmake/amqSanitize.cmake (AMQ_SANITIZE=${AMQ_SANITIZE}); ctest reads it.
+# Tests this sanitizer build does not run:
+${reasons}set(CTEST_CUSTOM_TESTS_IGNORE
+  ${ignore_lines})
+# The sanitizers' options, unless the environment sets them.
+if(NOT DEFINED ENV{${env_name}})
+  ${env}
+endif()
+")
+endfunction()
