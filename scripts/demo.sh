@@ -14,10 +14,11 @@ AMQ="$AMQ_BUILD_DIR/tools/amq"
 # here and its commands below with the next number.
 STEPS=(
   "amq info"
-  "GEMV benchmark: every shape and bit width, 1 thread"
-  "GEMV benchmark: 4096x2048, w2a2, 2 threads, JSON"
   "the demo language model (LSTM 300, PTB): every quantizer at 2, 3 and 4 bits"
   "quantize it: alternating, W2A2"
+  "tune the kernels this model needs for this CPU (about 2 minutes, resumes from earlier records), rebuild with them"
+  "GEMV benchmark: every shape and bit width, 1 thread"
+  "GEMV benchmark: 4096x2048, w2a2, 2 threads, JSON"
   "perplexity on ptb.test.txt: float, W2A2 and W3A3 (amq's runner, batch 1)"
   "the LSTM runner against oneDNN f32 and int8: H=1024, W2A2, 1 thread"
   "install amq, generate kernels for this CPU, build examples/rnn_app against them, run it"
@@ -29,37 +30,50 @@ step() {
   echo "== $1/${#STEPS[@]} ${STEPS[$1 - 1]} =="
 }
 
-step 1
-"$AMQ" info
-
-step 2
-"$AMQ" bench gemv --all --threads 1
-
-step 3
-"$AMQ" bench gemv --shape 4096x2048 --bits 2x2 --threads 2 --json
-
 MODEL=models/ptb_lstm300.safetensors
 TEST_TEXT=../shared/data/ptb/ptb.test.txt
 OUT="$AMQ_BUILD_DIR/demo"
 mkdir -p "$OUT"
 
-step 4
+step 1
+"$AMQ" info
+
+step 2
 "$AMQ" quantize --in "$MODEL" --compare
 
-step 5
+step 3
 "$AMQ" quantize --in "$MODEL" --method alternating --wbits 2 --abits 2 -o "$OUT/ptb_w2a2.amq"
 "$AMQ" info "$OUT/ptb_w2a2.amq" | head -6
 
+step 4
+# Every (pipeline, shape, bits) the runner calls for this model, within the
+# budget; records go to schedules/records/<cpu-id>.jsonl and the winners to
+# schedules/<cpu-id>.json, which the build uses on this CPU (docs/TUNING.md).
+"$AMQ" tune --model "$OUT/ptb_w2a2.amq" --budget "${AMQ_DEMO_TUNE_BUDGET:-120}"
+# The model's largest product against Halide's autoschedulers (the search above
+# is resumed, not repeated): tuned vs hand defaults vs the best autoscheduler.
+"$AMQ" tune --pipeline bgemv --shape 1200x300 --bits 2x2 --budget 30 --compare-autoschedulers
+# The schedules file changed: the build configures again and rebuilds the
+# kernels whose knobs changed (nothing if none did).
+amq_phase rebuild amq_build
+"$AMQ" info | grep -E "^(Layout|Schedule):"
+
+step 5
+"$AMQ" bench gemv --all --threads 1
+
 step 6
+"$AMQ" bench gemv --shape 4096x2048 --bits 2x2 --threads 2 --json
+
+step 7
 "$AMQ" eval "$MODEL" --text "$TEST_TEXT"
 "$AMQ" eval "$OUT/ptb_w2a2.amq" --text "$TEST_TEXT"
 "$AMQ" quantize --in "$MODEL" --wbits 3 --abits 3 -o "$OUT/ptb_w3a3.amq" >/dev/null
 "$AMQ" eval "$OUT/ptb_w3a3.amq" --text "$TEST_TEXT"
 
-step 7
+step 8
 "$AMQ" bench rnn --arch lstm --hidden 1024 --bits 2x2 --threads 1
 
-step 8
+step 9
 # The same script as the ctest install_rnn_app: cmake --install into a prefix,
 # examples/rnn_app built with find_package(amq), amq generate --target host,
 # rnn_app rebuilt on the generated kernels and run on the demo model.
