@@ -4,7 +4,13 @@ per problem, the tuned kernel, the hand defaults and each autoscheduler's best
 run, all timed in one process, and the speed-ups.
 
     /usr/bin/python3 autotune/tune_table.py docs/data/tune_bgemv_*.json
+    /usr/bin/python3 autotune/tune_table.py --layouts schedules/records/<cpu-id>.jsonl
+
+With --layouts: the best autoscheduler run per problem and data layout from a
+records file (each run in its own process, with the defaults' time from that
+process).
 """
+import collections
 import json
 import sys
 
@@ -44,7 +50,37 @@ def main(paths):
               f"{j['speedup_vs_default']:.2f}x | {hand} | {search} |")
 
 
+def layouts(records_path):
+    best = collections.defaultdict(dict)
+    with open(records_path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # amq tune warns about such lines; a table does not need them
+            if (r.get("source") != "autoscheduler" or r.get("kind") != "ok"
+                    or r.get("pipeline") != "bgemv" or r.get("threads") != 1):
+                continue
+            lay = f"{r['knobs'].get('layout')}/{r['knobs'].get('tile')}"
+            key = (r["shape"], r["bits"])
+            if lay not in best[key] or r["median_us"] < best[key][lay]["median_us"]:
+                best[key][lay] = r
+    names = sorted({lay for v in best.values() for lay in v})
+    print("| shape | bits | " + " | ".join(f"{n} us (x defaults)" for n in names) + " |")
+    print("| --- | --- | " + " | ".join("---:" for _ in names) + " |")
+    for (shape, bits), v in sorted(best.items()):
+        cells = []
+        for n in names:
+            r = v.get(n)
+            cells.append("-" if r is None else
+                         f"{r['median_us']:.2f} ({r['median_us'] / r['baseline_us']:.1f}x, {r['autoscheduler']})")
+        print(f"| {shape} | W{bits.replace('x', 'A')} | " + " | ".join(cells) + " |")
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)
-    main(sys.argv[1:])
+    if sys.argv[1] == "--layouts":
+        layouts(sys.argv[2])
+    else:
+        main(sys.argv[1:])

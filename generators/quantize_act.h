@@ -3,11 +3,28 @@
 // Greedy init, then T alternating cycles {optimal codes for fixed scales by
 // comparison with the midpoints of the sorted 2^k values; least-squares refit of
 // the scales}, exactly as amq::ref::alternating (quantize/reference.h), whose
-// conventions (double arithmetic, tie breaks, singular fallback) it follows.
+// conventions (double sums, tie breaks, singular fallback) it follows.
+//
+// Passes over x (each one vectorized loop; the sums in f64, the full blocks of
+// `lanes` elements rfactored over the lanes with no mask, the n % lanes left
+// in a serial tail):
+//   greedy i = 0..k-1   sum |r_i| (and sum x with i = 0), where |r_0| = |x| and
+//                       |r_{i+1}| = ||r_i| - alpha_i| (the same rounding as
+//                       r_{i+1} = r_i - alpha_i sign(r_i) of the reference)
+//   cycle c = 0..T-1    codes by compare-and-select against the 2^k - 1 sorted
+//                       midpoints, and in the same pass h'_i = sum over bit i set
+//                       of x and d_ij = #(bit i != bit j); then h_i = 2 h'_i -
+//                       sum x, G_ij = n - 2 d_ij and the k x k solve (scalars)
+//   pack                per word of 64 elements: the last cycle's codes again
+//                       (the greedy signs in f64 when T = 0), then the 8 bytes
+//                       of each plane as sums of (bit << b) over 8 lanes
+// The midpoints are compared in f32: for a float x and a double m,
+// x > m  <=>  x > (m rounded down to a float), so the codes are the reference's.
 //
 // Buffers:
 //   x(e)          f32  input, n >= 1 values, buffer padded to a multiple of 64
-//                      (the padding is read but never counted)
+//                      (the packing pass reads the padding; it is never counted
+//                      and its bits are masked off)
 //   n             i32  true length
 //   bytes(q, j)   u8   packed planes as bytes: q in [0, 8 * words); the memory of
 //                      a [k][words] u64 array (little-endian), padding bits 0
@@ -23,129 +40,177 @@
 namespace amq::gen {
 
 struct QuantizeActKnobs {
-    int lanes = 8;         // vector lanes of the f64 reductions and the code pass
-    int pack_vector = 16;  // vector lanes of the byte packing
+    int lanes = 16;       // f32 lanes of the passes over x (the f64 sums keep as many)
+    int pack_vector = 8;  // bytes of a plane per step of the packing loop: 8 = one word
+                          // of 64 codes; 16, 24, ... unroll that many words
 };
 
 struct QuantizeActFuncs {
-    std::vector<Halide::Func> scalars;  // per-stage scale tuples, compute_root
-    std::vector<Halide::Func> codes;    // per-cycle codes (combination index s), compute_root
-    std::vector<Halide::Func> sums;     // reductions, compute_root, rfactored
+    std::vector<Halide::Func> scalars;  // per-stage scalars (scales, sorted levels), compute_root
+    std::vector<Halide::Func> sums;     // the passes over x: reductions, rfactored over lanes
     std::vector<Halide::RVar> sum_lanes;
+    Halide::Func codes;  // final code (combination index) per element
+    Halide::Func pack;   // bytes as a reduction over the 8 bits
+    Halide::RDom rb;     // the 8 elements of a byte
     Halide::Func bytes, beta;
     Halide::Var e{"e"}, q{"q"}, j{"j"};
 };
+
+// Why a knob value cannot be built, or "" (the generator and the tuner check it).
+inline std::string quantize_act_knobs_error(const QuantizeActKnobs &k) {
+    if (k.lanes < 1 || k.lanes > 64)
+        return "lanes = " + std::to_string(k.lanes) + " (expected 1..64)";
+    if (k.pack_vector < 8 || k.pack_vector % 8 != 0 || k.pack_vector > 64)
+        return "pack_vector = " + std::to_string(k.pack_vector) +
+               " (expected 8, 16, .., 64: bytes per step, a multiple of one word)";
+    return "";
+}
 
 namespace detail {
 
 // A double constant (Halide's Expr(double) is ambiguous).
 inline Halide::Expr f64(double v) { return Halide::Internal::make_const(Halide::Float(64), v); }
 
-// Masked sums over e in [0, n) of each term(e), in one pass, laid out as
-// [blocks][lanes] over the padded input so that the lanes vectorize (rfactor)
-// with dense loads and no tail. The result is a Tuple, element t the sum of
-// term t (one term is padded with a dummy so that it is always a Tuple).
-inline Halide::Func masked_sums(const std::string &name, Halide::Expr n, int lanes,
-                                const std::vector<std::function<Halide::Expr(Halide::Expr)>> &terms,
-                                QuantizeActFuncs &f) {
+// Sums over e in [0, n) of each term(e), in one pass: the full blocks of
+// `lanes` elements as [blocks][lanes], so that the lanes vectorize (rfactor)
+// with dense loads and no mask, then the n % lanes elements left one by one.
+// The result is a Tuple, element t the sum of term t (one term is padded with a
+// dummy so that it is always a Tuple).
+inline Halide::Func block_sums(const std::string &name, Halide::Expr n, int lanes,
+                               const std::vector<std::function<Halide::Expr(Halide::Expr)>> &terms,
+                               QuantizeActFuncs &f) {
     using namespace Halide;
-    RDom rr(0, lanes, 0, (n + lanes - 1) / lanes, name + "_r");
-    Expr e = rr.y * lanes + rr.x;
-    std::vector<Expr> init, upd;
+    RDom rr(0, lanes, 0, n / lanes, name + "_r");
+    RDom rt((n / lanes) * lanes, n % lanes, name + "_tail");
+    std::vector<Expr> init, upd, tail;
     Func s(name);
     for (size_t t = 0; t < terms.size(); ++t) {
-        Expr v = terms[t](e);
+        Expr v = terms[t](Expr(0));
         init.push_back(Internal::make_zero(v.type()));
     }
     if (init.size() == 1) init.push_back(Internal::make_zero(init[0].type()));
     s() = Tuple(init);
-    for (size_t t = 0; t < terms.size(); ++t)
-        upd.push_back(s()[int(t)] +
-                      select(e < n, terms[t](e), Internal::make_zero(init[t].type())));
-    if (upd.size() == 1) upd.push_back(s()[1]);
+    for (size_t t = 0; t < terms.size(); ++t) {
+        upd.push_back(s()[int(t)] + terms[t](rr.y * lanes + rr.x));
+        tail.push_back(s()[int(t)] + terms[t](rt.x));
+    }
+    if (upd.size() == 1) {
+        upd.push_back(s()[1]);
+        tail.push_back(s()[1]);
+    }
     s() = Tuple(upd);
+    s() = Tuple(tail);
     f.sums.push_back(s);
     f.sum_lanes.push_back(rr.x);
     return s;
 }
 
+// |v| for a double, as a mask of the sign bit (Halide's abs compares and selects).
+inline Halide::Expr abs64(Halide::Expr v) {
+    using namespace Halide;
+    return reinterpret<double>(reinterpret<uint64_t>(v) &
+                               Internal::make_const(UInt(64), uint64_t(0x7FFFFFFFFFFFFFFFull)));
+}
+
+// v where c holds, else -0.0 (the identity of +, so that the sum becomes a masked add).
+inline Halide::Expr masked64(Halide::Expr c, Halide::Expr v) { return select(c, v, f64(-0.0)); }
+
 inline Halide::Expr bit_of(Halide::Expr s, int i) { return ((s >> i) & 1) == 1; }
+
+// The largest float <= m (m a double): for every float x, x > m <=> x > below(m).
+// Infinite and NaN m give +-inf / NaN, which compare the same way.
+inline Halide::Expr f32_below(Halide::Expr m) {
+    using namespace Halide;
+    Expr f = cast<float>(m);  // nearest
+    Expr b = reinterpret<int32_t>(f);
+    Expr down = select(f > 0.0f, reinterpret<float>(b - 1),
+                       select(f < 0.0f, reinterpret<float>(b + 1),
+                              reinterpret<float>(Expr(int32_t(0x80000001u)))));  // -denorm_min
+    return select(cast<double>(f) > m, down, f);
+}
 
 }  // namespace detail
 
 inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, int k, int T,
                                                int lanes) {
     using namespace Halide;
+    using detail::f64;
     QuantizeActFuncs f;
     Expr nd = cast<double>(n);
     auto xd = [&](Expr e) { return cast<double>(x(e)); };
 
-    // Greedy: r_0 = x; alpha_i = mean |r_i|; b_i = r_i >= 0; r_{i+1} = r_i - alpha_i b_i.
+    // Greedy: alpha_i = mean |r_i|, |r_0| = |x|, |r_{i+1}| = ||r_i| - alpha_i|.
+    // The first pass also sums x (for h below).
     std::vector<Expr> alpha;
+    Expr xsum;
     for (int i = 0; i < k; ++i) {
-        auto resid = [&, i](Expr e) {
-            Expr r = xd(e);
-            for (int p = 0; p < i; ++p) r = r - select(r >= detail::f64(0), alpha[p], -alpha[p]);
-            return r;
+        auto absr = [&, i](Expr e) {
+            Expr u = detail::abs64(xd(e));
+            for (int p = 0; p < i; ++p) u = detail::abs64(u - alpha[p]);
+            return u;
         };
-        Func s = detail::masked_sums("greedy_abs" + std::to_string(i), n, lanes,
-                                     {[&](Expr e) { return abs(resid(e)); }}, f);
+        std::vector<std::function<Expr(Expr)>> terms = {absr};
+        if (i == 0) terms.push_back(xd);
+        Func s = detail::block_sums("greedy" + std::to_string(i), n, lanes, terms, f);
         Func a("greedy_alpha" + std::to_string(i));
-        a() = s()[0] / nd;
+        a() = Tuple(s()[0] / nd, s()[1]);
         f.scalars.push_back(a);
-        alpha.push_back(a());
+        alpha.push_back(a()[0]);
+        if (i == 0) xsum = a()[1];
     }
 
     const int S = 1 << k;
-    Func codes_last;
     for (int c = 0; c < T; ++c) {
         std::string cs = std::to_string(c);
-        // Sorted values (by value, then s descending) and their combination indices.
+        // Rank of each combination s among the values v(s), by value then s
+        // descending; then the sorted table by scattering to the ranks.
         std::vector<Expr> v(S);
         for (int s = 0; s < S; ++s) {
-            Expr val = detail::f64(0);
+            Expr val = f64(0);
             for (int i = 0; i < k; ++i) val = val + ((s >> i) & 1 ? alpha[i] : -alpha[i]);
             v[s] = val;
         }
-        std::vector<Expr> rank(S);
-        for (int s = 0; s < S; ++s) {
-            Expr rk = 0;
-            for (int o = 0; o < S; ++o) {
-                if (o == s) continue;
-                Expr before = (o > s) ? (v[o] <= v[s]) : (v[o] < v[s]);
-                rk = rk + select(before, 1, 0);
-            }
-            rank[s] = rk;
-        }
-        std::vector<Expr> table;  // sorted values then sorted combination indices
-        for (int m = 0; m < S; ++m) {
-            Expr sv = detail::f64(0), si = 0;
-            for (int s = 0; s < S; ++s) {
-                sv = sv + select(rank[s] == m, v[s], detail::f64(0));
-                si = si + select(rank[s] == m, s, 0);
-            }
-            table.push_back(sv);
-            table.push_back(si);
-        }
-        Func sorted("sorted" + cs);
-        sorted() = Tuple(table);
-        f.scalars.push_back(sorted);
-
-        // Codes: s_e = sorted index at rank #(x > mid_m).
-        Func codes("codes" + cs);
+        Func rank("rank" + cs);
         {
-            Expr xe = xd(f.e);
-            Expr s_e = cast<uint8_t>(sorted()[1]);
-            for (int m = 0; m + 1 < S; ++m) {
-                Expr mid = (sorted()[2 * m] + sorted()[2 * m + 2]) / detail::f64(2);
-                s_e = select(xe > mid, cast<uint8_t>(sorted()[2 * m + 3]), s_e);
-            }
-            codes(f.e) = s_e;
+            std::vector<Expr> rk(S, Expr(0));
+            for (int s = 0; s < S; ++s)
+                for (int o = s + 1; o < S; ++o) {
+                    // o before s: v[o] <= v[s] (equal values: larger index first).
+                    Expr before = v[o] <= v[s];
+                    rk[s] = rk[s] + select(before, 1, 0);
+                    rk[o] = rk[o] + select(before, 0, 1);
+                }
+            rank() = Tuple(rk);
         }
-        f.codes.push_back(codes);
-        codes_last = codes;
+        f.scalars.push_back(rank);
+        Func sorted("sorted" + cs);  // (value, combination) at rank m
+        Var m("m");
+        sorted(m) = Tuple(f64(0), 0);
+        for (int s = 0; s < S; ++s) sorted(clamp(rank()[s], 0, S - 1)) = Tuple(v[s], s);
+        f.scalars.push_back(sorted);
+        // Midpoints rounded down to f32, and the combination at each rank.
+        Func levels("levels" + cs);
+        {
+            std::vector<Expr> t;
+            for (int mm = 0; mm + 1 < S; ++mm)
+                t.push_back(detail::f32_below((sorted(mm)[0] + sorted(mm + 1)[0]) / f64(2)));
+            for (int mm = 0; mm < S; ++mm) t.push_back(cast<uint8_t>(sorted(mm)[1]));
+            levels() = Tuple(t);
+        }
+        f.scalars.push_back(levels);
+        auto code = [&, S, levels](Expr e) {
+            Expr xe = x(e);
+            Expr s_e = levels()[S - 1];
+            for (int mm = 0; mm + 1 < S; ++mm)
+                s_e = select(xe > levels()[mm], levels()[S + mm], s_e);
+            return s_e;
+        };
+        if (c == T - 1) {
+            f.codes = Func("codes");
+            f.codes(f.e) = code(f.e);
+        }
 
-        // Refit: G alpha = h with G_ij = sum b_i b_j (integers), h_i = sum b_i x,
+        // Refit: h_i = 2 sum_{bit i} x - sum x, G_ii = n, G_ij = n - 2 #(bit i != bit j),
         // all summed in one pass (a tuple reduction).
         std::vector<Expr> h(k);
         std::vector<std::vector<Expr>> G(k, std::vector<Expr>(k));
@@ -153,26 +218,27 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
             std::vector<std::function<Expr(Expr)>> terms;
             for (int i = 0; i < k; ++i)
                 terms.push_back(
-                    [&, i](Expr e) { return select(detail::bit_of(codes(e), i), xd(e), -xd(e)); });
+                    [&, i](Expr e) { return detail::masked64(detail::bit_of(code(e), i), xd(e)); });
             for (int i = 0; i < k; ++i)
                 for (int jx = 0; jx < i; ++jx)
                     terms.push_back([&, i, jx](Expr e) {
-                        return select(detail::bit_of(codes(e), i) == detail::bit_of(codes(e), jx),
-                                      detail::f64(1), detail::f64(-1));
+                        Expr s_e = code(e);
+                        return select(detail::bit_of(s_e, i) != detail::bit_of(s_e, jx), 1, 0);
                     });
-            Func sums = detail::masked_sums("refit" + cs, n, lanes, terms, f);
+            Func sums = detail::block_sums("refit" + cs, n, lanes, terms, f);
             int idx = 0;
-            for (int i = 0; i < k; ++i) h[i] = sums()[idx++];
+            for (int i = 0; i < k; ++i) h[i] = f64(2) * sums()[idx++] - xsum;
             for (int i = 0; i < k; ++i) {
                 G[i][i] = nd;
-                for (int jx = 0; jx < i; ++jx) G[i][jx] = G[jx][i] = sums()[idx++];
+                for (int jx = 0; jx < i; ++jx)
+                    G[i][jx] = G[jx][i] = cast<double>(n - 2 * sums()[idx++]);
             }
         }
         // Gaussian elimination in natural order (G is a Gram matrix: SPD unless
         // singular). Singular when a pivot is <= 1e-9 n: keep the previous scales.
         Expr ok = Internal::const_true();
         for (int p = 0; p < k; ++p) {
-            ok = ok && (G[p][p] > detail::f64(1e-9) * nd);
+            ok = ok && (G[p][p] > f64(1e-9) * nd);
             for (int r = p + 1; r < k; ++r) {
                 Expr fct = G[r][p] / G[p][p];
                 for (int cc = p; cc < k; ++cc) G[r][cc] = G[r][cc] - fct * G[p][cc];
@@ -194,30 +260,33 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
     }
 
     if (T == 0) {
-        // Greedy codes: sign of each residual.
-        Func codes("codes_greedy");
+        // Greedy codes: sign of each residual (in f64, as the reference).
+        f.codes = Func("codes");
         Expr r = xd(f.e);
         Expr s_e = cast<uint8_t>(0);
         for (int i = 0; i < k; ++i) {
-            s_e = s_e | select(r >= detail::f64(0), cast<uint8_t>(1 << i), cast<uint8_t>(0));
-            r = r - select(r >= detail::f64(0), alpha[i], -alpha[i]);
+            s_e = s_e | select(r >= f64(0), cast<uint8_t>(1 << i), cast<uint8_t>(0));
+            if (i + 1 < k) r = r - select(r >= f64(0), alpha[i], -alpha[i]);
         }
-        codes(f.e) = s_e;
-        f.codes.push_back(codes);
-        codes_last = codes;
+        f.codes(f.e) = s_e;
     }
 
-    // Pack: byte q of plane j holds elements 8q .. 8q+7.
+    // Pack: byte q of plane j holds elements 8q .. 8q+7, the sum over the 8 of
+    // (bit j of the code) << b, which vectorizes to dense loads and a lane
+    // reduction. The bits past n are masked off in the last byte(s).
     {
-        Expr acc = cast<uint8_t>(0);
-        for (int b = 0; b < 8; ++b) {
-            Expr e = f.q * 8 + b;
-            Expr s_e = codes_last(e);
-            Expr on = e < n && ((s_e >> cast<uint8_t>(f.j)) & 1) == 1;
-            acc = acc | select(on, cast<uint8_t>(1 << b), cast<uint8_t>(0));
-        }
+        f.rb = RDom(0, 8, "rb");
+        Expr s_e = f.codes(f.q * 8 + f.rb);
+        Expr pow2 = cast<uint8_t>(128);  // 1 << rb (a shift by rb crashes Halide 14's trim_no_ops)
+        for (int b = 6; b >= 0; --b) pow2 = select(f.rb == b, cast<uint8_t>(1 << b), pow2);
+        f.pack = Func("pack");
+        f.pack(f.q, f.j) = cast<uint8_t>(0);
+        f.pack(f.q, f.j) +=
+            select((s_e & (cast<uint8_t>(1) << cast<uint8_t>(f.j))) != 0, pow2, cast<uint8_t>(0));
         f.bytes = Func("bytes");
-        f.bytes(f.q, f.j) = acc;
+        Expr valid = clamp(n - f.q * 8, 0, 8);  // elements of byte q below n
+        Expr mask = cast<uint8_t>(select(valid == 8, 255, (1 << valid) - 1));
+        f.bytes(f.q, f.j) = f.pack(f.q, f.j) & mask;
     }
     f.beta = Func("beta");
     Expr bj = cast<float>(alpha[k - 1]);
@@ -229,15 +298,25 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
 inline void quantize_act_schedule(QuantizeActFuncs &f, const QuantizeActKnobs &kn) {
     using namespace Halide;
     for (auto &s : f.scalars) s.compute_root();
-    for (auto &c : f.codes)
-        c.compute_root().vectorize(f.e, kn.lanes * 2, TailStrategy::GuardWithIf);
     for (size_t i = 0; i < f.sums.size(); ++i) {
         Var u("u");
-        Func intm = f.sums[i].update().rfactor(f.sum_lanes[i], u);
+        Func intm = f.sums[i].update(0).rfactor(f.sum_lanes[i], u);
         intm.compute_root().vectorize(u).update().vectorize(u);
         f.sums[i].compute_root();
+        f.sums[i].update(1).unscheduled();  // the n % lanes tail: a serial loop
     }
-    f.bytes.vectorize(f.q, kn.pack_vector, TailStrategy::GuardWithIf);
+    // Packing: per word (64 elements), its codes, then the 8 bytes of every plane;
+    // pack_vector / 8 words unrolled per step.
+    Var w("w"), qi("qi");
+    f.bytes.split(f.q, w, qi, 8, TailStrategy::RoundUp).reorder(qi, f.j, w).vectorize(qi);
+    if (kn.pack_vector > 8) {
+        Var wo("wo"), wi("wi");
+        f.bytes.split(w, wo, wi, kn.pack_vector / 8, TailStrategy::GuardWithIf).unroll(wi);
+        w = wi;
+    }
+    f.pack.compute_at(f.bytes, w).vectorize(f.q);
+    f.pack.update().atomic().vectorize(f.rb).vectorize(f.q);
+    f.codes.compute_at(f.bytes, w).vectorize(f.e, 64);
 }
 
 }  // namespace amq::gen

@@ -1,4 +1,6 @@
 // Generator for quantize_act_a<k>_t<T>: see quantize_act.h.
+#include <stdexcept>
+
 #include "quantize_act.h"
 
 namespace amq::gen {
@@ -7,8 +9,8 @@ class QuantizeActGenerator : public Halide::Generator<QuantizeActGenerator> {
 public:
     GeneratorParam<int> k{"k", 2, 1, 4};
     GeneratorParam<int> iters{"iters", 2, 0, 8};
-    GeneratorParam<int> lanes{"lanes", 8, 1, 64};
-    GeneratorParam<int> pack_vector{"pack_vector", 16, 1, 128};
+    GeneratorParam<int> lanes{"lanes", 16, 1, 64};
+    GeneratorParam<int> pack_vector{"pack_vector", 8, 8, 64};
     GeneratorParam<int> est_n{"est_n", 1024};
 
     Input<Buffer<float, 1>> x{"x"};
@@ -17,6 +19,11 @@ public:
     Output<Buffer<float, 1>> beta{"beta"};
 
     void generate() {
+        QuantizeActKnobs kn;
+        kn.lanes = lanes;
+        kn.pack_vector = pack_vector;
+        const std::string bad = quantize_act_knobs_error(kn);
+        if (!bad.empty()) throw std::invalid_argument("quantize_act generator: " + bad);
         QuantizeActFuncs f = quantize_act_algorithm(x, n, k, iters, lanes);
         bytes = f.bytes;
         beta = f.beta;
@@ -32,12 +39,7 @@ public:
         bytes.set_estimates({{0, ((int(est_n) + 63) / 64) * 8}, {0, k}});
         beta.set_estimates({{0, k}});
 
-        if (!auto_schedule) {
-            QuantizeActKnobs kn;
-            kn.lanes = lanes;
-            kn.pack_vector = pack_vector;
-            quantize_act_schedule(f, kn);
-        }
+        if (!auto_schedule) quantize_act_schedule(f, kn);
     }
 };
 

@@ -701,6 +701,62 @@ TEST(Tuner, SchedulesFileOfAnotherCpuIsNotOverwritten) {
     std::filesystem::remove_all(dir);
 }
 
+// The build's knob set: best over all tuned problems, not the best of one.
+TEST(Tuner, BuildKnobsAreBestOverAllTunedProblems) {
+    const Problem p1 = bgemv_problem(1024, 1024, 2, 2), p2 = bgemv_problem(4096, 1024, 3, 3);
+    const Knobs a = bgemv_knobs("tiled", 32, 1, 64);  // best on p1, bad on p2
+    const Knobs b = bgemv_knobs("tiled", 16, 2, 64);  // close to the best on both
+    const Knobs c = bgemv_knobs("tiled", 8, 1, 64);   // measured on p1 only
+    std::vector<Record> records;
+    auto add = [&](const Problem &p, const Knobs &k, int rung, double ratio) {
+        Record r = sample_record("ok", 10.0 * ratio);
+        r.problem = p;
+        r.candidate.knobs = k;
+        r.rung = rung;
+        r.measurement.baseline = {10.0, 0.01, 11};
+        records.push_back(r);
+    };
+    add(p1, a, 0, 0.80);
+    add(p1, a, 1, 0.90);  // the highest rung counts: 0.90
+    add(p1, b, 0, 0.95);
+    add(p1, c, 0, 0.50);  // the best of p1, but never measured on p2
+    add(p2, a, 0, 1.50);
+    add(p2, b, 0, 0.90);
+    Record failed = sample_record("crash", 0);
+    failed.problem = p2;
+    failed.candidate.knobs = c;
+    records.push_back(failed);  // a failure is not a measurement
+    const CpuIdentity cpu = records[0].cpu;
+    const auto chosen =
+        common_knobs(records, {p1, p2}, "bgemv", cpu, records[0].halide_version, records[0].target);
+    ASSERT_TRUE(chosen.has_value());
+    EXPECT_EQ(knobs_key(chosen->knobs), knobs_key(b));
+    EXPECT_EQ(chosen->problems, 2);
+    // best of p1 is c at 0.50, of p2 is b at 0.90: b scores sqrt(0.95/0.50 * 1).
+    EXPECT_NEAR(chosen->geomean, std::sqrt(0.95 / 0.50), 1e-9);
+    EXPECT_NEAR(chosen->worst, 0.95 / 0.50, 1e-9);
+    // Records of another CPU do not count; one problem alone gives no choice.
+    EXPECT_FALSE(
+        common_knobs(records, {p1, p2}, "bgemv", CpuIdentity{}, "14.0.0", records[0].target)
+            .has_value());
+    EXPECT_FALSE(
+        common_knobs(records, {p1}, "bgemv", cpu, records[0].halide_version, records[0].target)
+            .has_value());
+
+    // update_schedules_file puts it in "pipelines" and says why in "build_choice".
+    const std::string dir = temp_dir("build_choice");
+    const std::string path = dir + "/s.json";
+    update_schedules_file(path, cpu, records[0].halide_version, records[0].target,
+                          {p1, a, 8.0, 10.0, utc_now()}, records);
+    update_schedules_file(path, cpu, records[0].halide_version, records[0].target,
+                          {p2, b, 9.0, 10.0, utc_now()}, records);
+    std::ifstream f(path);
+    const auto doc = nlohmann::json::parse(f);
+    EXPECT_EQ(knobs_key(doc["pipelines"]["bgemv"]), knobs_key(b));
+    EXPECT_EQ(doc["build_choice"]["bgemv"]["problems"], 2);
+    std::filesystem::remove_all(dir);
+}
+
 // ------------------------------------------- the other pipelines (bgemm, f32, cells)
 
 namespace {

@@ -204,6 +204,42 @@ TEST_P(QuantizeActBits, ConstantVector) {
     EXPECT_NEAR(v, -2.5, 1e-5);
 }
 
+// Lengths around the vector blocks of the passes (16 lanes by default, a tail
+// of n % lanes done serially) and the 64-element words of the packing pass.
+TEST_P(QuantizeActBits, LengthsAroundBlocksAndWords) {
+    const int k = GetParam();
+    for (int T = 0; T <= 3; ++T)
+        for (size_t n : {3, 7, 8, 15, 16, 17, 31, 33, 100, 127, 128, 129, 1000, 2049})
+            check_quantize_act(normal(n, uint32_t(n * 13 + k + 5 * T)), k, T, "blocks");
+}
+
+// Values near the ends of the float range: sums far above FLT_MAX, levels and
+// midpoints that round to +-inf in f32, and denormal inputs.
+TEST_P(QuantizeActBits, HugeAndTinyValues) {
+    const int k = GetParam();
+    for (size_t n : {5, 64, 300}) {
+        check_quantize_act(normal(n, uint32_t(n + k), 1e38f), k, 2, "huge");
+        auto x = normal(n, uint32_t(2 * n + k));
+        for (size_t e = 0; e < n; e += 3) x[e] = (e % 2 ? -3.3e38f : 3.3e38f);
+        check_quantize_act(x, k, 2, "near FLT_MAX");
+        check_quantize_act(normal(n, uint32_t(3 * n + k), 1e-39f), k, 2, "denormal");
+    }
+}
+
+// Small integers put elements exactly on midpoints (ties take the lower value)
+// and exactly on 0 (sign +1). With k >= 3 such vectors also make G singular or
+// nearly so, where the elimination and the reference's exact determinant may
+// decide differently (quantize/reference.h), so only k <= 2 is compared here.
+TEST(QuantizeAct, ExactTiesOnMidpoints) {
+    for (int k = 1; k <= 2; ++k)
+        for (int T = 0; T <= 3; ++T)
+            for (size_t n : {7, 64, 301}) {
+                std::vector<float> x(n);
+                for (size_t e = 0; e < n; ++e) x[e] = float(int((e * 3 + T) % 7) - 3);
+                check_quantize_act(x, k, T, "integers");
+            }
+}
+
 TEST_P(QuantizeActBits, NanAndInfAreErrors) {
     const int k = GetParam();
     for (float bad : {std::nanf(""), std::numeric_limits<float>::infinity()}) {
