@@ -149,7 +149,8 @@ void Session::layers_step() {
     for (size_t l = 0; l < model_->layers_.size(); ++l) {
         const Model::Layer &layer = model_->layers_[l];
         const float *in = l == 0 ? input_.data() : h_[l - 1].data();
-        const BinaryBatch &in_q = l == 0 ? xq_ : hq_[l - 1];
+        // A float model has no hq_: xq_ (empty as well) is passed and unused.
+        const BinaryBatch &in_q = l == 0 || hq_.empty() ? xq_ : hq_[l - 1];
         product(layer.ih, in_q, in, l == 0 ? I : H, gx_.data());
         product(layer.hh, hq_.empty() ? xq_ : hq_[l], h_[l].data(), H, gh_.data());
         cell_step(l, gx_.data(), layer.ih.out_stride(), layer.hh.out_stride());
