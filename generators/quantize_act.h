@@ -76,11 +76,13 @@ inline Halide::Expr f64(double v) { return Halide::Internal::make_const(Halide::
 // with dense loads and no mask, then the n % lanes elements left one by one.
 // The result is a Tuple, element t the sum of term t (one term is padded with a
 // dummy so that it is always a Tuple).
+// With split_tail = false: one pass over ceil(n / lanes) blocks, each term
+// masked to e < n (the padding of x is read but not counted), no tail.
 inline Halide::Func block_sums(const std::string &name, Halide::Expr n, int lanes,
                                const std::vector<std::function<Halide::Expr(Halide::Expr)>> &terms,
-                               QuantizeActFuncs &f) {
+                               QuantizeActFuncs &f, bool split_tail = true) {
     using namespace Halide;
-    RDom rr(0, lanes, 0, n / lanes, name + "_r");
+    RDom rr(0, lanes, 0, split_tail ? n / lanes : (n + lanes - 1) / lanes, name + "_r");
     RDom rt((n / lanes) * lanes, n % lanes, name + "_tail");
     std::vector<Expr> init, upd, tail;
     Func s(name);
@@ -91,7 +93,9 @@ inline Halide::Func block_sums(const std::string &name, Halide::Expr n, int lane
     if (init.size() == 1) init.push_back(Internal::make_zero(init[0].type()));
     s() = Tuple(init);
     for (size_t t = 0; t < terms.size(); ++t) {
-        upd.push_back(s()[int(t)] + terms[t](rr.y * lanes + rr.x));
+        Expr e = rr.y * lanes + rr.x;
+        Expr v = terms[t](e);
+        upd.push_back(s()[int(t)] + (split_tail ? v : select(e < n, v, init[t])));
         tail.push_back(s()[int(t)] + terms[t](rt.x));
     }
     if (upd.size() == 1) {
@@ -99,7 +103,7 @@ inline Halide::Func block_sums(const std::string &name, Halide::Expr n, int lane
         tail.push_back(s()[1]);
     }
     s() = Tuple(upd);
-    s() = Tuple(tail);
+    if (split_tail) s() = Tuple(tail);
     f.sums.push_back(s);
     f.sum_lanes.push_back(rr.x);
     return s;
@@ -131,8 +135,12 @@ inline Halide::Expr f32_below(Halide::Expr m) {
 
 }  // namespace detail
 
+// hand_schedule = false gives the same values in forms Halide 14's
+// autoschedulers accept (Li2018 fails on the tail loops and the byte reduction
+// with "atomic predicated store"): every sum one masked pass over the padded
+// blocks, and the bytes a plain sum of 8 terms.
 inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, int k, int T,
-                                               int lanes) {
+                                               int lanes, bool hand_schedule = true) {
     using namespace Halide;
     using detail::f64;
     QuantizeActFuncs f;
@@ -151,7 +159,8 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         };
         std::vector<std::function<Expr(Expr)>> terms = {absr};
         if (i == 0) terms.push_back(xd);
-        Func s = detail::block_sums("greedy" + std::to_string(i), n, lanes, terms, f);
+        Func s =
+            detail::block_sums("greedy" + std::to_string(i), n, lanes, terms, f, hand_schedule);
         Func a("greedy_alpha" + std::to_string(i));
         a() = Tuple(s()[0] / nd, s()[1]);
         f.scalars.push_back(a);
@@ -163,12 +172,14 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
     for (int c = 0; c < T; ++c) {
         std::string cs = std::to_string(c);
         // Rank of each combination s among the values v(s), by value then s
-        // descending; then the sorted table by scattering to the ranks.
+        // descending; then the sorted table.
         std::vector<Expr> v(S);
         for (int s = 0; s < S; ++s) {
             Expr val = f64(0);
             for (int i = 0; i < k; ++i) val = val + ((s >> i) & 1 ? alpha[i] : -alpha[i]);
-            v[s] = val;
+            // strict_float: the levels and midpoints round as the reference's, in
+            // its order (fast-math reassociation changes midpoints that cancel).
+            v[s] = strict_float(val);
         }
         Func rank("rank" + cs);
         {
@@ -183,18 +194,31 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
             rank() = Tuple(rk);
         }
         f.scalars.push_back(rank);
-        Func sorted("sorted" + cs);  // (value, combination) at rank m
-        Var m("m");
-        sorted(m) = Tuple(f64(0), 0);
-        for (int s = 0; s < S; ++s) sorted(clamp(rank()[s], 0, S - 1)) = Tuple(v[s], s);
+        // Values at ranks 0..S-1, then combinations at ranks 0..S-1 (selects, not a
+        // scatter to the ranks, which Halide 14's Li2018 autoscheduler rejects).
+        Func sorted("sorted" + cs);
+        {
+            std::vector<Expr> t(2 * S);
+            for (int mm = 0; mm < S; ++mm) {
+                Expr sv = f64(0), si = 0;
+                for (int s = 0; s < S; ++s) {
+                    sv = select(rank()[s] == mm, v[s], sv);
+                    si = select(rank()[s] == mm, s, si);
+                }
+                t[mm] = sv;
+                t[S + mm] = si;
+            }
+            sorted() = Tuple(t);
+        }
         f.scalars.push_back(sorted);
         // Midpoints rounded down to f32, and the combination at each rank.
         Func levels("levels" + cs);
         {
             std::vector<Expr> t;
             for (int mm = 0; mm + 1 < S; ++mm)
-                t.push_back(detail::f32_below((sorted(mm)[0] + sorted(mm + 1)[0]) / f64(2)));
-            for (int mm = 0; mm < S; ++mm) t.push_back(cast<uint8_t>(sorted(mm)[1]));
+                t.push_back(
+                    detail::f32_below(strict_float((sorted()[mm] + sorted()[mm + 1]) / f64(2))));
+            for (int mm = 0; mm < S; ++mm) t.push_back(cast<uint8_t>(sorted()[S + mm]));
             levels() = Tuple(t);
         }
         f.scalars.push_back(levels);
@@ -225,7 +249,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
                         Expr s_e = code(e);
                         return select(detail::bit_of(s_e, i) != detail::bit_of(s_e, jx), 1, 0);
                     });
-            Func sums = detail::block_sums("refit" + cs, n, lanes, terms, f);
+            Func sums = detail::block_sums("refit" + cs, n, lanes, terms, f, hand_schedule);
             int idx = 0;
             for (int i = 0; i < k; ++i) h[i] = f64(2) * sums()[idx++] - xsum;
             for (int i = 0; i < k; ++i) {
@@ -279,10 +303,18 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         Expr s_e = f.codes(f.q * 8 + f.rb);
         Expr pow2 = cast<uint8_t>(128);  // 1 << rb (a shift by rb crashes Halide 14's trim_no_ops)
         for (int b = 6; b >= 0; --b) pow2 = select(f.rb == b, cast<uint8_t>(1 << b), pow2);
+        Expr plane = cast<uint8_t>(1) << cast<uint8_t>(f.j);
         f.pack = Func("pack");
-        f.pack(f.q, f.j) = cast<uint8_t>(0);
-        f.pack(f.q, f.j) +=
-            select((s_e & (cast<uint8_t>(1) << cast<uint8_t>(f.j))) != 0, pow2, cast<uint8_t>(0));
+        if (hand_schedule) {
+            f.pack(f.q, f.j) = cast<uint8_t>(0);
+            f.pack(f.q, f.j) += select((s_e & plane) != 0, pow2, cast<uint8_t>(0));
+        } else {
+            Expr acc = cast<uint8_t>(0);
+            for (int b = 0; b < 8; ++b)
+                acc = acc + select((f.codes(f.q * 8 + b) & plane) != 0, cast<uint8_t>(1 << b),
+                                   cast<uint8_t>(0));
+            f.pack(f.q, f.j) = acc;
+        }
         f.bytes = Func("bytes");
         Expr valid = clamp(n - f.q * 8, 0, 8);  // elements of byte q below n
         Expr mask = cast<uint8_t>(select(valid == 8, 255, (1 << valid) - 1));

@@ -24,8 +24,11 @@ struct QactParams {
 };
 
 // The outputs (bytes, beta) with the buffer constraints of the generator.
-gen::QuantizeActFuncs declare(QactParams &p, int k, int T, const gen::QuantizeActKnobs &kn) {
-    gen::QuantizeActFuncs f = gen::quantize_act_algorithm(p.x, p.n, k, T, kn.lanes);
+// hand_schedule = false: the forms the autoschedulers can take (same results),
+// as the generator builds them with auto_schedule=true.
+gen::QuantizeActFuncs declare(QactParams &p, int k, int T, const gen::QuantizeActKnobs &kn,
+                              bool hand_schedule = true) {
+    gen::QuantizeActFuncs f = gen::quantize_act_algorithm(p.x, p.n, k, T, kn.lanes, hand_schedule);
     Halide::Expr n = p.n;
     p.x.dim(0).set_bounds(0, ((n + 63) / 64) * 64);
     auto bytes = f.bytes.output_buffer();
@@ -133,6 +136,7 @@ QuantizeActPipeline::QuantizeActPipeline(const Problem &problem, const Halide::T
 
 std::string QuantizeActPipeline::prune(Knobs &k) const {
     const gen::QuantizeActKnobs q = to_knobs(k);
+    if (const std::string e = gen::quantize_act_knobs_error(q); !e.empty()) return e;
     const size_t bytes = ceil_div(problem().cols, 64) * 8;
     if (q.pack_vector > 8 && size_t(q.pack_vector) > bytes)
         return "pack_vector " + std::to_string(q.pack_vector) + " exceeds the " +
@@ -153,7 +157,7 @@ Halide::Pipeline QuantizeActPipeline::build_unscheduled(const Knobs &layout) con
     gen::QuantizeActKnobs q;
     q.lanes = layout.at("lanes").get<int>();
     QactParams p;
-    gen::QuantizeActFuncs f = declare(p, pr.k_a, pr.iters, q);
+    gen::QuantizeActFuncs f = declare(p, pr.k_a, pr.iters, q, false);
     const int n = int(pr.cols), padded = int(ceil_div(pr.cols, 64) * 64);
     p.x.set_estimates({{0, padded}});
     p.n.set_estimate(n);
