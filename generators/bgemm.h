@@ -62,6 +62,23 @@ inline BgemmFuncs bgemm_algorithm(Halide::Func W, Halide::Func alpha, Halide::Fu
     return f;
 }
 
+// The buffer constraints of the bgemm kernel, shared by its generator and the
+// tuner: everything agrees on tile, planes, words and batch items. y is the
+// output buffer (the generator's Output, or f.y.output_buffer()).
+template <typename WBuffer, typename AlphaBuffer, typename BiasBuffer, typename ABuffer,
+          typename BetaBuffer, typename YBuffer>
+void constrain_bgemm_buffers(WBuffer &W, AlphaBuffer &alpha, BiasBuffer &bias, ABuffer &A,
+                             BetaBuffer &beta, YBuffer &&y, Layout layout, int tile, int k_w,
+                             int k_a) {
+    Halide::Expr batch = beta.dim(1).extent();
+    constrain_product_weights(W, alpha, bias, layout, tile, k_w, A.dim(0).extent());
+    A.dim(0).set_min(0);
+    A.dim(1).set_bounds(0, k_a);
+    A.dim(2).set_bounds(0, batch);
+    beta.dim(0).set_bounds(0, k_a).dim(1).set_min(0);
+    y.dim(0).set_bounds(0, tile).dim(1).set_min(0).dim(2).set_bounds(0, batch);
+}
+
 // Row tiles outermost (optionally in parallel when the run-time flag `parallel`
 // is set), then batch tiles of `batch_tile` items (a run-time argument, 1 to
 // amq::bgemm_max_batch_tile(...), see amq/batch_tile.h; one specialization per

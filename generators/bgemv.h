@@ -58,6 +58,21 @@ inline BgemvFuncs bgemv_algorithm(Halide::Func W, Halide::Func alpha, Halide::Fu
     return f;
 }
 
+// The buffer constraints of the bgemv kernel, shared by its generator and the
+// tuner: everything agrees on tile, planes and words. y is the output buffer
+// (the generator's Output, or f.y.output_buffer()).
+template <typename WBuffer, typename AlphaBuffer, typename BiasBuffer, typename ABuffer,
+          typename BetaBuffer, typename YBuffer>
+void constrain_bgemv_buffers(WBuffer &W, AlphaBuffer &alpha, BiasBuffer &bias, ABuffer &A,
+                             BetaBuffer &beta, YBuffer &&y, Layout layout, int tile, int k_w,
+                             int k_a) {
+    constrain_product_weights(W, alpha, bias, layout, tile, k_w, A.dim(0).extent());
+    A.dim(0).set_min(0);
+    A.dim(1).set_bounds(0, k_a);
+    beta.dim(0).set_bounds(0, k_a);
+    y.dim(0).set_bounds(0, tile).dim(1).set_min(0);
+}
+
 // The hand schedule and its knobs. Measured on AMD Zen 5 (one thread, AVX-512
 // with vpopcntq): tiled, tile 8, 4096x1024 W2A2 -- see docs/PERFORMANCE.md.
 // `parallel` (a run-time flag) picks the parallel variant: with one thread the

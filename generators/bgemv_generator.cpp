@@ -30,15 +30,7 @@ public:
         BgemvFuncs f = bgemv_algorithm(W, alpha, bias, A, beta, n, words, k_w, k_a);
         y = f.y;
 
-        // Shapes: everything agrees on tile, planes and words.
-        constrain_weight_layout(W, lay, tile, k_w);
-        W.dim(2).set_extent(words);
-        A.dim(0).set_min(0);
-        A.dim(1).set_bounds(0, k_a);
-        beta.dim(0).set_bounds(0, k_a);
-        alpha.dim(0).set_bounds(0, tile).dim(1).set_bounds(0, k_w).dim(2).set_min(0);
-        bias.dim(0).set_bounds(0, tile).dim(1).set_min(0);
-        y.dim(0).set_bounds(0, tile).dim(1).set_min(0);
+        constrain_bgemv_buffers(W, alpha, bias, A, beta, y, lay, tile, k_w, k_a);
 
         const int tiles = (int(est_rows) + tile - 1) / tile;
         const int est_words = (int(est_cols) + 63) / 64;

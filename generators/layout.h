@@ -53,4 +53,16 @@ void constrain_weight_layout(BufferLike &W, Layout layout, int tile, Halide::Exp
     W.dim(3).set_stride(s.t);
 }
 
+// The weight side of a binary product (bgemv, bgemm) as its generator and the
+// tuner declare it: W in `layout` with `words` words a row, and the row-tiled
+// scales alpha(r, i, t) and bias(r, t) of the same tiles.
+template <typename WBuffer, typename AlphaBuffer, typename BiasBuffer>
+void constrain_product_weights(WBuffer &W, AlphaBuffer &alpha, BiasBuffer &bias, Layout layout,
+                               int tile, int k_w, Halide::Expr words) {
+    constrain_weight_layout(W, layout, tile, k_w);
+    W.dim(2).set_extent(words);
+    alpha.dim(0).set_bounds(0, tile).dim(1).set_bounds(0, k_w).dim(2).set_min(0);
+    bias.dim(0).set_bounds(0, tile).dim(1).set_min(0);
+}
+
 }  // namespace amq::gen

@@ -31,20 +31,13 @@ struct BgemmParams {
     Halide::Param<int32_t> batch_tile{"batch_tile", 1, 1, 64};
 };
 
-// The algorithm with the buffer constraints of bgemm_generator.cpp's generate().
+// The algorithm with the buffer constraints of the generator (gen::constrain_bgemm_buffers).
 gen::BgemmFuncs declare(BgemmParams &p, gen::Layout layout, int tile, int k_w, int k_a) {
-    Halide::Expr words = p.A.dim(0).extent(), batch = p.beta.dim(1).extent();
+    Halide::Expr words = p.A.dim(0).extent();
     gen::BgemmFuncs f =
         gen::bgemm_algorithm(p.W, p.alpha, p.bias, p.A, p.beta, p.n, words, k_w, k_a);
-    gen::constrain_weight_layout(p.W, layout, tile, k_w);
-    p.W.dim(2).set_extent(words);
-    p.A.dim(0).set_min(0);
-    p.A.dim(1).set_bounds(0, k_a);
-    p.A.dim(2).set_bounds(0, batch);
-    p.beta.dim(0).set_bounds(0, k_a).dim(1).set_min(0);
-    p.alpha.dim(0).set_bounds(0, tile).dim(1).set_bounds(0, k_w).dim(2).set_min(0);
-    p.bias.dim(0).set_bounds(0, tile).dim(1).set_min(0);
-    f.y.output_buffer().dim(0).set_bounds(0, tile).dim(1).set_min(0).dim(2).set_bounds(0, batch);
+    gen::constrain_bgemm_buffers(p.W, p.alpha, p.bias, p.A, p.beta, f.y.output_buffer(), layout,
+                                 tile, k_w, k_a);
     return f;
 }
 

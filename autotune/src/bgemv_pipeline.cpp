@@ -37,19 +37,13 @@ struct BgemvParams {
     Halide::Param<bool> parallel{"parallel", false};
 };
 
-// The algorithm with the buffer constraints of bgemv_generator.cpp's generate().
+// The algorithm with the buffer constraints of the generator (gen::constrain_bgemv_buffers).
 gen::BgemvFuncs declare(BgemvParams &p, Layout layout, int tile, int k_w, int k_a) {
     Halide::Expr words = p.A.dim(0).extent();
     gen::BgemvFuncs f =
         gen::bgemv_algorithm(p.W, p.alpha, p.bias, p.A, p.beta, p.n, words, k_w, k_a);
-    gen::constrain_weight_layout(p.W, layout, tile, k_w);
-    p.W.dim(2).set_extent(words);
-    p.A.dim(0).set_min(0);
-    p.A.dim(1).set_bounds(0, k_a);
-    p.beta.dim(0).set_bounds(0, k_a);
-    p.alpha.dim(0).set_bounds(0, tile).dim(1).set_bounds(0, k_w).dim(2).set_min(0);
-    p.bias.dim(0).set_bounds(0, tile).dim(1).set_min(0);
-    f.y.output_buffer().dim(0).set_bounds(0, tile).dim(1).set_min(0);
+    gen::constrain_bgemv_buffers(p.W, p.alpha, p.bias, p.A, p.beta, f.y.output_buffer(), layout,
+                                 tile, k_w, k_a);
     return f;
 }
 

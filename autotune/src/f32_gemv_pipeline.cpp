@@ -86,7 +86,7 @@ public:
 private:
     size_t rows_, cols_;
     bool parallel_;
-    Aligned<float> m_;
+    AlignedVector<float> m_;
     std::vector<float> xv_, bv_;
     std::vector<double> expect_, scale_;
     Halide::Runtime::Buffer<float> M_, x_, bias_, y_;

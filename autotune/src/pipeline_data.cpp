@@ -57,8 +57,8 @@ PackedWeights::PackedWeights(const BinaryData &d, const std::string &layout, int
     LayoutStrides<int64_t> s;
     if (!layout_strides<int64_t>(layout, tile, d.k_w, int64_t(d.words), int64_t(tiles_), s))
         throw std::runtime_error("unknown weight layout '" + layout + "'");
-    storage_ = std::make_unique<Aligned<uint64_t>>(tiles_ * size_t(tile) * size_t(d.k_w) * d.words);
-    uint64_t *packed = storage_->data();
+    storage_.assign(tiles_ * size_t(tile) * size_t(d.k_w) * d.words, 0);
+    uint64_t *packed = storage_.data();
     for (int i = 0; i < d.k_w; ++i)
         for (size_t row = 0; row < d.rows; ++row)
             for (size_t w = 0; w < d.words; ++w) {

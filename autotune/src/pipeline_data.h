@@ -4,34 +4,16 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdlib>
 #include <functional>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "HalideBuffer.h"
+#include "amq/aligned.h"
 
 namespace amq::tune {
 
 inline size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
-
-// Zeroed elements on a 64-byte boundary (a cache line, one AVX-512 load), so
-// that no candidate is timed on data that happens to straddle cache lines.
-template <typename T>
-class Aligned {
-public:
-    explicit Aligned(size_t n)
-        : p_(static_cast<T *>(std::aligned_alloc(64, ceil_div(n * sizeof(T) + 1, 64) * 64)),
-             std::free) {
-        if (!p_) throw std::bad_alloc();
-        std::fill(p_.get(), p_.get() + n, T(0));
-    }
-    T *data() { return p_.get(); }
-
-private:
-    std::unique_ptr<T, decltype(&std::free)> p_;
-};
 
 // A random multi-bit binary product in the model file's layout: W [rows x cols]
 // with k_w planes, `batch` activation vectors of k_a planes, and the output of
@@ -52,16 +34,20 @@ BinaryData make_binary_data(size_t rows, size_t cols, int k_w, int k_a, size_t b
 
 // The weights of `d` repacked for a kernel with `layout` and `tile`, as the
 // runtime does (amq/weight_layout.h): W(r, i, w, t), alpha(r, i, t), bias(r, t).
+// The planes are 64-byte aligned like the runtime's (amq/aligned.h), so that no
+// candidate is timed on data that happens to straddle cache lines.
 class PackedWeights {
 public:
     PackedWeights(const BinaryData &d, const std::string &layout, int tile);
+    PackedWeights(const PackedWeights &) = delete;  // W points into storage_
+    PackedWeights &operator=(const PackedWeights &) = delete;
     size_t tiles() const { return tiles_; }
     Halide::Runtime::Buffer<uint64_t> W;
     Halide::Runtime::Buffer<float> alpha, bias;
 
 private:
     size_t tiles_ = 0;
-    std::unique_ptr<Aligned<uint64_t>> storage_;
+    AlignedVector<uint64_t> storage_;
 };
 
 // "" when got(i) is within tol(i) of want(i) for every i < n (NaN fails),
