@@ -65,11 +65,13 @@ function(amq_apply_sanitizers)
   endforeach()
   message(STATUS "AMQ_SANITIZE: -fsanitize=${sanitize} on ${count} targets")
 
-  # The fuzzer is its own ASan+UBSan build (clang, tests/CMakeLists.txt), the
-  # same in every configuration: build and run it in the main build only.
-  if(TARGET amq_fuzz_model_loader)
-    set_target_properties(amq_fuzz_model_loader PROPERTIES EXCLUDE_FROM_ALL TRUE)
-  endif()
+  # The fuzzers are their own ASan+UBSan builds (clang, tests/CMakeLists.txt),
+  # the same in every configuration: build and run them in the main build only.
+  foreach(t amq_fuzz_model_loader amq_fuzz_run_inputs)
+    if(TARGET ${t})
+      set_target_properties(${t} PROPERTIES EXCLUDE_FROM_ALL TRUE)
+    endif()
+  endforeach()
 
   # The tuner's tests: with AMQ_PREBUILT_KERNELS the tuner is the prebuilt
   # build's (not sanitized) and its tests ran there.
