@@ -1084,6 +1084,20 @@ namespace {
 // A quantized 2-layer LSTM (input 100, hidden 129, W2A3, alternating T = 2)
 // as far as the problem derivation looks: shape, bits, which matrices are
 // quantized.
+// Marks every recurrent matrix of m as quantized with 2 weight bits (empty planes:
+// the problem derivation reads only the sizes).
+void quantize_rnn_matrices(amq::ModelFile &m) {
+    m.quant.clear();
+    for (const auto &name : amq::rnn_matrix_names(m.shape)) {
+        auto [rows, cols] = amq::matrix_dims(m.shape, name);
+        amq::QuantTensor q;
+        q.k = 2;
+        q.rows = rows;
+        q.cols = cols;
+        m.quant[name] = q;
+    }
+}
+
 amq::ModelFile lstm2_model() {
     amq::ModelFile m;
     m.shape.arch = amq::Arch::lstm;
@@ -1093,14 +1107,7 @@ amq::ModelFile lstm2_model() {
     m.k_w = 2;
     m.k_a = 3;
     m.act_iters = 2;
-    for (const auto &name : amq::rnn_matrix_names(m.shape)) {
-        auto [rows, cols] = amq::matrix_dims(m.shape, name);
-        amq::QuantTensor q;
-        q.k = 2;
-        q.rows = rows;
-        q.cols = cols;
-        m.quant[name] = q;
-    }
+    quantize_rnn_matrices(m);
     return m;
 }
 
@@ -1141,15 +1148,7 @@ TEST(ModelTune, ProblemsOfABatchedLanguageModelWithAFloatDecoderAndGreedyActivat
     m.shape.input_size = 129;  // embedding width = hidden: one quantize_act length
     m.shape.vocab_size = 1000;
     m.act_method = "greedy";
-    m.quant.clear();
-    for (const auto &name : amq::rnn_matrix_names(m.shape)) {
-        auto [rows, cols] = amq::matrix_dims(m.shape, name);
-        amq::QuantTensor q;
-        q.k = 2;
-        q.rows = rows;
-        q.cols = cols;
-        m.quant[name] = q;
-    }
+    quantize_rnn_matrices(m);
     const auto ps = model_problems(m, 4, 2, "plane_major", 8);
     const std::vector<std::string> want = {
         "bgemm 387x129x4 W2A3 plane_major/8 2 thread(s)",

@@ -239,8 +239,7 @@ Schedules load_schedules(const std::string &user_file) {
     const fs::path defaults = default_schedules();
     std::vector<std::pair<fs::path, nlohmann::json>> layers;
     if (!defaults.empty()) layers.push_back({defaults, read_schedules(defaults)["pipelines"]});
-    std::string overlay = user_file;
-    if (overlay.empty() && !build_schedules().empty()) overlay = build_schedules().string();
+    const std::string overlay = user_file.empty() ? build_schedules().string() : user_file;
     if (!overlay.empty()) {
         if (!fs::is_regular_file(overlay))
             throw UsageError("--schedules '" + overlay + "': no such file");

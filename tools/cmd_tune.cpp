@@ -330,8 +330,10 @@ void add_tune_command(CLI::App &app) {
         "against the scalar reference and timed against the hand defaults in a child process; "
         "results go to the records, the winner to schedules/<cpu-id>.json");
     auto a = std::make_shared<TuneArgs>();
-    cmd->add_option("--pipeline", a->pipeline,
-                    "Pipeline to tune (bgemv, bgemm, f32_gemv, lstm_cell, gru_cell)");
+    std::string pipelines;
+    for (const std::string &name : tune::tunable_pipelines())
+        pipelines += (pipelines.empty() ? "" : ", ") + name;
+    cmd->add_option("--pipeline", a->pipeline, "Pipeline to tune (" + pipelines + ")");
     cmd->add_option("--shape", a->shape,
                     "ROWSxCOLS (bgemv, f32_gemv), ROWSxCOLSxBATCH (bgemm), HIDDENxBATCH (cells), "
                     "LENGTH (quantize_act)");
