@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the dependencies, configures, builds and runs the whole test suite;
 # then again under AddressSanitizer + UndefinedBehaviorSanitizer in
-# $AMQ_BUILD_DIR-asan, and the runner's tests under ThreadSanitizer in
+# $AMQ_BUILD_DIR-asan, and the runner's and thread pool's tests under ThreadSanitizer in
 # $AMQ_BUILD_DIR-tsan (both taking the kernels from $AMQ_BUILD_DIR; skipped with
 # AMQ_SANITIZERS=0; docs/RELIABILITY.md). Exits with 0 only when every phase
 # passed. See scripts/common.sh for AMQ_BUILD_DIR and AMQ_CMAKE_ARGS.
@@ -26,10 +26,12 @@ if [[ "${AMQ_SANITIZERS:-1}" != 0 ]]; then
     rc=1
   fi
   # tests/test_rnn.cpp (sessions shared by 6 threads, the C API), with their
-  # fixtures: the only test binary built there.
-  if amq_phase tsan-build amq_sanitizer_build "$AMQ_BUILD_DIR-tsan" thread amq_tests_rnn; then
+  # fixtures, and amq's thread pool (tests/test_thread_pool.cpp, less the fork
+  # test: ThreadSanitizer stops a forked child that starts threads).
+  if amq_phase tsan-build amq_sanitizer_build "$AMQ_BUILD_DIR-tsan" thread amq_tests_rnn \
+    amq_tests_thread_pool; then
     amq_phase tsan-test ctest --test-dir "$AMQ_BUILD_DIR-tsan" --output-on-failure \
-      -j"$AMQ_JOBS" -R '^(Rnn|CApi)' || rc=$?
+      -j"$AMQ_JOBS" -R '^(Rnn|CApi|ThreadPool\.)' || rc=$?
   else
     rc=1
   fi

@@ -1,5 +1,6 @@
 // Hooks into the Halide runtime: errors become amq::Error instead of abort(),
-// and AMQ_ISA caps the variant the multi-target kernels pick.
+// AMQ_ISA caps the variant the multi-target kernels pick, and the parallel
+// loops run on amq's pool (thread_pool.h).
 #include "halide_hooks.h"
 
 #include <cstdlib>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "HalideRuntime.h"
+#include "thread_pool.h"
 
 namespace amq::detail {
 namespace {
@@ -52,7 +54,7 @@ int can_use(int count, const uint64_t *features) {
 }
 
 std::once_flag g_once;
-std::string g_isa_error;
+std::string g_env_error;
 
 }  // namespace
 
@@ -68,12 +70,16 @@ void install_hooks() {
             else if (!std::strcmp(env, "sse41"))
                 g_cap = Isa::sse41;
             else
-                g_isa_error = std::string("AMQ_ISA='") + env +
+                g_env_error = std::string("AMQ_ISA='") + env +
                               "' is not a kernel variant (expected avx512, avx2 or sse41)";
         }
         halide_set_custom_can_use_target_features(can_use);
+        halide_set_custom_do_par_for(pool_do_par_for);
+        if (pool_spin_us() < 0)
+            g_env_error = std::string("AMQ_SPIN_US='") + std::getenv("AMQ_SPIN_US") +
+                          "' is not a spin time (expected microseconds, 0..1000000)";
     });
-    if (!g_isa_error.empty()) throw Error(g_isa_error);
+    if (!g_env_error.empty()) throw Error(g_env_error);
 }
 
 Isa selected_isa() {

@@ -5,7 +5,8 @@
 
 namespace amq::detail {
 
-// Installs the error handler and the AMQ_ISA cap; call before any kernel.
+// Installs the error handler, the AMQ_ISA cap and amq's thread pool (reading
+// AMQ_SPIN_US); call before any kernel. Throws amq::Error on a bad variable.
 void install_hooks();
 // The variant the multi-target wrappers pick under the current cap.
 Isa selected_isa();

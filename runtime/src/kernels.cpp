@@ -17,6 +17,7 @@
 #include "amq/weight_layout.h"
 #include "amq_kernel_table.h"
 #include "halide_hooks.h"
+#include "thread_pool.h"
 
 namespace amq {
 namespace {
@@ -59,7 +60,7 @@ Isa active_isa() { return detail::selected_isa(); }
 void set_num_threads(int n) {
     detail::install_hooks();
     if (n < 1) fail("set_num_threads: threads = " + std::to_string(n) + " (expected >= 1)");
-    halide_set_num_threads(n);
+    detail::pool_set_threads(n);
     g_threads = n;
 }
 

@@ -30,7 +30,12 @@ const char *isa_name(Isa isa);
 // unknown AMQ_ISA value.
 Isa active_isa();
 
-// Halide threads for the parallel kernels (the Halide runtime's pool).
+// Threads for the parallel kernels, the calling thread included (n >= 1; one
+// means every kernel runs serially on its caller). The kernels run on amq's own
+// pool: after a parallel kernel its n - 1 workers spin for AMQ_SPIN_US
+// microseconds (default 100; 0 = sleep at once) so that the next kernel of an
+// RNN step finds them awake, then sleep. One parallel kernel uses the pool at a
+// time; a kernel called from another thread meanwhile runs serially on it.
 void set_num_threads(int n);
 
 // Weight layout the bgemv kernels of this build were compiled for.
