@@ -1,9 +1,10 @@
-# -DAMQ_PREBUILT_KERNELS=<build dir>: take the Halide side of amq -- the AOT
-# kernels (objects and headers), the amq_generators executable and the tuner
-# library amq_autotune -- from another, already built, amq build instead of
-# running the Halide generators and compiling against Halide.h again. The sanitizer builds use it
+# -DAMQ_PREBUILT_KERNELS=<build dir>: take the AOT kernels (objects and headers)
+# and the amq_generators executable from another, already built, amq build
+# instead of running the Halide generators again. The sanitizer builds use it
 # (scripts/test.sh, docs/RELIABILITY.md): the kernels are Halide's code, not
 # instrumented by -fsanitize anyway, and generating them is most of a build.
+# The tuner (autotune/, libHalide's JIT) is compiled in every build: in a
+# sanitizer build it is amq's own code like the rest.
 #
 # amq_add_halide_library(<name> FROM <gen> GENERATOR <g> FUNCTION_NAME <f>
 #                        TARGETS <t>... [PARAMS <p>...] [USE_RUNTIME <rt>])
@@ -13,8 +14,6 @@
 #   folder of the prebuilt build, so that every other target sees no difference.
 # amq_import_generators()
 #   amq_generators as an IMPORTED executable: the prebuilt build's.
-# amq_use_prebuilt_autotune()
-#   amq_autotune (the tuner, libHalide) linked from the prebuilt build too.
 
 set(AMQ_PREBUILT_KERNELS "" CACHE PATH
     "Take the AOT kernels and amq_generators from this amq build folder instead of generating them")
@@ -123,19 +122,4 @@ function(amq_import_generators)
   set(exe "${AMQ_PREBUILT_KERNELS}/generators/amq_generators")
   add_executable(amq_generators IMPORTED GLOBAL)
   set_target_properties(amq_generators PROPERTIES IMPORTED_LOCATION "${exe}")
-endfunction()
-
-# amq_use_prebuilt_autotune(): with AMQ_PREBUILT_KERNELS, amq_autotune (the
-# tuner; libHalide, LLVM JIT: the other Halide side of amq) is the prebuilt
-# build's archive: the target keeps its link interface, its sources are not
-# compiled again. Call after add_subdirectory(autotune).
-function(amq_use_prebuilt_autotune)
-  if(NOT AMQ_PREBUILT_KERNELS OR NOT TARGET amq_autotune)
-    return()
-  endif()
-  set(empty "${PROJECT_BINARY_DIR}/amq_prebuilt_autotune.cpp")
-  file(WRITE "${empty}" "// amq_autotune is ${AMQ_PREBUILT_KERNELS}/autotune/libamq_autotune.a\n")
-  get_target_property(libs amq_autotune INTERFACE_LINK_LIBRARIES)
-  set_target_properties(amq_autotune PROPERTIES SOURCES "${empty}" INTERFACE_LINK_LIBRARIES
-    "${AMQ_PREBUILT_KERNELS}/autotune/libamq_autotune.a;${libs}")
 endfunction()

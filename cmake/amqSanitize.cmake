@@ -73,12 +73,6 @@ function(amq_apply_sanitizers)
     endif()
   endforeach()
 
-  # The tuner's tests: with AMQ_PREBUILT_KERNELS the tuner is the prebuilt
-  # build's (not sanitized) and its tests ran there.
-  if(AMQ_PREBUILT_KERNELS AND TARGET amq_tests_autotune)
-    set_target_properties(amq_tests_autotune PROPERTIES EXCLUDE_FROM_ALL TRUE)
-  endif()
-
   # Tests left out, each with its reason (written into CTestCustom.cmake).
   set(ignore "")
   set(reasons "")
@@ -102,11 +96,6 @@ function(amq_apply_sanitizers)
   amq_sanitizer_skip("fuzz.*" "^fuzz\\." "the fuzzer is built with clang's ASan+UBSan in every build; it runs in the main build")
   amq_sanitizer_skip("autoschedule.*" "^autoschedule\\." "runs only amq_generators (libHalide and its autoschedulers), none of the sanitized code")
   amq_sanitizer_skip("install_rnn_app" "^install_rnn_app$" "links an application built without -fsanitize against the installed, sanitized archives")
-  if(AMQ_PREBUILT_KERNELS)
-    # gtest_discover_tests' stand-in for a test binary that is not built.
-    list(APPEND all_tests amq_tests_autotune_NOT_BUILT)
-    amq_sanitizer_skip("amq_tests_autotune" "^amq_tests_autotune_NOT_BUILT$" "the tuner (libHalide, LLVM JIT) is the prebuilt build's, not sanitized; its tests run there")
-  endif()
   amq_sanitizer_skip("cross_kernels.*" "^cross_kernels\\." "Halide code generation and aarch64 code under qemu-user; neither is instrumented")
   amq_sanitizer_skip("qemu_cpu.*" "^qemu_cpu\\." "sanitized x86 binaries under qemu-x86_64 (its CPU models) time out: the main build runs them")
 

@@ -36,6 +36,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Spinning threads yield the CPU every this many pauses (about a microsecond).
+constexpr unsigned kYieldEvery = 64;
+
 struct Job {
     halide_task_t task;
     void *uc;
@@ -114,7 +117,7 @@ public:
         job_.store(nullptr);
         for (unsigned s = 1; busy_.load() != 0; ++s) {
             AMQ_CPU_RELAX();
-            if (s % 4096 == 0) std::this_thread::yield();  // a worker was preempted
+            if (s % kYieldEvery == 0) std::this_thread::yield();  // a worker may share our CPU
         }
         owned_.store(false, std::memory_order_release);
         return j.status.load();
@@ -145,7 +148,12 @@ private:
         for (unsigned s = 1;; ++s) {
             if (gen_.load(std::memory_order_acquire) != seen) return true;
             AMQ_CPU_RELAX();
-            if (s % 256 == 0 && Clock::now() - start > spin_) return false;
+            if (s % kYieldEvery == 0) {
+                // Let a thread that shares this CPU run (on a loaded machine the
+                // scheduler may put a worker beside the caller it waits for).
+                std::this_thread::yield();
+                if (Clock::now() - start > spin_) return false;
+            }
         }
     }
 
