@@ -91,9 +91,19 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
                         int(cols), x.data(), 1, 1.0f, y.data(), 1);
         },
     };
+    std::vector<int> fn_threads(fns.size(), threads);
+    if (threads > 1) {
+        fns.push_back([&] { bgemv(W, a, y.data()); });
+        fn_threads.push_back(1);
+    }
+    int current = threads;
+    auto use_threads = [&](size_t f) {
+        if (fn_threads[f] != current) set_threads(current = fn_threads[f]);
+    };
     // Calibrate calls per round so that each candidate runs about min_round_ms.
     std::vector<int> calls(fns.size());
     for (size_t f = 0; f < fns.size(); ++f) {
+        use_threads(f);
         fns[f]();  // warm-up
         double t = std::max(time_calls(fns[f], 3), 0.05);
         calls[f] = std::max(1, int(min_round_ms * 1000.0 / t));
@@ -103,9 +113,11 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
     // timed right after another one's working set evicted its own from the caches.
     for (int r = 0; r < rounds; ++r)
         for (size_t f = 0; f < fns.size(); ++f) {
+            use_threads(f);
             fns[f]();
             times[f].push_back(time_calls(fns[f], calls[f]));
         }
+    set_threads(threads);
 
     GemvResult res;
     res.rows = rows;
@@ -121,6 +133,7 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
     res.quantize_act_us = median(times[2]);
     res.f32_halide_us = median(times[3]);
     res.sgemv_us = median(times[4]);
+    if (threads > 1) res.amq_gemv_only_1thread_us = median(times[5]);
     res.amq_spread = (quantile(times[0], 0.9) - quantile(times[0], 0.1)) / res.amq_us;
     res.rounds = rounds;
     res.weight_bytes = W.bytes();

@@ -28,13 +28,16 @@ struct GemvResult {
     std::string isa, layout;
     double amq_us = 0, amq_gemv_only_us = 0, quantize_act_us = 0;
     double f32_halide_us = 0, sgemv_us = 0;
+    // With threads > 1: bgemv on one thread, timed in the same rounds (else 0).
+    double amq_gemv_only_1thread_us = 0;
     double amq_spread = 0;  // (p90 - p10) / median of amq_us over the rounds
     int rounds = 0;
     size_t weight_bytes = 0, f32_weight_bytes = 0;
 };
 
 // rounds: interleaved rounds; each round times every candidate over enough calls
-// to take about min_round_ms.
+// to take about min_round_ms. With threads > 1, bgemv on one thread is one more
+// candidate, so that the speed-up from threads is a ratio from one run.
 GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, int rounds = 15,
                         double min_round_ms = 2.0, int act_iters = 2);
 
