@@ -1,9 +1,12 @@
 # -DAMQ_SANITIZE=address,undefined | thread: amq's own C++ (quantize/, runtime/,
 # autotune/, tools/, bench/, tests/) compiled and linked with -fsanitize=<value>.
-# Not the Halide generators nor the AOT kernels they write: generated code is not
-# instrumented by -fsanitize, and the generators only run at build time. The CI
-# sanitizer builds take those from the main build (-DAMQ_PREBUILT_KERNELS, see
-# amqPrebuiltKernels.cmake). docs/RELIABILITY.md: what runs under which.
+# The tuner too: its library, with the pipelines' Halide code of generators/*.h
+# compiled into it, and amq_tests_autotune (libHalide itself, LLVM and the code
+# they JIT-compile are not instrumented). Not the Halide generators nor the AOT
+# kernels they write: generated code is not instrumented by -fsanitize, and the
+# generators only run at build time. The CI sanitizer builds take those from the
+# main build (-DAMQ_PREBUILT_KERNELS, see amqPrebuiltKernels.cmake).
+# docs/RELIABILITY.md: what runs under which.
 #
 # amq_apply_sanitizers(), called after every add_subdirectory: the flags, and
 # <build>/CTestCustom.cmake, read by ctest in that folder, which leaves out the
@@ -45,6 +48,12 @@ function(amq_apply_sanitizers)
   # -O1 -g1: quicker to build than -O3, and the reports have file:line.
   # -fno-sanitize-recover=all: an UndefinedBehaviorSanitizer report fails the test.
   set(compile -fsanitize=${sanitize} -fno-sanitize-recover=all -fno-omit-frame-pointer -O1 -g1)
+  # The tuner and its tests: -O0. Nearly every one of their files compiles the
+  # inline code of Halide.h (1.2 MB) and nlohmann/json; instrumented at -O1 they
+  # take 240 s of CPU to build, at -O0 135 s. Their tests spend their time in
+  # libHalide, LLVM and the JIT code, not instrumented: no slower at -O0. (ASan
+  # checks as much at -O0; UBSan's object-size check finds less, ASan covers it.)
+  set(compile_O0_targets amq_autotune amq_tests_autotune)
   set(count 0)
   foreach(dir quantize runtime autotune tools bench tests)
     if(NOT EXISTS "${PROJECT_SOURCE_DIR}/${dir}/CMakeLists.txt")
@@ -53,11 +62,15 @@ function(amq_apply_sanitizers)
     get_property(targets DIRECTORY "${PROJECT_SOURCE_DIR}/${dir}" PROPERTY BUILDSYSTEM_TARGETS)
     foreach(t IN LISTS targets)
       get_target_property(type ${t} TYPE)
+      set(t_compile ${compile})
+      if(t IN_LIST compile_O0_targets)
+        list(TRANSFORM t_compile REPLACE "^-O1$" "-O0")
+      endif()
       if(type MATCHES "^(STATIC|OBJECT)_LIBRARY$")
-        target_compile_options(${t} PRIVATE ${compile})
+        target_compile_options(${t} PRIVATE ${t_compile})
         math(EXPR count "${count} + 1")
       elseif(type MATCHES "^(EXECUTABLE|SHARED_LIBRARY|MODULE_LIBRARY)$")
-        target_compile_options(${t} PRIVATE ${compile})
+        target_compile_options(${t} PRIVATE ${t_compile})
         target_link_options(${t} PRIVATE -fsanitize=${sanitize})
         math(EXPR count "${count} + 1")
       endif()

@@ -63,12 +63,22 @@ void fail(Prepared &p, ErrorKind kind, const std::string &error) {
     p.error = shorten(error);
 }
 
+// Fault::crash, illegal_instruction: the child dies of the signal, as it does
+// when a bad candidate faults in a build without sanitizers. In an
+// AddressSanitizer build (cmake/amqSanitize.cmake) ASan's SIGSEGV handler
+// would report and exit with a status instead, so the signal's default action
+// is put back first (a no-op in other builds).
+void die_of(int sig) {
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 // Runs the kernel on `inv` once and checks its output. Faults that happen
 // "instead of the kernel call" happen here.
 void run_and_check(Prepared &p, Invocation &inv, const JitKernel::Call &call, Fault fault) {
     inv.poison_output();
-    if (fault == Fault::crash) raise(SIGSEGV);
-    if (fault == Fault::illegal_instruction) raise(SIGILL);
+    if (fault == Fault::crash) die_of(SIGSEGV);
+    if (fault == Fault::illegal_instruction) die_of(SIGILL);
     if (fault == Fault::hang)
         for (;;) pause();
     if (int rc = call()) {
@@ -217,6 +227,10 @@ std::vector<Measurement> Evaluator::evaluate_together(const std::vector<Candidat
                        channel);
         },
         options_.timeout_seconds);
+    // A sanitizer's report (sanitizer builds) fails the whole evaluation instead
+    // of being recorded as a crashed candidate, where it would go unseen.
+    if (o.sanitizer_report)
+        throw std::runtime_error("the evaluation child " + o.describe() + ":\n" + o.stderr_tail);
     if (o.result.empty() || o.end != ChildOutcome::End::exited || o.exit_code != 0)
         return all_failed(candidates.size(), o);
     std::vector<Measurement> out;

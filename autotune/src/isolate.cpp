@@ -10,6 +10,19 @@
 #include <cstring>
 #include <stdexcept>
 
+// Built with AddressSanitizer or ThreadSanitizer (cmake/amqSanitize.cmake):
+// the child tells the parent when the sanitizer stops it with a report.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define AMQ_SANITIZER_RUNTIME 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define AMQ_SANITIZER_RUNTIME 1
+#endif
+#endif
+#ifdef AMQ_SANITIZER_RUNTIME
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 namespace amq::tune {
 namespace {
 
@@ -25,7 +38,19 @@ void write_all(int fd, const char *p, size_t n) {
     }
 }
 
-// Splits the child's messages ("S<stage>\n", "R<result>\n") as they arrive.
+#ifdef AMQ_SANITIZER_RUNTIME
+// The child's end of the message pipe, for the sanitizer's death callback: it
+// runs after the report (also UndefinedBehaviorSanitizer's, with
+// halt_on_error), just before the sanitizer exits.
+int g_report_fd = -1;
+void on_sanitizer_report() {
+    static const char msg[] = "X\n";
+    if (g_report_fd >= 0) write_all(g_report_fd, msg, sizeof msg - 1);
+}
+#endif
+
+// Splits the child's messages ("S<stage>\n", "R<result>\n", "X\n" for a
+// sanitizer's report) as they arrive.
 void take_messages(std::string &buf, ChildOutcome &out) {
     size_t nl;
     while ((nl = buf.find('\n')) != std::string::npos) {
@@ -34,6 +59,7 @@ void take_messages(std::string &buf, ChildOutcome &out) {
         if (line.empty()) continue;
         if (line[0] == 'S') out.stage = line.substr(1);
         if (line[0] == 'R') out.result = line.substr(1);
+        if (line[0] == 'X') out.sanitizer_report = true;
     }
 }
 
@@ -53,6 +79,9 @@ std::string ChildOutcome::describe() const {
     std::string where = stage.empty() ? "" : " while " + stage;
     switch (end) {
         case End::exited:
+            if (sanitizer_report)
+                return "stopped by a sanitizer report (exit status " + std::to_string(exit_code) +
+                       ")" + where;
             return "exited with " + std::to_string(exit_code) + where;
         case End::signaled: {
             const char *abbrev = sigabbrev_np(signal);
@@ -87,6 +116,10 @@ ChildOutcome run_isolated(const std::function<void(ChildChannel &)> &body, doubl
         dup2(err[1], STDERR_FILENO);
         close(err[1]);
         ChildChannel channel(msg[1]);
+#ifdef AMQ_SANITIZER_RUNTIME
+        g_report_fd = msg[1];
+        __sanitizer_set_death_callback(on_sanitizer_report);
+#endif
         int code = 0;
         try {
             body(channel);

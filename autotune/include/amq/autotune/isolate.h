@@ -30,6 +30,10 @@ struct ChildOutcome {
     std::string result;       // what it sent with result(); empty if nothing
     std::string stderr_tail;  // the last few KB it wrote to stderr
     double seconds = 0;       // wall time
+    // Sanitizer builds: the child was stopped by a sanitizer's report (its end
+    // is in stderr_tail). Not a candidate's failure but an error of the build
+    // under test: AddressSanitizer's report of a SIGSEGV counts too.
+    bool sanitizer_report = false;
 
     // "killed by SIGSEGV (Segmentation fault) while compile", "timed out after
     // 20 s while time", "exited with 3"...
