@@ -6,10 +6,14 @@
 #include <chrono>
 #include <functional>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "amq/kernels.h"
 #include "amq/reference.h"
+
+// OpenBLAS (pthreads build): stops its worker threads; weak, absent elsewhere.
+extern "C" int blas_thread_shutdown_(void) __attribute__((weak));
 
 namespace amq::bench {
 namespace {
@@ -108,6 +112,17 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
         double t = std::max(time_calls(fns[f], 3), 0.05);
         calls[f] = std::max(1, int(min_round_ms * 1000.0 / t));
     }
+    // With threads, no candidate may run beside the idle threads of another:
+    // amq's workers spin for 100 us after a kernel (AMQ_SPIN_US), so a pause
+    // precedes every candidate; OpenBLAS's spin for about 2^28 cycles, so its
+    // threads are shut down after every sgemv block (its next untimed call starts
+    // them again), where the library exports that.
+    const size_t sgemv_fn = 4;
+    auto settle = [&](size_t f) {
+        if (threads == 1) return;
+        if (f == sgemv_fn && blas_thread_shutdown_) blas_thread_shutdown_();
+        std::this_thread::sleep_for(std::chrono::microseconds(300));
+    };
     std::vector<std::vector<double>> times(fns.size());
     // Each candidate gets one untimed call first in every round, so that none is
     // timed right after another one's working set evicted its own from the caches.
@@ -116,6 +131,7 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
             use_threads(f);
             fns[f]();
             times[f].push_back(time_calls(fns[f], calls[f]));
+            settle(f);
         }
     set_threads(threads);
 

@@ -36,8 +36,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Spinning threads yield the CPU every this many pauses (about a microsecond).
-constexpr unsigned kYieldEvery = 64;
+// Spinning threads yield the CPU every this many pauses (tens of microseconds),
+// so that a thread which shares their CPU can run. More often costs the
+// parallel speed: measured with `amq bench gemv --shape 4096x2048 --bits 2x2
+// --threads 2`, yielding every 64 pauses gave 1.68x one thread (median of 5
+// runs), every 1024 pauses 2.3x, with the tuned kernels' 64 tiles per task
+// (docs/PERFORMANCE.md).
+constexpr unsigned kYieldEvery = 1024;
 
 struct Job {
     halide_task_t task;
@@ -87,6 +92,7 @@ public:
     void set_threads(int n) {
         std::lock_guard<std::mutex> lock(m_);
         const int workers = n - 1;
+        if (workers == wanted_.load() && int(threads_.size()) >= workers) return;
         while (int(threads_.size()) < workers) {
             const int index = int(threads_.size());
             threads_.emplace_back([this, index] { work(index); });
