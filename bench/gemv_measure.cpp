@@ -30,6 +30,8 @@ double time_calls(const std::function<void()> &fn, int calls) {
     return (now_us() - t0) / calls;
 }
 
+constexpr int kMinCalls = 10;  // per candidate and round
+
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v.empty() ? 0 : v[v.size() / 2];
@@ -110,7 +112,9 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
         use_threads(f);
         fns[f]();  // warm-up
         double t = std::max(time_calls(fns[f], 3), 0.05);
-        calls[f] = std::max(1, int(min_round_ms * 1000.0 / t));
+        // At least 10 calls: on the largest shapes 2 ms is a handful of calls,
+        // most of them still refilling the caches the other candidates evicted.
+        calls[f] = std::max(kMinCalls, int(min_round_ms * 1000.0 / t));
     }
     // With threads, no candidate may run beside the idle threads of another:
     // amq's workers spin for 100 us after a kernel (AMQ_SPIN_US), so a pause
@@ -125,9 +129,13 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
     };
     std::vector<std::vector<double>> times(fns.size());
     // Each candidate gets one untimed call first in every round, so that none is
-    // timed right after another one's working set evicted its own from the caches.
+    // timed right after another one's working set evicted its own from the caches;
+    // and the order turns by one every round, so that no candidate always follows
+    // the same one (on the largest shapes the one after the amq product found its
+    // weights still in L3, the amq product itself never did).
     for (int r = 0; r < rounds; ++r)
-        for (size_t f = 0; f < fns.size(); ++f) {
+        for (size_t k = 0; k < fns.size(); ++k) {
+            const size_t f = (k + size_t(r)) % fns.size();
             use_threads(f);
             fns[f]();
             times[f].push_back(time_calls(fns[f], calls[f]));
