@@ -24,7 +24,10 @@ constexpr float kDataScale = 127.f, kDataShift = 128.f;
 constexpr std::uint32_t kWeightSeed = 20240501u, kInputSeed = 7u;
 
 bool is_lstm(const OnednnRnnConfig &cfg) { return cfg.arch == "lstm"; }
+bool is_plain_gru(const OnednnRnnConfig &cfg) { return cfg.arch == "gru" && cfg.plain_gru; }
 int torch_gates(const OnednnRnnConfig &cfg) { return is_lstm(cfg) ? 4 : 3; }
+// Bias gates: LSTM i,f,c,o; LBR GRU u,r,o and b_hn; plain GRU u,r,o.
+int bias_gates(const OnednnRnnConfig &cfg) { return is_plain_gru(cfg) ? 3 : 4; }
 // oneDNN gate g holds PyTorch gate torch_gate(g): LSTM i,f,c,o = i,f,g,o; GRU u,r,o = z,r,n.
 int torch_gate(const OnednnRnnConfig &cfg, int g) {
     static const int lstm[4] = {0, 1, 2, 3}, gru[3] = {1, 0, 2};
@@ -32,13 +35,6 @@ int torch_gate(const OnednnRnnConfig &cfg, int g) {
 }
 int layer_input(const OnednnRnnConfig &cfg, int l) {
     return l == 0 ? cfg.input_size : cfg.hidden_size;
-}
-
-std::string onednn_version() {
-    const dnnl_version_t *v = dnnl::version();
-    std::ostringstream s;
-    s << v->major << "." << v->minor << "." << v->patch;
-    return s.str();
 }
 
 void validate_config(const OnednnRnnConfig &cfg) {
@@ -55,6 +51,9 @@ void validate_config(const OnednnRnnConfig &cfg) {
     positive("layers", cfg.layers);
     positive("batch", cfg.batch);
     positive("steps", cfg.steps);
+    if (cfg.plain_gru && cfg.arch != "gru")
+        throw std::invalid_argument("OnednnRnnConfig.plain_gru: only for arch \"gru\", got \"" +
+                                    cfg.arch + "\"");
 }
 
 void check_size(const std::vector<float> &v, size_t expected, int layer, const char *tensor,
@@ -95,16 +94,22 @@ std::vector<float> to_ldigo(const OnednnRnnConfig &cfg, const std::vector<float>
 }
 
 // LSTM: 4 biases b_ih + b_hh. LBR GRU: u, r as b_ih + b_hh, o as b_in, and the
-// 4th bias b_hn, added to W_hn h before the reset gate multiplies it.
+// 4th bias b_hn, added to W_hn h before the reset gate multiplies it. Plain GRU:
+// u, r, o as b_ih + b_hh (its o bias is outside the reset gate).
 std::vector<float> to_ldgo_bias(const OnednnRnnConfig &cfg, const TorchRnnLayer &w) {
     const int H = cfg.hidden_size;
-    std::vector<float> out(static_cast<size_t>(4) * H, 0.f);
+    std::vector<float> out(static_cast<size_t>(bias_gates(cfg)) * H, 0.f);
     auto at = [&](const std::vector<float> &b, int tg, int o) {
         return b.empty() ? 0.f : b[static_cast<size_t>(tg) * H + o];
     };
     for (int o = 0; o < H; ++o) {
         if (is_lstm(cfg)) {
             for (int g = 0; g < 4; ++g) out[g * H + o] = at(w.b_ih, g, o) + at(w.b_hh, g, o);
+        } else if (is_plain_gru(cfg)) {
+            for (int g = 0; g < 3; ++g) {
+                const int tg = torch_gate(cfg, g);
+                out[g * H + o] = at(w.b_ih, tg, o) + at(w.b_hh, tg, o);
+            }
         } else {
             for (int g = 0; g < 2; ++g) {
                 const int tg = torch_gate(cfg, g);
@@ -118,6 +123,17 @@ std::vector<float> to_ldgo_bias(const OnednnRnnConfig &cfg, const TorchRnnLayer 
 }
 
 }  // namespace
+
+const char *onednn_primitive_name(const OnednnRnnConfig &cfg) {
+    return is_lstm(cfg) ? "lstm_forward" : is_plain_gru(cfg) ? "gru_forward" : "lbr_gru_forward";
+}
+
+std::string onednn_version() {
+    const dnnl_version_t *v = dnnl::version();
+    std::ostringstream s;
+    s << v->major << "." << v->minor << "." << v->patch;
+    return s.str();
+}
 
 std::vector<TorchRnnLayer> random_torch_rnn(const OnednnRnnConfig &cfg, std::uint32_t seed) {
     validate_config(cfg);
@@ -183,8 +199,7 @@ OnednnRnn::OnednnRnn(const OnednnRnnConfig &cfg, const std::vector<TorchRnnLayer
         const memory::desc src_md({T, B, I}, act_dt, tag::tnc), dst_md({T, B, H}, act_dt, tag::tnc);
         const memory::desc wl_md({1, 1, I, G, H}, w_dt, tag::any),
             wi_md({1, 1, H, G, H}, w_dt, tag::any);
-        // Four biases for both cells: LSTM i,f,c,o; LBR GRU u,r,o and b_hn.
-        const memory::desc bias_md({1, 1, 4, H}, dt::f32, tag::ldgo);
+        const memory::desc bias_md({1, 1, bias_gates(cfg), H}, dt::f32, tag::ldgo);
         const memory::desc user_wl_md({1, 1, I, G, H}, dt::f32, tag::ldigo),
             user_wi_md({1, 1, H, G, H}, dt::f32, tag::ldigo);
 
@@ -223,6 +238,14 @@ OnednnRnn::OnednnRnn(const OnednnRnnConfig &cfg, const std::vector<TorchRnnLayer
                 pd_wi = pd.weights_iter_desc();
                 impl = pd.impl_info_str();
                 prim = dnnl::lstm_forward(pd);
+            } else if (is_plain_gru(cfg)) {
+                dnnl::gru_forward::desc d(fwd, dir, src_md, memory::desc(), wl_md, wi_md, bias_md,
+                                          dst_md, memory::desc());
+                dnnl::gru_forward::primitive_desc pd(d, attr, im->eng);
+                pd_wl = pd.weights_layer_desc();
+                pd_wi = pd.weights_iter_desc();
+                impl = pd.impl_info_str();
+                prim = dnnl::gru_forward(pd);
             } else {
                 dnnl::lbr_gru_forward::desc d(fwd, dir, src_md, memory::desc(), wl_md, wi_md,
                                               bias_md, dst_md, memory::desc());
@@ -234,9 +257,8 @@ OnednnRnn::OnednnRnn(const OnednnRnnConfig &cfg, const std::vector<TorchRnnLayer
             }
         } catch (const dnnl::error &e) {
             std::ostringstream s;
-            s << "oneDNN " << onednn_version() << " cannot build "
-              << (is_lstm(cfg) ? "lstm_forward" : "lbr_gru_forward") << " "
-              << (cfg.int8 ? "int8 (u8 data, s8 weights)" : "f32")
+            s << "oneDNN " << onednn_version() << " cannot build " << onednn_primitive_name(cfg)
+              << " " << (cfg.int8 ? "int8 (u8 data, s8 weights)" : "f32")
               << " forward inference for layer " << l << " (input " << I << ", hidden " << H
               << "): " << e.what()
               << (e.status == dnnl_unimplemented ? " [status: unimplemented on this CPU/build]"

@@ -5,15 +5,20 @@
 // - LSTM: lstm_forward. oneDNN's gate order i,f,c,o equals PyTorch's i,f,g,o.
 // - GRU: lbr_gru_forward (linear-before-reset GRU), which is what PyTorch's
 //   nn.GRU computes: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)). oneDNN's
-//   plain gru_forward applies r before the recurrent product and is a different
-//   network, so it is not used. oneDNN's GRU gate order is u(z), r, o(n).
+//   GRU gate order is u(z), r, o(n).
+// - Plain GRU (plain_gru = true): gru_forward, which applies r before the
+//   recurrent product, n = tanh(W_in x + W_hn (r * h) + b_in + b_hn): the same
+//   gates, weight shapes (3H x I, 3H x H) and matrix work per step, but a
+//   different network from PyTorch's. It is only a *speed* baseline: oneDNN
+//   2.6.3 has no int8 LBR GRU ('unimplemented'), but it has an int8 plain GRU,
+//   so `amq bench rnn --arch gru` times that one as the int8 figure and labels
+//   it (rnn_measure.h); the f32 GRU stays LBR.
 // - int8: u8 activations (scale 127, shift 128 for values in [-1, 1]), s8
 //   weights with one scale per (gate, output) column shared by W_ih and W_hh,
 //   f32 bias, as set by primitive_attr::set_rnn_data_qparams /
 //   set_rnn_weights_qparams. A cell that the installed oneDNN cannot run in
-//   int8 gives ok = false and the reason (oneDNN's error). oneDNN 2.6.3 has no
-//   int8 LBR GRU (only LSTM and its plain GRU), so gru + int8 is 'unsupported'.
-//   Values of x outside [-1, 1] saturate in int8.
+//   int8 gives ok = false and the reason (oneDNN's error): with oneDNN 2.6.3,
+//   LBR GRU + int8. Values of x outside [-1, 1] saturate in int8.
 // - Each layer is its own primitive (so input_size may differ from hidden_size
 //   with any number of layers); all T steps of a layer run in one call, with
 //   zero initial states.
@@ -33,8 +38,16 @@ struct OnednnRnnConfig {
     int input_size = 0, hidden_size = 0;
     int layers = 1, batch = 1, steps = 100;
     bool int8 = false;
+    // gru only: oneDNN's plain gru_forward (r applied before W_hn h) instead of
+    // the linear-before-reset GRU of PyTorch; see the header comment.
+    bool plain_gru = false;
     int threads = 1;  // <= 0: leave the OpenMP default
 };
+
+// The oneDNN primitive of cfg's cell: "lstm_forward", "lbr_gru_forward" or "gru_forward".
+const char *onednn_primitive_name(const OnednnRnnConfig &cfg);
+// The version of the oneDNN library in use, e.g. "2.6.3".
+std::string onednn_version();
 
 struct OnednnRnnResult {
     bool ok = false;
@@ -51,7 +64,8 @@ struct TorchRnnLayer {
 };
 
 // PyTorch-style random weights U(-1/sqrt(H), 1/sqrt(H)) for every layer, from
-// a fixed seed (same config and seed, same weights).
+// a fixed seed (same config and seed, same weights; a plain GRU gets those of
+// the LBR GRU).
 std::vector<TorchRnnLayer> random_torch_rnn(const OnednnRnnConfig &cfg, std::uint32_t seed);
 
 class OnednnRnn {
@@ -93,9 +107,9 @@ private:
 // (invalid config, unsupported by oneDNN) comes back as {false, reason}.
 OnednnRnnResult measure_onednn_rnn(const OnednnRnnConfig &cfg, int rounds, int iters);
 
-// f32 forward of the given PyTorch-layout weights on x [T][B][I]; returns the
-// last layer's h [T][B][H]. Throws std::invalid_argument on bad sizes and
-// std::runtime_error when oneDNN refuses the configuration.
+// f32 forward of the given PyTorch-layout weights on x [T][B][I] (cfg.plain_gru:
+// the plain GRU of those weights); returns the last layer's h [T][B][H]. Throws
+// std::invalid_argument on bad sizes and std::runtime_error when oneDNN refuses the configuration.
 std::vector<float> onednn_rnn_forward_f32(const OnednnRnnConfig &cfg,
                                           const std::vector<TorchRnnLayer> &weights,
                                           const std::vector<float> &x);

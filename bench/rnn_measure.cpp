@@ -73,8 +73,14 @@ OnednnRnnConfig onednn_config(const RnnBenchConfig &cfg, bool int8) {
     c.batch = cfg.batch;
     c.steps = cfg.steps;
     c.int8 = int8;
+    c.plain_gru = int8 && cfg.arch == Arch::gru;
     c.threads = cfg.threads;
     return c;
+}
+
+std::string onednn_int8_cell(Arch arch) {
+    if (arch != Arch::gru) return arch_name(arch);
+    return "gru (plain, int8; oneDNN " + onednn_version() + " has no int8 linear-before-reset GRU)";
 }
 
 std::vector<TorchRnnLayer> random_rnn_weights(const RnnBenchConfig &cfg) {
@@ -190,6 +196,7 @@ RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms
     res.cfg = cfg;
     res.isa = isa_name(active_isa());
     res.rounds = rounds;
+    res.onednn_int8_cell = onednn_int8_cell(cfg.arch);
     res.model_bytes_amq = c.amq->model().weight_bytes();
     res.model_bytes_f32 = c.amq_float->model().weight_bytes();
 

@@ -2,6 +2,10 @@
 // quantized model), the same network unquantized on amq's f32 kernels, and the
 // oneDNN f32 and int8 RNN primitives, all on the same random weights and input,
 // measured in the same process, interleaved round by round, reported as medians.
+// GRU: the oneDNN f32 figure is its linear-before-reset GRU (the same network as
+// amq's); the int8 figure is its plain GRU (same weight shapes and work per
+// step, r applied before the recurrent product), since oneDNN 2.6.3 has no int8
+// LBR GRU; onednn_int8_cell() says which.
 // Shared by `amq bench rnn` and the Google Benchmark suite amq_bench_rnn.
 #pragma once
 
@@ -32,8 +36,12 @@ struct RnnBenchConfig {
 // Throws std::invalid_argument naming the field when cfg is out of range.
 void validate(const RnnBenchConfig &cfg);
 
-// The oneDNN configuration of the same network (1 layer, batch 1).
+// The oneDNN configuration of the same network (1 layer, batch 1). GRU + int8:
+// oneDNN's plain GRU (plain_gru = true), a speed baseline only.
 OnednnRnnConfig onednn_config(const RnnBenchConfig &cfg, bool int8);
+// Which oneDNN cell the int8 figure of `arch` times: "lstm", or for GRU
+// "gru (plain, int8; oneDNN <version> has no int8 linear-before-reset GRU)".
+std::string onednn_int8_cell(Arch arch);
 
 // PyTorch-style random weights U(-1/sqrt(H), 1/sqrt(H)) of the 1-layer network,
 // from a fixed seed: the same weights for a given shape whatever the bits.
@@ -91,6 +99,7 @@ struct RnnResult {
     std::string isa;
     int rounds = 0;
     RnnTiming amq, amq_step, amq_float, onednn_f32, onednn_int8;
+    std::string onednn_int8_cell;                     // onednn_int8_cell(cfg.arch)
     size_t model_bytes_amq = 0, model_bytes_f32 = 0;  // Model::weight_bytes()
     // max |h| difference over all T steps: amq float and amq quantized against
     // oneDNN f32 (the first checks that both run the same network).

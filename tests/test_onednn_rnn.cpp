@@ -1,5 +1,7 @@
 // The oneDNN baseline computes the same LSTM/GRU as PyTorch (and amq): its f32
-// forward, fed PyTorch-layout weights, matches a scalar double reference.
+// forward, fed PyTorch-layout weights, matches a scalar double reference. Its
+// plain GRU (the GRU's int8 speed baseline) matches the plain-GRU reference in
+// f32 and stays near it in int8.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -21,6 +23,8 @@ using amq::bench::TorchRnnLayer;
 double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
 
 // PyTorch nn.LSTM / nn.GRU (gates i,f,g,o / r,z,n), zero initial state, in double.
+// cfg.plain_gru: the plain GRU of the same weights, n = tanh(W_in x + b_in +
+// W_hn (r * h) + b_hn) instead of PyTorch's tanh(W_in x + b_in + r * (W_hn h + b_hn)).
 // x [T][B][I]; returns the last layer's h [T][B][H].
 std::vector<float> reference_rnn(const OnednnRnnConfig &cfg, const std::vector<TorchRnnLayer> &w,
                                  const std::vector<float> &x) {
@@ -43,6 +47,16 @@ std::vector<float> reference_rnn(const OnednnRnnConfig &cfg, const std::vector<T
                     gx[r] = sx;
                     gh[r] = sh;
                 }
+                std::vector<double> rh(H);  // plain GRU: W_hn (r * h) + b_hn
+                if (!lstm && cfg.plain_gru) {
+                    for (int j = 0; j < H; ++j) rh[j] = sigmoid(gx[j] + gh[j]) * h[j];
+                    for (int o = 0; o < H; ++o) {
+                        const int r = 2 * H + o;
+                        double s = bias(L.b_hh, r);
+                        for (int j = 0; j < H; ++j) s += double(L.w_hh[size_t(r) * H + j]) * rh[j];
+                        gh[r] = s;
+                    }
+                }
                 for (int o = 0; o < H; ++o) {
                     if (lstm) {
                         auto g = [&](int k) { return gx[k * H + o] + gh[k * H + o]; };
@@ -52,7 +66,8 @@ std::vector<float> reference_rnn(const OnednnRnnConfig &cfg, const std::vector<T
                         h[o] = og * std::tanh(c[o]);
                     } else {
                         const double r = sigmoid(gx[o] + gh[o]), z = sigmoid(gx[H + o] + gh[H + o]);
-                        const double n = std::tanh(gx[2 * H + o] + r * gh[2 * H + o]);
+                        const double n =
+                            std::tanh(gx[2 * H + o] + (cfg.plain_gru ? 1.0 : r) * gh[2 * H + o]);
                         h[o] = (1.0 - z) * n + z * h[o];
                     }
                 }
@@ -70,7 +85,7 @@ std::vector<TorchRnnLayer> random_weights(const OnednnRnnConfig &cfg, float rang
     std::mt19937 rng(seed);
     std::uniform_real_distribution<float> u(-range, range);
     const size_t G = cfg.arch == "lstm" ? 4 : 3, H = cfg.hidden_size;
-    std::vector<TorchRnnLayer> w(cfg.layers);
+    std::vector<TorchRnnLayer> w(cfg.layers);  // plain GRU: the LBR GRU's shapes
     for (int l = 0; l < cfg.layers; ++l) {
         const size_t I = l == 0 ? cfg.input_size : H;
         auto fill = [&](std::vector<float> &v, size_t n) {
@@ -101,9 +116,11 @@ double max_abs_diff(const std::vector<float> &a, const std::vector<float> &b) {
     return m;
 }
 
+// arch "plain_gru": oneDNN's plain GRU (arch gru, plain_gru).
 OnednnRnnConfig config(const std::string &arch, int steps, int layers = 1) {
     OnednnRnnConfig cfg;
-    cfg.arch = arch;
+    cfg.arch = arch == "plain_gru" ? "gru" : arch;
+    cfg.plain_gru = arch == "plain_gru";
     cfg.input_size = 37;
     cfg.hidden_size = 129;
     cfg.batch = 3;
@@ -145,7 +162,10 @@ TEST_P(OnednnMatchesReference, F32) {
 INSTANTIATE_TEST_SUITE_P(Cells, OnednnMatchesReference,
                          ::testing::Values(Case{"lstm", 1, 1, true}, Case{"lstm", 23, 1, true},
                                            Case{"gru", 1, 1, true}, Case{"gru", 23, 1, true},
-                                           Case{"lstm", 9, 2, false}, Case{"gru", 9, 2, true}),
+                                           Case{"lstm", 9, 2, false}, Case{"gru", 9, 2, true},
+                                           Case{"plain_gru", 1, 1, true},
+                                           Case{"plain_gru", 23, 1, true},
+                                           Case{"plain_gru", 9, 2, false}),
                          [](const auto &info) {
                              return info.param.arch + "_T" + std::to_string(info.param.steps) +
                                     "_L" + std::to_string(info.param.layers) +
@@ -179,6 +199,44 @@ TEST(OnednnRnn, Int8CloseToF32OrUnsupported) {
     }
 }
 
+// The GRU's int8 speed baseline: oneDNN's plain GRU runs in int8 (it must: it is
+// the figure `amq bench rnn --arch gru` reports) and stays near the f32 plain GRU
+// of the same weights. Tolerance as for the int8 LSTM above: u8 activations are
+// steps of 1/127 (h and x rounded by up to 0.004 each step), s8 weights steps of
+// max|w|/127 per (gate, output) column; over 17 steps, with the z gate carrying
+// h along, that stays well below 0.05 of h in [-1, 1], while a wrong gate order,
+// bias or the LBR network differ by more (checked below).
+TEST(OnednnRnn, Int8PlainGruCloseToF32PlainGru) {
+    OnednnRnnConfig cfg = config("plain_gru", 17);
+    const auto w = random_weights(cfg, 0.1f, true, 3);
+    auto x = random_input(cfg, 4);
+    for (float &v : x) v *= 0.5f;  // int8 data range is [-1, 1]
+    const auto f32 = amq::bench::onednn_rnn_forward_f32(cfg, w, x);
+    EXPECT_LE(max_abs_diff(f32, reference_rnn(cfg, w, x)), 1e-4);
+    cfg.int8 = true;
+    OnednnRnn rnn(cfg, w);
+    ASSERT_TRUE(rnn.ok()) << rnn.reason();
+    rnn.set_input(x);
+    rnn.run();
+    const auto q = rnn.output();
+    ASSERT_EQ(q.size(), f32.size());
+    const double err = max_abs_diff(q, f32);
+    EXPECT_LE(err, 0.05) << "plain gru int8 vs f32";
+    std::printf("[ info ] plain gru int8 max abs error vs f32 plain gru: %.4f (%s)\n", err,
+                rnn.impl_info().c_str());
+    // The test tells networks apart: the LBR GRU of the same weights is further
+    // from the int8 output than the tolerance.
+    OnednnRnnConfig lbr = cfg;
+    lbr.int8 = lbr.plain_gru = false;
+    const double lbr_err = max_abs_diff(q, reference_rnn(lbr, w, x));
+    std::printf("[ info ] plain gru int8 max abs difference from the LBR GRU: %.4f\n", lbr_err);
+    EXPECT_GT(lbr_err, 0.05);
+    const auto r = rnn.measure(3, 1);
+    ASSERT_TRUE(r.ok) << r.reason;
+    EXPECT_GT(r.us_per_step, 0.0);
+    EXPECT_NE(r.impl.find("int8"), std::string::npos) << r.impl;
+}
+
 TEST(OnednnRnn, MeasureGivesTime) {
     OnednnRnnConfig cfg = config("lstm", 20);
     cfg.threads = 1;
@@ -197,6 +255,15 @@ TEST(OnednnRnn, BadArgumentsAreNamed) {
         EXPECT_NE(std::string(e.what()).find("arch"), std::string::npos) << e.what();
     }
     EXPECT_FALSE(amq::bench::measure_onednn_rnn(cfg, 3, 1).ok);
+
+    cfg = config("lstm", 3);
+    cfg.plain_gru = true;
+    try {
+        OnednnRnn rnn(cfg);
+        FAIL() << "plain_gru with arch lstm accepted";
+    } catch (const std::invalid_argument &e) {
+        EXPECT_NE(std::string(e.what()).find("plain_gru"), std::string::npos) << e.what();
+    }
 
     cfg = config("gru", 3);
     auto w = random_weights(cfg, 0.1f, true, 1);

@@ -2,7 +2,8 @@
 // Halide float GEMV and OpenBLAS sgemv, one shape or the whole spec (--all), as a
 // markdown table or JSON.
 // amq bench rnn: the LSTM/GRU runner on a random quantized layer against the same
-// layer unquantized on amq's f32 kernels and on oneDNN (f32 and int8).
+// layer unquantized on amq's f32 kernels and on oneDNN (f32 and int8; the GRU's
+// int8 figure is oneDNN's plain GRU, "onednn_int8_cell").
 #include <unistd.h>
 
 #include <cmath>
@@ -148,6 +149,8 @@ nlohmann::ordered_json to_json(const bench::RnnResult &r) {
                                 {"onednn_f32_us_per_step", us_or_null(r.onednn_f32)}};
     if (!r.onednn_f32.ok) j["onednn_f32_note"] = r.onednn_f32.note;
     j["onednn_int8_us_per_step"] = us_or_null(r.onednn_int8);
+    // GRU: oneDNN's plain GRU, a speed baseline of the same size (no int8 LBR GRU).
+    j["onednn_int8_cell"] = r.onednn_int8_cell;
     if (!r.onednn_int8.ok) j["onednn_int8_note"] = r.onednn_int8.note;
     j["speedup_vs_onednn_f32"] = speedup_or_null(r.onednn_f32, r.amq);
     j["speedup_vs_onednn_int8"] = speedup_or_null(r.onednn_int8, r.amq);
@@ -204,7 +207,8 @@ void print_rnn_table(const nlohmann::ordered_json &j) {
     row("oneDNN f32", "onednn_f32_us_per_step", "speedup_vs_onednn_f32", nullptr);
     if (j.contains("onednn_f32_avx2_us_per_step"))
         row("oneDNN f32, ONEDNN_MAX_CPU_ISA=AVX2", "onednn_f32_avx2_us_per_step", nullptr, nullptr);
-    row("oneDNN int8", "onednn_int8_us_per_step", "speedup_vs_onednn_int8", nullptr);
+    row("oneDNN int8, " + j["onednn_int8_cell"].get<std::string>(), "onednn_int8_us_per_step",
+        "speedup_vs_onednn_int8", nullptr);
     for (const char *key : {"onednn_f32_note", "onednn_int8_note"})
         if (j.contains(key)) std::cout << "\n" << key << ": " << j[key].get<std::string>() << "\n";
     std::cout << std::flush;
