@@ -22,6 +22,9 @@ PACKAGES=(
   libbenchmark-dev
   libopenblas-dev
   libdnnl-dev
+  # oneDNN's dnnl-config.cmake calls find_package(OpenCL); libdnnl-dev only
+  # recommends this package, and apt-get runs with --no-install-recommends
+  ocl-icd-opencl-dev
   # schedules/ records, model metadata (JSON); tools/ command line
   nlohmann-json3-dev
   libcli11-dev
