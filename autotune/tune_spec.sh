@@ -6,8 +6,10 @@
 #
 #   autotune/tune_spec.sh BUILD_DIR OUT_DIR [BUDGET_SECONDS]
 #
-# Writes OUT_DIR/tune_bgemv_<shape>_w<W>a<A>.json (amq tune --json) for each
-# problem; records and schedules go to the source tree's defaults
+# Writes OUT_DIR/limits.json (amq_bench_limits: this CPU's XOR+popcount+add
+# peak and read bandwidth, for the table's floor column) and
+# OUT_DIR/tune_bgemv_<shape>_w<W>a<A>.json (amq tune --json) for each problem;
+# records and schedules go to the source tree's defaults
 # (schedules/records/<cpu-id>.jsonl, schedules/<cpu-id>.json), so a second run
 # resumes the searches and only redoes the comparisons.
 set -euo pipefail
@@ -17,6 +19,13 @@ BUDGET=${3:-90}
 AMQ="$BUILD/tools/amq"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 mkdir -p "$OUT"
+limits=()
+if [[ -x "$BUILD/bench/amq_bench_limits" ]]; then
+  echo "== amq_bench_limits (this CPU's floors)" >&2
+  "$BUILD/bench/amq_bench_limits" --benchmark_repetitions=9 --benchmark_report_aggregates_only=true \
+    --benchmark_format=json >"$OUT/limits.json"
+  limits=(--limits "$OUT/limits.json")
+fi
 files=()
 for shape in 1024x1024 4096x1024 4096x2048; do
   for bits in 2x2 3x3; do
@@ -27,4 +36,4 @@ for shape in 1024x1024 4096x1024 4096x2048; do
     files+=("$f")
   done
 done
-/usr/bin/python3 "$HERE/tune_table.py" "${files[@]}"
+/usr/bin/python3 "$HERE/tune_table.py" "${limits[@]}" "${files[@]}"
