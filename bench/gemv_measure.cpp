@@ -130,17 +130,22 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
     std::vector<std::vector<double>> times(fns.size());
     // Each candidate gets one untimed call first in every round, so that none is
     // timed right after another one's working set evicted its own from the caches;
-    // and the order turns by one every round, so that no candidate always follows
-    // the same one (on the largest shapes the one after the amq product found its
-    // weights still in L3, the amq product itself never did).
-    for (int r = 0; r < rounds; ++r)
-        for (size_t k = 0; k < fns.size(); ++k) {
-            const size_t f = (k + size_t(r)) % fns.size();
+    // and every round runs them in a new random order (fixed seed), so that no
+    // candidate always follows the same one: on the largest shapes the one after
+    // the amq product finds its weights still in L3. (Turning the order by one
+    // each round is not enough: it keeps every candidate's successor.)
+    std::vector<size_t> order(fns.size());
+    for (size_t f = 0; f < fns.size(); ++f) order[f] = f;
+    std::mt19937 shuffle_rng(20261205u);
+    for (int r = 0; r < rounds; ++r) {
+        std::shuffle(order.begin(), order.end(), shuffle_rng);
+        for (const size_t f : order) {
             use_threads(f);
             fns[f]();
             times[f].push_back(time_calls(fns[f], calls[f]));
             settle(f);
         }
+    }
     set_threads(threads);
 
     GemvResult res;
