@@ -35,43 +35,55 @@ Words aligned_words(size_t n) {
 
 constexpr int kAcc = 8;  // independent accumulators: covers popcount latency x ports
 
-// kAcc groups per pass over the loads: acc[j] += popcnt(w[j] ^ a).
-__attribute__((target("avx512f,avx512vpopcntdq"))) uint64_t
-groups_zmm(const uint64_t *w, size_t vectors, size_t passes) {
-    __m512i acc[kAcc];
-    for (auto &x : acc) x = _mm512_setzero_si512();
-    const __m512i a = _mm512_set1_epi64(0x5555AAAA3333CCCCll);
-    for (size_t p = 0; p < passes; ++p) {
-        for (size_t v = 0; v < vectors; v += kAcc) {
-            for (int j = 0; j < kAcc; ++j) {
-                __m512i x = _mm512_load_si512(w + (v + j) * 8);
-                acc[j] = _mm512_add_epi64(acc[j], _mm512_popcnt_epi64(_mm512_xor_si512(x, a)));
-            }
-        }
-    }
-    __m512i s = acc[0];
-    for (int j = 1; j < kAcc; ++j) s = _mm512_add_epi64(s, acc[j]);
-    return uint64_t(_mm512_reduce_add_epi64(s));
-}
+#define AMQ_LIMITS_TARGET __attribute__((target("avx512f,avx512vl,avx512vpopcntdq"), always_inline))
 
-__attribute__((target("avx512f,avx512vl,avx512vpopcntdq"))) uint64_t
-groups_ymm(const uint64_t *w, size_t vectors, size_t passes) {
-    __m256i acc[kAcc];
-    for (auto &x : acc) x = _mm256_setzero_si256();
-    const __m256i a = _mm256_set1_epi64x(0x5555AAAA3333CCCCll);
-    for (size_t p = 0; p < passes; ++p) {
-        for (size_t v = 0; v < vectors; v += kAcc) {
-            for (int j = 0; j < kAcc; ++j) {
-                __m256i x = _mm256_load_si256(reinterpret_cast<const __m256i *>(w + (v + j) * 4));
-                acc[j] = _mm256_add_epi64(acc[j], _mm256_popcnt_epi64(_mm256_xor_si256(x, a)));
-            }
-        }
+// The vector operations of one group, per vector width.
+struct Zmm {
+    using V = __m512i;
+    static constexpr size_t kWords = 8;
+    AMQ_LIMITS_TARGET static V zero() { return _mm512_setzero_si512(); }
+    AMQ_LIMITS_TARGET static V broadcast(uint64_t a) { return _mm512_set1_epi64(int64_t(a)); }
+    AMQ_LIMITS_TARGET static V load(const uint64_t *w) { return _mm512_load_si512(w); }
+    AMQ_LIMITS_TARGET static V group(V acc, V x, V a) {
+        return _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(x, a)));
     }
-    __m256i s = acc[0];
-    for (int j = 1; j < kAcc; ++j) s = _mm256_add_epi64(s, acc[j]);
-    alignas(32) uint64_t out[4];
-    _mm256_store_si256(reinterpret_cast<__m256i *>(out), s);
-    return out[0] + out[1] + out[2] + out[3];
+    AMQ_LIMITS_TARGET static V add(V x, V y) { return _mm512_add_epi64(x, y); }
+    AMQ_LIMITS_TARGET static uint64_t sum(V x) { return uint64_t(_mm512_reduce_add_epi64(x)); }
+};
+
+struct Ymm {
+    using V = __m256i;
+    static constexpr size_t kWords = 4;
+    AMQ_LIMITS_TARGET static V zero() { return _mm256_setzero_si256(); }
+    AMQ_LIMITS_TARGET static V broadcast(uint64_t a) { return _mm256_set1_epi64x(int64_t(a)); }
+    AMQ_LIMITS_TARGET static V load(const uint64_t *w) {
+        return _mm256_load_si256(reinterpret_cast<const __m256i *>(w));
+    }
+    AMQ_LIMITS_TARGET static V group(V acc, V x, V a) {
+        return _mm256_add_epi64(acc, _mm256_popcnt_epi64(_mm256_xor_si256(x, a)));
+    }
+    AMQ_LIMITS_TARGET static V add(V x, V y) { return _mm256_add_epi64(x, y); }
+    AMQ_LIMITS_TARGET static uint64_t sum(V x) {
+        return uint64_t(_mm256_extract_epi64(x, 0) + _mm256_extract_epi64(x, 1) +
+                        _mm256_extract_epi64(x, 2) + _mm256_extract_epi64(x, 3));
+    }
+};
+
+// kAcc groups per pass over the loads: acc[j] += popcnt(w[j] ^ a).
+template <typename Vec>
+__attribute__((target("avx512f,avx512vl,avx512vpopcntdq"))) uint64_t groups(const uint64_t *w,
+                                                                            size_t vectors,
+                                                                            size_t passes) {
+    typename Vec::V acc[kAcc];
+    for (auto &x : acc) x = Vec::zero();
+    const auto a = Vec::broadcast(0x5555AAAA3333CCCCull);
+    for (size_t p = 0; p < passes; ++p)
+        for (size_t v = 0; v < vectors; v += kAcc)
+            for (int j = 0; j < kAcc; ++j)
+                acc[j] = Vec::group(acc[j], Vec::load(w + (v + j) * Vec::kWords), a);
+    auto s = acc[0];
+    for (int j = 1; j < kAcc; ++j) s = Vec::add(s, acc[j]);
+    return Vec::sum(s);
 }
 
 // The group on a 16 KB block (L1-resident), so only the vector ALUs limit it.
@@ -86,12 +98,12 @@ void BM_xor_popcnt_add(benchmark::State &st) {
     Words w = aligned_words(words);
     uint64_t sink = 0;
     for (auto _ : st) {
-        sink += lanes == 8 ? groups_zmm(w.get(), vectors, passes)
-                           : groups_ymm(w.get(), vectors, passes);
+        sink += lanes == 8 ? groups<Zmm>(w.get(), vectors, passes)
+                           : groups<Ymm>(w.get(), vectors, passes);
         benchmark::DoNotOptimize(sink);
     }
-    st.counters["groups_per_s"] = benchmark::Counter(double(vectors * passes) * double(st.iterations()),
-                                                     benchmark::Counter::kIsRate);
+    st.counters["groups_per_s"] = benchmark::Counter(
+        double(vectors * passes) * double(st.iterations()), benchmark::Counter::kIsRate);
     st.SetLabel(std::to_string(lanes * 64) + "-bit vectors");
 }
 BENCHMARK(BM_xor_popcnt_add)->ArgName("lanes")->Arg(8)->Arg(4);
