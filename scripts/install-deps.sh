@@ -34,6 +34,10 @@ PACKAGES=(
   python3-torch
   python3-numpy
   python3-matplotlib
+  # the `amq` Python module (pybind11) and its tests (pytest, run by ctest)
+  pybind11-dev
+  python3-pybind11
+  python3-pytest
   # cross builds and tests for AArch64 (Halide arm-64 targets under qemu), and
   # the x86-64 kernels under older CPU models (qemu-x86_64 -cpu Nehalem, Haswell)
   qemu-user
