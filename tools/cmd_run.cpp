@@ -1,14 +1,12 @@
 // amq run: a model on the sequences of an inputs file, outputs to a file.
 // amq eval: the word-level perplexity of a language model on a text file.
 #include <chrono>
-#include <cmath>
-#include <fstream>
 #include <iostream>
 #include <memory>
-#include <sstream>
+#include <optional>
 #include <thread>
-#include <unordered_map>
 
+#include "amq/evaluate.h"
 #include "amq/rnn.h"
 #include "amq/run_inputs.h"
 #include "amq/safetensors.h"
@@ -97,66 +95,25 @@ struct EvalArgs {
     bool json = false;
 };
 
-// Words of a text file with <eos> at the end of each line (as python/ptb.py).
-std::vector<int64_t> read_tokens(const std::string &path, const std::vector<std::string> &vocab) {
-    std::ifstream f(path);
-    if (!f) throw std::runtime_error(path + ": cannot open the text file");
-    std::unordered_map<std::string, int64_t> index;
-    for (size_t i = 0; i < vocab.size(); ++i) index.emplace(vocab[i], int64_t(i));
-    const auto unk = index.find("<unk>"), eos = index.find("<eos>");
-    if (eos == index.end()) throw std::runtime_error("the model's vocabulary has no <eos>");
-    std::vector<int64_t> ids;
-    std::string line, word;
-    for (size_t line_no = 1; std::getline(f, line); ++line_no) {
-        std::istringstream words(line);
-        while (words >> word) {
-            auto it = index.find(word);
-            if (it == index.end()) {
-                if (unk == index.end())
-                    throw std::runtime_error(path + ":" + std::to_string(line_no) + ": word '" +
-                                             word +
-                                             "' is not in the vocabulary, which has no <unk>");
-                it = unk;
-            }
-            ids.push_back(it->second);
-        }
-        ids.push_back(eos->second);
-    }
-    return ids;
-}
-
 void run_eval(const EvalArgs &a) {
     apply_threads(a.threads);
     const auto model = Model::load(a.model);
     const RnnShape &s = model->shape();
     if (!s.lm()) throw UsageError(a.model + " is not a language model (no embedding and decoder)");
-    if (model->vocab().size() != s.vocab_size)
-        throw std::runtime_error(a.model + ": no vocabulary in the metadata, cannot read words");
-    std::vector<int64_t> ids = read_tokens(a.text, model->vocab());
-    if (a.limit && ids.size() > a.limit + 1) ids.resize(a.limit + 1);
-    if (ids.size() < 2) throw std::runtime_error(a.text + ": fewer than 2 tokens");
-    Session session(model, 1);
-    std::vector<float> logp(s.vocab_size);
-    const size_t predictions = ids.size() - 1;
-    Progress progress("eval", predictions, "tokens");
-    double nll = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (size_t t = 0; t < predictions; ++t) {
-        session.step_tokens(&ids[t]);
-        log_softmax(session.logits(), s.vocab_size, logp.data());
-        nll -= double(logp[size_t(ids[t + 1])]);
-        if (t % 256 == 0 || t + 1 == predictions) progress.update(t + 1);
-    }
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double ppl = std::exp(nll / double(predictions));
+    std::optional<Progress> progress;  // made at the first step, when the total is known
+    const Perplexity p =
+        evaluate_text(model, a.model, a.text, a.limit, [&](size_t done, size_t total) {
+            if (!progress) progress.emplace("eval", total, "tokens");
+            progress->update(done);
+        });
+    const double ppl = p.perplexity, tokens_per_second = double(p.tokens) / p.seconds;
     if (a.json) {
         std::cout << "{\"model\": \"" << a.model << "\", \"text\": \"" << a.text
-                  << "\", \"tokens\": " << predictions << ", \"perplexity\": " << ppl
-                  << ", \"tokens_per_second\": " << double(predictions) / secs << "}\n";
+                  << "\", \"tokens\": " << p.tokens << ", \"perplexity\": " << ppl
+                  << ", \"tokens_per_second\": " << tokens_per_second << "}\n";
     } else {
-        std::printf("perplexity %.2f over %zu tokens of %s (%.0f tokens/s)\n", ppl, predictions,
-                    a.text.c_str(), double(predictions) / secs);
+        std::printf("perplexity %.2f over %zu tokens of %s (%.0f tokens/s)\n", ppl, p.tokens,
+                    a.text.c_str(), tokens_per_second);
     }
 }
 
