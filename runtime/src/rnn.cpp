@@ -203,17 +203,49 @@ const float *Session::logits() const {
     return logits_.data();
 }
 
-const float *Session::hidden(int layer) const {
+const float *Session::hidden(int layer, int direction) const {
+    if (direction != 0) fail("hidden: direction " + std::to_string(direction) + " out of range");
     if (layer < 0 || size_t(layer) >= h_.size())
         fail("hidden: layer " + std::to_string(layer) + " out of range");
     return h_[size_t(layer)].data();
 }
 
-const float *Session::cell(int layer) const {
+const float *Session::cell(int layer, int direction) const {
+    if (direction != 0) fail("cell: direction " + std::to_string(direction) + " out of range");
     if (model_->shape_.arch != Arch::lstm) fail("cell: a GRU has no cell state");
     if (layer < 0 || size_t(layer) >= c_.size())
         fail("cell: layer " + std::to_string(layer) + " out of range");
     return c_[size_t(layer)].data();
+}
+
+size_t Session::h_state_size() const { return h_.size() * batch_ * H_; }
+size_t Session::c_state_size() const {
+    return model_->shape_.arch == Arch::lstm ? c_.size() * batch_ * H_ : 0;
+}
+
+void Session::set_state(const float *h0, const float *c0) {
+    if (c0 && model_->shape_.arch != Arch::lstm) fail("set_state: c0 given for a GRU");
+    const size_t n = batch_ * H_;
+    for (size_t l = 0; l < h_.size(); ++l) {
+        if (h0) check_finite(h0 + l * n, batch_, H_, "set_state: h0");
+        if (c0) check_finite(c0 + l * n, batch_, H_, "set_state: c0");
+    }
+    for (size_t l = 0; l < h_.size(); ++l) {
+        if (h0) std::copy(h0 + l * n, h0 + (l + 1) * n, h_[l].begin());
+        else std::fill(h_[l].begin(), h_[l].end(), 0.0f);
+        if (c0) std::copy(c0 + l * n, c0 + (l + 1) * n, c_[l].begin());
+        else std::fill(c_[l].begin(), c_[l].end(), 0.0f);
+        if (model_->quantized_) quantize_hidden(l);
+    }
+}
+
+void Session::get_state(float *h_n, float *c_n) const {
+    if (c_n && model_->shape_.arch != Arch::lstm) fail("get_state: c_n given for a GRU");
+    const size_t n = batch_ * H_;
+    for (size_t l = 0; l < h_.size(); ++l) {
+        if (h_n) std::copy(h_[l].begin(), h_[l].end(), h_n + l * n);
+        if (c_n) std::copy(c_[l].begin(), c_[l].end(), c_n + l * n);
+    }
 }
 
 void Session::check_finite(const float *x, size_t count, size_t width, const char *what) const {
@@ -224,7 +256,8 @@ void Session::check_finite(const float *x, size_t count, size_t width, const cha
                  ", expected a finite value");
 }
 
-void Session::run(const float *x, size_t T, float *h_out) {
+void Session::run(const float *x, size_t T, float *h_out, const int64_t *lengths) {
+    if (lengths) fail("run: lengths are not implemented yet");
     const size_t I = model_->shape_.input_size, BH = batch_ * H_;
     if (T > 0 && !x) fail("run: x is null");
     if (!model_->quantized_) {

@@ -31,11 +31,23 @@ struct RnnShape {
     size_t vocab_size = 0;   // 0 = no embedding / decoder (not a language model)
     bool tied = false;       // LM: the decoder reuses embedding.weight
     bool bias = true;        // bias_ih_lL / bias_hh_lL present
+    // Two directions per layer (PyTorch's bidirectional=True): the reverse
+    // direction's tensors are named weight_ih_lL_reverse, ...; a layer's output
+    // is the forward h followed by the reverse h.
+    bool bidirectional = false;
+    // LSTM only (PyTorch's proj_size): 0 = none, else h_t = W_hr (o * tanh(c_t))
+    // with weight_hr_lL [proj_size, hidden_size], and 0 < proj_size < hidden_size.
+    size_t proj_size = 0;
 
     int gates() const { return arch == Arch::lstm ? 4 : 3; }
     bool lm() const { return vocab_size > 0; }
-    // Input width of layer `layer`: input_size for layer 0, hidden_size after.
-    size_t layer_input(int layer) const { return layer == 0 ? input_size : hidden_size; }
+    int directions() const { return bidirectional ? 2 : 1; }
+    // Width of h of one direction (PyTorch's H_out): proj_size, or hidden_size.
+    size_t h_size() const { return proj_size ? proj_size : hidden_size; }
+    // Width of a layer's output per step: directions() * h_size().
+    size_t output_size() const { return size_t(directions()) * h_size(); }
+    // Input width of layer `layer`: input_size for layer 0, output_size() after.
+    size_t layer_input(int layer) const { return layer == 0 ? input_size : output_size(); }
 };
 
 struct FloatTensor {

@@ -5,6 +5,12 @@
 //   amq::Session s(model, /*batch=*/1);             // h and c of every layer
 //   const float *h = s.step(x);                     // one time step
 //   s.run(x_seq, T, h_seq);                         // a whole sequence
+//   s.set_state(h0, c0); s.run(x_seq, T, out, lengths); s.get_state(h_n, c_n);
+//
+// Every option of PyTorch's nn.LSTM / nn.GRU is supported: bidirectional
+// layers (run() only), LSTM projections (proj_size), initial and final states in
+// PyTorch's layout, and sequences of different lengths in one batch (as
+// pack_padded_sequence with enforce_sorted=False).
 //
 // A Model is immutable once loaded and may be shared by any number of sessions in
 // any number of threads; a Session belongs to one thread at a time. Per step a
@@ -83,24 +89,49 @@ public:
     // h and c of every layer back to 0.
     void reset();
 
+    // The state in PyTorch's layout (h0 / h_n, c0 / c_n of nn.LSTM): h
+    // [layers * D][batch][h_size], c [layers * D][batch][hidden_size], where D =
+    // shape().directions(), row l * D + d is direction d (1 = reverse) of layer
+    // l, and h_size = shape().h_size() (proj_size when projected). set_state: a
+    // null h0 or c0 means zeros; c0 must be null for a GRU. get_state: either
+    // may be null; c_n must be null for a GRU. Values must be finite.
+    void set_state(const float *h0, const float *c0);
+    void get_state(float *h_n, float *c_n) const;
+    // Floats of the h and c state (what set_state reads): layers * D * batch *
+    // h_size, and layers * D * batch * hidden_size (0 for a GRU).
+    size_t h_state_size() const;
+    size_t c_state_size() const;
+
     // One step on x [batch][input_size]; returns h of the last layer,
-    // [batch][hidden_size], valid until the next call.
+    // [batch][h_size], valid until the next call. Throws amq::Error on a
+    // bidirectional model (its reverse direction needs the whole sequence: use
+    // run()).
     const float *step(const float *x);
     // One step of a language model on token ids [batch] (each < vocab_size):
     // embedding lookup, the layers, and the decoder; logits() then holds
     // [batch][vocab_size].
     const float *step_tokens(const int64_t *tokens);
     const float *logits() const;
-    // The state of layer l: [batch][hidden_size] each (c: LSTM only).
-    const float *hidden(int layer) const;
-    const float *cell(int layer) const;
+    // The state of direction `direction` of layer l: h [batch][h_size], c
+    // [batch][hidden_size] (c: LSTM only).
+    const float *hidden(int layer, int direction = 0) const;
+    const float *cell(int layer, int direction = 0) const;
 
-    // T steps: x [T][batch][input_size] -> h_out [T][batch][hidden_size] (may be
-    // null). The same results as T step() calls; a quantized model runs layer by
-    // layer over chunks of up to kRunChunk steps, with the input products of a
-    // whole chunk in one batched binary product (each weight word read once for
-    // all its steps), as oneDNN does for a sequence.
-    void run(const float *x, size_t T, float *h_out);
+    // T steps: x [T][batch][input_size] -> out [T][batch][output_size] (may be
+    // null), output_size = D * h_size: the last layer's h of the forward
+    // direction followed by the reverse one's, as nn.LSTM's output. Starts from
+    // the session's state (reset(), set_state() or the previous steps) and
+    // leaves the final state in it; the reverse direction runs from step T-1
+    // down to 0. lengths [batch] (null: every sequence has T steps), each in
+    // 1..T: sequence b has lengths[b] valid steps, as pack_padded_sequence with
+    // enforce_sorted=False; its outputs at steps >= lengths[b] are 0, its final
+    // state is the state after its last valid step (the reverse direction starts
+    // at step lengths[b]-1), and x at its padding steps is not read (it may be
+    // anything finite). A unidirectional model without lengths gets the same
+    // results as T step() calls. The model runs layer by layer, the input
+    // products over chunks of up to kRunChunk steps in one batched product (each
+    // weight word read once for all its steps), as oneDNN does for a sequence.
+    void run(const float *x, size_t T, float *out, const int64_t *lengths = nullptr);
     static constexpr size_t kRunChunk = 64;
     // T steps of tokens [T][batch] -> h_out [T][batch][hidden] (may be null) and
     // logits_out [T][batch][vocab] (may be null).
