@@ -6,7 +6,7 @@ an 8-byte little-endian header size N, N bytes of JSON header padded with spaces
 to a multiple of 8, then the raw little-endian tensor bytes, contiguous in the
 order written.
 
-As a module:  save_safetensors, load_safetensors, export_rnn.
+As a module:  save_safetensors, load_safetensors, export_rnn, rnn_tensors.
 As a script:  see `/usr/bin/python3 python/export_torch.py --help`.
 """
 
@@ -130,6 +130,12 @@ def export_rnn(path, rnn, embedding=None, decoder=None, vocab=None, tied=False, 
     string-valued keys (e.g. perplexity_test). Raises ValueError for what the format
     cannot hold.
     """
+    save_safetensors(path, *rnn_tensors(path, rnn, embedding, decoder, vocab, tied, extra_metadata))
+
+
+def rnn_tensors(path, rnn, embedding=None, decoder=None, vocab=None, tied=False, extra_metadata=None):
+    """What export_rnn writes, in memory: (tensors: name -> float32 numpy array,
+    metadata: str -> str). `path` names the model in messages."""
     import torch.nn as nn
 
     if isinstance(rnn, nn.LSTM):
@@ -191,7 +197,7 @@ def export_rnn(path, rnn, embedding=None, decoder=None, vocab=None, tied=False, 
         if key in FORMAT_KEYS:
             raise ValueError(f"{path}: extra metadata key '{key}' is reserved by the format")
         meta[str(key)] = str(value)
-    save_safetensors(path, tensors, meta)
+    return tensors, meta
 
 
 # ---------------------------------------------------------------- checkpoints
