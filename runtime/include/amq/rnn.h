@@ -62,15 +62,16 @@ private:
         bool quantized = false;
         size_t out_stride() const { return quantized ? binary.rows_padded() : rows; }
     };
-    struct Layer {
+    struct Direction {  // one direction of one layer
         Matrix ih, hh;
+        Matrix hr;  // projected LSTM: [proj_size][hidden_size], no bias; else rows = 0
     };
     Model() = default;
 
     RnnShape shape_;
     bool quantized_ = false;
     int k_w_ = 0, k_a_ = 0, act_iters_ = 0;
-    std::vector<Layer> layers_;
+    std::vector<Direction> dirs_;  // [layers * D]: direction d of layer l at l * D + d
     // Language models: embedding rows (float, or dequantized on lookup), decoder.
     std::vector<float> embedding_;
     QuantTensor embedding_q_;
@@ -126,8 +127,8 @@ public:
     // 1..T: sequence b has lengths[b] valid steps, as pack_padded_sequence with
     // enforce_sorted=False; its outputs at steps >= lengths[b] are 0, its final
     // state is the state after its last valid step (the reverse direction starts
-    // at step lengths[b]-1), and x at its padding steps is not read (it may be
-    // anything finite). A unidirectional model without lengths gets the same
+    // at step lengths[b]-1), and its x at the padding steps (which must be finite)
+    // does not change any result. A unidirectional model without lengths gets the same
     // results as T step() calls. The model runs layer by layer, the input
     // products over chunks of up to kRunChunk steps in one batched product (each
     // weight word read once for all its steps), as oneDNN does for a sequence.
@@ -138,24 +139,39 @@ public:
     void run_tokens(const int64_t *tokens, size_t T, float *h_out, float *logits_out);
 
 private:
-    void layers_step();
-    void cell_step(size_t l, const float *gx, size_t gx_stride, size_t gh_stride);
-    void run_chunk(const float *x, size_t n, float *h_out);
+    // One block of n steps starting at step t0 of run(): every layer over the
+    // block, in turn. x [n][B][input_size]; out [n][B][output_size] or null.
+    void run_block(const float *x, size_t t0, size_t n, float *out, const int64_t *lengths);
+    // Direction d of layer l over the block: in [n][B][in_width] (floats),
+    // out [n][B][output_size] at column d * h_size (or null). in_q: the quantized
+    // inputs of the whole block when the caller has them (a block of one chunk;
+    // else null: quantized here chunk by chunk). collect: where the quantized h
+    // of every step goes (the next layer's in_q), or null.
+    void run_direction(size_t l, size_t d, const float *in, size_t in_width,
+                       const BinaryBatch *in_q, size_t t0, size_t n, float *out,
+                       const int64_t *lengths, BinaryBatch *collect);
+    // The cell of direction ld on gx [B][gx_stride] and gh_, then (projected) the
+    // projection: h_[ld] and c_[ld] updated in place.
+    void cell_step(size_t ld, const float *gx, size_t gx_stride, size_t gh_stride);
     void check_finite(const float *x, size_t count, size_t width, const char *what) const;
-    void quantize_hidden(size_t l);
+    void quantize_hidden(size_t ld);
     void product(const Model::Matrix &m, const BinaryBatch &aq, const float *a, size_t a_stride,
-                 float *y);
+                 float *y, size_t items);
 
     std::shared_ptr<const Model> model_;
     size_t batch_;
-    size_t H_, G_;
-    std::vector<float> input_;               // [B][input_size]
-    std::vector<std::vector<float>> h_, c_;  // per layer [B][H]
-    std::vector<BinaryBatch> hq_;            // per layer: quantized h
-    BinaryBatch xq_;                         // quantized layer-0 input
-    BinaryBatch seq_in_, seq_out_;           // run(): quantized inputs of a chunk
-    std::vector<float> gx_seq_;              // run(): [chunk][B][stride]
-    std::vector<float> gx_, gh_;             // [B][stride] gate pre-activations
+    size_t H_, G_, Hs_, D_;                  // hidden, gates, h_size, directions
+    std::vector<float> input_;               // [B][input_size]: step()'s x
+    std::vector<std::vector<float>> h_, c_;  // per direction [B][h_size], [B][H]
+    std::vector<BinaryBatch> hq_;            // per direction: quantized h
+    BinaryBatch seq_in_, seq_out_;           // quantized inputs of a chunk / of the next layer
+    std::vector<float> gx_seq_;              // [chunk][B][stride]
+    std::vector<float> gh_;                  // [B][stride] recurrent pre-activations
+    std::vector<float> m_, proj_;            // projected LSTM: o * tanh(c) [B][H], W_hr m
+    BinaryBatch mq_;                         // projected LSTM: quantized m_
+    std::vector<float> layer_out_;           // [n][B][output_size]: a layer's outputs
+    std::vector<float> layer_in_;            // the layer below's outputs
+    std::vector<float> saved_h_, saved_c_;   // run() with lengths: states of finished items
     std::vector<float> logits_;              // [B][vocab] (dense)
     std::vector<float> logits_padded_;       // [B][rows_padded] from bgemm
 };
