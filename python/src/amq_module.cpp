@@ -71,7 +71,7 @@ std::string dims_text(const std::vector<Dim> &dims) {
 template <class T>
 py::array checked_array(const py::handle &obj, const std::string &what,
                         const std::vector<Dim> &dims) {
-    const std::string want = std::string(py::dtype::of<T>().attr("name").cast<std::string>()) +
+    const std::string want = std::string(py::str(py::dtype::of<T>().attr("name"))) +
                              " array " + dims_text(dims);
     if (!py::isinstance<py::array>(obj))
         throw ArgumentError(what + ": got a " + std::string(py::str(obj.get_type().attr("__name__"))) +

@@ -83,10 +83,13 @@ def test_session_steps_equal_run_and_carry_state(lstm_file):
     whole = q.run(x)
     s = q.session(3)
     steps = np.stack([s.step(x[t]) for t in range(70)])
-    assert np.array_equal(steps, whole)
+    # run() batches a chunk's input products: the same to rounding (as tests/test_rnn.cpp)
+    assert max_err(steps, whole) <= 1e-5
     s.reset()
     parts = np.concatenate([s.run(x[:31]), s.run(x[31:])])
-    assert np.array_equal(parts, whole)
+    assert max_err(parts, whole) <= 1e-5
+    s.reset()
+    assert np.array_equal(s.run(x), whole)  # reset() starts over
 
 
 def test_torch_tensors_in_torch_out(lstm_file):
