@@ -455,8 +455,9 @@ void check_for_save(const ModelFile &m) {
                 ", expected <= " + std::to_string(kMaxMetaInt));
     if (s.tied && !s.lm()) invalid("shape.tied is set but vocab_size is 0");
     if (s.tied && s.input_size != s.h_size())
-        invalid("shape.tied needs input_size == h_size(), got " + std::to_string(s.input_size) +
-                " and " + std::to_string(s.h_size()));
+        invalid(std::string("shape.tied needs input_size == ") +
+                (s.proj_size ? "proj_size" : "hidden_size") + ", got " +
+                std::to_string(s.input_size) + " and " + std::to_string(s.h_size()));
     if (s.proj_size > kMaxMetaInt)
         invalid("shape.proj_size is " + std::to_string(s.proj_size) + ", expected <= " +
                 std::to_string(kMaxMetaInt));

@@ -386,9 +386,9 @@ void Session::run(const float *x, size_t T, float *out, const int64_t *lengths) 
     if (!x) fail("run: x is null");
     if (lengths)
         for (size_t b = 0; b < B; ++b)
-            if (lengths[b] < 1 || uint64_t(lengths[b]) > T)
+            if (lengths[b] < 0 || uint64_t(lengths[b]) > T)
                 fail("run: lengths[" + std::to_string(b) + "] = " + std::to_string(lengths[b]) +
-                     ", expected 1.." + std::to_string(T) + " (the steps given)");
+                     ", expected 0.." + std::to_string(T) + " (the steps given)");
     check_finite(x, T * B, I, "run: x");
     // One direction: blocks of a chunk, every layer over each (memory does not
     // grow with T); two: the whole sequence, as the reverse direction needs it.

@@ -77,7 +77,7 @@ amq_status amq_session_step_tokens(amq_session *session, const int64_t *tokens, 
 /* T steps: x [T][batch][input_size] -> out [T][batch][output_size] (out may be
  * null), from the session's state, leaving the final state in it. */
 amq_status amq_session_run(amq_session *session, const float *x, size_t steps, float *out);
-/* The same with lengths [batch] (each 1..steps; null = all steps), as PyTorch's
+/* The same with lengths [batch] (each 0..steps; null = all steps), as PyTorch's
  * pack_padded_sequence: outputs past a sequence's length are 0 and its final
  * state is the one after its last valid step. */
 amq_status amq_session_run_lengths(amq_session *session, const float *x, size_t steps,

@@ -124,8 +124,9 @@ public:
     // the session's state (reset(), set_state() or the previous steps) and
     // leaves the final state in it; the reverse direction runs from step T-1
     // down to 0. lengths [batch] (null: every sequence has T steps), each in
-    // 1..T: sequence b has lengths[b] valid steps, as pack_padded_sequence with
-    // enforce_sorted=False; its outputs at steps >= lengths[b] are 0, its final
+    // 0..T: sequence b has lengths[b] valid steps, as pack_padded_sequence with
+    // enforce_sorted=False (which needs >= 1; 0 leaves the sequence's state
+    // alone, for a sequence run in pieces); its outputs at steps >= lengths[b] are 0, its final
     // state is the state after its last valid step (the reverse direction starts
     // at step lengths[b]-1), and its x at the padding steps (which must be finite)
     // does not change any result. A unidirectional model without lengths gets the same
