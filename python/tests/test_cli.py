@@ -32,6 +32,34 @@ def test_run_equals_cli_bit_for_bit(tmp_path, arch, wbits, abits, method):
     assert py_out.dtype == cli_out["h"].dtype and np.array_equal(py_out, cli_out["h"])
 
 
+@pytest.mark.parametrize("arch", ["lstm", "gru"])
+def test_bidirectional_states_lengths_equal_cli(tmp_path, arch):
+    """A 2-layer bidirectional network (LSTM: with proj_size), batch 3, odd sizes,
+    initial states and lengths: Python's outputs and final states equal `amq run`'s."""
+    kw = {"bidirectional": True, "proj_size": 11} if arch == "lstm" else {"bidirectional": True}
+    rnn = torch_rnn(arch, 23, 45, layers=2, seed=7, **kw)
+    src = tmp_path / "m.safetensors"
+    export_torch.export_rnn(str(src), rnn)
+    q = amq.quantize(src, wbits=2, abits=2)
+    q.save(tmp_path / "m.amq")
+    assert q.bidirectional and q.output_size == 2 * kw.get("proj_size", 45)
+    x = randn(9, 3, 23, seed=8)
+    inputs = {"x": x, "h0": randn(4, 3, q.h_size, seed=9),
+              "lengths": np.array([9, 4, 6], dtype=np.int64)}
+    if arch == "lstm":
+        inputs["c0"] = randn(4, 3, 45, seed=10)
+    export_torch.save_safetensors(str(tmp_path / "in.safetensors"), inputs)
+    run_cli("run", tmp_path / "m.amq", "--inputs", tmp_path / "in.safetensors",
+            "--outputs", tmp_path / "out.safetensors")
+    cli, _ = export_torch.load_safetensors(str(tmp_path / "out.safetensors"))
+    out, (h_n, c_n) = q.run(x, h0=inputs["h0"], c0=inputs.get("c0"), lengths=inputs["lengths"],
+                            return_state=True)
+    assert np.array_equal(out, cli["h"]) and np.array_equal(h_n, cli["h_n"])
+    if arch == "lstm":
+        assert np.array_equal(c_n, cli["c_n"])
+    assert not out[4:, 1].any() and not out[6:, 2].any()  # zeros past each length
+
+
 def test_language_model_run_and_eval_equal_cli(tmp_path):
     lm = LM("lstm", 60, 20, 20, layers=2, seed=3)
     words = vocab_words(60)

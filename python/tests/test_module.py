@@ -244,3 +244,23 @@ def test_gru_and_lm_refusals(tmp_path):
         s.run_tokens(np.full((3, 2), 20, dtype=np.int64))
     with pytest.raises(amq.Error, match="cannot open the text file"):
         amq.eval(lm_path, tmp_path / "missing.txt")
+
+
+def test_bidirectional_and_lengths_refusals(tmp_path):
+    rnn = torch_rnn("lstm", 10, 20, layers=1, seed=21, bidirectional=True, proj_size=7)
+    path = tmp_path / "b.safetensors"
+    export_torch.export_rnn(str(path), rnn)
+    m = amq.load(path)
+    assert (m.bidirectional, m.proj_size, m.h_size, m.output_size) == (True, 7, 7, 14)
+    s = m.session(2)
+    with pytest.raises(amq.Error, match="run"):
+        s.step(randn(2, 10))
+    x = randn(5, 2, 10)
+    with pytest.raises(amq.ArgumentError, match=r"lengths: shape \(3,\), expected int64 array \[batch=2\]"):
+        s.run(x, np.array([1, 2, 3], dtype=np.int64))
+    with pytest.raises(amq.ArgumentError, match="lengths: dtype int32"):
+        s.run(x, np.array([1, 2], dtype=np.int32))
+    with pytest.raises(amq.Error, match="lengths"):
+        s.run(x, np.array([6, 2], dtype=np.int64))
+    with pytest.raises(amq.ArgumentError, match=r"h0: shape \(2, 2, 20\).*h_size is 7"):
+        s.set_state(randn(2, 2, 20))
