@@ -37,11 +37,16 @@ import sys
 import time
 import warnings
 
-import numpy as np
-import torch
+# torch's qnnpack logs a warning per quantized product: quiet it (read when
+# torch's libraries load, so the script starts again with it).
+if "TORCH_CPP_LOG_LEVEL" not in os.environ:
+    os.environ["TORCH_CPP_LOG_LEVEL"] = "ERROR"
+    os.execv(sys.executable, [sys.executable] + sys.argv)
 
-import amq
-import amq.torch
+import torch  # noqa: E402
+
+import amq  # noqa: E402
+import amq.torch  # noqa: E402
 
 
 class Wrapper(torch.nn.Module):
@@ -74,7 +79,8 @@ def int8_module(rnn, engine):
         q = torch.ao.quantization.quantize_dynamic(Wrapper(rnn), {torch.nn.LSTM}, dtype=torch.qint8)
     note = None
     if rnn.proj_size:
-        note = "no projection: torch's dynamic int8 LSTM drops proj_size (output 2H wide)"
+        note = ("runs the network without its projection: torch's dynamic int8 LSTM drops "
+                "proj_size (its output is 2H wide, not 2P)")
     return q, note
 
 
@@ -157,13 +163,17 @@ def table(results, bits):
     for r in results:
         names += [n for n in r["us_per_step"] if n not in names]
     amq_name = f"amq W{bits[0]}A{bits[1]}"
+    def network(r):
+        net = f"LSTM H={r['hidden']}, {r['layers']} layer{'s' if r['layers'] > 1 else ''}"
+        if r["bidirectional"]:
+            net += f", bidirectional, proj_size={r['proj_size']}"
+        return net
+
     lines = ["| network | B | " + " | ".join(f"{n} us" for n in names) +
              " | amq vs torch float | amq vs best torch int8 |",
              "| --- | ---: | " + " | ".join("---:" for _ in names) + " | ---: | ---: |"]
     for r in results:
-        net = f"LSTM H={r['hidden']}, {r['layers']} layer{'s' if r['layers'] > 1 else ''}"
-        if r["bidirectional"]:
-            net += f", bidirectional, proj_size={r['proj_size']}"
+        net = network(r)
         t = r["us_per_step"]
         cells = [f"{t[n]:.1f}" if n in t else "-" for n in names]
         int8 = [n for n in t if n.startswith("torch int8")]
@@ -171,9 +181,14 @@ def table(results, bits):
         vs_int8 = f"{t[best] / t[amq_name]:.1f}x ({best[11:]})" if best else "-"
         lines.append(f"| {net} | {r['batch']} | " + " | ".join(cells) +
                      f" | {t['torch float'] / t[amq_name]:.1f}x | {vs_int8} |")
-    notes = {n: note for r in results for n, note in r["notes"].items()}
-    for n, note in notes.items():
-        lines.append(f"\n{n}: {note}")
+    notes = {}  # (candidate, note) -> the networks it applies to
+    for r in results:
+        for n, note in r["notes"].items():
+            nets = notes.setdefault((n, note), [])
+            if network(r) not in nets:
+                nets.append(network(r))
+    for (n, note), nets in notes.items():
+        lines.append(f"\n{n} on {'; '.join(nets)}: {note}")
     return "\n".join(lines)
 
 
