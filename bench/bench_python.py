@@ -37,11 +37,12 @@ import sys
 import time
 import warnings
 
-# torch's qnnpack logs a warning per quantized product: quiet it (read when
-# torch's libraries load, so the script starts again with it).
-if "TORCH_CPP_LOG_LEVEL" not in os.environ:
-    os.environ["TORCH_CPP_LOG_LEVEL"] = "ERROR"
-    os.execv(sys.executable, [sys.executable] + sys.argv)
+# torch's qnnpack logs a warning per quantized product (through c10 and glog):
+# quiet it. Both read the environment when torch's libraries load, so the script
+# starts again with it.
+QUIET = {"TORCH_CPP_LOG_LEVEL": "ERROR", "GLOG_minloglevel": "2"}
+if any(k not in os.environ for k in QUIET):
+    os.execve(sys.executable, [sys.executable] + sys.argv, {**QUIET, **os.environ})
 
 import torch  # noqa: E402
 
