@@ -22,6 +22,7 @@ STEPS=(
   "perplexity on ptb.test.txt: float, W2A2 and W3A3 (amq's runner, batch 1)"
   "the LSTM runner against oneDNN f32 and int8: H=1024, W2A2, 1 thread"
   "install amq, generate kernels for this CPU, build examples/rnn_app against them, run it"
+  "from Python: a PyTorch encoder in, a faster one out (examples/python); amq against torch, 1 thread"
 )
 
 # step N: prints the heading of step N.
@@ -78,6 +79,14 @@ step 9
 # examples/rnn_app built with find_package(amq), amq generate --target host,
 # rnn_app rebuilt on the generated kernels and run on the demo model.
 bash tests/install_check.sh "$AMQ_BUILD_DIR" "$AMQ_ROOT" "$(cd "$OUT" && pwd)/install" Ninja c++
+
+step 10
+# The amq Python module of this build (docs/PYTHON.md): the example a user copies,
+# then amq's W2A2 drop-in LSTM against torch's float and dynamic int8 nn.LSTM in
+# the same process (--quick: H = 256 and 1024 and the bidirectional LSTMP, batch 1).
+PYTHONPATH="$AMQ_BUILD_DIR/python" "$AMQ_PYTHON" examples/python/speech_encoder.py
+PYTHONPATH="$AMQ_BUILD_DIR/python" "$AMQ_PYTHON" bench/bench_python.py --quick \
+  --amq "$AMQ" --json "$OUT/bench_python.json"
 
 echo
 amq_print_timings

@@ -30,7 +30,7 @@ class Encoder(torch.nn.Module):
         return self.out(h)
 
 
-def per_frame_us(model, feats, repeats=5):
+def per_frame_us(model, feats, repeats=3):
     with torch.no_grad():
         model(feats)  # warm up
         start = time.perf_counter()
