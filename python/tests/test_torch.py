@@ -94,6 +94,15 @@ def test_packed_sequences(bidirectional):
     close(c, r_c)
     padded, lens = pad_packed_sequence(out)
     assert torch.equal(lens, lengths)
+    # with initial states (given in the batch's own order, as nn.LSTM takes them)
+    D = 2 if bidirectional else 1
+    hx = (torch.randn(2 * D, 4, 19, generator=g), torch.randn(2 * D, 4, 19, generator=g))
+    with torch.no_grad():
+        r_out, (r_h, r_c) = ref(packed, hx)
+    out, (h, c) = fast(packed, hx)
+    close(out.data, r_out.data)
+    close(h, r_h)
+    close(c, r_c)
 
 
 def test_language_model_drop_in():
