@@ -261,6 +261,17 @@ struct RawModel {
     }
 };
 
+// `m` as a bare state_dict (no metadata) whose F32 matrix `name` is resized.
+std::vector<uint8_t> plain_with_matrix(const ModelFile &m, const std::string &name, int64_t rows,
+                                       int64_t cols) {
+    RawModel plain(m);
+    plain.meta.clear();
+    RawTensor &t = plain.at(name);
+    t.shape = {rows, cols};
+    t.data.resize(size_t(rows * cols) * 4);
+    return plain.bytes();
+}
+
 const ModelSpec kLstm2 = {Arch::lstm, 2, 37, 129, 0, false, true, false, 2, false};
 const ModelSpec kLstm2Amq = {Arch::lstm, 2, 37, 129, 0, false, true, true, 2, false};
 
@@ -943,12 +954,7 @@ TEST(ModelMalformed, WrongShapeForTheArch) {
     EXPECT_MESSAGE(model_error(amq.bytes()), "tensor 'weight_ih_l0.planes': shape [2, 516, 1]",
                    "expected [3, 516, 1]");
     // Plain state_dict whose recurrent matrix is neither LSTM nor GRU.
-    RawModel plain(make_model(kLstm2));
-    plain.meta.clear();
-    RawTensor &hh = plain.at("weight_hh_l0");
-    hh.shape = {500, 129};
-    hh.data.resize(500 * 129 * 4);
-    EXPECT_MESSAGE(model_error(plain.bytes()),
+    EXPECT_MESSAGE(model_error(plain_with_matrix(make_model(kLstm2), "weight_hh_l0", 500, 129)),
                    "tensor 'weight_hh_l0': shape [500, 129] is neither");
 }
 
@@ -1097,12 +1103,7 @@ TEST(ModelMalformed, BidirectionalAndProjection) {
                    "metadata 'proj_size': 21, expected less than hidden_size 21");
     proj.meta["proj_size"] = "12";
     EXPECT_MESSAGE(model_error(proj.bytes()), "tensor 'weight_hh_l0'", "expected", "[84, 12]");
-    RawModel plain(make_model(proj_spec));
-    plain.meta.clear();
-    RawTensor &hr = plain.at("weight_hr_l0");
-    hr.shape = {21, 21};
-    hr.data.resize(21 * 21 * 4);
-    EXPECT_MESSAGE(model_error(plain.bytes()),
+    EXPECT_MESSAGE(model_error(plain_with_matrix(make_model(proj_spec), "weight_hr_l0", 21, 21)),
                    "tensor 'weight_hr_l0': proj_size 21, expected less than hidden_size 21");
     RawModel gru(make_model(ModelSpec{Arch::gru, 1, 13, 21, 0, false, true, false, 2, false}));
     gru.meta["proj_size"] = "5";

@@ -116,10 +116,12 @@ void RunInputs::read_optional(const std::vector<st::TensorInfo> &tensors, const 
         std::vector<float> &v = t.name == "h0" ? h0_ : c0_;
         v.resize(size_t(want[0] * want[1] * want[2]));
         read_tensor(t, v.data());
+        const size_t rows = size_t(want[1]) * size_t(want[2]), width = size_t(want[2]);
         for (size_t i = 0; i < v.size(); ++i)
             if (!std::isfinite(v[i]))
-                fail(where + "element " + std::to_string(i) + " is " + std::to_string(v[i]) +
-                     ", expected a finite value");
+                fail(where + "[" + std::to_string(i / rows) + ", " +
+                     std::to_string(i % rows / width) + ", " + std::to_string(i % width) +
+                     "] is " + std::to_string(v[i]) + ", expected a finite value");
     }
 }
 
