@@ -180,8 +180,8 @@ const Bad kBad[] = {
     {"h0_wrong_shape", false,
      "tensor 'h0': shape [2, 2, 4], expected [1, 2, 4] [layers * directions, B, h_size]"},
     {"c0_nan", false, "tensor 'c0': [0, 0, 3] is nan, expected a finite value"},
-    {"x_nul_padding", false, "header byte at file offset "},
-    {"x_tab_padding", false, "header byte at file offset "},
+    {"x_nul_padding", false, "header byte at file offset 77 is NUL (0x00); the header is JSON"},
+    {"x_tab_padding", false, "header byte at file offset 77 is 0x09 after the JSON object"},
 };
 
 TEST(RunInputs, MalformedSeedsGiveTheirError) {
