@@ -9,6 +9,7 @@
 
 #include "amq/kernels.h"
 #include "amq/quantize_model.h"
+#include "cpu_limits.h"
 
 namespace amq::bench {
 namespace {
@@ -163,6 +164,29 @@ void AmqRnnRunner::run() {
     }
 }
 
+RnnFloor rnn_floor(const RnnBenchConfig &cfg) {
+    RnnFloor f;
+    f.groups_per_ns = measure_cpu_limits().groups_per_ns;
+    if (f.groups_per_ns <= 0) return f;
+    const size_t G = cfg.arch == Arch::lstm ? 4 : 3, rows = G * cfg.hidden_size,
+                 B = size_t(cfg.batch);
+    const int kw = cfg.bits.w, ka = cfg.bits.a;
+    const size_t hh_bytes = product_weight_bytes(rows, cfg.hidden_size, kw),
+                 ih_bytes = product_weight_bytes(rows, cfg.input(), kw);
+    f.read_gbps_run = measure_read_gbps(hh_bytes);
+    f.read_gbps_step = measure_read_gbps(hh_bytes + ih_bytes);
+    const ProductFloor hh = product_floor(rows, cfg.hidden_size, kw, ka, B, f.groups_per_ns,
+                                          f.read_gbps_run),
+                       ih = product_floor(rows, cfg.input(), kw, ka, B, f.groups_per_ns,
+                                          f.read_gbps_step);
+    f.run_us = hh.bound_us() + ih.alu_us;
+    f.step_us = product_floor(rows, cfg.hidden_size, kw, ka, B, f.groups_per_ns,
+                              f.read_gbps_step)
+                    .bound_us() +
+                ih.bound_us();
+    return f;
+}
+
 RnnCandidates make_rnn_candidates(const RnnBenchConfig &cfg, bool with_float, bool with_onednn) {
     validate(cfg);
     set_num_threads(cfg.threads);
@@ -246,6 +270,7 @@ RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms
         k.timing->us_per_step = median(k.us);
         k.timing->spread = (quantile(k.us, 0.9) - quantile(k.us, 0.1)) / k.timing->us_per_step;
     }
+    res.floor = rnn_floor(cfg);
     return res;
 }
 

@@ -94,6 +94,18 @@ struct RnnTiming {
     int runs_per_round = 0;  // sequences timed together in each round
 };
 
+// The floor of one step of the layer on this CPU (docs/PERFORMANCE.md): its two
+// binary products alone, at the XOR+popcount rate and read bandwidth measured
+// now (cpu_limits.h). run(): the recurrent product at max(ALU, memory) plus the
+// input product at ALU time (it is done for many steps at once); step(): both
+// at max(ALU, memory), the bandwidth at the size of both matrices. 0 when the
+// CPU lacks AVX-512 VPOPCNTDQ.
+struct RnnFloor {
+    double run_us = 0, step_us = 0;
+    double groups_per_ns = 0, read_gbps_run = 0, read_gbps_step = 0;
+};
+RnnFloor rnn_floor(const RnnBenchConfig &cfg);
+
 struct RnnResult {
     RnnBenchConfig cfg;
     std::string isa;
@@ -104,6 +116,7 @@ struct RnnResult {
     // max |h| difference over all T steps: amq float and amq quantized against
     // oneDNN f32 (the first checks that both run the same network).
     double max_abs_diff_float = 0, max_abs_diff_amq = 0;
+    RnnFloor floor;  // measured after the rounds, in the same process
 };
 
 // Builds the candidates, runs each once (warm-up; also sets how many sequences

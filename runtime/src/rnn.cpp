@@ -97,6 +97,14 @@ Session::Session(std::shared_ptr<const Model> model, size_t batch)
         hq_.resize(L);
         for (auto &q : hq_) q.resize(model_->k_a_, H_, B);
     }
+    // The fused step kernel where one was built for the layer (batch 1 only).
+    fused_.assign(L, 0);
+    if (model_->quantized_ && B == 1)
+        for (size_t l = 0; l < L; ++l) {
+            const Model::Matrix &hh = model_->layers_[l].hh;
+            fused_[l] = hh.quantized && fused_step_built(hh.binary.k_w(), model_->k_a_,
+                                                         model_->act_iters_);
+        }
     if (s.lm()) {
         logits_.assign(B * s.vocab_size, 0.0f);
         logits_padded_.assign(B * model_->decoder_.out_stride(), 0.0f);
@@ -114,6 +122,18 @@ void Session::reset() {
 void Session::quantize_hidden(size_t l) {
     for (size_t b = 0; b < batch_; ++b)
         quantize_act(&h_[l][b * H_], H_, model_->k_a_, model_->act_iters_, hq_[l], b);
+}
+
+bool Session::fused_step(size_t l, const float *gx, size_t gx_size) {
+    if (!fused_[l]) return false;
+    const Model::Matrix &hh = model_->layers_[l].hh;
+    if (model_->shape_.arch == Arch::lstm)
+        lstm_step(hh.binary, hq_[l], gx, gx_size, c_[l].data(), h_[l].data(), hq_next_,
+                  model_->act_iters_);
+    else
+        gru_step(hh.binary, hq_[l], gx, gx_size, h_[l].data(), hq_next_, model_->act_iters_);
+    std::swap(hq_[l], hq_next_);
+    return true;
 }
 
 // y [B][m.out_stride()] = m a + bias: binary on the quantized batch aq, or float
@@ -152,6 +172,7 @@ void Session::layers_step() {
         // A float model has no hq_: xq_ (empty as well) is passed and unused.
         const BinaryBatch &in_q = l == 0 || hq_.empty() ? xq_ : hq_[l - 1];
         product(layer.ih, in_q, in, l == 0 ? I : H, gx_.data());
+        if (fused_step(l, gx_.data(), layer.ih.out_stride())) continue;
         product(layer.hh, hq_.empty() ? xq_ : hq_[l], h_[l].data(), H, gh_.data());
         cell_step(l, gx_.data(), layer.ih.out_stride(), layer.hh.out_stride());
         if (model_->quantized_) quantize_hidden(l);
@@ -255,9 +276,11 @@ void Session::run_chunk(const float *x, size_t n, float *h_out) {
         if (!last) seq_out_.resize(k, H, NB);
         const size_t item_words = size_t(k) * hq_[l].words();
         for (size_t t = 0; t < n; ++t) {
-            bgemm(layer.hh.binary, hq_[l], gh_.data(), sh);
-            cell_step(l, gx_seq_.data() + t * B * sx, sx, sh);
-            quantize_hidden(l);
+            if (!fused_step(l, gx_seq_.data() + t * B * sx, sx)) {
+                bgemm(layer.hh.binary, hq_[l], gh_.data(), sh);
+                cell_step(l, gx_seq_.data() + t * B * sx, sx, sh);
+                quantize_hidden(l);
+            }
             if (!last) {  // the next layer's input at step t
                 std::copy(hq_[l].planes.begin(), hq_[l].planes.begin() + B * item_words,
                           seq_out_.planes.begin() + t * B * item_words);

@@ -112,6 +112,9 @@ private:
     void run_chunk(const float *x, size_t n, float *h_out);
     void check_finite(const float *x, size_t count, size_t width, const char *what) const;
     void quantize_hidden(size_t l);
+    // The recurrent half of layer l's step (product, cell, quantized h_t) in one
+    // fused kernel, when one was chosen for the layer; false: do it apart.
+    bool fused_step(size_t l, const float *gx, size_t gx_size);
     void product(const Model::Matrix &m, const BinaryBatch &aq, const float *a, size_t a_stride,
                  float *y);
 
@@ -127,6 +130,8 @@ private:
     std::vector<float> gx_, gh_;             // [B][stride] gate pre-activations
     std::vector<float> logits_;              // [B][vocab] (dense)
     std::vector<float> logits_padded_;       // [B][rows_padded] from bgemm
+    std::vector<char> fused_;                // per layer: runs on fused_step()
+    BinaryBatch hq_next_;                    // fused_step(): planes of h_t
 };
 
 // out[i] = x[i] - log(sum_j exp(x[j])), over n values (stable: shifted by the max).
