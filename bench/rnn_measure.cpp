@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <random>
 #include <stdexcept>
@@ -174,7 +175,9 @@ RnnFloor rnn_floor(const RnnBenchConfig &cfg) {
     const size_t hh_bytes = product_weight_bytes(rows, cfg.hidden_size, kw),
                  ih_bytes = product_weight_bytes(rows, cfg.input(), kw);
     f.read_gbps_run = measure_read_gbps(hh_bytes);
-    f.read_gbps_step = measure_read_gbps(hh_bytes + ih_bytes);
+    // Both matrices are read every step: the bandwidth of their total size (no
+    // more than that of the recurrent one alone, so that step() >= run()).
+    f.read_gbps_step = std::min(f.read_gbps_run, measure_read_gbps(hh_bytes + ih_bytes));
     const ProductFloor hh = product_floor(rows, cfg.hidden_size, kw, ka, B, f.groups_per_ns,
                                           f.read_gbps_run),
                        ih = product_floor(rows, cfg.input(), kw, ka, B, f.groups_per_ns,
@@ -199,6 +202,12 @@ RnnCandidates make_rnn_candidates(const RnnBenchConfig &cfg, bool with_float, bo
     const size_t T = size_t(cfg.steps), B = size_t(cfg.batch);
     c.amq = std::make_unique<AmqRnnRunner>(quantized, x, T, false, B);
     c.amq_step = std::make_unique<AmqRnnRunner>(quantized, x, T, true, B);
+    if (B == 1 && fused_step_built(cfg.bits.w, cfg.bits.a, 2)) {
+        setenv("AMQ_FUSED_STEP", "0", 1);  // read by Session's constructor
+        c.amq_separate = std::make_unique<AmqRnnRunner>(quantized, x, T, false, B);
+        c.amq_step_separate = std::make_unique<AmqRnnRunner>(quantized, x, T, true, B);
+        unsetenv("AMQ_FUSED_STEP");
+    }
     if (with_float)
         c.amq_float = std::make_unique<AmqRnnRunner>(Model::from_file(f), x, T, false, B);
     if (with_onednn) {
@@ -243,6 +252,10 @@ RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms
     }
     cands.push_back({&res.amq_float, [&] { c.amq_float->run(); }, {}});
     cands.push_back({&res.amq_step, [&] { c.amq_step->run(); }, {}});
+    if (c.amq_separate) {
+        cands.push_back({&res.amq_separate, [&] { c.amq_separate->run(); }, {}});
+        cands.push_back({&res.amq_step_separate, [&] { c.amq_step_separate->run(); }, {}});
+    }
 
     // Warm-up run of each, which also sets the runs per round.
     for (Candidate &k : cands) {

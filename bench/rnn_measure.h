@@ -79,6 +79,8 @@ private:
 struct RnnCandidates {
     RnnBenchConfig cfg;
     std::unique_ptr<AmqRnnRunner> amq, amq_step, amq_float;  // amq_step: step() calls
+    // The same on the separate kernels (AMQ_FUSED_STEP=0), when amq runs fused steps.
+    std::unique_ptr<AmqRnnRunner> amq_separate, amq_step_separate;
     std::unique_ptr<OnednnRnn> onednn_f32, onednn_int8;      // check ok() before use
 };
 // with_float / with_onednn: build those candidates too (amq is always built).
@@ -111,6 +113,7 @@ struct RnnResult {
     std::string isa;
     int rounds = 0;
     RnnTiming amq, amq_step, amq_float, onednn_f32, onednn_int8;
+    RnnTiming amq_separate, amq_step_separate;  // ok when amq runs fused steps
     std::string onednn_int8_cell;                     // onednn_int8_cell(cfg.arch)
     size_t model_bytes_amq = 0, model_bytes_f32 = 0;  // Model::weight_bytes()
     // max |h| difference over all T steps: amq float and amq quantized against

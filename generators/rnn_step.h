@@ -46,14 +46,15 @@ inline std::string rnn_step_knobs_error(const RnnStepKnobs &k) {
 }
 
 struct RnnStepFuncs {
-    Halide::Func cnt, gh;  // the product on flat rows
+    Halide::Func cnt, gh_tiled;  // the product, bgemv's (r, t) form
+    Halide::Func gh;             // the same by flat row
     Halide::Func h_cell, c_cell;  // the cell on whole vectors (c: LSTM only)
     Halide::Func h, c;            // the outputs: copies of the first H values
     Halide::Func h_read;          // h_t as the quantizer reads it (clamped to [0, H))
     QuantizeActFuncs q;
-    Halide::Var e{"e"}, i{"i"}, j{"j"}, u{"u"};
+    Halide::Var e{"e"}, i{"i"}, j{"j"}, u{"u"}, r{"r"}, t{"t"};
     Halide::RDom rw;
-    Halide::Expr H;
+    Halide::Expr H, tiles;
 };
 
 // lstm: the LSTM cell (gates i, f, g, o), else the GRU cell (r, z, n; the
@@ -68,21 +69,26 @@ inline RnnStepFuncs rnn_step_algorithm(bool lstm, Halide::Func W, Halide::Func a
     f.H = H;
     Var e = f.e, i = f.i, j = f.j, u = f.u;
     f.rw = RDom(0, words, "rw");
-    Expr r = e % tile, t = e / tile;
+    // The product in bgemv's (row in tile, tile) form, so that the tile lanes
+    // are dense loads; the cell reads it by flat row e = t * tile + r.
+    Var r = f.r, t = f.t;
     f.cnt = Func("cnt");
-    f.cnt(e, i, j) = cast<uint64_t>(0);
-    f.cnt(e, i, j) += popcount(W(r, i, f.rw, t) ^ A(f.rw, j));
+    f.cnt(r, i, j, t) = cast<uint64_t>(0);
+    f.cnt(r, i, j, t) += popcount(W(r, i, f.rw, t) ^ A(f.rw, j));
     Expr acc;
     for (int ii = 0; ii < k_w; ++ii) {
         Expr inner;
         for (int jj = 0; jj < k_a; ++jj) {
-            Expr d = beta(jj) * cast<float>(H - 2 * cast<int32_t>(f.cnt(e, ii, jj)));
+            Expr d = beta(jj) * cast<float>(H - 2 * cast<int32_t>(f.cnt(r, ii, jj, t)));
             inner = jj == 0 ? d : inner + d;
         }
         acc = ii == 0 ? alpha(r, ii, t) * inner : acc + alpha(r, ii, t) * inner;
     }
+    f.gh_tiled = Func("gh_tiled");
+    f.gh_tiled(r, t) = bias(r, t) + acc;
+    f.tiles = ((lstm ? 4 : 3) * H + tile - 1) / tile;
     f.gh = Func("gh");
-    f.gh(e) = bias(r, t) + acc;
+    f.gh(e) = f.gh_tiled(e % tile, e / tile);
 
     // The cell on whole vectors of units: past H (the last vector) it reads unit
     // H - 1 again (clamped; `likely` keeps the clamp out of the other vectors).
@@ -121,14 +127,14 @@ inline RnnStepFuncs rnn_step_algorithm(bool lstm, Halide::Func W, Halide::Func a
 inline void rnn_step_schedule(RnnStepFuncs &f, const RnnStepKnobs &k, int tile, int k_w,
                               int k_a) {
     using namespace Halide;
-    Var to("to"), ti("ti");
-    f.gh.compute_root().split(f.e, to, ti, tile, TailStrategy::RoundUp).vectorize(ti);
-    f.cnt.compute_at(f.gh, to).store_in(MemoryType::Register);
-    f.cnt.bound_extent(f.i, k_w).bound_extent(f.j, k_a);
-    f.cnt.vectorize(f.e, tile).unroll(f.i).unroll(f.j);
+    Var r = f.r, t = f.t;
+    f.gh_tiled.compute_root().bound(r, 0, tile).bound(t, 0, f.tiles).vectorize(r);
+    f.cnt.compute_at(f.gh_tiled, t).store_in(MemoryType::Register);
+    f.cnt.bound_extent(r, tile).bound_extent(f.i, k_w).bound_extent(f.j, k_a);
+    f.cnt.vectorize(r).unroll(f.i).unroll(f.j);
     auto upd = f.cnt.update();
     RVar rw = f.rw.x;
-    upd.reorder(f.e, f.j, f.i, rw).vectorize(f.e, tile).unroll(f.i).unroll(f.j);
+    upd.reorder(r, f.j, f.i, rw).vectorize(r).unroll(f.i).unroll(f.j);
     if (k.unroll_words > 1) {
         RVar wo("wo"), wi("wi");
         upd.split(rw, wo, wi, k.unroll_words, TailStrategy::GuardWithIf).unroll(wi);

@@ -177,6 +177,11 @@ nlohmann::ordered_json to_json(const bench::RnnResult &r) {
         return t.ok && floor > 0 ? nlohmann::ordered_json(round_to(t.us_per_step / floor, 3))
                                  : nullptr;
     };
+    // The same runner on the separate kernels (when it runs fused steps).
+    j["amq_separate_us_per_step"] = us_or_null(r.amq_separate);
+    j["amq_step_separate_us_per_step"] = us_or_null(r.amq_step_separate);
+    j["fused_speedup_run"] = speedup_or_null(r.amq_separate, r.amq);
+    j["fused_speedup_step"] = speedup_or_null(r.amq_step_separate, r.amq_step);
     j["floor_us_per_step"] = floor_or_null(r.floor.run_us);
     j["step_floor_us_per_step"] = floor_or_null(r.floor.step_us);
     j["amq_vs_floor"] = vs_floor(r.amq, r.floor.run_us);
@@ -222,6 +227,10 @@ void print_rnn_table(const nlohmann::ordered_json &j) {
     row("amq W" + std::to_string(kw) + "A" + std::to_string(ka), "amq_us_per_step", nullptr,
         j["model_bytes_amq"]);
     row("amq, step() by step()", "amq_step_us_per_step", nullptr, nullptr);
+    if (!j["amq_separate_us_per_step"].is_null()) {
+        row("amq run(), separate kernels", "amq_separate_us_per_step", nullptr, nullptr);
+        row("amq step(), separate kernels", "amq_step_separate_us_per_step", nullptr, nullptr);
+    }
     row("amq f32", "amq_float_us_per_step", "speedup_vs_amq_float", j["model_bytes_f32"]);
     row("oneDNN f32", "onednn_f32_us_per_step", "speedup_vs_onednn_f32", nullptr);
     if (j.contains("onednn_f32_avx2_us_per_step"))

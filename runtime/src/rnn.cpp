@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 namespace amq {
@@ -97,9 +98,11 @@ Session::Session(std::shared_ptr<const Model> model, size_t batch)
         hq_.resize(L);
         for (auto &q : hq_) q.resize(model_->k_a_, H_, B);
     }
-    // The fused step kernel where one was built for the layer (batch 1 only).
+    // The fused step kernel where one was built for the layer (batch 1 only);
+    // AMQ_FUSED_STEP=0 keeps the separate kernels (to compare the two).
     fused_.assign(L, 0);
-    if (model_->quantized_ && B == 1)
+    const char *fused_env = std::getenv("AMQ_FUSED_STEP");
+    if (model_->quantized_ && B == 1 && !(fused_env && std::string(fused_env) == "0"))
         for (size_t l = 0; l < L; ++l) {
             const Model::Matrix &hh = model_->layers_[l].hh;
             fused_[l] = hh.quantized && fused_step_built(hh.binary.k_w(), model_->k_a_,

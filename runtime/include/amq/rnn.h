@@ -113,7 +113,9 @@ private:
     void check_finite(const float *x, size_t count, size_t width, const char *what) const;
     void quantize_hidden(size_t l);
     // The recurrent half of layer l's step (product, cell, quantized h_t) in one
-    // fused kernel, when one was chosen for the layer; false: do it apart.
+    // fused kernel, when one was chosen for the layer (at construction: batch 1,
+    // a kernel built for its bits, and AMQ_FUSED_STEP is not "0"); false: do it
+    // apart.
     bool fused_step(size_t l, const float *gx, size_t gx_size);
     void product(const Model::Matrix &m, const BinaryBatch &aq, const float *a, size_t a_stride,
                  float *y);
