@@ -11,6 +11,7 @@
 
 #include "amq/kernels.h"
 #include "amq/reference.h"
+#include "cpu_limits.h"
 
 // OpenBLAS (pthreads build): stops its worker threads; weak, absent elsewhere.
 extern "C" int blas_thread_shutdown_(void) __attribute__((weak));
@@ -167,6 +168,13 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
     res.rounds = rounds;
     res.weight_bytes = W.bytes();
     res.f32_weight_bytes = rows * cols * sizeof(float);
+    // The floor of the product on one thread, at the rates measured now
+    // (cpu_limits.h): max(ALU, memory); 0 without AVX-512 VPOPCNTDQ.
+    const double gpn = measure_cpu_limits().groups_per_ns;
+    if (gpn > 0)
+        res.floor_us = product_floor(rows, cols, bits.w, bits.a, 1, gpn,
+                                     measure_read_gbps(product_weight_bytes(rows, cols, bits.w)))
+                           .bound_us();
     return res;
 }
 

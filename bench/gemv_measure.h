@@ -31,6 +31,10 @@ struct GemvResult {
     // With threads > 1: bgemv on one thread, timed in the same rounds (else 0).
     double amq_gemv_only_1thread_us = 0;
     double amq_spread = 0;  // (p90 - p10) / median of amq_us over the rounds
+    // The product's floor on one thread (docs/PERFORMANCE.md): max of its groups at
+    // the measured XOR+popcount rate and its weight bytes at the read bandwidth
+    // of that size, both measured in this process; 0 when not measurable.
+    double floor_us = 0;
     int rounds = 0;
     size_t weight_bytes = 0, f32_weight_bytes = 0;
 };

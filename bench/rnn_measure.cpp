@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <random>
 #include <stdexcept>
 
 #include "amq/kernels.h"
 #include "amq/quantize_model.h"
+#include "cpu_limits.h"
 
 namespace amq::bench {
 namespace {
@@ -163,6 +165,31 @@ void AmqRnnRunner::run() {
     }
 }
 
+RnnFloor rnn_floor(const RnnBenchConfig &cfg) {
+    RnnFloor f;
+    f.groups_per_ns = measure_cpu_limits().groups_per_ns;
+    if (f.groups_per_ns <= 0) return f;
+    const size_t G = cfg.arch == Arch::lstm ? 4 : 3, rows = G * cfg.hidden_size,
+                 B = size_t(cfg.batch);
+    const int kw = cfg.bits.w, ka = cfg.bits.a;
+    const size_t hh_bytes = product_weight_bytes(rows, cfg.hidden_size, kw),
+                 ih_bytes = product_weight_bytes(rows, cfg.input(), kw);
+    f.read_gbps_run = measure_read_gbps(hh_bytes);
+    // Both matrices are read every step: the bandwidth of their total size (no
+    // more than that of the recurrent one alone, so that step() >= run()).
+    f.read_gbps_step = std::min(f.read_gbps_run, measure_read_gbps(hh_bytes + ih_bytes));
+    const ProductFloor hh = product_floor(rows, cfg.hidden_size, kw, ka, B, f.groups_per_ns,
+                                          f.read_gbps_run),
+                       ih = product_floor(rows, cfg.input(), kw, ka, B, f.groups_per_ns,
+                                          f.read_gbps_step);
+    f.run_us = hh.bound_us() + ih.alu_us;
+    f.step_us = product_floor(rows, cfg.hidden_size, kw, ka, B, f.groups_per_ns,
+                              f.read_gbps_step)
+                    .bound_us() +
+                ih.bound_us();
+    return f;
+}
+
 RnnCandidates make_rnn_candidates(const RnnBenchConfig &cfg, bool with_float, bool with_onednn) {
     validate(cfg);
     set_num_threads(cfg.threads);
@@ -175,6 +202,12 @@ RnnCandidates make_rnn_candidates(const RnnBenchConfig &cfg, bool with_float, bo
     const size_t T = size_t(cfg.steps), B = size_t(cfg.batch);
     c.amq = std::make_unique<AmqRnnRunner>(quantized, x, T, false, B);
     c.amq_step = std::make_unique<AmqRnnRunner>(quantized, x, T, true, B);
+    if (B == 1 && fused_step_built(cfg.bits.w, cfg.bits.a, 2)) {
+        setenv("AMQ_FUSED_STEP", "0", 1);  // read by Session's constructor
+        c.amq_separate = std::make_unique<AmqRnnRunner>(quantized, x, T, false, B);
+        c.amq_step_separate = std::make_unique<AmqRnnRunner>(quantized, x, T, true, B);
+        unsetenv("AMQ_FUSED_STEP");
+    }
     if (with_float)
         c.amq_float = std::make_unique<AmqRnnRunner>(Model::from_file(f), x, T, false, B);
     if (with_onednn) {
@@ -219,6 +252,10 @@ RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms
     }
     cands.push_back({&res.amq_float, [&] { c.amq_float->run(); }, {}});
     cands.push_back({&res.amq_step, [&] { c.amq_step->run(); }, {}});
+    if (c.amq_separate) {
+        cands.push_back({&res.amq_separate, [&] { c.amq_separate->run(); }, {}});
+        cands.push_back({&res.amq_step_separate, [&] { c.amq_step_separate->run(); }, {}});
+    }
 
     // Warm-up run of each, which also sets the runs per round.
     for (Candidate &k : cands) {
@@ -246,6 +283,7 @@ RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms
         k.timing->us_per_step = median(k.us);
         k.timing->spread = (quantile(k.us, 0.9) - quantile(k.us, 0.1)) / k.timing->us_per_step;
     }
+    res.floor = rnn_floor(cfg);
     return res;
 }
 

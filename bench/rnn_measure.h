@@ -79,6 +79,8 @@ private:
 struct RnnCandidates {
     RnnBenchConfig cfg;
     std::unique_ptr<AmqRnnRunner> amq, amq_step, amq_float;  // amq_step: step() calls
+    // The same on the separate kernels (AMQ_FUSED_STEP=0), when amq runs fused steps.
+    std::unique_ptr<AmqRnnRunner> amq_separate, amq_step_separate;
     std::unique_ptr<OnednnRnn> onednn_f32, onednn_int8;      // check ok() before use
 };
 // with_float / with_onednn: build those candidates too (amq is always built).
@@ -94,16 +96,30 @@ struct RnnTiming {
     int runs_per_round = 0;  // sequences timed together in each round
 };
 
+// The floor of one step of the layer on this CPU (docs/PERFORMANCE.md): its two
+// binary products alone, at the XOR+popcount rate and read bandwidth measured
+// now (cpu_limits.h). run(): the recurrent product at max(ALU, memory) plus the
+// input product at ALU time (it is done for many steps at once); step(): both
+// at max(ALU, memory), the bandwidth at the size of both matrices. 0 when the
+// CPU lacks AVX-512 VPOPCNTDQ.
+struct RnnFloor {
+    double run_us = 0, step_us = 0;
+    double groups_per_ns = 0, read_gbps_run = 0, read_gbps_step = 0;
+};
+RnnFloor rnn_floor(const RnnBenchConfig &cfg);
+
 struct RnnResult {
     RnnBenchConfig cfg;
     std::string isa;
     int rounds = 0;
     RnnTiming amq, amq_step, amq_float, onednn_f32, onednn_int8;
+    RnnTiming amq_separate, amq_step_separate;  // ok when amq runs fused steps
     std::string onednn_int8_cell;                     // onednn_int8_cell(cfg.arch)
     size_t model_bytes_amq = 0, model_bytes_f32 = 0;  // Model::weight_bytes()
     // max |h| difference over all T steps: amq float and amq quantized against
     // oneDNN f32 (the first checks that both run the same network).
     double max_abs_diff_float = 0, max_abs_diff_amq = 0;
+    RnnFloor floor;  // measured after the rounds, in the same process
 };
 
 // Builds the candidates, runs each once (warm-up; also sets how many sequences

@@ -12,8 +12,8 @@
 #   STATIC library of the same name (and <name>.runtime without USE_RUNTIME) made
 #   of the files add_halide_library would have written, copied from the same
 #   folder of the prebuilt build, so that every other target sees no difference.
-# amq_import_generators()
-#   amq_generators as an IMPORTED executable: the prebuilt build's.
+# amq_import_generators([name])
+#   amq_generators (or name) as an IMPORTED executable: the prebuilt build's.
 
 set(AMQ_PREBUILT_KERNELS "" CACHE PATH
     "Take the AOT kernels and amq_generators from this amq build folder instead of generating them")
@@ -118,8 +118,13 @@ function(amq_add_halide_library name)
   endif()
 endfunction()
 
+# amq_import_generators([name]): name defaults to amq_generators.
 function(amq_import_generators)
-  set(exe "${AMQ_PREBUILT_KERNELS}/generators/amq_generators")
-  add_executable(amq_generators IMPORTED GLOBAL)
-  set_target_properties(amq_generators PROPERTIES IMPORTED_LOCATION "${exe}")
+  set(name amq_generators)
+  if(ARGC GREATER 0)
+    set(name ${ARGV0})
+  endif()
+  set(exe "${AMQ_PREBUILT_KERNELS}/generators/${name}")
+  add_executable(${name} IMPORTED GLOBAL)
+  set_target_properties(${name} PROPERTIES IMPORTED_LOCATION "${exe}")
 endfunction()

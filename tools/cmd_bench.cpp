@@ -52,6 +52,9 @@ nlohmann::ordered_json to_json(const bench::GemvResult &r) {
         {"quantize_act_us", round_to(r.quantize_act_us, 3)},
         {"f32_halide_us", round_to(r.f32_halide_us, 3)},
         {"sgemv_us", round_to(r.sgemv_us, 3)},
+        {"floor_us", r.floor_us > 0 ? nlohmann::ordered_json(round_to(r.floor_us, 3)) : nullptr},
+        {"amq_vs_floor",
+         r.floor_us > 0 ? nlohmann::ordered_json(round_to(r.amq_us / r.floor_us, 3)) : nullptr},
         {"speedup_vs_sgemv", round_to(ratio(r.sgemv_us, r.amq_us), 3)},
         {"speedup_gemv_only_vs_sgemv", round_to(ratio(r.sgemv_us, r.amq_gemv_only_us), 3)},
         {"speedup_vs_f32_halide", round_to(ratio(r.f32_halide_us, r.amq_us), 3)},
@@ -165,6 +168,27 @@ nlohmann::ordered_json to_json(const bench::RnnResult &r) {
         r.onednn_f32.ok ? nlohmann::ordered_json(r.max_abs_diff_float) : nullptr;
     j["max_abs_diff_amq_vs_onednn_f32"] =
         r.onednn_f32.ok ? nlohmann::ordered_json(r.max_abs_diff_amq) : nullptr;
+    // The floor (docs/PERFORMANCE.md): the step's binary products alone at the
+    // rates measured in this process.
+    const auto floor_or_null = [](double v) {
+        return v > 0 ? nlohmann::ordered_json(round_to(v, 3)) : nullptr;
+    };
+    const auto vs_floor = [](const bench::RnnTiming &t, double floor) {
+        return t.ok && floor > 0 ? nlohmann::ordered_json(round_to(t.us_per_step / floor, 3))
+                                 : nullptr;
+    };
+    // The same runner on the separate kernels (when it runs fused steps).
+    j["amq_separate_us_per_step"] = us_or_null(r.amq_separate);
+    j["amq_step_separate_us_per_step"] = us_or_null(r.amq_step_separate);
+    j["fused_speedup_run"] = speedup_or_null(r.amq_separate, r.amq);
+    j["fused_speedup_step"] = speedup_or_null(r.amq_step_separate, r.amq_step);
+    j["floor_us_per_step"] = floor_or_null(r.floor.run_us);
+    j["step_floor_us_per_step"] = floor_or_null(r.floor.step_us);
+    j["amq_vs_floor"] = vs_floor(r.amq, r.floor.run_us);
+    j["step_vs_floor"] = vs_floor(r.amq_step, r.floor.step_us);
+    j["floor_rates"] = {{"groups_per_ns", round_to(r.floor.groups_per_ns, 3)},
+                        {"read_gbps_recurrent", round_to(r.floor.read_gbps_run, 1)},
+                        {"read_gbps_both", round_to(r.floor.read_gbps_step, 1)}};
     j["amq_spread"] = round_to(r.amq.spread, 4);
     j["runs_per_round"] = {{"amq", r.amq.runs_per_round},
                            {"onednn_f32", r.onednn_f32.runs_per_round},
@@ -203,12 +227,20 @@ void print_rnn_table(const nlohmann::ordered_json &j) {
     row("amq W" + std::to_string(kw) + "A" + std::to_string(ka), "amq_us_per_step", nullptr,
         j["model_bytes_amq"]);
     row("amq, step() by step()", "amq_step_us_per_step", nullptr, nullptr);
+    if (!j["amq_separate_us_per_step"].is_null()) {
+        row("amq run(), separate kernels", "amq_separate_us_per_step", nullptr, nullptr);
+        row("amq step(), separate kernels", "amq_step_separate_us_per_step", nullptr, nullptr);
+    }
     row("amq f32", "amq_float_us_per_step", "speedup_vs_amq_float", j["model_bytes_f32"]);
     row("oneDNN f32", "onednn_f32_us_per_step", "speedup_vs_onednn_f32", nullptr);
     if (j.contains("onednn_f32_avx2_us_per_step"))
         row("oneDNN f32, ONEDNN_MAX_CPU_ISA=AVX2", "onednn_f32_avx2_us_per_step", nullptr, nullptr);
     row("oneDNN int8, " + j["onednn_int8_cell"].get<std::string>(), "onednn_int8_us_per_step",
         "speedup_vs_onednn_int8", nullptr);
+    if (!j["floor_us_per_step"].is_null())
+        std::cout << "\nfloor (the products alone at this CPU's measured rates): run() "
+                  << fixed(j["floor_us_per_step"].get<double>(), 2) << " us/step, step() "
+                  << fixed(j["step_floor_us_per_step"].get<double>(), 2) << " us/step\n";
     for (const char *key : {"onednn_f32_note", "onednn_int8_note"})
         if (j.contains(key)) std::cout << "\n" << key << ": " << j[key].get<std::string>() << "\n";
     std::cout << std::flush;

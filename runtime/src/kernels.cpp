@@ -533,4 +533,98 @@ void f32_gemv(const float *M, size_t rows, size_t cols, const float *x, const fl
         "f32_gemv");
 }
 
+// ---- Fused recurrent steps ----------------------------------------------------
+
+bool fused_step_built(int k_w, int k_a, int iters) {
+#if AMQ_HAVE_FUSED_STEPS
+    return k_w >= 1 && k_w <= 4 && k_a >= 1 && k_a <= 4 && iters == kernels::fused_step_iters &&
+           kernels::lstm_step[k_w - 1][k_a - 1] != nullptr;
+#else
+    (void)k_w, (void)k_a, (void)iters;
+    return false;
+#endif
+}
+
+namespace {
+
+// Checks the arguments of a fused step with G gates and wraps them as buffers;
+// `call` runs the kernel on (W, alpha, bias, A, beta, gx, H, planes, scales).
+template <typename Call>
+void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBatch &hq,
+                    const float *gx, size_t gx_size, BinaryBatch &next, int iters, Call call) {
+    detail::install_hooks();
+    const std::string k = K;
+    check_product(K, W, hq.k, hq.n);
+    const size_t H = W.cols();
+    if (W.rows() != size_t(G) * H)
+        fail(k + ": W_hh is " + std::to_string(W.rows()) + "x" + std::to_string(H) +
+             " (expected " + std::to_string(G) + " x hidden = " + std::to_string(G * H) +
+             " rows for hidden " + std::to_string(H) + ")");
+    if (!fused_step_built(W.k_w(), hq.k, iters))
+        fail(k + ": no fused kernel for W" + std::to_string(W.k_w()) + "A" + std::to_string(hq.k) +
+             " with " + std::to_string(iters) + " alternating cycles (see fused_step_built)");
+    if (hq.batch != 1)
+        fail(k + ": h_q has batch " + std::to_string(hq.batch) + " (the fused step is batch 1)");
+    if (hq.planes.size() < size_t(hq.k) * hq.words() || hq.beta.size() < size_t(hq.k))
+        fail(k + ": h_q has " + std::to_string(hq.planes.size()) + " words and " +
+             std::to_string(hq.beta.size()) + " scales (expected " +
+             std::to_string(size_t(hq.k) * hq.words()) + " and " + std::to_string(hq.k) + ")");
+    if (!gx) fail(k + ": gx is null");
+    if (gx_size < size_t(G) * H)
+        fail(k + ": gx has " + std::to_string(gx_size) + " floats (expected at least " +
+             std::to_string(G) + " x hidden = " + std::to_string(G * H) + ")");
+    if (&next == &hq) fail(k + ": h_q_next must not be h_q (h_q is read while it is written)");
+    next.resize(hq.k, H, 1);
+    Buffer<uint64_t> wb = weight_buffer(W.layout(), W.k_w(), W.tiles(), W.words(),
+                                        const_cast<uint64_t *>(W.kernel_planes().data()));
+    Buffer<float> alpha(const_cast<float *>(W.kernel_alpha().data()), W.tile(), W.k_w(),
+                        int(W.tiles()));
+    Buffer<float> bias(const_cast<float *>(W.kernel_bias().data()), W.tile(), int(W.tiles()));
+    Buffer<uint64_t> A(const_cast<uint64_t *>(hq.planes.data()), int(hq.words()), hq.k);
+    Buffer<float> beta(const_cast<float *>(hq.beta.data()), hq.k);
+    Buffer<float> gxb(const_cast<float *>(gx), int(std::min(gx_size, size_t(INT32_MAX))));
+    Buffer<uint8_t> planes(reinterpret_cast<uint8_t *>(next.planes.data()), int(next.words() * 8),
+                           hq.k);
+    Buffer<float> scales(next.beta.data(), hq.k);
+    detail::check(call(wb, alpha, bias, A, beta, gxb, int(H), planes, scales), K);
+    for (int j = 0; j < hq.k; ++j)
+        if (!std::isfinite(next.beta[size_t(j)]))
+            fail(k + ": h_t (hidden " + std::to_string(H) + ") contains NaN or Inf");
+}
+
+}  // namespace
+
+void lstm_step(const BinaryMatrix &W_hh, const BinaryBatch &h_q, const float *gx, size_t gx_size,
+               float *c, float *h, BinaryBatch &h_q_next, int iters) {
+    if (!c || !h) fail("lstm_step: c and h must not be null");
+    if (c == h) fail("lstm_step: c and h must be different buffers");
+    run_fused_step("lstm_step", 4, W_hh, h_q, gx, gx_size, h_q_next, iters,
+                   [&](auto &W, auto &alpha, auto &bias, auto &A, auto &beta, auto &gxb, int H,
+                       auto &planes, auto &scales) {
+#if AMQ_HAVE_FUSED_STEPS
+                       Buffer<float> cb(c, H), hb(h, H);
+                       return kernels::lstm_step[W_hh.k_w() - 1][h_q.k - 1](
+                           W, alpha, bias, A, beta, gxb, cb, H, hb, cb, planes, scales);
+#else
+                       return -1;
+#endif
+                   });
+}
+
+void gru_step(const BinaryMatrix &W_hh, const BinaryBatch &h_q, const float *gx, size_t gx_size,
+              float *h, BinaryBatch &h_q_next, int iters) {
+    if (!h) fail("gru_step: h must not be null");
+    run_fused_step("gru_step", 3, W_hh, h_q, gx, gx_size, h_q_next, iters,
+                   [&](auto &W, auto &alpha, auto &bias, auto &A, auto &beta, auto &gxb, int H,
+                       auto &planes, auto &scales) {
+#if AMQ_HAVE_FUSED_STEPS
+                       Buffer<float> hb(h, H);
+                       return kernels::gru_step[W_hh.k_w() - 1][h_q.k - 1](
+                           W, alpha, bias, A, beta, gxb, hb, H, hb, planes, scales);
+#else
+                       return -1;
+#endif
+                   });
+}
+
 }  // namespace amq

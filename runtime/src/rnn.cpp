@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 namespace amq {
@@ -123,6 +124,17 @@ Session::Session(std::shared_ptr<const Model> model, size_t batch)
         for (auto &q : hq_) q.resize(k, Hs_, B);
         if (s.proj_size) mq_.resize(k, H_, B);
     }
+    // The fused step kernel where one was built for the direction (batch 1, no
+    // projection); AMQ_FUSED_STEP=0 keeps the separate kernels (to compare them).
+    fused_.assign(LD, 0);
+    const char *fused_env = std::getenv("AMQ_FUSED_STEP");
+    if (model_->quantized_ && B == 1 && s.proj_size == 0 &&
+        !(fused_env && std::string(fused_env) == "0"))
+        for (size_t ld = 0; ld < LD; ++ld) {
+            const Model::Matrix &hh = model_->dirs_[ld].hh;
+            fused_[ld] = hh.quantized && fused_step_built(hh.binary.k_w(), model_->k_a_,
+                                                          model_->act_iters_);
+        }
     if (s.lm()) {
         logits_.assign(B * s.vocab_size, 0.0f);
         logits_padded_.assign(B * model_->decoder_.out_stride(), 0.0f);
@@ -171,6 +183,18 @@ void Session::get_state(float *h_n, float *c_n) const {
 void Session::quantize_hidden(size_t ld) {
     for (size_t b = 0; b < batch_; ++b)
         quantize_act(&h_[ld][b * Hs_], Hs_, model_->k_a_, model_->act_iters_, hq_[ld], b);
+}
+
+bool Session::fused_step(size_t ld, const float *gx, size_t gx_size) {
+    if (!fused_[ld]) return false;
+    const Model::Matrix &hh = model_->dirs_[ld].hh;
+    if (model_->shape_.arch == Arch::lstm)
+        lstm_step(hh.binary, hq_[ld], gx, gx_size, c_[ld].data(), h_[ld].data(), hq_next_,
+                  model_->act_iters_);
+    else
+        gru_step(hh.binary, hq_[ld], gx, gx_size, h_[ld].data(), hq_next_, model_->act_iters_);
+    std::swap(hq_[ld], hq_next_);
+    return true;
 }
 
 // y [items][m.out_stride()] = m a + bias: binary on the quantized batch aq (of
@@ -249,15 +273,19 @@ void Session::run_direction(size_t l, size_t d, const float *in, size_t in_width
                     std::copy(&h[b * Hs], &h[b * Hs] + Hs, &saved_h_[b * Hs]);
                     if (lstm) std::copy(&c[b * H], &c[b * H] + H, &saved_c_[b * H]);
                 }
-            product(dir.hh, hq, h.data(), Hs, gh_.data(), B);
-            cell_step(ld, gx_seq_.data() + ts * B * sx, sx, sh);
-            if (any_done)
-                for (size_t b = 0; b < B; ++b)
-                    if (done(b)) {
-                        std::copy(&saved_h_[b * Hs], &saved_h_[b * Hs] + Hs, &h[b * Hs]);
-                        if (lstm) std::copy(&saved_c_[b * H], &saved_c_[b * H] + H, &c[b * H]);
-                    }
-            if (quantized) quantize_hidden(ld);
+            // One fused kernel (its planes of h_t swapped into hq_[ld]), or apart.
+            if (any_done || !fused_step(ld, gx_seq_.data() + ts * B * sx, sx)) {
+                product(dir.hh, hq, h.data(), Hs, gh_.data(), B);
+                cell_step(ld, gx_seq_.data() + ts * B * sx, sx, sh);
+                if (any_done)
+                    for (size_t b = 0; b < B; ++b)
+                        if (done(b)) {
+                            std::copy(&saved_h_[b * Hs], &saved_h_[b * Hs] + Hs, &h[b * Hs]);
+                            if (lstm)
+                                std::copy(&saved_c_[b * H], &saved_c_[b * H] + H, &c[b * H]);
+                        }
+                if (quantized) quantize_hidden(ld);
+            }
             if (collect) {  // the next layer's quantized input at step t
                 const size_t item_words = size_t(k) * hq.words();
                 std::copy(hq.planes.begin(), hq.planes.begin() + B * item_words,

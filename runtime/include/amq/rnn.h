@@ -156,6 +156,11 @@ private:
     void cell_step(size_t ld, const float *gx, size_t gx_stride, size_t gh_stride);
     void check_finite(const float *x, size_t count, size_t width, const char *what) const;
     void quantize_hidden(size_t ld);
+    // The recurrent half of direction ld's step (product, cell, quantized h_t)
+    // in one fused kernel, when one was chosen for it (at construction: batch 1,
+    // no projection, a kernel built for its bits, and AMQ_FUSED_STEP is not
+    // "0"); false: do it apart.
+    bool fused_step(size_t ld, const float *gx, size_t gx_size);
     void product(const Model::Matrix &m, const BinaryBatch &aq, const float *a, size_t a_stride,
                  float *y, size_t items);
 
@@ -175,6 +180,8 @@ private:
     std::vector<float> saved_h_, saved_c_;   // run() with lengths: states of finished items
     std::vector<float> logits_;              // [B][vocab] (dense)
     std::vector<float> logits_padded_;       // [B][rows_padded] from bgemm
+    std::vector<char> fused_;                // per direction: runs on fused_step()
+    BinaryBatch hq_next_;                    // fused_step(): planes of h_t
 };
 
 // out[i] = x[i] - log(sum_j exp(x[j])), over n values (stable: shifted by the max).

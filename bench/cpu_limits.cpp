@@ -1,0 +1,157 @@
+#include "cpu_limits.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <vector>
+
+namespace amq::bench {
+namespace {
+
+constexpr int kAcc = 8;  // independent accumulators: covers popcount latency x ports
+
+#define AMQ_LIMITS_TARGET __attribute__((target("avx512f,avx512vl,avx512vpopcntdq"), always_inline))
+
+// The vector operations of one group, per vector width.
+struct Zmm {
+    using V = __m512i;
+    static constexpr size_t kWords = 8;
+    AMQ_LIMITS_TARGET static V zero() { return _mm512_setzero_si512(); }
+    AMQ_LIMITS_TARGET static V broadcast(uint64_t a) { return _mm512_set1_epi64(int64_t(a)); }
+    AMQ_LIMITS_TARGET static V load(const uint64_t *w) { return _mm512_load_si512(w); }
+    AMQ_LIMITS_TARGET static V group(V acc, V x, V a) {
+        return _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_xor_si512(x, a)));
+    }
+    AMQ_LIMITS_TARGET static V add(V x, V y) { return _mm512_add_epi64(x, y); }
+    AMQ_LIMITS_TARGET static uint64_t sum(V x) { return uint64_t(_mm512_reduce_add_epi64(x)); }
+};
+
+struct Ymm {
+    using V = __m256i;
+    static constexpr size_t kWords = 4;
+    AMQ_LIMITS_TARGET static V zero() { return _mm256_setzero_si256(); }
+    AMQ_LIMITS_TARGET static V broadcast(uint64_t a) { return _mm256_set1_epi64x(int64_t(a)); }
+    AMQ_LIMITS_TARGET static V load(const uint64_t *w) {
+        return _mm256_load_si256(reinterpret_cast<const __m256i *>(w));
+    }
+    AMQ_LIMITS_TARGET static V group(V acc, V x, V a) {
+        return _mm256_add_epi64(acc, _mm256_popcnt_epi64(_mm256_xor_si256(x, a)));
+    }
+    AMQ_LIMITS_TARGET static V add(V x, V y) { return _mm256_add_epi64(x, y); }
+    AMQ_LIMITS_TARGET static uint64_t sum(V x) {
+        return uint64_t(_mm256_extract_epi64(x, 0) + _mm256_extract_epi64(x, 1) +
+                        _mm256_extract_epi64(x, 2) + _mm256_extract_epi64(x, 3));
+    }
+};
+
+// kAcc groups per pass over the loads: acc[j] += popcnt(w[j] ^ a).
+template <typename Vec>
+__attribute__((target("avx512f,avx512vl,avx512vpopcntdq"))) uint64_t groups(const uint64_t *w,
+                                                                            size_t vectors,
+                                                                            size_t passes) {
+    typename Vec::V acc[kAcc];
+    for (auto &x : acc) x = Vec::zero();
+    const auto a = Vec::broadcast(0x5555AAAA3333CCCCull);
+    for (size_t p = 0; p < passes; ++p)
+        for (size_t v = 0; v < vectors; v += kAcc)
+            for (int j = 0; j < kAcc; ++j)
+                acc[j] = Vec::group(acc[j], Vec::load(w + (v + j) * Vec::kWords), a);
+    auto s = acc[0];
+    for (int j = 1; j < kAcc; ++j) s = Vec::add(s, acc[j]);
+    return Vec::sum(s);
+}
+
+// Eight 512-bit xor chains hide the load latency.
+__attribute__((target("avx512f"))) uint64_t read_zmm(const uint64_t *w, size_t vectors) {
+    __m512i acc[kAcc];
+    for (auto &x : acc) x = _mm512_setzero_si512();
+    for (size_t v = 0; v < vectors; v += kAcc)
+        for (int j = 0; j < kAcc; ++j)
+            acc[j] = _mm512_xor_si512(acc[j], _mm512_load_si512(w + (v + j) * 8));
+    __m512i s = acc[0];
+    for (int j = 1; j < kAcc; ++j) s = _mm512_xor_si512(s, acc[j]);
+    return uint64_t(_mm512_reduce_add_epi64(s));
+}
+
+double now_ns() {
+    using namespace std::chrono;
+    return duration<double, std::nano>(steady_clock::now().time_since_epoch()).count();
+}
+
+// Median over reps of (work units per ns) of `run`, each rep repeating it for
+// at least min_ns.
+template <typename Run>
+double median_rate(int reps, double units, Run run, double min_ns = 2e5) {
+    volatile uint64_t sink = run();  // warm-up (and page-in)
+    std::vector<double> rates;
+    for (int r = 0; r < std::max(reps, 1); ++r) {
+        size_t n = 0;
+        const double t0 = now_ns();
+        double t = t0;
+        do {
+            sink = sink + run();
+            ++n;
+            t = now_ns();
+        } while (t - t0 < min_ns);
+        rates.push_back(units * double(n) / (t - t0));
+    }
+    std::sort(rates.begin(), rates.end());
+    return rates[rates.size() / 2];
+}
+
+}  // namespace
+
+bool cpu_limits_supported() {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq") &&
+           __builtin_cpu_supports("avx512vl");
+}
+
+uint64_t xor_popcnt_groups(const uint64_t *w, size_t vectors, size_t passes, int lanes) {
+    return lanes == 8 ? groups<Zmm>(w, vectors, passes) : groups<Ymm>(w, vectors, passes);
+}
+
+uint64_t stream_read(const uint64_t *w, size_t vectors) { return read_zmm(w, vectors); }
+
+AlignedWords::AlignedWords(size_t words)
+    : p_(static_cast<uint64_t *>(std::aligned_alloc(64, ((words * 8 + 63) / 64) * 64))) {
+    for (size_t i = 0; i < words; ++i) p_[i] = 0x9E3779B97F4A7C15ull * (i + 1);
+}
+
+AlignedWords::~AlignedWords() { std::free(p_); }
+
+CpuLimits measure_cpu_limits(int reps) {
+    CpuLimits l;
+    if (!cpu_limits_supported()) return l;
+    const size_t words = 2048, vectors = words / 8, passes = 64;  // 16 KB: L1
+    AlignedWords w(words);
+    l.groups_per_ns = median_rate(reps, double(vectors * passes), [&] {
+        return xor_popcnt_groups(w.data(), vectors, passes, 8);
+    });
+    return l;
+}
+
+double measure_read_gbps(size_t bytes, int reps) {
+    if (!__builtin_cpu_supports("avx512f")) return 0;
+    const size_t vectors = std::max<size_t>(kAcc, (bytes + 64 * kAcc - 1) / (64 * kAcc) * kAcc);
+    AlignedWords w(vectors * 8);
+    return median_rate(reps, double(vectors * 64),
+                       [&] { return stream_read(w.data(), vectors); });
+}
+
+size_t product_weight_bytes(size_t rows, size_t cols, int k_w) {
+    return rows * ((cols + 63) / 64) * 8 * size_t(k_w) + rows * size_t(k_w) * sizeof(float);
+}
+
+ProductFloor product_floor(size_t rows, size_t cols, int k_w, int k_a, size_t batch,
+                           double groups_per_ns, double gbps) {
+    ProductFloor f;
+    const double groups =
+        double(rows) * double((cols + 63) / 64) * k_w * k_a * double(batch) / 8.0;
+    if (groups_per_ns > 0) f.alu_us = groups / groups_per_ns / 1000.0;
+    if (gbps > 0) f.memory_us = double(product_weight_bytes(rows, cols, k_w)) / gbps / 1000.0;
+    return f;
+}
+
+}  // namespace amq::bench

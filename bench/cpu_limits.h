@@ -1,0 +1,60 @@
+// What this CPU can do for a binary product at all, measured with intrinsics:
+// the throughput of the XOR + popcount + add group (one 512-bit vector of weight
+// words against a broadcast activation word) and the streaming read bandwidth
+// of a block of a given size. amq_bench_limits reports them; `amq bench gemv`
+// and `amq bench rnn` measure them in their own process to give each problem
+// its floor (docs/PERFORMANCE.md, "The floors of this CPU").
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace amq::bench {
+
+// True when the CPU has the AVX-512 VPOPCNTDQ instructions the group loop uses.
+bool cpu_limits_supported();
+
+// The group loop on `vectors` vectors of `lanes` words (8: 512-bit, 4: 256-bit)
+// at w, `passes` times; returns a checksum (so the work is not optimized away).
+// vectors must be a multiple of 8, w 64-byte aligned.
+uint64_t xor_popcnt_groups(const uint64_t *w, size_t vectors, size_t passes, int lanes);
+
+// One streaming read of `vectors` 512-bit vectors at w (a multiple of 8,
+// 64-byte aligned); returns a checksum.
+uint64_t stream_read(const uint64_t *w, size_t vectors);
+
+// 64-byte aligned words filled with a fixed non-trivial pattern.
+struct AlignedWords {
+    explicit AlignedWords(size_t words);
+    ~AlignedWords();
+    AlignedWords(const AlignedWords &) = delete;
+    AlignedWords &operator=(const AlignedWords &) = delete;
+    uint64_t *data() { return p_; }
+
+private:
+    uint64_t *p_;
+};
+
+// Rates measured here and now (medians of `reps` timed repetitions; each
+// repetition runs at least about 0.2 ms).
+struct CpuLimits {
+    double groups_per_ns = 0;  // 512-bit XOR+popcount+add groups, L1-resident
+};
+// Returns groups_per_ns = 0 when the CPU lacks the instructions.
+CpuLimits measure_cpu_limits(int reps = 7);
+// Read bandwidth in bytes per ns (= GB/s) of a block of `bytes` read again and
+// again (rounded up to whole 512-byte blocks); 0 without AVX-512.
+double measure_read_gbps(size_t bytes, int reps = 7);
+
+// The floor of a binary product rows x cols, k_w x k_a bits, over `batch`
+// activation vectors: its groups (rows x ceil(cols/64) x k_w x k_a x batch / 8)
+// at groups_per_ns, and its weight bytes (read once) at gbps.
+struct ProductFloor {
+    double alu_us = 0, memory_us = 0;
+    double bound_us() const { return alu_us > memory_us ? alu_us : memory_us; }
+};
+size_t product_weight_bytes(size_t rows, size_t cols, int k_w);
+ProductFloor product_floor(size_t rows, size_t cols, int k_w, int k_a, size_t batch,
+                           double groups_per_ns, double gbps);
+
+}  // namespace amq::bench

@@ -1,0 +1,24 @@
+// Generator for gru_step_w<k_w>a<k_a>_t<iters>: see rnn_step.h.
+#include "rnn_step.h"
+
+namespace amq::gen {
+
+class GruStepGenerator : public RnnStepGeneratorBase<GruStepGenerator, false> {
+public:
+    Output<Buffer<float, 1>> h{"h"};
+    Output<Buffer<uint8_t, 2>> planes{"planes"};
+    Output<Buffer<float, 1>> scales{"scales"};
+
+    void generate() {
+        RnnStepFuncs f = declare();
+        h = f.h;
+        planes = f.q.bytes;
+        scales = f.q.beta;
+        constrain_state_output(h);
+        finish(f, planes, scales);
+    }
+};
+
+}  // namespace amq::gen
+
+HALIDE_REGISTER_GENERATOR(amq::gen::GruStepGenerator, gru_step)

@@ -1,0 +1,216 @@
+// The fused recurrent steps (lstm_step, gru_step; generators/rnn_step.h): the
+// kernel against the separate kernels it replaces (bgemm + lstm_cell/gru_cell +
+// quantize_act) on odd sizes, and the runner using it (batch 1) against the
+// scalar reference runner for every bit pair (built ones fused, the others on
+// the separate kernels), LSTM and GRU, two layers, run() and step(); batch > 1
+// and the fallbacks give the same results; bad state buffers are clear errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "amq/quantize_model.h"
+#include "amq/reference_rnn.h"
+#include "amq/rnn.h"
+
+namespace amq {
+namespace {
+
+std::vector<float> uniform(size_t n, uint32_t seed, float lo, float hi) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(lo, hi);
+    std::vector<float> v(n);
+    for (float &e : v) e = u(rng);
+    return v;
+}
+
+// A random float model (PyTorch's init range), `layers` layers.
+ModelFile random_model(Arch arch, int layers, size_t I, size_t H, uint32_t seed) {
+    ModelFile m;
+    m.shape.arch = arch;
+    m.shape.layers = layers;
+    m.shape.input_size = I;
+    m.shape.hidden_size = H;
+    const int64_t GH = int64_t(m.shape.gates() * H);
+    const float r = 1.0f / std::sqrt(float(H));
+    for (int l = 0; l < layers; ++l) {
+        const std::string sl = std::to_string(l);
+        const int64_t in = int64_t(m.shape.layer_input(l));
+        m.floats["weight_ih_l" + sl] = {{GH, in}, uniform(size_t(GH * in), seed + 10 * l, -r, r)};
+        m.floats["weight_hh_l" + sl] = {{GH, int64_t(H)},
+                                        uniform(size_t(GH) * H, seed + 10 * l + 1, -r, r)};
+        m.floats["bias_ih_l" + sl] = {{GH}, uniform(size_t(GH), seed + 10 * l + 2, -r, r)};
+        m.floats["bias_hh_l" + sl] = {{GH}, uniform(size_t(GH), seed + 10 * l + 3, -r, r)};
+    }
+    return m;
+}
+
+ModelFile quantized(const ModelFile &f, int k_w, int k_a) {
+    ModelQuantizeOptions o;
+    o.weights.bits = k_w;
+    o.weights.threads = 1;
+    o.k_a = k_a;
+    o.act_iters = 2;
+    return quantize_model(f, o);
+}
+
+double max_abs_diff(const std::vector<float> &a, const std::vector<float> &b) {
+    EXPECT_EQ(a.size(), b.size());
+    double m = 0;
+    for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
+        m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
+    return m;
+}
+
+// ---- the kernel against the separate kernels -----------------------------------
+
+struct StepCase {
+    Arch arch;
+    size_t H;
+    int k_w, k_a;
+};
+
+// One step from a random state: the fused kernel and bgemm + cell + quantize_act.
+void check_step_kernel(const StepCase &c) {
+    const bool lstm = c.arch == Arch::lstm;
+    const size_t G = lstm ? 4 : 3, H = c.H;
+    SCOPED_TRACE(std::string(lstm ? "lstm" : "gru") + " H=" + std::to_string(H) + " W" +
+                 std::to_string(c.k_w) + "A" + std::to_string(c.k_a));
+    const std::vector<float> codes = uniform(size_t(c.k_w) * G * H * H, 1, -1, 1);
+    const std::vector<float> alpha = uniform(G * H * size_t(c.k_w), 2, 0.01f, 0.1f);
+    const std::vector<float> bias = uniform(G * H, 3, -0.5f, 0.5f);
+    const BinaryMatrix W = BinaryMatrix::from_codes(codes.data(), alpha.data(), c.k_w, G * H, H,
+                                                    bias.data());
+    const std::vector<float> h_prev = uniform(H, 4, -1, 1), c_prev = uniform(H, 5, -2, 2);
+    std::vector<float> gx = uniform(W.rows_padded(), 6, -1, 1);
+    BinaryBatch hq;
+    hq.resize(c.k_a, H, 1);
+    quantize_act(h_prev.data(), H, c.k_a, 2, hq, 0);
+
+    // Separate kernels.
+    std::vector<float> gh(W.rows_padded()), h_sep(H), c_sep = c_prev;
+    bgemm(W, hq, gh.data(), W.rows_padded());
+    if (lstm) {
+        lstm_cell({gx.data(), 1, G * H, 0}, {gh.data(), 1, G * H, 0}, {c_sep.data(), 1, H, 0},
+                  {h_sep.data(), 1, H, 0}, {c_sep.data(), 1, H, 0});
+    } else {
+        h_sep = h_prev;
+        gru_cell({gx.data(), 1, G * H, 0}, {gh.data(), 1, G * H, 0}, {h_sep.data(), 1, H, 0},
+                 {h_sep.data(), 1, H, 0});
+    }
+    BinaryBatch q_sep;
+    q_sep.resize(c.k_a, H, 1);
+    quantize_act(h_sep.data(), H, c.k_a, 2, q_sep, 0);
+
+    // Fused.
+    std::vector<float> h_fused = lstm ? std::vector<float>(H) : h_prev, c_fused = c_prev;
+    BinaryBatch q_fused;
+    if (lstm)
+        lstm_step(W, hq, gx.data(), gx.size(), c_fused.data(), h_fused.data(), q_fused, 2);
+    else
+        gru_step(W, hq, gx.data(), gx.size(), h_fused.data(), q_fused, 2);
+
+    EXPECT_LE(max_abs_diff(h_fused, h_sep), 1e-5);
+    if (lstm) EXPECT_LE(max_abs_diff(c_fused, c_sep), 1e-5);
+    ASSERT_EQ(q_fused.k, c.k_a);
+    ASSERT_EQ(q_fused.n, H);
+    // The same planes unless h differs by rounding right at a midpoint.
+    if (max_abs_diff(h_fused, h_sep) == 0) {
+        EXPECT_EQ(std::vector<uint64_t>(q_fused.planes.begin(),
+                                        q_fused.planes.begin() + c.k_a * q_fused.words()),
+                  std::vector<uint64_t>(q_sep.planes.begin(),
+                                        q_sep.planes.begin() + c.k_a * q_sep.words()));
+        for (int j = 0; j < c.k_a; ++j) EXPECT_EQ(q_fused.beta[j], q_sep.beta[j]);
+    }
+    // Not vacuous: the state moved.
+    EXPECT_GT(max_abs_diff(h_fused, std::vector<float>(H, 0.0f)), 1e-2);
+}
+
+TEST(FusedStep, MatchesTheSeparateKernels) {
+    for (Arch arch : {Arch::lstm, Arch::gru})
+        for (int b = 1; b <= 4; ++b) {
+            if (!fused_step_built(b, b, 2)) continue;  // the bit pairs the build has
+            for (size_t H : {1, 13, 64, 77, 130}) check_step_kernel({arch, H, b, b});
+        }
+}
+
+TEST(FusedStep, SomeBitPairsAreBuilt) {
+    // The build instantiates the fused steps for W2A2 at least (AMQ_STEP_BITS).
+    EXPECT_TRUE(fused_step_built(2, 2, 2));
+    EXPECT_FALSE(fused_step_built(2, 2, 5));
+    EXPECT_FALSE(fused_step_built(0, 2, 2));
+}
+
+TEST(FusedStep, BadStateBuffersAreClearErrors) {
+    const size_t H = 20;
+    const std::vector<float> codes = uniform(2 * 4 * H * H, 1, -1, 1);
+    const std::vector<float> alpha = uniform(4 * H * 2, 2, 0.01f, 0.1f);
+    const BinaryMatrix W = BinaryMatrix::from_codes(codes.data(), alpha.data(), 2, 4 * H, H);
+    std::vector<float> gx(W.rows_padded()), c(H), h(H);
+    BinaryBatch hq, next;
+    hq.resize(2, H, 1);
+    auto expect_error = [](auto f, const std::string &what) {
+        try {
+            f();
+            ADD_FAILURE() << "no error for " << what;
+        } catch (const Error &e) {
+            EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+        }
+    };
+    expect_error([&] { lstm_step(W, hq, gx.data(), 4 * H - 1, c.data(), h.data(), next, 2); },
+                 "gx has 79 floats");
+    expect_error([&] { lstm_step(W, hq, gx.data(), gx.size(), c.data(), h.data(), hq, 2); },
+                 "must not be h_q");
+    expect_error([&] { gru_step(W, hq, gx.data(), gx.size(), h.data(), next, 2); },
+                 "expected 3 x hidden");
+    expect_error([&] { lstm_step(W, hq, gx.data(), gx.size(), c.data(), h.data(), next, 1); },
+                 "no fused kernel");
+    BinaryBatch h3;
+    h3.resize(2, H, 3);
+    expect_error([&] { lstm_step(W, h3, gx.data(), gx.size(), c.data(), h.data(), next, 2); },
+                 "batch 3");
+    BinaryBatch wrong_n;
+    wrong_n.resize(2, H + 1, 1);
+    expect_error([&] { lstm_step(W, wrong_n, gx.data(), gx.size(), c.data(), h.data(), next, 2); },
+                 "activation length 21");
+    expect_error([&] { lstm_step(W, hq, gx.data(), gx.size(), nullptr, h.data(), next, 2); },
+                 "must not be null");
+}
+
+// ---- the runner ---------------------------------------------------------------
+
+// run() and T step() calls of a session against the reference runner.
+void check_runner(Arch arch, int k_w, int k_a, size_t B) {
+    const size_t I = 19, H = 70, T = 9;
+    SCOPED_TRACE(std::string(arch == Arch::lstm ? "lstm" : "gru") + " W" + std::to_string(k_w) +
+                 "A" + std::to_string(k_a) + " B=" + std::to_string(B));
+    const ModelFile file = quantized(random_model(arch, 2, I, H, 11u + uint32_t(k_w)), k_w, k_a);
+    const std::vector<float> x = uniform(T * B * I, 7, -1, 1);
+    const ref::RnnOutput want = ref::run_model(file, x.data(), nullptr, T, B);
+    const auto model = Model::from_file(file);
+    Session by_run(model, B), by_step(model, B);
+    std::vector<float> h_run(T * B * H), h_step;
+    by_run.run(x.data(), T, h_run.data());
+    for (size_t t = 0; t < T; ++t) {
+        const float *h = by_step.step(&x[t * B * I]);
+        h_step.insert(h_step.end(), h, h + B * H);
+    }
+    EXPECT_LE(max_abs_diff(h_run, want.h), 1e-4);
+    EXPECT_LE(max_abs_diff(h_step, want.h), 1e-4);
+}
+
+TEST(FusedStepRunner, EveryBitPairMatchesTheReferenceRunner) {
+    for (Arch arch : {Arch::lstm, Arch::gru})
+        for (int k_w = 1; k_w <= 4; ++k_w)
+            for (int k_a = 1; k_a <= 4; ++k_a) check_runner(arch, k_w, k_a, 1);
+}
+
+TEST(FusedStepRunner, BatchAndFallbackMatchTheReferenceRunner) {
+    for (Arch arch : {Arch::lstm, Arch::gru}) {
+        check_runner(arch, 2, 2, 3);  // batch > 1: the separate kernels
+        check_runner(arch, 3, 3, 2);
+    }
+}
+
+}  // namespace
+}  // namespace amq
