@@ -46,18 +46,21 @@ ACT_METHODS = ("alternating", "greedy", "ternary")
 
 
 class Spec:
-    """How one weight matrix runs: None = float, else weight bits, activation bits
-    (of the vector it multiplies) and the methods."""
+    """How one weight matrix runs: its weight bits and quantizer, and the activation
+    quantizer of the vector it multiplies (None in place of a Spec: float)."""
 
-    def __init__(self, k_w, k_a, args):
+    def __init__(self, k_w, k_a, args, act_method=None):
         self.k_w, self.k_a = k_w, k_a
         self.method, self.iters, self.init = args.method, args.iters, args.init
-        self.act_method, self.act_iters = args.act_method, args.act_iters
+        self.act_method, self.act_iters = act_method or args.act_method, args.act_iters
         if self.act_method == "ternary":
             self.k_a = 2
 
+    def act_key(self):
+        return self.k_a, self.act_method
+
     def weights(self, w):
-        """(alpha, s) of the rows of w."""
+        """(alpha, planes) of the rows of w."""
         return amq_quant.quantize(w, self.k_w, self.iters, self.method, self.init)
 
     def fake_weights(self, w):
@@ -65,6 +68,17 @@ class Spec:
 
     def fake_act(self, x):
         return amq_quant.fake_quant(x, self.k_a, self.act_iters, self.act_method, "greedy")
+
+
+def operand(spec, h, hq, hq_spec):
+    """The vector a matrix with `spec` multiplies: h itself for a float matrix; the
+    quantized hq already made (for the recurrence) when its setting is the same;
+    else h quantized with the matrix's own setting (as the runner does)."""
+    if spec is None:
+        return h
+    if hq_spec is not None and hq_spec.act_key() == spec.act_key():
+        return hq
+    return spec.fake_act(h)
 
 
 class QATLanguageModel(nn.Module):
@@ -109,20 +123,15 @@ class QATLanguageModel(nn.Module):
         if state is None:
             state = [(torch.zeros(B, H), torch.zeros(B, H)) for _ in range(self.layers)]
         new_state = []
-        hq_seq = None
+        h_seq, hq_seq, hq_spec = x, None, None  # the input of layer 0: the embedding rows
         for layer in range(self.layers):
             s_ih = self.specs[f"weight_ih_l{layer}"]
             s_hh = self.specs[f"weight_hh_l{layer}"]
             w_ih, w_hh = weights[f"weight_ih_l{layer}"], weights[f"weight_hh_l{layer}"]
             b_ih = self.p[f"bias_ih_l{layer}"] if f"bias_ih_l{layer}" in self.p else 0
             b_hh = self.p[f"bias_hh_l{layer}"] if f"bias_hh_l{layer}" in self.p else 0
-            # Input of layer 0: the embedding rows, quantized per vector; of layer l > 0:
-            # the quantized h of layer l - 1 (the runner passes its planes on).
-            if layer == 0 or hq_seq is None:
-                xin = s_ih.fake_act(x) if s_ih else x
-            else:
-                xin = hq_seq if s_ih else h_seq
-            gx = F.linear(xin, w_ih) + b_ih
+            # All steps' input products at once (x_t does not depend on the recurrence).
+            gx = F.linear(operand(s_ih, h_seq, hq_seq, hq_spec), w_ih) + b_ih
             h, c = state[layer]
             hq = s_hh.fake_act(h) if s_hh else h
             hs, hqs = [], []
@@ -134,16 +143,9 @@ class QATLanguageModel(nn.Module):
                 hq = s_hh.fake_act(h) if s_hh else h
                 hs.append(h)
                 hqs.append(hq)
-            h_seq = torch.stack(hs)
-            hq_seq = torch.stack(hqs) if s_hh else None
+            h_seq, hq_seq, hq_spec = torch.stack(hs), torch.stack(hqs), s_hh
             new_state.append((h, c))
-        # A quantized decoder takes the last layer's quantized h (the runner's planes
-        # of h_t) when its activation quantizer is the same, else its own.
-        dec = self.specs[self.decoder_name()]
-        dec_in = h_seq
-        if dec:
-            same = s_hh and (s_hh.k_a, s_hh.act_method) == (dec.k_a, dec.act_method)
-            dec_in = hq_seq if same else dec.fake_act(h_seq)
+        dec_in = operand(self.specs[self.decoder_name()], h_seq, hq_seq, hq_spec)
         bias = self.p["decoder__bias"] if "decoder__bias" in self.p else None
         logits = F.linear(self.drop(dec_in), weights[self.decoder_name()], bias)
         return logits, new_state
@@ -193,7 +195,8 @@ def build_specs(tensors, meta, args):
         name, _, bits = item.partition("=")
         if name not in specs:
             raise SystemExit(f"train_qat.py: --bits-for {item}: the model has no matrix '{name}' "
-                             f"(it has {', '.join(specs)})")
+                             f"(it has {', '.join(specs)}"
+                             f"{'; tied: the decoder is embedding.weight' if 'decoder.weight' not in specs else ''})")
         specs[name] = Spec(*parse_bits(bits, f"--bits-for {item}: bits"), args)
     if args.method == "ternary" and any(s and s.k_w != 2 for s in specs.values()):
         raise SystemExit("train_qat.py: --method ternary needs 2 weight bits")
@@ -208,7 +211,6 @@ def write_amq(path, model, meta, specs, args, extra):
     for i in range(layers):
         order += [f"weight_ih_l{i}", f"weight_hh_l{i}", f"bias_ih_l{i}", f"bias_hh_l{i}"]
     order += ["embedding.weight", "decoder.weight", "decoder.bias"]
-    k_ws = set()
     for name in order:
         key = name.replace(".", "__")
         if key not in model.p:
@@ -219,11 +221,9 @@ def write_amq(path, model, meta, specs, args, extra):
             tensors[name] = w.numpy()
             continue
         alpha, bits = spec.weights(w)
-        k = alpha.shape[1]
-        k_ws.add(k)
         tensors[name + ".planes"] = amq_quant.pack_planes(bits)
         tensors[name + ".alpha"] = alpha.float().numpy()
-    rnn = specs["weight_ih_l0"]
+    rnn = Spec(args.wbits, args.abits, args)  # the model-wide bits
     out = {key: meta[key] for key in ("arch", "layers", "input_size", "hidden_size", "vocab_size",
                                       "tied", "vocab") if key in meta}
     out = {"format": "amq", "format_version": "1", **out,
@@ -233,6 +233,12 @@ def write_amq(path, model, meta, specs, args, extra):
            "act_iters": str(args.act_iters if args.act_method == "alternating" else 0)}
     if args.method == "alternating":
         out["alternating_init"] = args.init
+    differ = {name: {"k_w": spec.k_w, "k_a": spec.k_a, "act_method": spec.act_method}
+              for name, spec in specs.items()
+              if spec and (name != "decoder.weight" or not model.tied)
+              and (spec.k_w, spec.k_a, spec.act_method) != (rnn.k_w, rnn.k_a, rnn.act_method)}
+    if differ:
+        out["matrix_bits"] = json.dumps(differ, separators=(",", ":"))
     keep = {k: v for k, v in meta.items()
             if k not in out and k not in ("format", "format_version", "perplexity_test", "training")}
     out.update(keep)
