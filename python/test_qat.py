@@ -151,7 +151,8 @@ def refusals(paths, lm, work):
     out = os.path.join(work, "bad.amq")
     for args, needle in ((["--bits-for", "decoder.bias=2x2"], "decoder.bias"),
                          (["--bits-for", "weight_hh_l0=5x2"], "outside 1..4"),
-                         (["--bits-for", "weight_hh_l0=2"], "WxA")):
+                         (["--bits-for", "weight_hh_l0=2"], "WxA"),
+                         (["--bits-for", "weight_hh_l0=2x2:uniform"], "uniform")):
         err = io.StringIO()
         try:
             with contextlib.redirect_stderr(err):

@@ -197,7 +197,11 @@ def build_specs(tensors, meta, args):
             raise SystemExit(f"train_qat.py: --bits-for {item}: the model has no matrix '{name}' "
                              f"(it has {', '.join(specs)}"
                              f"{'; tied: the decoder is embedding.weight' if 'decoder.weight' not in specs else ''})")
-        specs[name] = Spec(*parse_bits(bits, f"--bits-for {item}: bits"), args)
+        bits, _, act = bits.partition(":")
+        if act and act not in ACT_METHODS:
+            raise SystemExit(f"train_qat.py: --bits-for {item}: activation method '{act}', "
+                             f"expected one of {', '.join(ACT_METHODS)}")
+        specs[name] = Spec(*parse_bits(bits, f"--bits-for {item}: bits"), args, act or None)
     if args.method == "ternary" and any(s and s.k_w != 2 for s in specs.values()):
         raise SystemExit("train_qat.py: --method ternary needs 2 weight bits")
     return specs
@@ -264,8 +268,9 @@ def main(argv=None):
                         help="activation cycles T of the runner (default 2)")
     parser.add_argument("--lm-parts", choices=("float", "quantized"), default="float",
                         help="quantize the embedding and decoder too (default float)")
-    parser.add_argument("--bits-for", action="append", default=[], metavar="NAME=WxA",
-                        help="bits of one matrix (e.g. decoder.weight=4x4); repeatable")
+    parser.add_argument("--bits-for", action="append", default=[], metavar="NAME=WxA[:ACT_METHOD]",
+                        help="bits (and activation quantizer) of one matrix, e.g. embedding.weight=4x4 "
+                             "or weight_hh_l0=2x2:ternary; repeatable")
     parser.add_argument("--train", default=os.path.join(DATA, "ptb.valid.txt"))
     parser.add_argument("--test", default=os.path.join(DATA, "ptb.test.txt"))
     parser.add_argument("--dev-fraction", type=float, default=0.05)
@@ -361,6 +366,8 @@ def main(argv=None):
     extra = {"qat": f"train_qat.py: {step} steps ({epoch} epochs) on {os.path.basename(args.train)} "
                     f"in {train_minutes:.1f} min, {args.optimizer} lr {lr:g} dropout {args.dropout:g} "
                     f"bptt {args.bptt} batch {args.batch}, from {os.path.basename(args.input)}"}
+    write_amq(args.out, model, meta, specs, args, extra)  # kept even if the evaluation is cut off
+    print(f"wrote {args.out} ({os.path.getsize(args.out)} bytes) after {train_minutes:.1f} min", flush=True)
     if not args.no_eval:
         t0 = time.time()
         ppl = perplexity(model, test, args.bptt, args.eval_limit)
@@ -371,8 +378,8 @@ def main(argv=None):
               f"({figures['eval_seconds']:.0f} s)", flush=True)
         if not args.eval_limit:
             extra["perplexity_test"] = f"{ppl:.2f}"
-    write_amq(args.out, model, meta, specs, args, extra)
-    print(f"wrote {args.out} ({os.path.getsize(args.out)} bytes); total {(time.time() - start) / 60:.1f} min")
+            write_amq(args.out, model, meta, specs, args, extra)
+    print(f"total {(time.time() - start) / 60:.1f} min")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(figures, f)
