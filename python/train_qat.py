@@ -39,6 +39,7 @@ import torch.nn.functional as F  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import amq_quant  # noqa: E402
 from export_torch import load_safetensors, save_safetensors  # noqa: E402
+from eval_ptb import load_language_model  # noqa: E402
 from ptb import DATA, batchify, encode, read_words  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -274,7 +275,11 @@ def main(argv=None):
     parser.add_argument("--train", default=os.path.join(DATA, "ptb.valid.txt"))
     parser.add_argument("--test", default=os.path.join(DATA, "ptb.test.txt"))
     parser.add_argument("--dev-fraction", type=float, default=0.05)
-    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--eval-every", type=int, default=0,
+                        help="training steps between dev evaluations (default: one epoch)")
+    parser.add_argument("--distill", type=float, default=0.0,
+                        help="weight of the KL divergence to the float model's predictions in the "
+                             "loss (0: labels only, 1: the float model's predictions only)")
     parser.add_argument("--steps", type=int, default=-1,
                         help="stop after this many training steps (0: no training, PTQ only)")
     parser.add_argument("--minutes", type=float, default=12, help="wall-time budget for training")
@@ -319,35 +324,51 @@ def main(argv=None):
           f"tested on {os.path.basename(args.test)}", flush=True)
 
     opt = (torch.optim.SGD if args.optimizer == "sgd" else torch.optim.Adam)(model.parameters(), lr=lr)
-    step, epoch, decays = 0, 0, 0
+    teacher = None
+    if args.distill > 0:  # the float model's predictions as soft targets
+        teacher = load_language_model(args.input)[0]
+    chunks = list(range(0, train.size(0) - 1, args.bptt))
+    eval_every = args.eval_every or len(chunks)
+    step, pos, decays = 0, 0, 0
+    state = teacher_state = None
     best_dev = perplexity(model, dev, args.bptt) if dev is not None else float("inf")
     best = {k: v.detach().clone() for k, v in model.state_dict().items()}
     print(f"before training: dev ppl {best_dev:.2f}", flush=True)
     budget = args.minutes * 60
-    epoch_time = 0.0
-    while args.steps != 0 and epoch < args.epochs and time.time() - start + epoch_time < budget:
-        epoch += 1
-        t0 = time.time()
+    while args.steps != 0:
+        t0, total, count = time.time(), 0.0, 0
         model.train()
-        total, count, state = 0.0, 0, None
-        for i in range(0, train.size(0) - 1, args.bptt):
+        for _ in range(eval_every):  # a round of training steps, then the dev set
+            if step == args.steps or time.time() - start > budget:
+                break
+            if pos == len(chunks):  # a new epoch: the state starts from zero again
+                pos, state, teacher_state = 0, None, None
+            i = chunks[pos]
+            pos += 1
             n = min(args.bptt, train.size(0) - 1 - i)
             state = detach(state) if state is not None else None
             logits, state = model(train[i:i + n], state, model.weights())
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), train[i + 1:i + 1 + n].reshape(-1))
+            logits = logits.view(-1, logits.size(-1))
+            loss = F.cross_entropy(logits, train[i + 1:i + 1 + n].reshape(-1))
+            total += loss.item() * n
+            if teacher is not None:
+                with torch.no_grad():
+                    soft, teacher_state = teacher(train[i:i + n], teacher_state)
+                kl = F.kl_div(F.log_softmax(logits, 1), F.log_softmax(soft.view(-1, soft.size(-1)), 1),
+                              log_target=True, reduction="batchmean")
+                loss = (1 - args.distill) * loss + args.distill * kl
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), args.clip)
             opt.step()
-            total += loss.item() * n
             count += n
             step += 1
-            if step == args.steps:
-                break
+        if count == 0:
+            break
         dev_ppl = perplexity(model, dev, args.bptt) if dev is not None else float("nan")
-        epoch_time = time.time() - t0
-        print(f"epoch {epoch:3d}  lr {opt.param_groups[0]['lr']:.4g}  train ppl {math.exp(total / count):8.2f}  "
-              f"dev ppl {dev_ppl:8.2f}  {epoch_time:5.0f} s  {time.time() - start:6.0f} s", flush=True)
+        print(f"step {step:5d} (epoch {step / len(chunks):5.2f})  lr {opt.param_groups[0]['lr']:.4g}  "
+              f"train ppl {math.exp(total / count):8.2f}  dev ppl {dev_ppl:8.2f}  "
+              f"{time.time() - t0:5.0f} s  {time.time() - start:6.0f} s", flush=True)
         if dev is None or dev_ppl < best_dev:
             best_dev = dev_ppl
             best = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -357,15 +378,14 @@ def main(argv=None):
                 group["lr"] /= args.decay
             if decays > args.patience:
                 break
-        if step == args.steps:
-            break
     model.load_state_dict(best)
     train_minutes = (time.time() - start) / 60
 
+    epoch = step / len(chunks)
     figures = {"steps": step, "epochs": epoch, "dev_perplexity": best_dev, "train_minutes": train_minutes}
-    extra = {"qat": f"train_qat.py: {step} steps ({epoch} epochs) on {os.path.basename(args.train)} "
+    extra = {"qat": f"train_qat.py: {step} steps ({epoch:.2f} epochs) on {os.path.basename(args.train)} "
                     f"in {train_minutes:.1f} min, {args.optimizer} lr {lr:g} dropout {args.dropout:g} "
-                    f"bptt {args.bptt} batch {args.batch}, from {os.path.basename(args.input)}"}
+                    f"bptt {args.bptt} batch {args.batch} distill {args.distill:g}, from {os.path.basename(args.input)}"}
     write_amq(args.out, model, meta, specs, args, extra)  # kept even if the evaluation is cut off
     print(f"wrote {args.out} ({os.path.getsize(args.out)} bytes) after {train_minutes:.1f} min", flush=True)
     if not args.no_eval:
