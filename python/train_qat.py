@@ -65,6 +65,8 @@ class Spec:
         return amq_quant.quantize(w, self.k_w, self.iters, self.method, self.init)
 
     def fake_weights(self, w):
+        if getattr(self, "fixed", False):  # already quantized (read from an .amq)
+            return w
         return amq_quant.fake_quant(w, self.k_w, self.iters, self.method, self.init)
 
     def fake_act(self, x):
@@ -251,12 +253,48 @@ def write_amq(path, model, meta, specs, args, extra):
     save_safetensors(path, tensors, out)
 
 
+def load_amq(path, args):
+    """An .amq file as (float tensors with every quantized matrix dequantized, its
+    metadata as a float model's, specs whose weights stay as read): the script's
+    own evaluation of a written file."""
+    tensors, meta = load_safetensors(path)
+    if meta.get("format") != "amq":
+        sys.exit(f"train_qat.py: {path} is not an .amq file (metadata format = {meta.get('format')!r})")
+    per = json.loads(meta.get("matrix_bits", "{}"))
+    args.act_iters = int(meta.get("act_iters", "2"))
+    out, specs = {}, {}
+    for name, array in tensors.items():
+        if name.endswith(".alpha"):
+            continue
+        if not name.endswith(".planes"):
+            out[name] = array
+            continue
+        base = name[:-len(".planes")]
+        k, rows, words = array.shape
+        cols = int(meta["input_size" if base in ("weight_ih_l0", "embedding.weight") else "hidden_size"])
+        bits = np.unpackbits(array.view(np.uint8).reshape(k, rows, words * 8), axis=-1,
+                             bitorder="little")[:, :, :cols].astype(bool)
+        alpha = torch.from_numpy(tensors[base + ".alpha"].astype(np.float64))
+        out[base] = amq_quant.dequantize(alpha, [torch.from_numpy(b) for b in bits]).numpy()
+        entry = per.get(base, {})
+        spec = Spec(k, entry.get("k_a", int(meta["k_a"])), args, entry.get("act_method", meta["act_method"]))
+        spec.fixed = True
+        specs[base] = spec
+    for name in ("embedding.weight", "decoder.weight"):
+        if name in out and name not in specs:
+            specs[name] = None
+    return out, meta, specs
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--in", dest="input", default=os.path.join(ROOT, "models", "ptb_lstm300.safetensors"),
                         help="float language model (amq-float safetensors)")
-    parser.add_argument("-o", "--out", required=True, help=".amq file to write")
+    parser.add_argument("-o", "--out", help=".amq file to write")
+    parser.add_argument("--eval-amq", metavar="FILE",
+                        help="only evaluate an .amq file (as written by this script or amq quantize) "
+                             "on --test with this script's forward pass")
     parser.add_argument("--wbits", type=int, default=2, choices=range(1, 5))
     parser.add_argument("--abits", type=int, default=2, choices=range(1, 5))
     parser.add_argument("--method", choices=("alternating", "greedy", "ternary"), default="alternating",
@@ -307,6 +345,21 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     start = time.time()
 
+    if args.eval_amq:
+        tensors, meta, specs = load_amq(args.eval_amq, args)
+        model = QATLanguageModel(tensors, meta, specs, 0.0)
+        test = batchify(encode(read_words(args.test), meta["vocab"].split("\n")), 1)
+        t0 = time.time()
+        ppl = perplexity(model, test, args.bptt, args.eval_limit)
+        steps = min(args.eval_limit or test.size(0) - 1, test.size(0) - 1)
+        print(f"{args.eval_amq}: test ppl {ppl:.2f} over {steps} predictions of "
+              f"{os.path.basename(args.test)} ({time.time() - t0:.0f} s)", flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"test_perplexity": ppl, "test_predictions": steps}, f)
+        return 0
+    if not args.out:
+        parser.error("-o/--out is required (unless --eval-amq)")
     tensors, meta = load_safetensors(args.input)
     if meta.get("format", "amq-float") != "amq-float" or "vocab" not in meta:
         sys.exit(f"train_qat.py: {args.input} is not a float language model with a vocabulary")
