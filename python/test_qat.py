@@ -4,9 +4,10 @@
 * with no training step, the .amq it writes holds the same planes (and scales to
   float rounding) as `amq quantize` of the same float model, for several bit widths,
   inits, and with the embedding and decoder float or quantized;
-* after a few QAT steps, `amq eval` of the written .amq gives the script's own
-  perplexity within 0.5% (and quantization changes the perplexity by more than
-  that, so the check can fail);
+* after 0 and a few QAT steps, `amq eval` of the written .amq gives the script's
+  own perplexity within 0.5% (and quantization changes the perplexity by more
+  than that, so the check can fail), and so does `train_qat.py --eval-amq` of the
+  file;
 * bad arguments are refused with a message naming them.
 
 Usage: test_qat.py AMQ_BINARY WORK_DIR
@@ -142,6 +143,11 @@ def eval_agrees(binary, work, paths, lm):
             rel = abs(ours - theirs) / theirs
             check(rel < 0.005, f"{label}: amq eval {theirs:.4f} vs train_qat.py {ours:.4f} "
                                f"({100 * rel:.4f}% apart, limit 0.5%)")
+            reread = os.path.join(work, f"reread{steps}_{bits}.json")
+            run_qat(["--eval-amq", out, "--test", paths["test"], "--json", reread])
+            again = json.load(open(reread))["test_perplexity"]
+            check(abs(again - theirs) / theirs < 0.005,
+                  f"{label}: train_qat.py --eval-amq of the file {again:.4f} vs amq eval {theirs:.4f}")
             if steps == 0:  # the agreement means something: quantizing moves the figure more
                 check(abs(theirs - float_ppl) / float_ppl > 0.01,
                       f"{label}: quantized {theirs:.3f} differs from float {float_ppl:.3f} by more than 1%")

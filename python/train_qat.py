@@ -11,7 +11,8 @@ the runner's T alternating cycles. Gradients pass straight through the quantizer
 (the paper's straight-through estimator). The float weights are trained; the file
 written holds their quantization (planes and scales), as `amq quantize` would
 write it from the trained float weights (with --steps 0: the same planes as `amq
-quantize` of the input model).
+quantize` of the input model). --distill adds the float model's predictions as
+soft targets; --eval-amq evaluates a written .amq with this forward pass.
 
 Data: ptb.valid.txt is the only training text shipped, so the model is TRAINED ON
 ptb.valid.txt (its last --dev-fraction of lines held out for early stopping and
@@ -50,8 +51,8 @@ class Spec:
     """How one weight matrix runs: its weight bits and quantizer, and the activation
     quantizer of the vector it multiplies (None in place of a Spec: float)."""
 
-    def __init__(self, k_w, k_a, args, act_method=None):
-        self.k_w, self.k_a = k_w, k_a
+    def __init__(self, k_w, k_a, args, act_method=None, fixed=False):
+        self.k_w, self.k_a, self.fixed = k_w, k_a, fixed  # fixed: weights read already quantized
         self.method, self.iters, self.init = args.method, args.iters, args.init
         self.act_method, self.act_iters = act_method or args.act_method, args.act_iters
         if self.act_method == "ternary":
@@ -65,7 +66,7 @@ class Spec:
         return amq_quant.quantize(w, self.k_w, self.iters, self.method, self.init)
 
     def fake_weights(self, w):
-        if getattr(self, "fixed", False):  # already quantized (read from an .amq)
+        if self.fixed:
             return w
         return amq_quant.fake_quant(w, self.k_w, self.iters, self.method, self.init)
 
@@ -277,9 +278,8 @@ def load_amq(path, args):
         alpha = torch.from_numpy(tensors[base + ".alpha"].astype(np.float64))
         out[base] = amq_quant.dequantize(alpha, [torch.from_numpy(b) for b in bits]).numpy()
         entry = per.get(base, {})
-        spec = Spec(k, entry.get("k_a", int(meta["k_a"])), args, entry.get("act_method", meta["act_method"]))
-        spec.fixed = True
-        specs[base] = spec
+        specs[base] = Spec(k, entry.get("k_a", int(meta["k_a"])), args,
+                           entry.get("act_method", meta["act_method"]), fixed=True)
     for name in ("embedding.weight", "decoder.weight"):
         if name in out and name not in specs:
             specs[name] = None
