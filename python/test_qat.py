@@ -10,7 +10,10 @@
   file;
 * bad arguments are refused with a message naming them.
 
-Usage: test_qat.py AMQ_BINARY WORK_DIR
+* with `per-matrix`: bits per matrix and ternary activations (--bits-for), the
+  same two checks (exit 77, skipped, when the amq binary has no --bits-for).
+
+Usage: test_qat.py AMQ_BINARY WORK_DIR [per-matrix]
 """
 
 import contextlib
@@ -169,15 +172,47 @@ def refusals(paths, lm, work):
             check(needle in str(e.code) + err.getvalue(), f"{args} refused naming '{needle}': {e.code}")
 
 
+PER_MATRIX = ["--bits-for", "embedding.weight=4x3", "--bits-for", "weight_hh_l0=2x2:ternary",
+              "--bits-for", "weight_ih_l0=3x1:greedy"]
+
+
+def per_matrix(binary, work, paths, lm):
+    """Bits per matrix and ternary activations (needs an amq with --bits-for): the
+    0-step file equals amq quantize --bits-for's; amq eval agrees after a few steps."""
+    ours, theirs = os.path.join(work, "pm0.amq"), os.path.join(work, "pm_ref.amq")
+    common = ["--in", lm, "--train", paths["train"], "--test", paths["test"], *PER_MATRIX]
+    run_qat([*common, "-o", ours, "--steps", 0, "--no-eval"])
+    amq(binary, "quantize", "--in", lm, "-o", theirs, "--threads", 1, *PER_MATRIX)
+    t1, m1 = load_safetensors(ours)
+    t2, m2 = load_safetensors(theirs)
+    check(json.loads(m1.get("matrix_bits", "{}")) == json.loads(m2.get("matrix_bits", "{}")),
+          f"per-matrix: matrix_bits {m1.get('matrix_bits')} == amq quantize's {m2.get('matrix_bits')}")
+    check(sorted(t1) == sorted(t2) and all(np.array_equal(t1[n], t2[n]) for n in t2),
+          "per-matrix: every tensor identical to amq quantize --bits-for's")
+    out, fig = os.path.join(work, "pm.amq"), os.path.join(work, "pm.json")
+    run_qat([*common, "-o", out, "--steps", 10, "--batch", 8, "--lr", 1, "--json", fig])
+    ours_ppl = json.load(open(fig))["test_perplexity"]
+    theirs_ppl = json.loads(amq(binary, "eval", out, "--text", paths["test"], "--json"))["perplexity"]
+    check(abs(ours_ppl - theirs_ppl) / theirs_ppl < 0.005,
+          f"per-matrix, 10 steps: amq eval {theirs_ppl:.4f} vs train_qat.py {ours_ppl:.4f}")
+
+
 def main():
     binary, work = sys.argv[1], sys.argv[2]
     os.makedirs(work, exist_ok=True)
     torch.set_num_threads(1)
     paths = write_corpus(work)
     lm = float_model(work, paths)
-    same_as_amq_quantize(binary, work, paths, lm)
-    eval_agrees(binary, work, paths, lm)
-    refusals(paths, lm, work)
+    if sys.argv[3:] == ["per-matrix"]:
+        if "--bits-for" not in subprocess.run([binary, "quantize", "--help"], capture_output=True,
+                                              text=True).stdout:
+            print("SKIP: this amq has no quantize --bits-for (bits per matrix)")
+            return 77
+        per_matrix(binary, work, paths, lm)
+    else:
+        same_as_amq_quantize(binary, work, paths, lm)
+        eval_agrees(binary, work, paths, lm)
+        refusals(paths, lm, work)
     if FAILURES:
         print(f"{len(FAILURES)} check(s) failed", file=sys.stderr)
         return 1
