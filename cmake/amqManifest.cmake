@@ -5,7 +5,8 @@
 #
 # amq_manifest_load(<manifest.json>)
 #   AMQ_MANIFEST_TEXT, AMQ_MANIFEST_PIPELINES, AMQ_MANIFEST_GENERATOR_SOURCES,
-#   AMQ_MANIFEST_GENERATORS (unique generator names), AMQ_MANIFEST_ISAS,
+#   AMQ_MANIFEST_GENERATORS (unique generator names), AMQ_MANIFEST_ISAS (most
+#   capable first),
 #   AMQ_MANIFEST_ISA_TARGET_<isa>, AMQ_KNOBS_defaults_<pipeline> (the hand
 #   defaults, "key=value").
 # amq_schedules_load(<schedules.json>)
@@ -53,9 +54,9 @@ macro(amq_manifest_load manifest)
   string(JSON _n LENGTH "${AMQ_MANIFEST_TEXT}" isa)
   math(EXPR _last "${_n} - 1")
   foreach(_i RANGE ${_last})
-    string(JSON _isa MEMBER "${AMQ_MANIFEST_TEXT}" isa ${_i})
+    string(JSON _isa GET "${AMQ_MANIFEST_TEXT}" isa ${_i} name)
     list(APPEND AMQ_MANIFEST_ISAS ${_isa})
-    string(JSON AMQ_MANIFEST_ISA_TARGET_${_isa} GET "${AMQ_MANIFEST_TEXT}" isa ${_isa})
+    string(JSON AMQ_MANIFEST_ISA_TARGET_${_isa} GET "${AMQ_MANIFEST_TEXT}" isa ${_i} target)
   endforeach()
 endmacro()
 
@@ -365,6 +366,8 @@ macro(_amq_variant iv)
   if(NOT _isa STREQUAL "avx512")
     list(APPEND AMQ_VARIANTS_SKIPPED "${_entry}: ISA ${_isa} (per-ISA variants are not built)")
   elseif(NOT _lhs LESS _rhs)
+    _amq_us_text(_tuned ${_t100})
+    _amq_us_text(_common ${_c100})
     list(APPEND AMQ_VARIANTS_SKIPPED
          "${_entry}: ${_tuned} us is not 3% under the common kernel's ${_common} us")
   elseif(_id IN_LIST AMQ_VARIANTS)
@@ -381,8 +384,8 @@ macro(_amq_variant iv)
     _amq_knob(AMQ_VARIANT_${_id}_LAYOUT "${_knobs}" layout)
     _amq_knob(AMQ_VARIANT_${_id}_TILE "${_knobs}" tile)
     set(AMQ_VARIANT_${_id}_ISA ${_isa})
-    set(AMQ_VARIANT_${_id}_TUNED_US ${_tuned})
-    set(AMQ_VARIANT_${_id}_COMMON_US ${_common})
+    _amq_us_text(AMQ_VARIANT_${_id}_TUNED_US ${_t100})
+    _amq_us_text(AMQ_VARIANT_${_id}_COMMON_US ${_c100})
   endif()
 endmacro()
 
@@ -401,4 +404,13 @@ function(_amq_us_x1e5 out value)
   string(REGEX REPLACE "^0+([0-9])" "\\1" frac "${frac}")
   math(EXPR v "${int} * 100000 + ${frac}")
   set(${out} ${v} PARENT_SCOPE)
+endfunction()
+
+# _amq_us_text(<out> <microseconds x 1e5>): "1.195" (to the nanosecond).
+function(_amq_us_text out x)
+  math(EXPR ns "(${x} + 50) / 100")
+  math(EXPR int "${ns} / 1000")
+  math(EXPR frac "${ns} % 1000 + 1000")
+  string(SUBSTRING "${frac}" 1 3 frac)
+  set(${out} "${int}.${frac}" PARENT_SCOPE)
 endfunction()

@@ -177,8 +177,7 @@ nlohmann::ordered_json describe_kernels() {
 }
 
 void print_kernels(const nlohmann::ordered_json &j) {
-    std::cout << "Schedules: " << j["schedules"].get<std::string>() << "
-";
+    std::cout << "Schedules: " << j["schedules"].get<std::string>() << "\n";
     std::printf("%-28s %-13s %-5s %-11s %s\n", "kernel", "pipeline", "bits", "shape", "knobs");
     for (const auto &k : j["kernels"]) {
         const std::string shape = k["shape"].is_string()

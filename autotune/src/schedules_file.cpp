@@ -1,6 +1,7 @@
 #include "amq/autotune/schedules_file.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -31,29 +32,38 @@ bool has_variants(const std::string &pipeline) { return pipeline == "bgemv"; }
 
 // The common kernel's time on entry e's problem: the entry's "common_us" when the
 // tuner measured the common knobs beside the winner; the hand defaults' time when
-// the common knobs are the hand defaults; else the common knobs' time in the
-// records of the same search (its ratio to the defaults, measured in the same
-// process, times default_us). 0 when none is known.
+// the common knobs are the hand defaults (measured beside the winner); else the
+// winner's time scaled by the ratio of the two knob sets in the search (each
+// measured against the hand defaults in one process, at the highest rung both
+// reached). 0 when none is known.
 double common_time(const nlohmann::ordered_json &e, const nlohmann::ordered_json &common,
                    const std::vector<Record> &records, const CpuIdentity &cpu,
                    const std::string &halide_version, const std::string &target) {
     if (e.contains("common_us") && e["common_us"].is_number()) return e["common_us"].get<double>();
-    const double default_us = e.at("default_us").get<double>();
-    const Knobs defaults = hand_defaults(e.at("pipeline").get<std::string>());
-    if (knobs_key(Knobs(common)) == knobs_key(defaults)) return default_us;
+    const std::string common_key = knobs_key(Knobs(common)),
+                      tuned_key = knobs_key(Knobs(e.at("knobs")));
+    if (common_key == knobs_key(hand_defaults(e.at("pipeline").get<std::string>())))
+        return e.at("default_us").get<double>();
     const Problem p = problem_from_fields(e);
-    int rung = -1;
-    double sum = 0;
-    int n = 0;
+    std::map<int, std::array<std::pair<double, int>, 2>> by_rung;  // rung -> {common, tuned}
     for (const Record &r : records) {
-        if (r.problem != p || !r.measurement.ok() || !r.candidate.autoscheduler.empty() ||
-            r.cpu.id != cpu.id || r.halide_version != halide_version || r.target != target ||
-            knobs_key(r.candidate.knobs) != knobs_key(Knobs(common)))
+        if (r.source != "search" || r.problem != p || !r.measurement.ok() ||
+            !r.candidate.autoscheduler.empty() || r.cpu.id != cpu.id ||
+            r.halide_version != halide_version || r.target != target)
             continue;
-        if (r.rung > rung) rung = r.rung, sum = 0, n = 0;
-        if (r.rung == rung) sum += r.measurement.ratio(), ++n;
+        const std::string key = knobs_key(r.candidate.knobs);
+        for (int which = 0; which < 2; ++which)
+            if (key == (which ? tuned_key : common_key)) {
+                by_rung[r.rung][which].first += r.measurement.ratio();
+                ++by_rung[r.rung][which].second;
+            }
     }
-    return n ? sum / n * default_us : 0.0;
+    for (auto it = by_rung.rbegin(); it != by_rung.rend(); ++it) {
+        const auto &[c, t] = it->second;
+        if (c.second && t.second)
+            return e.at("tuned_us").get<double>() * (c.first / c.second) / (t.first / t.second);
+    }
+    return 0.0;
 }
 
 }  // namespace
