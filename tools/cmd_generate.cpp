@@ -377,9 +377,10 @@ std::vector<Kernel> kernel_list(const Selection &sel, const Schedules &s) {
         if (!sel.pipelines.empty() && !sel.pipelines.count(p)) continue;
         for (const auto &inst : spec["instances"]) {
             Knobs extra;
-            for (const auto &[k, v] : inst.value("fixed", nlohmann::json::object()).items())
-                extra.push_back({k, knob_text(v)});
-            for (const auto &[k, from] : inst.value("shared", nlohmann::json::object()).items())
+            const nlohmann::json fixed = inst.value("fixed", nlohmann::json::object()),
+                                 shared = inst.value("shared", nlohmann::json::object());
+            for (const auto &[k, v] : fixed.items()) extra.push_back({k, knob_text(v)});
+            for (const auto &[k, from] : shared.items())
                 extra.push_back({k, knob(s.knobs.at(from.get<std::string>()), k, "")});
             std::vector<Knobs> combos = {{}};
             for (const auto &param : inst.value("params", nlohmann::json::array())) {
