@@ -32,7 +32,9 @@ def product_shapes(info):
 
 def main():
     generated, schedules, manifest, info = (json.load(open(p)) for p in sys.argv[1:5])
-    bits = "W%sA%s" % tuple(info["bits"].split("x"))
+    bits = info["bits"].upper()  # "W2A2", or "2x2"
+    if "X" in bits:
+        bits = "W%sA%s" % tuple(bits.split("X"))
     shapes = product_shapes(info)
     winners = {}
     for v in schedules.get("variants", []):
