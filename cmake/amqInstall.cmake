@@ -4,8 +4,10 @@
 #   P/include/amq/*.h                         runtime and quantize headers
 #   P/include/amq/kernels/*.h                 one header per AOT kernel
 #   P/include/amq/halide/Halide{Runtime,Buffer}.h   to call the kernels directly
-#   P/share/amq/schedules/*.json              schedule knobs; build.json: the ones this
-#                                             build used (amq generate's default)
+#   P/share/amq/schedules/*.json              the kernel manifest and schedule knobs;
+#                                             build.json: the ones this build used
+#                                             (amq generate's default)
+#   P/share/amq/templates/*.in                amq generate's amq_kernels.h, amqKernels.cmake
 #   P/lib/cmake/amq/amqConfig.cmake           find_package(amq): amq::runtime,
 #                                             amq::kernels, amq::quantize, amq::amq
 # Consumers need only Threads: no Halide, LLVM, JSON or CLI packages.
@@ -40,6 +42,9 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/schedules/ DESTINATION ${AMQ_INSTALL_SCH
         FILES_MATCHING PATTERN "*.json")
 # The schedules the installed kernels and runtime were built with: amq generate's default.
 install(FILES ${AMQ_SCHEDULES} DESTINATION ${AMQ_INSTALL_SCHEDULESDIR} RENAME build.json)
+# amq generate's templates of amq_kernels.h and amqKernels.cmake.
+install(FILES ${CMAKE_CURRENT_LIST_DIR}/amq_kernels.h.in ${CMAKE_CURRENT_LIST_DIR}/amqKernels.cmake.in
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/amq/templates)
 install(FILES ${PROJECT_SOURCE_DIR}/docs/USING.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
 install(EXPORT amqTargets NAMESPACE amq:: DESTINATION ${AMQ_INSTALL_CMAKEDIR}

@@ -14,6 +14,10 @@ public:
     // Shape the autoschedulers plan for (estimates only).
     GeneratorParam<int> est_rows{"est_rows", 4096};
     GeneratorParam<int> est_cols{"est_cols", 1024};
+    // A per-problem variant (schedules/manifest.json): rows and cols > 0 make
+    // the extents of W, A and y constants of that shape; 0 = any shape.
+    GeneratorParam<int> rows{"rows", 0, 0, 1 << 30};
+    GeneratorParam<int> cols{"cols", 0, 0, 1 << 30};
 
     Input<Buffer<uint64_t, 4>> W{"W"};
     Input<Buffer<float, 3>> alpha{"alpha"};
@@ -32,14 +36,21 @@ public:
 
         constrain_bgemv_buffers(W, alpha, bias, A, beta, y, lay, tile, k_w, k_a);
 
-        const int tiles = (int(est_rows) + tile - 1) / tile;
-        const int est_words = (int(est_cols) + 63) / 64;
+        const int shape_rows = rows > 0 ? int(rows) : int(est_rows);
+        const int shape_cols = cols > 0 ? int(cols) : int(est_cols);
+        const int tiles = (shape_rows + tile - 1) / tile;
+        const int est_words = (shape_cols + 63) / 64;
+        if (rows > 0 && cols > 0) {
+            A.dim(0).set_extent(est_words);
+            y.dim(1).set_extent(tiles);
+            W.dim(3).set_extent(tiles);
+        }
         W.set_estimates({{0, tile}, {0, k_w}, {0, est_words}, {0, tiles}});
         alpha.set_estimates({{0, tile}, {0, k_w}, {0, tiles}});
         bias.set_estimates({{0, tile}, {0, tiles}});
         A.set_estimates({{0, est_words}, {0, k_a}});
         beta.set_estimates({{0, k_a}});
-        n.set_estimate(est_cols);
+        n.set_estimate(shape_cols);
         parallel.set_estimate(false);
         y.set_estimates({{0, tile}, {0, tiles}});
 

@@ -128,6 +128,21 @@ INSTANTIATE_TEST_SUITE_P(AllBitPairs, BgemmBits, ::testing::ValuesIn(spec::all_b
                                     std::to_string(info.param.a);
                          });
 
+// Matrices bound to a per-problem variant (its layout): bgemm for every k_a and
+// batch, including the batch of one that bgemv's kernel runs.
+TEST(Bgemm, VariantMatricesMatchReference) {
+    bool any = false;
+    for (const KernelInfo &v : linked_kernels()) {
+        if (!v.variant) continue;
+        any = true;
+        const int kw = v.bits[1] - '0';
+        for (int ka = 1; ka <= 4; ++ka)
+            for (size_t B : {size_t(1), size_t(3), size_t(8)})
+                check_bgemm(kw, ka, v.rows, v.cols, B, uint32_t(ka * 10 + B));
+    }
+    if (!any) GTEST_SKIP() << "this build's schedules file names no variants";
+}
+
 TEST(Bgemm, EveryBatchTile) {
     // Batches 1..13 take every batch tile each kernel was built with (and the
     // last tile shifted inwards where the tile does not divide the batch).

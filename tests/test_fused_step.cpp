@@ -135,7 +135,7 @@ TEST(FusedStep, MatchesTheSeparateKernels) {
 }
 
 TEST(FusedStep, SomeBitPairsAreBuilt) {
-    // The build instantiates the fused steps for W2A2 at least (AMQ_STEP_BITS).
+    // The build instantiates the fused steps for W2A2 at least (schedules/manifest.json: lstm_step, gru_step).
     EXPECT_TRUE(fused_step_built(2, 2, 2));
     EXPECT_FALSE(fused_step_built(2, 2, 5));
     EXPECT_FALSE(fused_step_built(0, 2, 2));

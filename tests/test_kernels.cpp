@@ -368,3 +368,58 @@ TEST(BadInput, ClearErrors) {
     expect_error([&] { pack_bits(x.data(), 0, 1, 99); }, "planes = 0");
     expect_error([&] { f32_gemv(x.data(), 0, 99, x.data(), nullptr, y.data()); }, "empty");
 }
+
+// ---- per-problem variants (schedules file "variants", built for winners only) --
+
+namespace {
+
+// The variants linked into this build (none when its schedules file has none).
+std::vector<KernelInfo> linked_variants() {
+    std::vector<KernelInfo> out;
+    for (const KernelInfo &k : linked_kernels())
+        if (k.variant) out.push_back(k);
+    return out;
+}
+
+int bits_at(const std::string &bits, char what) {
+    return bits[bits.find(what) + 1] - '0';
+}
+
+}  // namespace
+
+TEST(Variants, BoundAtPackingAndMatchReference) {
+    const auto variants = linked_variants();
+    if (variants.empty()) GTEST_SKIP() << "this build's schedules file names no variants";
+    for (const KernelInfo &v : variants) {
+        const int kw = bits_at(v.bits, 'W'), ka = bits_at(v.bits, 'A');
+        EXPECT_EQ(v.pipeline, "bgemv");
+        // Bound to its shape and k_w; the tuned k_a runs the variant.
+        const KernelInfo *bound = BinaryMatrix::variant_for(kw, ka, v.rows, v.cols);
+        ASSERT_NE(bound, nullptr) << v.name;
+        EXPECT_EQ(bound->name, v.name);
+        // A row more or a column less: the common kernel.
+        EXPECT_EQ(BinaryMatrix::variant_for(kw, ka, v.rows + 1, v.cols), nullptr) << v.name;
+        EXPECT_EQ(BinaryMatrix::variant_for(kw, ka, v.rows, v.cols - 1), nullptr) << v.name;
+        // Every k_a on the variant's matrix (the others run its layout's bgemm
+        // kernels or the common ones), with and without bias.
+        for (int a = 1; a <= 4; ++a) {
+            check_bgemv(kw, a, v.rows, v.cols, uint32_t(100 + a), a % 2 == 0);
+            check_bgemv(kw, a, v.rows + 1, v.cols, uint32_t(200 + a), true);
+        }
+        // from_codes packs for the variant's layout too.
+        auto src = normal(size_t(kw) * v.rows * v.cols, 5);
+        auto alpha = normal(v.rows * kw, 6);
+        std::vector<int8_t> codes(src.size());
+        for (size_t e = 0; e < src.size(); ++e) codes[e] = src[e] >= 0 ? 1 : -1;
+        auto planes = ref::pack_planes(codes.data(), kw, v.rows, v.cols);
+        auto a = BinaryMatrix::from_codes(src.data(), alpha.data(), kw, v.rows, v.cols);
+        auto b = BinaryMatrix::from_planes(planes.data(), alpha.data(), kw, v.rows, v.cols);
+        EXPECT_EQ(a.layout(), b.layout()) << v.name;
+        ASSERT_EQ(a.kernel_planes(), b.kernel_planes()) << v.name;
+        ASSERT_NE(a.variant(ka), nullptr) << v.name;
+        EXPECT_EQ(a.variant(ka)->name, v.name);
+        const auto knobs = v.knobs;
+        EXPECT_NE(knobs.find("\"tile\": " + std::to_string(b.tile())), std::string::npos)
+            << v.name << " " << knobs;
+    }
+}

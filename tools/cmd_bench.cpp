@@ -34,6 +34,22 @@ double round_to(double v, int digits) {
     return std::round(v * p) / p;
 }
 
+// The bgemv kernel the product ran: the per-problem variant a matrix of this
+// shape and bits is bound to, or the common kernel.
+nlohmann::ordered_json variant_json(const bench::GemvResult &r) {
+    if (const KernelInfo *v = BinaryMatrix::variant_for(r.k_w, r.k_a, r.rows, r.cols))
+        return {{"name", v->name},
+                {"shape", {v->rows, v->cols}},
+                {"knobs", nlohmann::ordered_json::parse(v->knobs)},
+                {"tuned_us", v->tuned_us},
+                {"common_us", v->common_us}};
+    const std::string common = "bgemv_w" + std::to_string(r.k_w) + "a" + std::to_string(r.k_a);
+    for (const KernelInfo &k : linked_kernels())
+        if (k.name == common)
+            return {{"name", "common"}, {"shape", "any"}, {"knobs", nlohmann::ordered_json::parse(k.knobs)}};
+    return {{"name", "common"}, {"shape", "any"}};
+}
+
 nlohmann::ordered_json to_json(const bench::GemvResult &r) {
     double compression = ratio(double(r.f32_weight_bytes), double(r.weight_bytes));
     return {
@@ -47,6 +63,7 @@ nlohmann::ordered_json to_json(const bench::GemvResult &r) {
         {"threads", r.threads},
         {"isa", r.isa},
         {"layout", r.layout},
+        {"variant", variant_json(r)},
         {"amq_us", round_to(r.amq_us, 3)},
         {"amq_gemv_only_us", round_to(r.amq_gemv_only_us, 3)},
         {"quantize_act_us", round_to(r.quantize_act_us, 3)},

@@ -1,14 +1,18 @@
 // amq generate: AOT kernels for a target CPU, to link into an application.
 //
 //   amq generate --target aarch64 --bits 2x2,3x3 --out kernels/
+//   amq generate --target host --model model.amq --out kernels/
 //
-// Runs the amq_generators executable (installed beside amq; the tool itself never
-// links libHalide) once per kernel, with the schedule knobs of a schedules JSON
-// file, and writes into --out: one static library and header per kernel
+// The kernel list and default knobs come from schedules/manifest.json, the
+// knobs from a schedules file (default: the one amq was built with) checked
+// against it. Runs the amq_generators executable (installed beside amq) once per
+// kernel, and writes into --out: one static library and header per kernel
 // (amq_<kernel>.a/.h), one shared Halide runtime (amq_halide_runtime.a), the Halide
-// runtime headers, amq/weight_layout.h, amq_kernels.h (includes every kernel header,
-// defines the layout), amqKernels.cmake (imported target amq::generated_kernels)
-// and amq_kernels.json (what was built, with every knob). See docs/USING.md.
+// runtime headers, amq/weight_layout.h, amq_kernels.h and amqKernels.cmake (from
+// the templates cmake/amq_kernels.h.in and cmake/amqKernels.cmake.in) and
+// manifest.json (per kernel: pipeline, shape, bits, knobs, target). With --model,
+// only the kernels that model calls, with the per-problem variants of its shapes.
+// See docs/USING.md.
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -30,6 +34,7 @@
 #include <sstream>
 #include <thread>
 
+#include "amq/model.h"
 #include "commands.h"
 
 extern char **environ;
@@ -41,7 +46,7 @@ namespace fs = std::filesystem;
 using Knobs = std::vector<std::pair<std::string, std::string>>;  // ordered key=value
 
 struct GenerateArgs {
-    std::string target, bits, schedules, out, generator;
+    std::string target, bits, model, schedules, out, generator;
     int jobs = 0;
     bool assembly = false;
 };
@@ -182,10 +187,12 @@ fs::path find_generator(const GenerateArgs &a) {
     return p;
 }
 
-fs::path default_schedules() {
+// The kernel manifest (schedules/manifest.json): installed beside amq's
+// schedules, else the source tree's.
+fs::path find_manifest() {
     return first_existing(
-        {(exe_dir() / ".." / "share" / "amq" / "schedules" / "defaults.json").lexically_normal(),
-         fs::path(AMQ_SOURCE_SCHEDULES)});
+        {(exe_dir() / ".." / "share" / "amq" / "schedules" / "manifest.json").lexically_normal(),
+         fs::path(AMQ_SOURCE_MANIFEST)});
 }
 
 // The schedules amq itself was built with (AMQ_SCHEDULES: tuned for the build
@@ -197,89 +204,79 @@ fs::path build_schedules() {
          fs::path(AMQ_BUILD_SCHEDULES)});
 }
 
-nlohmann::json read_schedules(const fs::path &file) {
+nlohmann::json read_json(const fs::path &file, const std::string &what) {
     std::ifstream in(file);
-    if (!in) throw std::runtime_error("schedules file '" + file.string() + "': cannot be read");
-    nlohmann::json j;
+    if (!in) throw std::runtime_error(what + " '" + file.string() + "': cannot be read");
     try {
-        j = nlohmann::json::parse(in);
+        return nlohmann::json::parse(in);
     } catch (const nlohmann::json::parse_error &e) {
-        throw std::runtime_error("schedules file '" + file.string() + "': not JSON: " + e.what());
+        throw std::runtime_error(what + " '" + file.string() + "': not JSON: " + e.what());
     }
-    if (!j.is_object() || !j.contains("pipelines") || !j["pipelines"].is_object())
-        throw std::runtime_error("schedules file '" + file.string() +
-                                 "': expected an object with a \"pipelines\" object "
-                                 "(see schedules/defaults.json)");
-    return j;
 }
 
-std::string knob_value(const fs::path &file, const std::string &pipeline, const std::string &key,
-                       const nlohmann::json &v) {
-    if (v.is_string()) return v.get<std::string>();
-    if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
-    if (v.is_number()) return v.dump();
-    throw std::runtime_error("schedules file '" + file.string() + "': pipelines." + pipeline + "." +
-                             key + " is " + v.dump() +
-                             ", expected a number, a string or a boolean");
+std::string knob_text(const nlohmann::json &v) {
+    return v.is_string() ? v.get<std::string>() : v.dump();
 }
 
-const std::vector<std::string> kPipelines = {"bgemv", "quantize_act", "pack_bits", "f32_gemv",
-                                             "bgemm", "lstm_cell",    "gru_cell"};
-
-// Knobs per pipeline: the defaults, overlaid by --schedules or, without it, by the
-// schedules amq was built with (a tuned file may hold only some pipelines or knobs).
+// A schedules file read against the manifest, as the build does
+// (cmake/amqManifest.cmake): knob sets over the defaults, and the variants that
+// beat the common kernel by more than 3%. Bad input throws, naming the file,
+// the entry and the reason.
+struct Variant {
+    int k_w = 0, k_a = 0;
+    size_t rows = 0, cols = 0;
+    Knobs knobs;
+    double tuned_us = 0, common_us = 0;
+};
 struct Schedules {
-    std::map<std::string, Knobs> knobs;
-    std::vector<std::string> files;
+    nlohmann::json manifest;
+    std::string file;
+    std::map<std::string, Knobs> knobs;  // per pipeline, the file's over the defaults
+    std::vector<Variant> variants;
     std::string tuned_target;  // "target" of a file written by amq tune, if any
 };
 
-Schedules load_schedules(const std::string &user_file) {
-    Schedules s;
-    const fs::path defaults = default_schedules();
-    std::vector<std::pair<fs::path, nlohmann::json>> layers;
-    if (!defaults.empty()) layers.push_back({defaults, read_schedules(defaults)["pipelines"]});
-    const std::string overlay = user_file.empty() ? build_schedules().string() : user_file;
-    if (!overlay.empty()) {
-        if (!fs::is_regular_file(overlay))
-            throw UsageError("--schedules '" + overlay + "': no such file");
-        const fs::path user = fs::absolute(overlay);
-        if (defaults.empty() || !fs::equivalent(user, defaults)) {
-            const nlohmann::json j = read_schedules(user);
-            layers.push_back({user, j["pipelines"]});
-            if (j.contains("target") && j["target"].is_string())
-                s.tuned_target = j["target"].get<std::string>();
+[[noreturn]] void bad_schedules(const std::string &file, const std::string &entry,
+                                const std::string &why) {
+    throw std::runtime_error("schedules file '" + file + "': " + entry + ": " + why +
+                             " (the kernels and their knobs are listed in schedules/manifest.json)");
+}
+
+// The knob set `given` of `pipeline` (checked) over the manifest's defaults.
+Knobs knob_set(const Schedules &s, const std::string &entry, const std::string &pipeline,
+               const nlohmann::json &given) {
+    const nlohmann::json &spec = s.manifest["pipelines"][pipeline]["knobs"];
+    if (!given.is_object()) bad_schedules(s.file, entry, "expected an object of knobs");
+    Knobs out;
+    for (const auto &[key, v] : given.items()) {
+        if (!spec.contains(key)) {
+            std::vector<std::string> known;
+            for (const auto &k : spec.items()) known.push_back(k.key());
+            bad_schedules(s.file, entry,
+                          pipeline + " has no knob '" + key + "' (its knobs: " + join(known, ", ") + ")");
         }
-        for (const auto &item : layers.back().second.items())
-            if (std::find(kPipelines.begin(), kPipelines.end(), item.key()) == kPipelines.end())
-                throw std::runtime_error("schedules file '" + overlay + "': unknown pipeline '" +
-                                         item.key() + "', expected some of " +
-                                         join(kPipelines, ", "));
-    }
-    if (layers.empty())
-        throw std::runtime_error(
-            "cannot find schedules/defaults.json (looked beside amq in "
-            "../share/amq/schedules/ and at " AMQ_SOURCE_SCHEDULES
-            "); give a file with --schedules");
-    for (const auto &[file, pipelines] : layers) {
-        s.files.push_back(file.string());
-        for (const auto &p : pipelines.items()) {
-            if (!p.value().is_object())
-                throw std::runtime_error("schedules file '" + file.string() + "': pipelines." +
-                                         p.key() + " is not an object of knobs");
-            Knobs &k = s.knobs[p.key()];
-            for (const auto &kv : p.value().items()) {
-                const std::string v = knob_value(file, p.key(), kv.key(), kv.value());
-                auto it = std::find_if(k.begin(), k.end(),
-                                       [&](const auto &e) { return e.first == kv.key(); });
-                if (it != k.end())
-                    it->second = v;
-                else
-                    k.push_back({kv.key(), v});
+        const nlohmann::json &k = spec[key];
+        const bool is_int = k["type"] == "int";
+        if (is_int ? !v.is_number_integer() : !v.is_string())
+            bad_schedules(s.file, entry, "knob " + pipeline + "." + key + " = " + v.dump() +
+                                             " is not " + (is_int ? "an integer" : "a string"));
+        if (k.contains("values")) {
+            if (std::find(k["values"].begin(), k["values"].end(), v) == k["values"].end()) {
+                std::vector<std::string> allowed;
+                for (const auto &a : k["values"]) allowed.push_back(knob_text(a));
+                bad_schedules(s.file, entry, "knob " + pipeline + "." + key + " = " + knob_text(v) +
+                                                 " is not allowed (allowed: " + join(allowed, ", ") + ")");
             }
+        } else if (v < k["min"] || v > k["max"]) {
+            bad_schedules(s.file, entry, "knob " + pipeline + "." + key + " = " + knob_text(v) +
+                                             " is out of range (allowed: " + k["min"].dump() + ".." +
+                                             k["max"].dump() + ")");
         }
+        out.push_back({key, knob_text(v)});
     }
-    return s;
+    for (const auto &[key, k] : spec.items())
+        if (!given.contains(key)) out.push_back({key, knob_text(k["default"])});
+    return out;
 }
 
 std::string knob(const Knobs &k, const std::string &key, const std::string &fallback) {
@@ -288,53 +285,191 @@ std::string knob(const Knobs &k, const std::string &key, const std::string &fall
     return fallback;
 }
 
-// One generator run: kernel amq_<name> from generator <gen> with params.
+Schedules load_schedules(const std::string &user_file) {
+    Schedules s;
+    const fs::path manifest = find_manifest();
+    if (manifest.empty())
+        throw std::runtime_error("cannot find schedules/manifest.json (looked beside amq in "
+                                 "../share/amq/schedules/ and at " AMQ_SOURCE_MANIFEST ")");
+    s.manifest = read_json(manifest, "manifest");
+    const std::string file = user_file.empty() ? build_schedules().string() : user_file;
+    if (file.empty() || !fs::is_regular_file(file))
+        throw UsageError("--schedules '" + file + "': no such file");
+    s.file = fs::absolute(file).string();
+    const nlohmann::json j = read_json(s.file, "schedules file");
+    if (!j.is_object() || !j.contains("pipelines") || !j["pipelines"].is_object())
+        bad_schedules(s.file, "pipelines", "expected an object of knob sets per pipeline");
+    if (j.contains("target") && j["target"].is_string())
+        s.tuned_target = j["target"].get<std::string>();
+    std::vector<std::string> pipelines;
+    for (const auto &p : s.manifest["pipelines"].items()) pipelines.push_back(p.key());
+    for (const auto &p : j["pipelines"].items())
+        if (!s.manifest["pipelines"].contains(p.key()))
+            bad_schedules(s.file, "pipelines." + p.key(),
+                          "unknown pipeline '" + p.key() + "', expected some of " + join(pipelines, ", "));
+    for (const std::string &p : pipelines)
+        s.knobs[p] = knob_set(s, "pipelines." + p, p,
+                              j["pipelines"].contains(p) ? j["pipelines"][p] : nlohmann::json::object());
+    const nlohmann::json variants = j.value("variants", nlohmann::json::array());
+    for (size_t i = 0; i < variants.size(); ++i) {
+        const nlohmann::json &v = variants[i];
+        std::string entry = "variants[" + std::to_string(i) + "]";
+        const std::string p = v.value("pipeline", "");
+        if (!s.manifest["pipelines"].contains(p) || !s.manifest["pipelines"][p].value("variants", false))
+            bad_schedules(s.file, entry, "the manifest has no per-problem variants of '" + p + "'");
+        Variant out;
+        std::smatch m;
+        const std::string bits = v.value("bits", "");
+        static const std::regex bits_form("W([1-4])A([1-4])");
+        if (!std::regex_match(bits, m, bits_form))
+            bad_schedules(s.file, entry, "\"bits\" '" + bits + "' is not WnAm with n, m in 1..4");
+        out.k_w = std::stoi(m[1]);
+        out.k_a = std::stoi(m[2]);
+        const nlohmann::json shape = v.value("shape", nlohmann::json());
+        if (!shape.is_array() || shape.size() != 2 || !shape[0].is_number_unsigned() ||
+            !shape[1].is_number_unsigned() || shape[0] < 1 || shape[1] < 1 || shape[0] > 1048576 ||
+            shape[1] > 1048576)
+            bad_schedules(s.file, entry, "\"shape\" must be [rows, cols] with each in 1..1048576");
+        out.rows = shape[0];
+        out.cols = shape[1];
+        entry += " (" + p + " " + bits + " " + shape_str(out.rows, out.cols) + ")";
+        out.knobs = knob_set(s, entry, p, v.value("knobs", nlohmann::json()));
+        if (!v.value("tuned_us", nlohmann::json()).is_number() ||
+            !v.value("common_us", nlohmann::json()).is_number())
+            bad_schedules(s.file, entry, "\"tuned_us\" and \"common_us\" must be numbers (microseconds)");
+        out.tuned_us = v["tuned_us"];
+        out.common_us = v["common_us"];
+        // As the build: top-ISA winners that beat the common kernel by more than 3%.
+        if (v.value("isa", "") == "avx512" && out.tuned_us * 100 < out.common_us * 97)
+            s.variants.push_back(out);
+    }
+    return s;
+}
+
+// One generator run: kernel amq_<name> from generator <gen> with params; what
+// manifest.json says of it.
 struct Kernel {
-    std::string name, generator;
+    std::string name, generator, pipeline, bits;
+    size_t rows = 0, cols = 0;  // a per-problem variant's shape; 0 = any
     Knobs params;
 };
 
-// The kernels for the bit pairs, with the knobs as the amq build passes them
-// (generators/CMakeLists.txt): pack_bits and bgemm share bgemv's layout and tile.
-std::vector<Kernel> kernel_list(const std::vector<spec::Bits> &bits, const Schedules &s) {
-    auto knobs = [&](const std::string &p) {
-        auto it = s.knobs.find(p);
-        return it == s.knobs.end() ? Knobs{} : it->second;
-    };
-    auto with = [](Knobs first, const Knobs &rest) {
-        for (const auto &kv : rest) {
-            auto it = std::find_if(first.begin(), first.end(),
-                                   [&](const auto &e) { return e.first == kv.first; });
-            if (it == first.end()) first.push_back(kv);  // explicit params win
-        }
-        return first;
-    };
-    const Knobs bgemv = knobs("bgemv");
-    const std::string layout = knob(bgemv, "layout", "tiled"), tile = knob(bgemv, "tile", "8");
+// Which kernels to make: bit pairs, and with --model only what the model calls.
+struct Selection {
+    std::vector<spec::Bits> bits;
+    std::set<std::string> pipelines;           // empty: every pipeline
+    std::set<int> iters;                       // quantize_act's; empty: all
+    std::set<std::pair<size_t, size_t>> shapes;  // binary products' (rows, cols); empty: all
+};
+
+bool selected_pair(const Selection &sel, int w, int a) {
+    for (const spec::Bits &b : sel.bits)
+        if (b.w == w && b.a == a) return true;
+    return false;
+}
+
+// The kernels of the manifest's instances (as generators/CMakeLists.txt builds
+// them) that the selection keeps, then the per-problem variants and the bgemm
+// kernels of their layouts.
+std::vector<Kernel> kernel_list(const Selection &sel, const Schedules &s) {
     std::vector<Kernel> out;
-    out.push_back({"pack_bits_plane", "pack_bits",
-                   with({{"layout", "plane_major"}, {"tile", "1"}}, knobs("pack_bits"))});
-    out.push_back({"pack_bits_kernel", "pack_bits",
-                   with({{"layout", layout}, {"tile", tile}}, knobs("pack_bits"))});
-    std::set<int> act_bits;
-    for (const spec::Bits &b : bits) act_bits.insert(b.a);
-    for (int a : act_bits)
-        for (int t = 0; t <= 3; ++t)
-            out.push_back({"quantize_act_a" + std::to_string(a) + "_t" + std::to_string(t),
-                           "quantize_act",
-                           with({{"k", std::to_string(a)}, {"iters", std::to_string(t)}},
-                                knobs("quantize_act"))});
-    for (const spec::Bits &b : bits) {
-        const std::string wa = "w" + std::to_string(b.w) + "a" + std::to_string(b.a);
-        const Knobs kk = {{"k_w", std::to_string(b.w)}, {"k_a", std::to_string(b.a)}};
-        out.push_back({"bgemv_" + wa, "bgemv", with(kk, bgemv)});
-        out.push_back({"bgemm_" + wa, "bgemm",
-                       with(with(kk, {{"layout", layout}, {"tile", tile}}), knobs("bgemm"))});
+    for (const auto &[p, spec] : s.manifest["pipelines"].items()) {
+        if (!sel.pipelines.empty() && !sel.pipelines.count(p)) continue;
+        for (const auto &inst : spec["instances"]) {
+            Knobs extra;
+            const nlohmann::json fixed = inst.value("fixed", nlohmann::json::object()),
+                                 shared = inst.value("shared", nlohmann::json::object());
+            for (const auto &[k, v] : fixed.items()) extra.push_back({k, knob_text(v)});
+            for (const auto &[k, from] : shared.items())
+                extra.push_back({k, knob(s.knobs.at(from.get<std::string>()), k, "")});
+            std::vector<Knobs> combos = {{}};
+            for (const auto &param : inst.value("params", nlohmann::json::array())) {
+                std::vector<Knobs> next;
+                for (const Knobs &c : combos)
+                    for (const auto &v : param[1]) {
+                        Knobs n = c;
+                        n.push_back({param[0].get<std::string>(), knob_text(v)});
+                        next.push_back(n);
+                    }
+                combos = next;
+            }
+            for (const Knobs &c : combos) {
+                Kernel k{inst["name"].get<std::string>(), spec["generator"].get<std::string>(), p,
+                         "", 0, 0, c};
+                for (const auto &[key, value] : c) {
+                    const std::string brace = "{" + key + "}";
+                    k.name.replace(k.name.find(brace), brace.size(), value);
+                }
+                const std::string w = knob(c, "k_w", ""), a = knob(c, "k_a", ""),
+                                  q = knob(c, "k", ""), it = knob(c, "iters", "");
+                if (!w.empty() && !selected_pair(sel, std::stoi(w), std::stoi(a))) continue;
+                if (!q.empty() && std::none_of(sel.bits.begin(), sel.bits.end(), [&](const spec::Bits &b) {
+                        return b.a == std::stoi(q);
+                    }))
+                    continue;
+                if (!it.empty() && !sel.iters.empty() && !sel.iters.count(std::stoi(it))) continue;
+                k.bits = !w.empty() ? "W" + w + "A" + a : !q.empty() ? "A" + q : "";
+                k.params.insert(k.params.end(), extra.begin(), extra.end());
+                const Knobs &knobs = s.knobs.at(p);
+                k.params.insert(k.params.end(), knobs.begin(), knobs.end());
+                out.push_back(k);
+            }
+        }
     }
-    out.push_back({"f32_gemv", "f32_gemv", knobs("f32_gemv")});
-    out.push_back({"lstm_cell", "lstm_cell", knobs("lstm_cell")});
-    out.push_back({"gru_cell", "gru_cell", knobs("gru_cell")});
+    const Knobs &bgemv = s.knobs.at("bgemv");
+    std::set<std::string> layouts;
+    for (const Variant &v : s.variants) {
+        if (!selected_pair(sel, v.k_w, v.k_a)) continue;
+        if (!sel.shapes.empty() && !sel.shapes.count({v.rows, v.cols})) continue;
+        const std::string bits = "w" + std::to_string(v.k_w) + "a" + std::to_string(v.k_a);
+        Kernel k{"variant_bgemv_" + bits + "_" + shape_str(v.rows, v.cols), "bgemv", "bgemv",
+                 "W" + std::to_string(v.k_w) + "A" + std::to_string(v.k_a), v.rows, v.cols,
+                 {{"k_w", std::to_string(v.k_w)},
+                  {"k_a", std::to_string(v.k_a)},
+                  {"rows", std::to_string(v.rows)},
+                  {"cols", std::to_string(v.cols)}}};
+        k.params.insert(k.params.end(), v.knobs.begin(), v.knobs.end());
+        out.push_back(k);
+        // A layout of its own: the runtime's bgemm kernels for it (every k_a).
+        const std::string layout = knob(v.knobs, "layout", ""), tile = knob(v.knobs, "tile", "");
+        const std::string lay = layout + tile + "_w" + std::to_string(v.k_w);
+        if ((layout == knob(bgemv, "layout", "") && tile == knob(bgemv, "tile", "")) ||
+            !layouts.insert(lay).second)
+            continue;
+        for (int a = 1; a <= 4; ++a) {
+            Kernel b{"bgemm_" + lay + "a" + std::to_string(a), "bgemm", "bgemm",
+                     "W" + std::to_string(v.k_w) + "A" + std::to_string(a), 0, 0,
+                     {{"k_w", std::to_string(v.k_w)},
+                      {"k_a", std::to_string(a)},
+                      {"layout", layout},
+                      {"tile", tile}}};
+            const Knobs &bk = s.knobs.at("bgemm");
+            b.params.insert(b.params.end(), bk.begin(), bk.end());
+            out.push_back(b);
+        }
+    }
     return out;
+}
+
+// --model: the bit pair, quantize_act's cycles, the cell and the shapes of the
+// binary products of the model; f32_gemv when it has float matrices.
+Selection model_selection(const std::string &path) {
+    const ModelFile m = load_model(path);  // throws, naming the file and tensor
+    if (!m.quantized())
+        throw UsageError("--model '" + path +
+                         "' is a float model; quantize it first (amq quantize), then generate "
+                         "the kernels it calls");
+    Selection sel;
+    sel.bits = {{m.k_w, m.k_a}};
+    sel.pipelines = {"bgemv", "bgemm", "quantize_act",
+                     m.shape.arch == Arch::lstm ? "lstm_cell" : "gru_cell"};
+    sel.iters = {m.act_method == "greedy" ? 0 : m.act_iters};
+    for (const auto &[name, q] : m.quant) sel.shapes.insert({q.rows, q.cols});
+    // A float decoder (or a tied one: the float embedding) runs on f32_gemv.
+    for (const auto &[name, t] : m.floats)
+        if (t.shape.size() == 2 && (name != "embedding.weight" || m.shape.tied))
+            sel.pipelines.insert("f32_gemv");
+    return sel;
 }
 
 struct Job {
@@ -441,15 +576,6 @@ bool copy_headers(const std::vector<fs::path> &dirs, const std::vector<std::stri
     return false;
 }
 
-std::string cmake_quote(const std::string &s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\' || c == '$') out += '\\';
-        out += c;
-    }
-    return out + "\"";
-}
-
 void write_file(const fs::path &p, const std::string &text) {
     std::ofstream out(p);
     out << text;
@@ -461,17 +587,48 @@ std::string arch_of(const std::string &halide_target) {
     return halide_target.substr(0, halide_target.find('-'));
 }
 
+// A template of amq's cmake/ folder (installed in share/amq/templates) with each
+// @NAME@ replaced by its value, as CMake's configure_file(@ONLY) does; an
+// @NAME@ without a value throws.
+std::string configure_template(const std::string &name,
+                               const std::map<std::string, std::string> &values) {
+    const std::vector<fs::path> candidates = {
+        (exe_dir() / ".." / "share" / "amq" / "templates" / name).lexically_normal(),
+        fs::path(AMQ_SOURCE_CMAKE_DIR) / name};
+    const fs::path file = first_existing(candidates);
+    if (file.empty())
+        throw std::runtime_error("cannot find the template " + name + "; looked at:" +
+                                 list_paths(candidates));
+    const std::string text = read_text(file);
+    static const std::regex var("@([A-Z_]+)@");
+    std::string out;
+    auto last = text.cbegin();
+    for (std::sregex_iterator it(text.begin(), text.end(), var), end; it != end; ++it) {
+        const auto found = values.find((*it)[1].str());
+        if (found == values.end())
+            throw std::runtime_error("template " + file.string() + ": no value for " + it->str());
+        out.append(last, (*it)[0].first);
+        out += found->second;
+        last = (*it)[0].second;
+    }
+    out.append(last, text.cend());
+    return out;
+}
+
 void run_generate(const GenerateArgs &a) {
     const auto t0 = std::chrono::steady_clock::now();
     if (a.target.empty()) throw UsageError("give --target; " + valid_targets_text());
     const std::vector<std::string> targets = resolve_target(a.target);
-    const std::vector<spec::Bits> bits = parse_bits_list(a.bits);
+    if (a.bits.empty() == a.model.empty())
+        throw UsageError("give either --bits or --model (the kernels one model calls)");
+    const Selection sel = a.model.empty() ? Selection{parse_bits_list(a.bits), {}, {}, {}}
+                                          : model_selection(a.model);
     if (a.out.empty()) throw UsageError("give the output directory with --out DIR");
     const int parallel =
         a.jobs > 0 ? a.jobs : int(std::max(1u, std::thread::hardware_concurrency()));
     const fs::path gen = find_generator(a);
     const Schedules sched = load_schedules(a.schedules);
-    const std::vector<Kernel> kernels = kernel_list(bits, sched);
+    const std::vector<Kernel> kernels = kernel_list(sel, sched);
 
     const fs::path out = fs::absolute(a.out);
     std::error_code ec;
@@ -489,7 +646,7 @@ void run_generate(const GenerateArgs &a) {
     const size_t total = kernels.size() + 1;
     std::cerr << "amq generate: " << kernels.size() << " kernels + Halide runtime for "
               << join(targets, ",") << "\n  generator: " << gen.string()
-              << "\n  schedules: " << join(sched.files, " overlaid by ") << "\n";
+              << "\n  schedules: " << sched.file << "\n";
 
     // ("host" cannot be compared without Halide: it resolves in the generator.)
     if (!sched.tuned_target.empty() && targets != std::vector<std::string>{"host"} &&
@@ -526,14 +683,17 @@ void run_generate(const GenerateArgs &a) {
     }
     run_jobs(jobs, parallel, 1, total);
 
-    // The library file of each kernel: .a, or .lib for Windows targets.
-    auto library = [&](const std::string &base) {
-        for (const char *ext : {".a", ".lib"})
-            if (fs::is_regular_file(out / (base + ext))) return base + ext;
-        throw std::runtime_error("amq_generators wrote no library " + base + ".a in " +
+    // The library suffix: .a, or .lib for Windows targets.
+    std::string suffix;
+    for (const char *ext : {".a", ".lib"})
+        if (fs::is_regular_file(out / (std::string("amq_halide_runtime") + ext))) suffix = ext;
+    if (suffix.empty())
+        throw std::runtime_error("amq_generators wrote no library amq_halide_runtime.a in " +
                                  out.string());
-    };
-    const std::string runtime_lib = library("amq_halide_runtime");
+    for (const Kernel &k : kernels)
+        if (!fs::is_regular_file(out / ("amq_" + k.name + suffix)))
+            throw std::runtime_error("amq_generators wrote no library amq_" + k.name + suffix +
+                                     " in " + out.string());
 
     // The Halide runtime headers and amq/weight_layout.h (the strides of the weight
     // layouts), so that DIR alone is enough to call the kernels.
@@ -549,120 +709,71 @@ void run_generate(const GenerateArgs &a) {
         std::cerr << "amq: note: amq/weight_layout.h not found (looked in" << list_paths(amq_dirs)
                   << ")\n";
 
-    const Knobs bgemv = sched.knobs.count("bgemv") ? sched.knobs.at("bgemv") : Knobs{};
-    const Knobs bgemm = sched.knobs.count("bgemm") ? sched.knobs.at("bgemm") : Knobs{};
-    const std::string layout = knob(bgemv, "layout", "tiled"), tile = knob(bgemv, "tile", "8");
-    const std::string acc = knob(bgemm, "accumulators", "24"),
-                      max_bt = knob(bgemm, "max_batch_tile", "6");
-    std::vector<std::string> bit_names;
-    for (const spec::Bits &b : bits) bit_names.push_back(bits_str(b.w, b.a));
-
-    // amq_kernels.h
-    std::string h = "// Written by `amq generate` (amq " AMQ_VERSION "): do not edit.\n";
-    h += "// target: " + join(targets, ",") + "\n// bits: " + join(bit_names, ",") +
-         "\n// schedules: " + join(sched.files, " overlaid by ") + "\n";
-    h += "// Weight layout of bgemv/bgemm/pack_bits_kernel: " + layout + ", tile " + tile +
-         " (amq/weight_layout.h).\n#pragma once\n\n";
-    h += "#define AMQ_GENERATED_TARGET \"" + join(targets, ",") + "\"\n";
-    h += "#define AMQ_GENERATED_LAYOUT \"" + layout + "\"\n";
-    h += "#define AMQ_GENERATED_TILE " + tile + "\n";
-    h += "#define AMQ_GENERATED_BGEMM_ACCUMULATORS " + acc + "\n";
-    h += "#define AMQ_GENERATED_BGEMM_MAX_BATCH_TILE " + max_bt + "\n\n";
+    std::vector<std::string> bit_names, names, includes;
+    for (const spec::Bits &b : sel.bits) bit_names.push_back(bits_str(b.w, b.a));
     for (const Kernel &k : kernels) {
+        names.push_back(k.name);
         std::vector<std::string> kv;
         for (const auto &[key, value] : k.params) kv.push_back(key + "=" + value);
-        h += "#include \"amq_" + k.name + ".h\"  // " + k.generator + " " + join(kv, " ") + "\n";
+        includes.push_back("#include \"amq_" + k.name + ".h\"  // " + k.generator + " " +
+                           join(kv, " "));
     }
-    write_file(out / "amq_kernels.h", h);
-
-    // amqKernels.cmake
-    std::string c = "# Written by `amq generate` (amq " AMQ_VERSION "): do not edit.\n";
-    c += "# Kernels for " + join(targets, ",") + ", bits " + join(bit_names, ",") + ".\n";
-    c += "#   include(<this directory>/amqKernels.cmake)\n"
-         "#   target_link_libraries(app PRIVATE amq::generated_kernels)\n"
-         "# amq::generated_<kernel> is each kernel alone; all of them share\n"
-         "# amq::generated_halide_runtime.\n";
-    c += "get_filename_component(_amq_gen_dir \"${CMAKE_CURRENT_LIST_FILE}\" DIRECTORY)\n";
-    c += "set(AMQ_GENERATED_DIR \"${_amq_gen_dir}\")\n";
-    c += "set(AMQ_GENERATED_TARGET " + cmake_quote(join(targets, ",")) + ")\n";
-    c += "set(AMQ_GENERATED_BITS " + cmake_quote(join(bit_names, ";")) + ")\n";
-    std::vector<std::string> names;
-    for (const Kernel &k : kernels) names.push_back(k.name);
-    c += "set(AMQ_GENERATED_KERNELS " + cmake_quote(join(names, ";")) + ")\n";
-    c += "set(AMQ_GENERATED_LAYOUT " + cmake_quote(layout) + ")\n";
-    c += "set(AMQ_GENERATED_TILE " + tile + ")\n";
-    c += "set(AMQ_GENERATED_BGEMM_ACCUMULATORS " + acc + ")\n";
-    c += "set(AMQ_GENERATED_BGEMM_MAX_BATCH_TILE " + max_bt + ")\n";
-    // The targets are global: one generated directory per CMake build.
-    c += "get_property(_amq_loaded GLOBAL PROPERTY AMQ_GENERATED_KERNELS_DIR)\n"
-         "if(_amq_loaded)\n"
-         "  if(NOT _amq_loaded STREQUAL _amq_gen_dir)\n"
-         "    message(FATAL_ERROR \"amq: kernels from ${_amq_loaded} are loaded already; "
-         "one `amq generate` directory per build (not also ${_amq_gen_dir})\")\n"
-         "  endif()\n  return()\nendif()\n"
-         "set_property(GLOBAL PROPERTY AMQ_GENERATED_KERNELS_DIR \"${_amq_gen_dir}\")\n";
     const std::string arch = arch_of(targets.front());
-    if (arch == "x86" || arch == "arm") {
-        const std::string re =
-            arch == "x86" ? "^(x86_64|AMD64|amd64|i[3-6]86|x86)$" : "^(aarch64|arm64|ARM64|arm.*)$";
-        c += "if(CMAKE_SYSTEM_PROCESSOR MATCHES \"^(x86_64|AMD64|amd64|i[3-6]86|x86|aarch64|"
-             "arm64|ARM64|arm.*)$\" AND\n   NOT CMAKE_SYSTEM_PROCESSOR MATCHES \"" +
-             re + "\")\n  message(FATAL_ERROR \"amq: the kernels in ${_amq_gen_dir} are for " +
-             targets.front() +
-             " but this build targets ${CMAKE_SYSTEM_PROCESSOR}; use a cross toolchain for "
-             "that CPU or generate for this one\")\nendif()\n";
-    }
-    c += "find_package(Threads REQUIRED)\n";
-    c += "add_library(amq::generated_halide_runtime STATIC IMPORTED GLOBAL)\n";
-    c += "set_target_properties(amq::generated_halide_runtime PROPERTIES\n"
-         "  IMPORTED_LOCATION \"${_amq_gen_dir}/" +
-         runtime_lib +
-         "\"\n  INTERFACE_INCLUDE_DIRECTORIES \"${_amq_gen_dir}\"\n"
-         "  INTERFACE_LINK_LIBRARIES \"Threads::Threads;${CMAKE_DL_LIBS}\")\n";
-    std::string all;
-    for (const Kernel &k : kernels) {
-        const std::string t = "amq::generated_" + k.name;
-        c += "add_library(" + t + " STATIC IMPORTED GLOBAL)\n";
-        c += "set_target_properties(" + t + " PROPERTIES\n  IMPORTED_LOCATION \"${_amq_gen_dir}/" +
-             library("amq_" + k.name) +
-             "\"\n  INTERFACE_INCLUDE_DIRECTORIES \"${_amq_gen_dir}\"\n"
-             "  INTERFACE_LINK_LIBRARIES amq::generated_halide_runtime)\n";
-        all += t + ";";
-    }
-    c += "add_library(amq::generated_kernels INTERFACE IMPORTED GLOBAL)\n";
-    c += "set_target_properties(amq::generated_kernels PROPERTIES\n"
-         "  INTERFACE_INCLUDE_DIRECTORIES \"${_amq_gen_dir}\"\n"
-         "  INTERFACE_LINK_LIBRARIES \"" +
-         all + "amq::generated_halide_runtime\")\n";
-    c += "unset(_amq_gen_dir)\n";
-    write_file(out / "amqKernels.cmake", c);
+    std::map<std::string, std::string> values = {
+        {"AMQ_VERSION", AMQ_VERSION},
+        {"TARGET", join(targets, ",")},
+        {"FIRST_TARGET", targets.front()},
+        {"BITS", join(bit_names, ",")},
+        {"BITS_LIST", join(bit_names, ";")},
+        {"MODEL_NOTE", a.model.empty() ? "" : ", the kernels " + a.model + " calls"},
+        {"SCHEDULES", sched.file},
+        {"KERNELS", join(names, ";")},
+        {"LAYOUT", knob(sched.knobs.at("bgemv"), "layout", "")},
+        {"TILE", knob(sched.knobs.at("bgemv"), "tile", "")},
+        {"BGEMM_ACCUMULATORS", knob(sched.knobs.at("bgemm"), "accumulators", "")},
+        {"BGEMM_MAX_BATCH_TILE", knob(sched.knobs.at("bgemm"), "max_batch_tile", "")},
+        {"ARCH_REGEX", arch == "x86"   ? "^(x86_64|AMD64|amd64|i[3-6]86|x86)$"
+                       : arch == "arm" ? "^(aarch64|arm64|ARM64|arm.*)$"
+                                       : ""},
+        {"LIB_SUFFIX", suffix},
+        {"INCLUDES", join(includes, "\n")}};
+    write_file(out / "amq_kernels.h", configure_template("amq_kernels.h.in", values));
+    write_file(out / "amqKernels.cmake", configure_template("amqKernels.cmake.in", values));
 
-    // amq_kernels.json: what was built, for tools.
+    // manifest.json: per kernel its pipeline, shape, bits, knobs and target.
     nlohmann::ordered_json j;
     j["format"] = "amq-generated-kernels";
     j["amq_version"] = AMQ_VERSION;
-    j["target"] = a.target;
-    j["halide_targets"] = targets;
+    j["target"] = join(targets, ",");
     j["bits"] = bit_names;
-    j["schedules"] = sched.files;
-    j["layout"] = layout;
-    j["tile"] = std::stoi(tile);
-    j["runtime"] = runtime_lib;
+    j["model"] = a.model.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(a.model);
+    j["schedules"] = sched.file;
+    j["layout"] = values["LAYOUT"];
+    j["tile"] = std::stoi(values["TILE"]);
+    j["runtime"] = "amq_halide_runtime" + suffix;
     nlohmann::ordered_json list = nlohmann::ordered_json::array();
+    const std::set<std::string> instance_params = {"k_w", "k_a", "k", "iters", "rows", "cols"};
     for (const Kernel &k : kernels) {
-        nlohmann::ordered_json kj;
+        nlohmann::ordered_json kj, knobs = nlohmann::ordered_json::object();
         kj["name"] = k.name;
+        kj["pipeline"] = k.pipeline;
+        kj["shape"] = k.rows ? nlohmann::ordered_json({k.rows, k.cols}) : nlohmann::ordered_json("any");
+        kj["bits"] = k.bits.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(k.bits);
+        for (const auto &[key, value] : k.params)
+            if (!instance_params.count(key)) knobs[key] = nlohmann::ordered_json::parse(
+                                                 std::regex_match(value, std::regex("-?[0-9]+"))
+                                                     ? value
+                                                     : nlohmann::ordered_json(value).dump());
+        kj["knobs"] = knobs;
+        kj["target"] = join(targets, ",");
         kj["function"] = "amq_" + k.name;
         kj["generator"] = k.generator;
-        kj["library"] = library("amq_" + k.name);
+        kj["library"] = "amq_" + k.name + suffix;
         kj["header"] = "amq_" + k.name + ".h";
-        nlohmann::ordered_json params = nlohmann::ordered_json::object();
-        for (const auto &[key, value] : k.params) params[key] = value;
-        kj["params"] = params;
         list.push_back(kj);
     }
     j["kernels"] = list;
-    write_file(out / "amq_kernels.json", j.dump(2) + "\n");
+    write_file(out / "manifest.json", j.dump(2) + "\n");
     fs::remove_all(logs, ec);
 
     const double secs =
@@ -670,10 +781,10 @@ void run_generate(const GenerateArgs &a) {
     std::printf(
         "wrote %zu kernels and the Halide runtime for %s into %s in %.1f s\n"
         "  CMake: include(%s/amqKernels.cmake), link amq::generated_kernels\n"
-        "  C/C++: #include \"amq_kernels.h\" (-I %s), link the amq_*.a files, then %s, "
-        "-lpthread -ldl\n",
+        "  C/C++: #include \"amq_kernels.h\" (-I %s), link the amq_*%s files, then "
+        "amq_halide_runtime%s, -lpthread -ldl\n",
         kernels.size(), join(targets, ",").c_str(), out.string().c_str(), secs,
-        out.string().c_str(), out.string().c_str(), runtime_lib.c_str());
+        out.string().c_str(), out.string().c_str(), suffix.c_str(), suffix.c_str());
 }
 
 }  // namespace
@@ -688,13 +799,16 @@ void add_generate_command(CLI::App &app) {
                     "host, x86-64-avx512, x86-64-avx2, x86-64-sse41, x86-64-multi, aarch64, "
                     "aarch64-dotprod, or a Halide target string")
         ->required();
-    cmd->add_option("--bits", a->bits, "Bit pairs WxA, comma separated (e.g. 2x2,3x3), or all")
-        ->required();
+    cmd->add_option("--bits", a->bits, "Bit pairs WxA, comma separated (e.g. 2x2,3x3), or all");
+    cmd->add_option("--model", a->model,
+                    "A quantized model (.amq): exactly the kernels it calls, the binary "
+                    "products specialized to its shapes where the schedules have a tuned "
+                    "variant (common knobs elsewhere)");
     cmd->add_option("--out", a->out, "Output directory (created if missing)")->required();
     cmd->add_option("--schedules", a->schedules,
                     "Schedules JSON (default: the schedules amq was built with, tuned for "
                     "the build machine's CPU if it had a tuned file); its knobs override "
-                    "schedules/defaults.json pipeline by pipeline");
+                    "the defaults in schedules/manifest.json, knob by knob");
     cmd->add_option("--generator", a->generator,
                     "The amq_generators executable (default: beside amq)");
     cmd->add_option("-j,--jobs", a->jobs, "Generator processes at a time (default: all cores)")

@@ -1,6 +1,7 @@
 // amq info [MODEL] [--json]: the CPU (via cpuinfo), the kernel variant this build
 // runs on it, the weight layout and the Halide version; with MODEL, the model's
-// metadata and tensors instead.
+// metadata and tensors instead; with --kernels, every kernel linked into this
+// build (the common ones and the per-problem variants).
 #include <cpuinfo.h>
 #include <unistd.h>
 
@@ -156,6 +157,47 @@ void print_model(const nlohmann::ordered_json &j) {
     }
 }
 
+// Every linked kernel: pipeline, bits, shape (or "any"), knobs, ISA variants.
+nlohmann::ordered_json describe_kernels() {
+    nlohmann::ordered_json list = nlohmann::ordered_json::array();
+    for (const KernelInfo &k : linked_kernels()) {
+        nlohmann::ordered_json j;
+        j["name"] = k.name;
+        j["pipeline"] = k.pipeline;
+        j["bits"] = k.bits.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(k.bits);
+        j["shape"] = k.variant ? nlohmann::ordered_json({k.rows, k.cols}) : nlohmann::ordered_json("any");
+        j["knobs"] = nlohmann::ordered_json::parse(k.knobs);
+        j["isa"] = k.isa;
+        j["variant"] = k.variant;
+        if (k.variant) {
+            j["tuned_us"] = k.tuned_us;
+            j["common_us"] = k.common_us;
+        }
+        list.push_back(j);
+    }
+    nlohmann::ordered_json out;
+    out["schedules"] = kernel_schedules();
+    out["kernels"] = list;
+    return out;
+}
+
+void print_kernels(const nlohmann::ordered_json &j) {
+    std::cout << "Schedules: " << j["schedules"].get<std::string>() << "\n";
+    std::printf("%-28s %-13s %-5s %-11s %s\n", "kernel", "pipeline", "bits", "shape", "knobs");
+    for (const auto &k : j["kernels"]) {
+        const std::string shape = k["shape"].is_string()
+                                      ? k["shape"].get<std::string>()
+                                      : k["shape"][0].dump() + "x" + k["shape"][1].dump();
+        std::printf("%-28s %-13s %-5s %-11s %s\n", k["name"].get<std::string>().c_str(),
+                    k["pipeline"].get<std::string>().c_str(),
+                    k["bits"].is_null() ? "-" : k["bits"].get<std::string>().c_str(), shape.c_str(),
+                    k["knobs"].dump().c_str());
+    }
+    std::string isa;
+    for (const auto &i : j["kernels"][0]["isa"]) isa += (isa.empty() ? "" : ", ") + i.get<std::string>();
+    std::cout << "Every kernel holds the ISA variants " << isa << " (chosen at run time).\n";
+}
+
 }  // namespace
 
 void add_info_command(CLI::App &app) {
@@ -167,7 +209,20 @@ void add_info_command(CLI::App &app) {
     auto model = std::make_shared<std::string>();
     cmd->add_option("model", *model, "A model file (.amq or float .safetensors) to describe");
     cmd->add_flag("--json", *json, "Print one JSON object");
-    cmd->callback([json, model] {
+    auto kernels = std::make_shared<bool>(false);
+    cmd->add_flag("--kernels", *kernels,
+                  "List every kernel linked into this build: pipeline, bits, shape (any, or the "
+                  "shape of a per-problem variant), knobs, ISA variants");
+    cmd->callback([json, model, kernels] {
+        if (*kernels) {
+            if (!model->empty()) throw UsageError("give either MODEL or --kernels, not both");
+            nlohmann::ordered_json j = describe_kernels();
+            if (*json)
+                std::cout << j.dump(2) << "\n";
+            else
+                print_kernels(j);
+            return;
+        }
         if (!model->empty()) {
             nlohmann::ordered_json j = describe_model(*model);
             if (*json)

@@ -11,7 +11,7 @@ namespace amq::tune::detail {
 
 // (pipeline, text of autotune/spaces/<pipeline>.json) for every shipped space.
 const std::vector<std::pair<std::string, std::string>> &builtin_spaces();
-// Text of schedules/defaults.json.
+// The hand defaults and the tunable pipelines of schedules/manifest.json (JSON).
 const char *builtin_defaults();
 
 }  // namespace amq::tune::detail

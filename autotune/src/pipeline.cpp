@@ -1,9 +1,11 @@
 #include "amq/autotune/pipeline.h"
 
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "bgemm_pipeline.h"
 #include "bgemv_pipeline.h"
+#include "builtin_data.h"
 #include "cell_pipeline.h"
 #include "f32_gemv_pipeline.h"
 #include "quantize_act_pipeline.h"
@@ -17,7 +19,10 @@ Knobs TunablePipeline::defaults() const {
 }
 
 std::vector<std::string> tunable_pipelines() {
-    return {"bgemv", "bgemm", "f32_gemv", "lstm_cell", "gru_cell", "quantize_act"};
+    // schedules/manifest.json's pipelines with "tunable": true (built in).
+    static const std::vector<std::string> names =
+        nlohmann::json::parse(detail::builtin_defaults()).at("tunable").get<std::vector<std::string>>();
+    return names;
 }
 
 std::unique_ptr<TunablePipeline> make_pipeline(const Problem &problem,

@@ -1,6 +1,7 @@
 #include "amq/autotune/schedules_file.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -15,7 +16,7 @@ namespace {
 
 const char *kGeneratedBy =
     "amq tune -- tuned knobs for this CPU; do not edit, rerun amq tune to update (the hand "
-    "defaults are in defaults.json)";
+    "defaults are in manifest.json)";
 
 double rounded(double v) { return std::round(v * 1000.0) / 1000.0; }
 
@@ -23,6 +24,46 @@ double work(const nlohmann::ordered_json &e) { return problem_from_fields(e).wor
 
 bool same_problem(const nlohmann::ordered_json &e, const Problem &p) {
     return problem_from_fields(e) == p;
+}
+
+// Pipelines a schedules file may give per-problem variants (schedules/manifest.json,
+// "variants": true); the build checks the file against the manifest.
+bool has_variants(const std::string &pipeline) { return pipeline == "bgemv"; }
+
+// The common kernel's time on entry e's problem: the entry's "common_us" when the
+// tuner measured the common knobs beside the winner; the hand defaults' time when
+// the common knobs are the hand defaults (measured beside the winner); else the
+// winner's time scaled by the ratio of the two knob sets in the search (each
+// measured against the hand defaults in one process, at the highest rung both
+// reached). 0 when none is known.
+double common_time(const nlohmann::ordered_json &e, const nlohmann::ordered_json &common,
+                   const std::vector<Record> &records, const CpuIdentity &cpu,
+                   const std::string &halide_version, const std::string &target) {
+    if (e.contains("common_us") && e["common_us"].is_number()) return e["common_us"].get<double>();
+    const std::string common_key = knobs_key(Knobs(common)),
+                      tuned_key = knobs_key(Knobs(e.at("knobs")));
+    if (common_key == knobs_key(hand_defaults(e.at("pipeline").get<std::string>())))
+        return e.at("default_us").get<double>();
+    const Problem p = problem_from_fields(e);
+    std::map<int, std::array<std::pair<double, int>, 2>> by_rung;  // rung -> {common, tuned}
+    for (const Record &r : records) {
+        if (r.source != "search" || r.problem != p || !r.measurement.ok() ||
+            !r.candidate.autoscheduler.empty() || r.cpu.id != cpu.id ||
+            r.halide_version != halide_version || r.target != target)
+            continue;
+        const std::string key = knobs_key(r.candidate.knobs);
+        for (int which = 0; which < 2; ++which)
+            if (key == (which ? tuned_key : common_key)) {
+                by_rung[r.rung][which].first += r.measurement.ratio();
+                ++by_rung[r.rung][which].second;
+            }
+    }
+    for (auto it = by_rung.rbegin(); it != by_rung.rend(); ++it) {
+        const auto &[c, t] = it->second;
+        if (c.second && t.second)
+            return e.at("tuned_us").get<double>() * (c.first / c.second) / (t.first / t.second);
+    }
+    return 0.0;
 }
 
 }  // namespace
@@ -156,17 +197,42 @@ void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
         }
     }
 
+    // Per-problem variants for the build: each one-thread entry whose knobs are
+    // not the common set and whose time is more than 3% under the common
+    // kernel's (the build compiles a kernel for its shape with its knobs).
+    nlohmann::ordered_json variants = nlohmann::ordered_json::array();
+    for (const auto &e : entries) {
+        const std::string name = e.at("pipeline").get<std::string>();
+        if (!has_variants(name) || e.at("threads").get<int>() != 1 ||
+            knobs_key(Knobs(e.at("knobs"))) == knobs_key(Knobs(pipelines[name])))
+            continue;
+        const double common_us =
+            common_time(e, pipelines[name], records, cpu, halide_version, target);
+        const double tuned_us = e.at("tuned_us").get<double>();
+        if (common_us <= 0 || tuned_us >= 0.97 * common_us) continue;
+        variants.push_back({{"pipeline", name},
+                            {"bits", "W" + std::to_string(e.at("k_w").get<int>()) + "A" +
+                                         std::to_string(e.at("k_a").get<int>())},
+                            {"shape", {e.at("rows"), e.at("cols")}},
+                            {"isa", "avx512"},
+                            {"knobs", e.at("knobs")},
+                            {"tuned_us", tuned_us},
+                            {"common_us", rounded(common_us)}});
+    }
+
     nlohmann::ordered_json doc;
     doc["generated_by"] = kGeneratedBy;
     doc["format"] = "amq-schedules";
     doc["version"] = 1;
     doc["about"] =
-        "\"pipelines\" has the structure of defaults.json (the build reads it: cmake "
+        "\"pipelines\" gives knobs of the pipelines in manifest.json (the build reads it: cmake "
         "-DAMQ_SCHEDULES=<this file>, or by default on this CPU); each pipeline takes the knob "
         "set that is best over all its tuned one-thread problems (\"build_choice\": time over "
         "each problem's best, geometric mean and worst), else the knobs of its tuned entry with "
-        "the most work. \"tuned\" lists the best knobs per pipeline, shape, bits and threads. "
-        "See docs/TUNING.md.";
+        "the most work. \"tuned\" lists the best knobs per pipeline, shape, bits and threads; "
+        "\"variants\" the tuned problems the build compiles a kernel of their own for (shape "
+        "and knobs of the winner, which beats the common knobs by more than 3%). See "
+        "docs/TUNING.md.";
     doc["cpu"] = cpu.to_json();
     doc["halide"] = halide_version;
     doc["target"] = target;
@@ -174,6 +240,7 @@ void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
     doc["pipelines"] = pipelines;
     doc["build_choice"] = build_choice;
     doc["tuned"] = entries;
+    doc["variants"] = variants;
 
     const std::filesystem::path out(path);
     std::error_code ec;

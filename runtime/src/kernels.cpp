@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <utility>
 
@@ -132,9 +133,84 @@ size_t kernel_word_offset(const KernelLayout &l, int k, size_t tiles, size_t wor
     return size_t(s.r * int64_t(r) + s.i * i + s.w * int64_t(w) + s.t * int64_t(t));
 }
 
+const std::vector<KernelInfo> &linked_kernels() {
+    static const std::vector<KernelInfo> list = [] {
+        const std::vector<std::string> isa(std::begin(kernels::isa_variants),
+                                           std::end(kernels::isa_variants));
+        std::vector<KernelInfo> out;
+        for (const kernels::KernelEntry &k : kernels::kernel_list) {
+            KernelInfo info;
+            info.name = k.name;
+            info.pipeline = k.pipeline;
+            info.bits = k.bits;
+            info.knobs = k.params;
+            info.isa = isa;
+            out.push_back(std::move(info));
+        }
+        for (int v = 0; v < kernels::num_variants; ++v) {
+            const kernels::VariantEntry &e = kernels::variants[v];
+            KernelInfo info;
+            info.name = e.name;
+            info.pipeline = "bgemv";
+            info.bits = "W" + std::to_string(e.k_w) + "A" + std::to_string(e.k_a);
+            info.rows = size_t(e.rows);
+            info.cols = size_t(e.cols);
+            info.knobs = e.knobs;
+            info.isa = isa;
+            info.variant = true;
+            info.tuned_us = e.tuned_us;
+            info.common_us = e.common_us;
+            out.push_back(std::move(info));
+        }
+        return out;
+    }();
+    return list;
+}
+
+int BinaryMatrix::bound_variant(int k_w, size_t rows, size_t cols) {
+    for (int v = 0; v < kernels::num_variants; ++v) {
+        const kernels::VariantEntry &e = kernels::variants[v];
+        if (e.k_w == k_w && size_t(e.rows) == rows && size_t(e.cols) == cols) return v;
+    }
+    return -1;
+}
+
+KernelLayout BinaryMatrix::packing_layout(int bound) {
+    if (bound < 0) return kernel_layout();
+    return KernelLayout{kernels::variants[bound].layout, kernels::variants[bound].tile};
+}
+
+void BinaryMatrix::bind(int bound) {
+    bound_ = bound;
+    for (int &v : variant_) v = -1;
+    if (bound < 0) return;
+    // Every variant of this k_w and shape packed in the same layout, by its k_a.
+    const kernels::VariantEntry &b = kernels::variants[bound];
+    for (int v = 0; v < kernels::num_variants; ++v) {
+        const kernels::VariantEntry &e = kernels::variants[v];
+        if (e.k_w == b.k_w && e.rows == b.rows && e.cols == b.cols && e.tile == b.tile &&
+            std::strcmp(e.layout, b.layout) == 0 && variant_[e.k_a - 1] < 0)
+            variant_[e.k_a - 1] = v;
+    }
+}
+
+const KernelInfo *BinaryMatrix::variant(int k_a) const {
+    if (k_a < 1 || k_a > 4 || variant_[k_a - 1] < 0) return nullptr;
+    return &linked_kernels()[std::size(kernels::kernel_list) + size_t(variant_[k_a - 1])];
+}
+
+const KernelInfo *BinaryMatrix::variant_for(int k_w, int k_a, size_t rows, size_t cols) {
+    BinaryMatrix m;
+    m.bind(bound_variant(k_w, rows, cols));
+    return m.variant(k_a);
+}
+
 BinaryMatrix BinaryMatrix::from_planes(const uint64_t *planes, const float *alpha, int k_w,
                                        size_t rows, size_t cols, const float *bias) {
-    return from_planes(planes, alpha, k_w, rows, cols, bias, kernel_layout());
+    const int bound = bound_variant(k_w, rows, cols);
+    BinaryMatrix m = from_planes(planes, alpha, k_w, rows, cols, bias, packing_layout(bound));
+    m.bind(bound);
+    return m;
 }
 
 BinaryMatrix BinaryMatrix::with_scales(const float *alpha, int k_w, size_t rows, size_t cols,
@@ -195,7 +271,14 @@ BinaryMatrix BinaryMatrix::from_codes(const float *src, const float *alpha, int 
                                       size_t cols, const float *bias) {
     detail::install_hooks();
     if (!src) fail("BinaryMatrix: src must not be null");
-    BinaryMatrix m = with_scales(alpha, k_w, rows, cols, bias, kernel_layout());
+    const int bound = bound_variant(k_w, rows, cols);
+    BinaryMatrix m = with_scales(alpha, k_w, rows, cols, bias, packing_layout(bound));
+    if (!(m.layout_ == kernel_layout())) {
+        // pack_bits_kernel writes the common layout: to planes, then repacked.
+        const std::vector<uint64_t> planes = pack_bits(src, k_w, rows, cols);
+        return from_planes(planes.data(), alpha, k_w, rows, cols, bias);
+    }
+    m.bind(bound);
     Buffer<uint64_t> W = weight_buffer(m.layout_, k_w, m.tiles_, m.words(), m.planes_.data());
     Buffer<float> in(const_cast<float *>(src), int(cols), int(rows), k_w);
     detail::check(kernels::pack_bits_kernel(in, W), "pack_bits");
@@ -282,37 +365,77 @@ void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryBatch &out
 
 namespace {
 
-// The checks every binary product makes on its weights and activation shape.
-void check_product(const char *kernel, const BinaryMatrix &W, int k_a, size_t n) {
+// The checks every binary product makes on its weights and activation shape;
+// `bound` is the variant whose layout W is packed in (-1: the common layout).
+void check_product(const char *kernel, const BinaryMatrix &W, int bound, int k_a, size_t n) {
     const std::string k = kernel;
     if (W.k_w() == 0) fail(k + ": the weight matrix is empty (not built)");
-    if (W.layout().layout != kernel_layout().layout || W.tile() != kernel_layout().tile)
+    const KernelLayout want =
+        bound < 0 ? kernel_layout()
+                  : KernelLayout{kernels::variants[bound].layout, kernels::variants[bound].tile};
+    if (!(W.layout() == want))
         fail(k + ": the matrix is in layout " + W.layout().layout + "/" + std::to_string(W.tile()) +
-             " but the kernels were built for " + kernel_layout().layout + "/" +
-             std::to_string(kernel_layout().tile));
+             " but the kernels were built for " + want.layout + "/" + std::to_string(want.tile));
     check_bits(kernel, "k_a", k_a);
     if (n != W.cols())
         fail(k + ": activation length " + std::to_string(n) + " does not match the " +
              std::to_string(W.rows()) + "x" + std::to_string(W.cols()) + " weight matrix");
 }
 
-}  // namespace
+// The kernels of a product on a matrix bound to `bound` (variant per k_a in
+// `variant`): `one` for a single vector (null: use `many` with a batch of one),
+// `many` for batches. Chosen from tables, nothing looked up by name.
+struct ProductKernels {
+    kernels::bgemv_fn one;
+    kernels::bgemm_fn many;
+};
+ProductKernels product_kernels(int bound, const int (&variant)[4], int k_w, int k_a) {
+    const kernels::bgemm_fn *own = bound >= 0 ? kernels::variants[bound].bgemm : nullptr;
+    const int v = variant[k_a - 1];
+    return {v >= 0 ? kernels::variants[v].bgemv
+                   : own ? nullptr : kernels::bgemv[k_w - 1][k_a - 1],
+            own ? own[k_a - 1] : kernels::bgemm[k_w - 1][k_a - 1]};
+}
 
-void bgemv(const BinaryMatrix &W, const BinaryVector &a, float *y) {
-    detail::install_hooks();
-    check_product("bgemv", W, a.k, a.n);
-    if (a.planes.size() < size_t(a.k) * a.words() || a.beta.size() < size_t(a.k))
-        fail("bgemv: activation has " + std::to_string(a.planes.size()) + " words and " +
-             std::to_string(a.beta.size()) + " scales (expected " +
-             std::to_string(size_t(a.k) * a.words()) + " and " + std::to_string(a.k) + ")");
-    if (!y) fail("bgemv: y is null");
+// The product of W with B activation vectors (planes [B][k_a][words], scales
+// [B][k_a]) into dst: B items of `stride` floats (>= W.rows_padded()), on
+// k.one when B is 1 and there is one, else on k.many.
+void run_product(const ProductKernels &k, const BinaryMatrix &W, const uint64_t *planes,
+                 const float *scales, int k_a, size_t n, size_t B, float *dst, size_t stride,
+                 bool par, const char *name) {
     Buffer<uint64_t> wb = weight_buffer(W.layout(), W.k_w(), W.tiles(), W.words(),
                                         const_cast<uint64_t *>(W.kernel_planes().data()));
     Buffer<float> alpha(const_cast<float *>(W.kernel_alpha().data()), W.tile(), W.k_w(),
                         int(W.tiles()));
     Buffer<float> bias(const_cast<float *>(W.kernel_bias().data()), W.tile(), int(W.tiles()));
-    Buffer<uint64_t> A(const_cast<uint64_t *>(a.planes.data()), int(a.words()), a.k);
-    Buffer<float> beta(const_cast<float *>(a.beta.data()), a.k);
+    const int tile = W.tile();
+    if (B == 1 && k.one) {
+        // One item: bgemv is the same product (and its loop is a little faster).
+        Buffer<uint64_t> A(const_cast<uint64_t *>(planes), int(W.words()), k_a);
+        Buffer<float> beta(const_cast<float *>(scales), k_a);
+        Buffer<float> yb(dst, tile, int(W.tiles()));
+        detail::check(k.one(wb, alpha, bias, A, beta, int(n), par, yb), name);
+        return;
+    }
+    Buffer<uint64_t> A(const_cast<uint64_t *>(planes), int(W.words()), k_a, int(B));
+    Buffer<float> beta(const_cast<float *>(scales), k_a, int(B));
+    halide_dimension_t d[3] = {{0, tile, 1}, {0, int(W.tiles()), tile}, {0, int(B), int(stride)}};
+    Buffer<float> yb(dst, 3, d);
+    const int bt = bgemm_batch_tile(
+        B, bgemm_max_batch_tile(AMQ_BGEMM_ACCUMULATORS, AMQ_BGEMM_MAX_BATCH_TILE, W.k_w(), k_a));
+    detail::check(k.many(wb, alpha, bias, A, beta, int(n), par, bt, yb), name);
+}
+
+}  // namespace
+
+void bgemv(const BinaryMatrix &W, const BinaryVector &a, float *y) {
+    detail::install_hooks();
+    check_product("bgemv", W, W.bound_, a.k, a.n);
+    if (a.planes.size() < size_t(a.k) * a.words() || a.beta.size() < size_t(a.k))
+        fail("bgemv: activation has " + std::to_string(a.planes.size()) + " words and " +
+             std::to_string(a.beta.size()) + " scales (expected " +
+             std::to_string(size_t(a.k) * a.words()) + " and " + std::to_string(a.k) + ")");
+    if (!y) fail("bgemv: y is null");
     const size_t padded = W.tiles() * size_t(W.tile());
     thread_local std::vector<float> scratch;
     float *dst = y;
@@ -320,17 +443,15 @@ void bgemv(const BinaryMatrix &W, const BinaryVector &a, float *y) {
         if (scratch.size() < padded) scratch.resize(padded);
         dst = scratch.data();
     }
-    Buffer<float> yb(dst, W.tile(), int(W.tiles()));
-    detail::check(
-        kernels::bgemv[W.k_w() - 1][a.k - 1](wb, alpha, bias, A, beta, int(a.n),
-                                             g_threads > 1 && W.bytes() >= kParallelMinBytes, yb),
-        "bgemv");
+    const bool par = g_threads > 1 && W.bytes() >= kParallelMinBytes;
+    run_product(product_kernels(W.bound_, W.variant_, W.k_w(), a.k), W, a.planes.data(),
+                a.beta.data(), a.k, a.n, 1, dst, padded, par, "bgemv");
     if (dst != y) std::memcpy(y, dst, W.rows() * sizeof(float));
 }
 
 void bgemm(const BinaryMatrix &W, const BinaryBatch &a, float *y, size_t y_stride) {
     detail::install_hooks();
-    check_product("bgemm", W, a.k, a.n);
+    check_product("bgemm", W, W.bound_, a.k, a.n);
     const size_t B = a.batch, ka = size_t(a.k);
     if (B == 0) fail("bgemm: the activation batch is empty (expected batch >= 1)");
     if (a.planes.size() < B * ka * a.words() || a.beta.size() < B * ka)
@@ -346,40 +467,15 @@ void bgemm(const BinaryMatrix &W, const BinaryBatch &a, float *y, size_t y_strid
     if ((direct ? stride : padded) * B > size_t(INT32_MAX))
         fail("bgemm: the output of " + std::to_string(B) + " items x " + std::to_string(stride) +
              " floats is too large (at most 2^31 - 1 floats)");
-    Buffer<uint64_t> wb = weight_buffer(W.layout(), W.k_w(), W.tiles(), W.words(),
-                                        const_cast<uint64_t *>(W.kernel_planes().data()));
-    Buffer<float> alpha(const_cast<float *>(W.kernel_alpha().data()), W.tile(), W.k_w(),
-                        int(W.tiles()));
-    Buffer<float> bias(const_cast<float *>(W.kernel_bias().data()), W.tile(), int(W.tiles()));
     thread_local std::vector<float> scratch;
     float *dst = y;
     if (!direct) {
         if (scratch.size() < padded * B) scratch.resize(padded * B);
         dst = scratch.data();
     }
-    const int tile = W.tile();
     const bool par = g_threads > 1 && W.bytes() * B >= kParallelMinBytes;
-    if (B == 1) {
-        // One item: bgemv is the same product (and its loop is a little faster).
-        Buffer<uint64_t> A(const_cast<uint64_t *>(a.planes.data()), int(a.words()), a.k);
-        Buffer<float> beta(const_cast<float *>(a.beta.data()), a.k);
-        Buffer<float> yb(dst, tile, int(W.tiles()));
-        detail::check(
-            kernels::bgemv[W.k_w() - 1][a.k - 1](wb, alpha, bias, A, beta, int(a.n), par, yb),
-            "bgemm");
-    } else {
-        Buffer<uint64_t> A(const_cast<uint64_t *>(a.planes.data()), int(a.words()), a.k, int(B));
-        Buffer<float> beta(const_cast<float *>(a.beta.data()), a.k, int(B));
-        halide_dimension_t d[3] = {
-            {0, tile, 1}, {0, int(W.tiles()), tile}, {0, int(B), int(direct ? stride : padded)}};
-        Buffer<float> yb(dst, 3, d);
-        const int bt = bgemm_batch_tile(
-            B,
-            bgemm_max_batch_tile(AMQ_BGEMM_ACCUMULATORS, AMQ_BGEMM_MAX_BATCH_TILE, W.k_w(), a.k));
-        detail::check(
-            kernels::bgemm[W.k_w() - 1][a.k - 1](wb, alpha, bias, A, beta, int(a.n), par, bt, yb),
-            "bgemm");
-    }
+    run_product(product_kernels(W.bound_, W.variant_, W.k_w(), a.k), W, a.planes.data(),
+                a.beta.data(), a.k, a.n, B, dst, direct ? stride : padded, par, "bgemm");
     if (!direct)
         for (size_t b = 0; b < B; ++b)
             std::memcpy(y + b * stride, dst + b * padded, W.rows() * sizeof(float));

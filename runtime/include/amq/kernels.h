@@ -44,6 +44,9 @@ struct KernelLayout {
     int tile = 8;        // rows per tile
 };
 KernelLayout kernel_layout();
+inline bool operator==(const KernelLayout &a, const KernelLayout &b) {
+    return a.layout == b.layout && a.tile == b.tile;
+}
 
 // Halide version the kernels were generated with, e.g. "14.0.0".
 const char *halide_version();
@@ -51,6 +54,23 @@ const char *halide_version();
 // The schedules file the kernels were built with (AMQ_SCHEDULES at build time:
 // schedules/<cpu-id>.json when tuned for the build machine, else defaults.json).
 const char *kernel_schedules();
+
+// A kernel linked into this build (`amq info --kernels`): each common kernel
+// (any shape) and each per-problem variant (one shape, its tuned knobs) that the
+// schedules file named and the build compiled (schedules/manifest.json,
+// docs/TUNING.md).
+struct KernelInfo {
+    std::string name;              // the function is amq_<name>
+    std::string pipeline;          // bgemv, bgemm, quantize_act, ...
+    std::string bits;              // "W2A2", "A2" (quantize_act), "" (float kernels)
+    size_t rows = 0, cols = 0;     // the shape a variant is specialized to; 0 = any
+    std::string knobs;             // JSON object: params and knobs it was built with
+    std::vector<std::string> isa;  // ISA variants the library holds, best first
+    bool variant = false;          // a per-problem variant
+    double tuned_us = 0, common_us = 0;  // a variant's time and the common kernel's (tuner)
+};
+// Every common kernel, then every variant.
+const std::vector<KernelInfo> &linked_kernels();
 
 // An activation vector quantized to k planes: planes [k][words], scales [k].
 struct BinaryVector {
@@ -96,6 +116,12 @@ public:
                                     size_t rows, size_t cols, const float *bias,
                                     const KernelLayout &layout);
 
+    // The two from_planes above and from_codes without a layout bind the matrix
+    // to the per-problem variant of its k_w and shape, if the build has one
+    // (then the planes are packed in that variant's layout), once, here; bgemv and
+    // bgemm then run the variant for the activation bits it was tuned for, and
+    // the common kernels (or bgemm kernels of the variant's layout) otherwise.
+
     // From codes: src [k_w][rows][cols] holds +1/-1 (or any floats: their signs,
     // sign(0) = +1), packed straight into the kernel layout by the pack_bits
     // kernel built for it; alpha [rows][k_w]; bias [rows] or null.
@@ -114,6 +140,12 @@ public:
     size_t rows_padded() const { return tiles_ * size_t(layout_.tile); }
     int tile() const { return layout_.tile; }
     const KernelLayout &layout() const { return layout_; }
+    // The variant that bgemv runs on this matrix with k_a activation planes, or
+    // null for the common kernel.
+    const KernelInfo *variant(int k_a) const;
+    // The same for any matrix of k_w planes and this shape (the binding depends on
+    // nothing else).
+    static const KernelInfo *variant_for(int k_w, int k_a, size_t rows, size_t cols);
     // Bytes of the packed planes and scales (what the model costs in memory).
     size_t bytes() const;
 
@@ -123,13 +155,24 @@ public:
     const std::vector<float> &kernel_bias() const { return bias_; }
 
 private:
+    friend void bgemv(const BinaryMatrix &W, const BinaryVector &a, float *y);
+    friend void bgemm(const BinaryMatrix &W, const BinaryBatch &a, float *y, size_t y_stride);
+
     // Checks the arguments, sizes the storage (planes all 0) and fills the
     // row-tiled scales and bias; from_planes and from_codes then write the planes.
     static BinaryMatrix with_scales(const float *alpha, int k_w, size_t rows, size_t cols,
                                     const float *bias, const KernelLayout &layout);
 
+    // The variant of (k_w, rows, cols) whose layout such a matrix is packed in
+    // (-1: none), and the binding of this matrix to it and its siblings.
+    static int bound_variant(int k_w, size_t rows, size_t cols);
+    static KernelLayout packing_layout(int bound);
+    void bind(int bound);
+
     int k_w_ = 0;
     size_t rows_ = 0, cols_ = 0, tiles_ = 0;
+    int bound_ = -1;        // the variant whose layout the planes are in; -1 = common
+    int variant_[4] = {-1, -1, -1, -1};  // variant per k_a - 1; -1 = common kernel
     KernelLayout layout_;
     AlignedVector<uint64_t> planes_;  // layout per kernel_layout(), 64-byte aligned
     std::vector<float> alpha_;      // [tiles][k_w][tile]

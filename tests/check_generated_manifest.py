@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""check_generated_manifest.py GENERATED_MANIFEST SCHEDULES KERNEL_MANIFEST MODEL_INFO_JSON
+
+Checks what `amq generate --model` wrote against the schedules file it was
+generated with: every bgemv kernel specialized to a shape carries exactly the
+knobs of that shape's winner in the schedules file's "variants", every bgemv
+kernel for any shape the common knobs ("pipelines" over the manifest's
+defaults), and the specialized kernels are exactly the winners (tuned_us <
+0.97 common_us, top ISA) of the model's bits and product shapes. MODEL_INFO_JSON
+is `amq info MODEL --json`. Exits 1 naming the first difference.
+"""
+import json
+import sys
+
+
+def knob_set(manifest, pipeline, given):
+    knobs = {k: spec["default"] for k, spec in manifest["pipelines"][pipeline]["knobs"].items()}
+    knobs.update(given)
+    return knobs
+
+
+def product_shapes(info):
+    gates = 4 if info["arch"] == "lstm" else 3
+    h, shapes = info["hidden_size"], set()
+    for layer in range(info["layers"]):
+        shapes.add((gates * h, info["input_size"] if layer == 0 else h))
+        shapes.add((gates * h, h))
+    if any(t["name"] == "decoder.weight.planes" for t in info["tensors"]):
+        shapes.add((info["vocab_size"], h))
+    return shapes
+
+
+def main():
+    generated, schedules, manifest, info = (json.load(open(p)) for p in sys.argv[1:5])
+    bits = info["bits"].upper()  # "W2A2", or "2x2"
+    if "X" in bits:
+        bits = "W%sA%s" % tuple(bits.split("X"))
+    shapes = product_shapes(info)
+    winners = {}
+    for v in schedules.get("variants", []):
+        if v["isa"] == "avx512" and v["tuned_us"] < 0.97 * v["common_us"]:
+            winners[(v["bits"], tuple(v["shape"]))] = knob_set(manifest, v["pipeline"], v["knobs"])
+    common = knob_set(manifest, "bgemv", schedules["pipelines"].get("bgemv", {}))
+    seen = set()
+    for k in generated["kernels"]:
+        if k["pipeline"] != "bgemv":
+            continue
+        if k["bits"] != bits:
+            sys.exit("%s: bits %s, the model has %s" % (k["name"], k["bits"], bits))
+        if k["shape"] == "any":
+            want = common
+        else:
+            shape = tuple(k["shape"])
+            if (bits, shape) not in winners:
+                sys.exit("%s: no winning variant %s %s in the schedules file" % (k["name"], bits, shape))
+            if shape not in shapes:
+                sys.exit("%s: %s is not a product of the model (%s)" % (k["name"], shape, sorted(shapes)))
+            want = winners[(bits, shape)]
+            seen.add(shape)
+        if k["knobs"] != want:
+            sys.exit("%s: knobs %s, the schedules file has %s" % (k["name"], k["knobs"], want))
+        if k["target"] != generated["target"]:
+            sys.exit("%s: target %s, generated for %s" % (k["name"], k["target"], generated["target"]))
+    missing = {s for (b, s) in winners if b == bits and s in shapes} - seen
+    if missing:
+        sys.exit("no specialized kernel for the model's tuned products %s" % sorted(missing))
+    print("generated manifest: %d kernels; bgemv %s specialized to %s with the tuned knobs, "
+          "common knobs elsewhere" % (len(generated["kernels"]), bits, sorted(seen) or "no shape"))
+
+
+if __name__ == "__main__":
+    main()
