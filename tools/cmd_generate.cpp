@@ -223,8 +223,10 @@ std::string knob_value(const fs::path &file, const std::string &pipeline, const 
                              ", expected a number, a string or a boolean");
 }
 
-const std::vector<std::string> kPipelines = {"bgemv", "quantize_act", "pack_bits", "f32_gemv",
-                                             "bgemm", "lstm_cell",    "gru_cell"};
+const std::vector<std::string> kPipelines = {"bgemv",    "quantize_act", "pack_bits", "f32_gemv",
+                                             "bgemm",    "lstm_cell",    "gru_cell",
+                                             // issue 16 (language models), until the manifest
+                                             "quantize_act_ternary", "log_softmax"};
 
 // Knobs per pipeline: the defaults, overlaid by --schedules or, without it, by the
 // schedules amq was built with (a tuned file may hold only some pipelines or knobs).
@@ -334,6 +336,9 @@ std::vector<Kernel> kernel_list(const std::vector<spec::Bits> &bits, const Sched
     out.push_back({"f32_gemv", "f32_gemv", knobs("f32_gemv")});
     out.push_back({"lstm_cell", "lstm_cell", knobs("lstm_cell")});
     out.push_back({"gru_cell", "gru_cell", knobs("gru_cell")});
+    // issue 16 (language models), until the kernel manifest lands
+    out.push_back({"quantize_act_ternary", "quantize_act_ternary", knobs("quantize_act_ternary")});
+    out.push_back({"log_softmax", "log_softmax", knobs("log_softmax")});
     return out;
 }
 

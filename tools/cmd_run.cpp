@@ -13,6 +13,7 @@
 #include "amq/run_inputs.h"
 #include "amq/safetensors.h"
 #include "commands.h"
+#include "lm_eval.h"
 #include "progress.h"
 
 namespace amq::tools {
@@ -91,72 +92,48 @@ void run_run(const RunArgs &a) {
 }
 
 struct EvalArgs {
-    std::string model, text;
+    std::vector<std::string> models;  // one; with --compare the float model, then .amq files
+    std::string text;
     int threads = 1;
     size_t limit = 0;
-    bool json = false;
+    bool json = false, compare = false;
+    std::vector<std::string> configs;
+    int rounds = 1;
 };
 
-// Words of a text file with <eos> at the end of each line (as python/ptb.py).
-std::vector<int64_t> read_tokens(const std::string &path, const std::vector<std::string> &vocab) {
-    std::ifstream f(path);
-    if (!f) throw std::runtime_error(path + ": cannot open the text file");
-    std::unordered_map<std::string, int64_t> index;
-    for (size_t i = 0; i < vocab.size(); ++i) index.emplace(vocab[i], int64_t(i));
-    const auto unk = index.find("<unk>"), eos = index.find("<eos>");
-    if (eos == index.end()) throw std::runtime_error("the model's vocabulary has no <eos>");
-    std::vector<int64_t> ids;
-    std::string line, word;
-    for (size_t line_no = 1; std::getline(f, line); ++line_no) {
-        std::istringstream words(line);
-        while (words >> word) {
-            auto it = index.find(word);
-            if (it == index.end()) {
-                if (unk == index.end())
-                    throw std::runtime_error(path + ":" + std::to_string(line_no) + ": word '" +
-                                             word +
-                                             "' is not in the vocabulary, which has no <unk>");
-                it = unk;
-            }
-            ids.push_back(it->second);
-        }
-        ids.push_back(eos->second);
+void run_eval(const EvalArgs &e) {
+    apply_threads(e.threads);
+    if (e.compare) {
+        if (e.threads != 1) throw UsageError("--compare measures one thread: leave out --threads");
+        run_eval_compare({e.models[0], e.text,
+                          e.configs,
+                          std::vector<std::string>(e.models.begin() + 1, e.models.end()),
+                          e.limit, e.rounds, e.json});
+        return;
     }
-    return ids;
-}
-
-void run_eval(const EvalArgs &a) {
-    apply_threads(a.threads);
-    const auto model = Model::load(a.model);
+    if (e.models.size() != 1)
+        throw UsageError("give one model (several are for --compare: the float model, then .amq files)");
+    if (!e.configs.empty() || e.rounds != 1)
+        throw UsageError("--config and --rounds are for --compare");
+    const std::string &path = e.models[0];
+    const auto model = Model::load(path);
     const RnnShape &s = model->shape();
-    if (!s.lm()) throw UsageError(a.model + " is not a language model (no embedding and decoder)");
+    if (!s.lm()) throw UsageError(path + " is not a language model (no embedding and decoder)");
     if (model->vocab().size() != s.vocab_size)
-        throw std::runtime_error(a.model + ": no vocabulary in the metadata, cannot read words");
-    std::vector<int64_t> ids = read_tokens(a.text, model->vocab());
-    if (a.limit && ids.size() > a.limit + 1) ids.resize(a.limit + 1);
-    if (ids.size() < 2) throw std::runtime_error(a.text + ": fewer than 2 tokens");
-    Session session(model, 1);
-    std::vector<float> logp(s.vocab_size);
-    const size_t predictions = ids.size() - 1;
-    Progress progress("eval", predictions, "tokens");
-    double nll = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (size_t t = 0; t < predictions; ++t) {
-        session.step_tokens(&ids[t]);
-        log_softmax(session.logits(), s.vocab_size, logp.data());
-        nll -= double(logp[size_t(ids[t + 1])]);
-        if (t % 256 == 0 || t + 1 == predictions) progress.update(t + 1);
-    }
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double ppl = std::exp(nll / double(predictions));
-    if (a.json) {
-        std::cout << "{\"model\": \"" << a.model << "\", \"text\": \"" << a.text
+        throw std::runtime_error(path + ": no vocabulary in the metadata, cannot read words");
+    std::vector<int64_t> ids = read_tokens(e.text, model->vocab());
+    if (e.limit && ids.size() > e.limit + 1) ids.resize(e.limit + 1);
+    if (ids.size() < 2) throw std::runtime_error(e.text + ": fewer than 2 tokens");
+    const LmScore r = score_lm(model, ids, "eval");
+    const size_t predictions = r.tokens;
+    const double ppl = r.perplexity, secs = r.seconds;
+    if (e.json) {
+        std::cout << "{\"model\": \"" << path << "\", \"text\": \"" << e.text
                   << "\", \"tokens\": " << predictions << ", \"perplexity\": " << ppl
                   << ", \"tokens_per_second\": " << double(predictions) / secs << "}\n";
     } else {
         std::printf("perplexity %.2f over %zu tokens of %s (%.0f tokens/s)\n", ppl, predictions,
-                    a.text.c_str(), double(predictions) / secs);
+                    e.text.c_str(), double(predictions) / secs);
     }
 }
 
@@ -184,11 +161,27 @@ void add_run_commands(CLI::App &app) {
         "eval",
         "Word-level perplexity of a language model on a text file (words split on "
         "spaces, <eos> at each line end, unknown words as <unk>)");
-    eval->add_option("model", e->model, "Language model (.amq or float .safetensors)")->required();
+    eval->add_option("model", e->models,
+                     "Language model (.amq or float .safetensors); with --compare the float "
+                     "model, then any .amq files to add to the table (e.g. trained ones)")
+        ->required();
     eval->add_option("--text", e->text, "Text file")->required();
     eval->add_option("--threads", e->threads, "Kernel threads (default 1)");
     eval->add_option("--limit", e->limit, "Evaluate only the first N predictions");
     eval->add_flag("--json", e->json, "Print one JSON object");
+    eval->add_flag("--compare", e->compare,
+                   "One table of perplexity and tokens/s (one thread, same run) over "
+                   "quantization configurations of the float model (see --config) and the "
+                   ".amq files given after it");
+    eval->add_option("--config", e->configs,
+                     "With --compare: a configuration, repeatable (default: a built-in list): "
+                     "float, wWaA or ternary, then comma-separated lm (embedding and decoder "
+                     "quantized too), act=METHOD, NAME=WxA[:METHOD] (as amq quantize "
+                     "--bits-for), e.g. w2a2,lm,decoder.weight=4x4");
+    eval->add_option("--rounds", e->rounds,
+                     "With --compare: passes over the text per configuration, in turn; "
+                     "tokens/s is their median (default 1)")
+        ->check(CLI::Range(1, 100));
     eval->callback([e] { run_eval(*e); });
 }
 

@@ -23,12 +23,14 @@ double call_us(const Problem &p) {
     if (p.pipeline == "bgemm") return 0.2 + 0.75 * w / 1.5e6;
     if (p.pipeline == "f32_gemv") return 0.2 + w / 5e3;
     if (p.pipeline == "quantize_act") return 0.5 + w / 1.2e3;
+    if (p.pipeline == "log_softmax") return 0.2 + w / 3e3;
     return 0.1 + w * (p.pipeline == "lstm_cell" ? 4 : 3) / 2e3;  // cells: G H B values
 }
 
 int order_of(const std::string &pipeline) {
-    static const std::vector<std::string> order = {"bgemv",     "bgemm",    "f32_gemv",
-                                                   "lstm_cell", "gru_cell", "quantize_act"};
+    static const std::vector<std::string> order = {"bgemv",    "bgemm",        "f32_gemv",
+                                                   "lstm_cell", "gru_cell",    "quantize_act",
+                                                   "log_softmax"};
     return int(std::find(order.begin(), order.end(), pipeline) - order.begin());
 }
 
@@ -74,7 +76,7 @@ std::vector<ModelProblem> model_problems(const ModelFile &model, size_t batch, i
         p.rows = rows;
         p.cols = cols;
         p.k_w = q->second.k;
-        p.k_a = model.k_a;
+        p.k_a = model.bits_of(name).k_a;  // bits per matrix (matrix_bits)
         if (items == 1) {
             p.pipeline = "bgemv";
         } else {
@@ -103,16 +105,45 @@ std::vector<ModelProblem> model_problems(const ModelFile &model, size_t batch, i
     if (s.lm())
         product(s.tied ? "embedding.weight" : "decoder.weight", s.vocab_size, H, batch,
                 double(steps), "decoder");
+    if (s.lm()) {  // the log-softmax over the vocabulary, once per item (amq eval, generation)
+        Problem ls;
+        ls.pipeline = "log_softmax";
+        ls.rows = 1;
+        ls.cols = s.vocab_size;
+        add(ls, "log-softmax", double(steps * batch));
+    }
     if (quantized) {
-        Problem q;
-        q.pipeline = "quantize_act";
-        q.rows = 1;
-        q.k_a = model.k_a;
-        q.iters = model.act_method == "greedy" ? 0 : model.act_iters;
-        q.cols = s.input_size;
-        add(q, "layer 0 input", double(steps * batch));
-        q.cols = H;
-        add(q, "hidden state", double(steps * batch * size_t(s.layers)));
+        // Each vector is quantized once per distinct quantizer among the
+        // matrices it feeds (the runner's slots): x_t feeds weight_ih_l0; h of
+        // layer l feeds weight_hh_l, weight_ih_l(l+1) and, last, the decoder.
+        // Ternary activations (quantize_act_ternary) are not a tunable pipeline.
+        auto vector = [&](const std::vector<std::string> &consumers, size_t cols,
+                          const std::string &use) {
+            std::vector<MatrixBits> seen;
+            for (const std::string &name : consumers) {
+                if (!model.quant.count(name)) continue;
+                const MatrixBits b = model.bits_of(name);
+                if (b.act_method == "ternary" ||
+                    std::find(seen.begin(), seen.end(), b) != seen.end())
+                    continue;
+                seen.push_back(b);
+                Problem q;
+                q.pipeline = "quantize_act";
+                q.rows = 1;
+                q.k_a = b.k_a;
+                q.iters = b.act_method == "greedy" ? 0 : model.act_iters;
+                q.cols = cols;
+                add(q, use, double(steps * batch));
+            }
+        };
+        vector({"weight_ih_l0"}, s.input_size, "layer 0 input");
+        for (int l = 0; l < s.layers; ++l) {
+            std::vector<std::string> consumers = {"weight_hh_l" + std::to_string(l)};
+            if (l + 1 < s.layers) consumers.push_back("weight_ih_l" + std::to_string(l + 1));
+            if (l + 1 == s.layers && s.lm())
+                consumers.push_back(s.tied ? "embedding.weight" : "decoder.weight");
+            vector(consumers, H, "hidden state");
+        }
     }
     std::stable_sort(out.begin(), out.end(), [](const ModelProblem &a, const ModelProblem &b) {
         const int oa = order_of(a.problem.pipeline), ob = order_of(b.problem.pipeline);

@@ -6,6 +6,7 @@
 #include "bgemv_pipeline.h"
 #include "cell_pipeline.h"
 #include "f32_gemv_pipeline.h"
+#include "log_softmax_pipeline.h"
 #include "quantize_act_pipeline.h"
 
 namespace amq::tune {
@@ -17,7 +18,7 @@ Knobs TunablePipeline::defaults() const {
 }
 
 std::vector<std::string> tunable_pipelines() {
-    return {"bgemv", "bgemm", "f32_gemv", "lstm_cell", "gru_cell", "quantize_act"};
+    return {"bgemv", "bgemm", "f32_gemv", "lstm_cell", "gru_cell", "quantize_act", "log_softmax"};
 }
 
 std::unique_ptr<TunablePipeline> make_pipeline(const Problem &problem,
@@ -29,6 +30,8 @@ std::unique_ptr<TunablePipeline> make_pipeline(const Problem &problem,
         return std::make_unique<CellPipeline>(problem, target);
     if (problem.pipeline == "quantize_act")
         return std::make_unique<QuantizeActPipeline>(problem, target);
+    if (problem.pipeline == "log_softmax")
+        return std::make_unique<LogSoftmaxPipeline>(problem, target);
     std::string known;
     for (const auto &name : tunable_pipelines()) known += (known.empty() ? "" : ", ") + name;
     throw std::invalid_argument("no tunable pipeline '" + problem.pipeline +

@@ -28,6 +28,7 @@ std::shared_ptr<const Model> Model::from_file(const ModelFile &f) {
                     ", the activation kernels are built for 0..3");
     m->vocab_ = f.vocab;
     m->metadata_ = f.metadata;
+    m->matrices_ = quantized_matrices(f);
 
     auto matrix = [&](const std::string &name, const std::string &bias_name) {
         Matrix mat;
@@ -40,6 +41,13 @@ std::shared_ptr<const Model> Model::from_file(const ModelFile &f) {
             mat.quantized = true;
             mat.binary = BinaryMatrix::from_planes(q->second.planes.data(), q->second.alpha.data(),
                                                    q->second.k, rows, cols, bias);
+            const MatrixBits b = f.bits_of(name);
+            mat.act = {b.k_a, b.act_method == "alternating" ? f.act_iters : 0,
+                       b.act_method == "ternary"};
+            if (mat.act.iters > 3)
+                throw Error("amq::Model: " + name + ": act_iters = " +
+                            std::to_string(f.act_iters) +
+                            ", the activation kernels are built for 0..3");
         } else {
             mat.weights = f.floats.at(name).data;
             mat.bias = bias ? std::vector<float>(bias, bias + rows) : std::vector<float>(rows, 0);
@@ -93,9 +101,15 @@ Session::Session(std::shared_ptr<const Model> model, size_t batch)
     gx_.assign(B * stride, 0.0f);
     gh_.assign(B * stride, 0.0f);
     if (model_->quantized_) {
-        xq_.resize(model_->k_a_, s.input_size, B);
         hq_.resize(L);
-        for (auto &q : hq_) q.resize(model_->k_a_, H_, B);
+        for (size_t l = 0; l < L; ++l) {
+            const Model::Layer &layer = model_->layers_[l];
+            ih_slot_.push_back(l == 0 ? xq_.slot(layer.ih.act, s.input_size, B)
+                                      : hq_[l - 1].slot(layer.ih.act, H_, B));
+            hh_slot_.push_back(hq_[l].slot(layer.hh.act, H_, B));
+        }
+        if (s.lm() && model_->decoder_.quantized)
+            dec_slot_ = hq_.back().slot(model_->decoder_.act, H_, B);
     }
     if (s.lm()) {
         logits_.assign(B * s.vocab_size, 0.0f);
@@ -111,9 +125,23 @@ void Session::reset() {
         for (size_t l = 0; l < h_.size(); ++l) quantize_hidden(l);
 }
 
+size_t Session::QuantizedVector::slot(const Model::ActQuant &a, size_t n, size_t batch) {
+    for (size_t i = 0; i < settings.size(); ++i)
+        if (settings[i] == a) return i;
+    settings.push_back(a);
+    q.emplace_back().resize(a.k, n, batch);
+    return settings.size() - 1;
+}
+
+void Session::quantize_into(const float *x, size_t n, QuantizedVector &v, size_t b) {
+    for (size_t i = 0; i < v.settings.size(); ++i) {
+        const Model::ActQuant &a = v.settings[i];
+        quantize_act(x, n, a.k, a.iters, v.q[i], b, a.ternary);
+    }
+}
+
 void Session::quantize_hidden(size_t l) {
-    for (size_t b = 0; b < batch_; ++b)
-        quantize_act(&h_[l][b * H_], H_, model_->k_a_, model_->act_iters_, hq_[l], b);
+    for (size_t b = 0; b < batch_; ++b) quantize_into(&h_[l][b * H_], H_, hq_[l], b);
 }
 
 // y [B][m.out_stride()] = m a + bias: binary on the quantized batch aq, or float
@@ -149,10 +177,12 @@ void Session::layers_step() {
     for (size_t l = 0; l < model_->layers_.size(); ++l) {
         const Model::Layer &layer = model_->layers_[l];
         const float *in = l == 0 ? input_.data() : h_[l - 1].data();
-        // A float model has no hq_: xq_ (empty as well) is passed and unused.
-        const BinaryBatch &in_q = l == 0 || hq_.empty() ? xq_ : hq_[l - 1];
+        // A float model has no hq_: an empty batch is passed and unused.
+        static const BinaryBatch none;
+        const bool q = !hq_.empty();
+        const BinaryBatch &in_q = !q ? none : l == 0 ? xq_.q[ih_slot_[0]] : hq_[l - 1].q[ih_slot_[l]];
         product(layer.ih, in_q, in, l == 0 ? I : H, gx_.data());
-        product(layer.hh, hq_.empty() ? xq_ : hq_[l], h_[l].data(), H, gh_.data());
+        product(layer.hh, q ? hq_[l].q[hh_slot_[l]] : none, h_[l].data(), H, gh_.data());
         cell_step(l, gx_.data(), layer.ih.out_stride(), layer.hh.out_stride());
         if (model_->quantized_) quantize_hidden(l);
     }
@@ -164,8 +194,7 @@ const float *Session::step(const float *x) {
     check_finite(x, batch_, I, "step: x");
     if (x != input_.data()) std::copy(x, x + batch_ * I, input_.begin());
     if (model_->quantized_)
-        for (size_t b = 0; b < batch_; ++b)
-            quantize_act(&input_[b * I], I, model_->k_a_, model_->act_iters_, xq_, b);
+        for (size_t b = 0; b < batch_; ++b) quantize_into(&input_[b * I], I, xq_, b);
     layers_step();
     return h_.back().data();
 }
@@ -191,7 +220,8 @@ const float *Session::step_tokens(const int64_t *tokens) {
     step(input_.data());
     const Model::Matrix &dec = model_->decoder_;
     const size_t V = s.vocab_size, stride = dec.out_stride();
-    const BinaryBatch &hq = hq_.empty() ? xq_ : hq_.back();
+    static const BinaryBatch none;
+    const BinaryBatch &hq = dec.quantized ? hq_.back().q[dec_slot_] : none;
     product(dec, hq, h_.back().data(), H_, logits_padded_.data());
     for (size_t b = 0; b < batch_; ++b)
         std::copy(&logits_padded_[b * stride], &logits_padded_[b * stride] + V, &logits_[b * V]);
@@ -243,26 +273,28 @@ void Session::run(const float *x, size_t T, float *h_out) {
 // in one bgemm over n x B items, then the recurrence step by step.
 void Session::run_chunk(const float *x, size_t n, float *h_out) {
     const size_t B = batch_, H = H_, I = model_->shape_.input_size, NB = n * B;
-    const int k = model_->k_a_;
-    seq_in_.resize(k, I, NB);
-    for (size_t i = 0; i < NB; ++i) quantize_act(x + i * I, I, k, model_->act_iters_, seq_in_, i);
+    const Model::ActQuant &a0 = model_->layers_[0].ih.act;
+    seq_in_.resize(a0.k, I, NB);
+    for (size_t i = 0; i < NB; ++i) quantize_act(x + i * I, I, a0.k, a0.iters, seq_in_, i, a0.ternary);
     for (size_t l = 0; l < model_->layers_.size(); ++l) {
         const Model::Layer &layer = model_->layers_[l];
         const size_t sx = layer.ih.out_stride(), sh = layer.hh.out_stride();
         gx_seq_.resize(std::max(gx_seq_.size(), NB * sx));  // grows once
         bgemm(layer.ih.binary, seq_in_, gx_seq_.data(), sx);
         const bool last = l + 1 == model_->layers_.size();
-        if (!last) seq_out_.resize(k, H, NB);
-        const size_t item_words = size_t(k) * hq_[l].words();
+        // The next layer's input: h quantized for its weight_ih.
+        const BinaryBatch &next = hq_[l].q[last ? hh_slot_[l] : ih_slot_[l + 1]];
+        const size_t k = size_t(next.k), item_words = k * next.words();
+        if (!last) seq_out_.resize(next.k, H, NB);
         for (size_t t = 0; t < n; ++t) {
-            bgemm(layer.hh.binary, hq_[l], gh_.data(), sh);
+            bgemm(layer.hh.binary, hq_[l].q[hh_slot_[l]], gh_.data(), sh);
             cell_step(l, gx_seq_.data() + t * B * sx, sx, sh);
             quantize_hidden(l);
             if (!last) {  // the next layer's input at step t
-                std::copy(hq_[l].planes.begin(), hq_[l].planes.begin() + B * item_words,
+                std::copy(next.planes.begin(), next.planes.begin() + B * item_words,
                           seq_out_.planes.begin() + t * B * item_words);
-                std::copy(hq_[l].beta.begin(), hq_[l].beta.begin() + B * size_t(k),
-                          seq_out_.beta.begin() + t * B * size_t(k));
+                std::copy(next.beta.begin(), next.beta.begin() + B * k,
+                          seq_out_.beta.begin() + t * B * k);
             } else if (h_out) {
                 std::copy(h_[l].begin(), h_[l].end(), h_out + t * B * H);
             }
@@ -278,15 +310,6 @@ void Session::run_tokens(const int64_t *tokens, size_t T, float *h_out, float *l
         if (h_out) std::copy(h, h + BH, h_out + t * BH);
         if (logits_out) std::copy(logits_.begin(), logits_.end(), logits_out + t * BV);
     }
-}
-
-void log_softmax(const float *x, size_t n, float *out) {
-    if (n == 0) return;
-    const float mx = *std::max_element(x, x + n);
-    double sum = 0;
-    for (size_t i = 0; i < n; ++i) sum += std::exp(double(x[i] - mx));
-    const float lse = mx + float(std::log(sum));
-    for (size_t i = 0; i < n; ++i) out[i] = x[i] - lse;
 }
 
 }  // namespace amq

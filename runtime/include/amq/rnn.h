@@ -16,6 +16,12 @@
 // above now, the decoder now and the recurrent product at the next step. A float
 // model runs f32_gemv in place of the binary products. A session allocates all
 // its buffers when it is made: steps allocate nothing.
+//
+// Bits per matrix (docs/MODEL_FORMAT.md, matrix_bits): every quantized matrix
+// has its own k_w and its own activation quantizer (k_a, alternating / greedy /
+// ternary). A vector that feeds several matrices (h of layer l feeds
+// weight_hh_l, weight_ih_l(l+1) and, for the last layer, the decoder) is
+// quantized once per distinct quantizer among them.
 #pragma once
 
 #include <cstddef>
@@ -40,8 +46,10 @@ public:
     const RnnShape &shape() const { return shape_; }
     bool quantized() const { return quantized_; }
     int k_w() const { return k_w_; }
-    int k_a() const { return k_a_; }
+    int k_a() const { return k_a_; }  // model-wide; see matrices() for each matrix's
     int act_iters() const { return act_iters_; }
+    // Every quantized matrix with its shape and bits (empty for a float model).
+    const std::vector<QuantMatrixInfo> &matrices() const { return matrices_; }
     const std::vector<std::string> &vocab() const { return vocab_; }
     const std::map<std::string, std::string> &metadata() const { return metadata_; }
     // Bytes of the weights as the kernels hold them (planes, scales, floats).
@@ -49,11 +57,20 @@ public:
 
 private:
     friend class Session;
+    // How the vector a quantized matrix multiplies is quantized online.
+    struct ActQuant {
+        int k = 0, iters = 0;  // planes; alternating cycles (0 = greedy)
+        bool ternary = false;  // quantize_act_ternary (k = 2)
+        bool operator==(const ActQuant &o) const {
+            return k == o.k && iters == o.iters && ternary == o.ternary;
+        }
+    };
     struct Matrix {  // one weight matrix with its bias, on the binary or the f32 kernels
         BinaryMatrix binary;
         std::vector<float> weights, bias;  // float: [rows][cols], bias [rows] (0 if none)
         size_t rows = 0, cols = 0;
         bool quantized = false;
+        ActQuant act;  // quantized: of its input vector
         size_t out_stride() const { return quantized ? binary.rows_padded() : rows; }
     };
     struct Layer {
@@ -71,6 +88,7 @@ private:
     Matrix decoder_;
     std::vector<std::string> vocab_;
     std::map<std::string, std::string> metadata_;
+    std::vector<QuantMatrixInfo> matrices_;
 };
 
 class Session {
@@ -107,6 +125,16 @@ public:
     void run_tokens(const int64_t *tokens, size_t T, float *h_out, float *logits_out);
 
 private:
+    // One vector quantized once for each distinct quantizer of the matrices it
+    // feeds: q[i] by settings[i].
+    struct QuantizedVector {
+        std::vector<Model::ActQuant> settings;
+        std::vector<BinaryBatch> q;
+        // The index of `a` (added when new, sized for n values x batch items).
+        size_t slot(const Model::ActQuant &a, size_t n, size_t batch);
+    };
+    // Quantizes item b of x (n values) into every slot of `v`.
+    static void quantize_into(const float *x, size_t n, QuantizedVector &v, size_t b);
     void layers_step();
     void cell_step(size_t l, const float *gx, size_t gx_stride, size_t gh_stride);
     void run_chunk(const float *x, size_t n, float *h_out);
@@ -120,8 +148,12 @@ private:
     size_t H_, G_;
     std::vector<float> input_;               // [B][input_size]
     std::vector<std::vector<float>> h_, c_;  // per layer [B][H]
-    std::vector<BinaryBatch> hq_;            // per layer: quantized h
-    BinaryBatch xq_;                         // quantized layer-0 input
+    std::vector<QuantizedVector> hq_;        // per layer: quantized h
+    QuantizedVector xq_;                     // quantized layer-0 input
+    // Slots of each matrix's input: ih_slot_[l] in xq_ (l = 0) or hq_[l - 1],
+    // hh_slot_[l] in hq_[l], dec_slot_ in hq_.back().
+    std::vector<size_t> ih_slot_, hh_slot_;
+    size_t dec_slot_ = 0;
     BinaryBatch seq_in_, seq_out_;           // run(): quantized inputs of a chunk
     std::vector<float> gx_seq_;              // run(): [chunk][B][stride]
     std::vector<float> gx_, gh_;             // [B][stride] gate pre-activations
@@ -129,7 +161,16 @@ private:
     std::vector<float> logits_padded_;       // [B][rows_padded] from bgemm
 };
 
-// out[i] = x[i] - log(sum_j exp(x[j])), over n values (stable: shifted by the max).
-void log_softmax(const float *x, size_t n, float *out);
+// The language model's head, on the log_softmax kernel (generators/log_softmax.h).
+// out[i] = x[i] - lse, lse = log(sum_j exp(x[j])) (shifted by the max), over n >= 1
+// values; returns lse. out may be x (in place) or null (then only lse). Throws
+// amq::Error when x holds NaN or Inf.
+float log_softmax(const float *x, size_t n, float *out);
+// The index of the largest of x[0..n) (the lowest index among equal values).
+size_t argmax(const float *x, size_t n);
+// The indices of the k largest of x[0..n) (1 <= k <= n), largest first, equal
+// values by lower index: the k blocks of largest block maxima from the
+// log_softmax kernel, then a partial sort of their k x 64 values.
+std::vector<size_t> top_k(const float *x, size_t n, size_t k);
 
 }  // namespace amq
