@@ -55,7 +55,7 @@ inline LogSoftmaxFuncs log_softmax_algorithm(Halide::Func x, Halide::Expr n, int
     // Lane l of block b: the max over the elements l, l + vector, ... of the block.
     f.rin = RDom(0, B / vector, "rin");
     f.lane_max = Func("lane_max");
-    f.lane_max(f.l, f.b) = xc(f.b * B + f.rin * vector + f.l);
+    f.lane_max(f.l, f.b) = xc(f.b * B + f.l);  // the first vector again below: max is idempotent
     f.lane_max(f.l, f.b) = max(f.lane_max(f.l, f.b), xc(f.b * B + f.rin * vector + f.l));
     RDom rl(0, vector, "rl");
     f.block_max = Func("block_max");

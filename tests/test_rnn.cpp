@@ -393,7 +393,7 @@ TEST(CApi, LoadsRunsAndReportsErrors) {
     const std::vector<float> logits = {1.0f, 3.0f, -2.0f, 3.0f, 0.5f};
     std::vector<float> logp(5), want(5);
     float lse = 0;
-    ASSERT_EQ(amq_log_softmax(logits.data(), 5, logp.data(), &lse), AMQ_OK) << amq_last_error();
+    ASSERT_EQ(amq_log_probs(logits.data(), 5, logp.data(), &lse), AMQ_OK) << amq_last_error();
     EXPECT_NEAR(lse, ref::log_softmax(logits.data(), 5, want.data()), 1e-6);
     for (int i = 0; i < 5; ++i) EXPECT_NEAR(logp[size_t(i)], want[size_t(i)], 1e-6);
     size_t top[2] = {9, 9};
@@ -402,7 +402,7 @@ TEST(CApi, LoadsRunsAndReportsErrors) {
     EXPECT_EQ(top[1], 3u);
     EXPECT_EQ(amq_top_k(logits.data(), 5, 6, top), AMQ_ERR_ARGUMENT);
     EXPECT_NE(std::string(amq_last_error()).find("top_k: k = 6"), std::string::npos);
-    EXPECT_EQ(amq_log_softmax(nullptr, 5, nullptr, nullptr), AMQ_ERR_ARGUMENT);
+    EXPECT_EQ(amq_log_probs(nullptr, 5, nullptr, nullptr), AMQ_ERR_ARGUMENT);
     amq_model_free(nullptr);
     amq_session_free(nullptr);
 }

@@ -130,7 +130,7 @@ amq_status amq_session_run(amq_session *session, const float *x, size_t steps, f
     return guarded([&] { session->session.run(x, steps, h_out); });
 }
 
-amq_status amq_log_softmax(const float *x, size_t n, float *out, float *lse_out) {
+amq_status amq_log_probs(const float *x, size_t n, float *out, float *lse_out) {
     AMQ_REQUIRE(x);
     return guarded([&] {
         const float lse = amq::log_softmax(x, n, out);

@@ -65,11 +65,12 @@ amq_status amq_session_step_tokens(amq_session *session, const int64_t *tokens, 
 /* T steps: x [T][batch][input_size] -> h_out [T][batch][hidden_size]. */
 amq_status amq_session_run(amq_session *session, const float *x, size_t steps, float *h_out);
 
-/* Language-model heads (the log_softmax kernel): out [n] = x - log(sum exp x)
+/* Language-model heads (the log_softmax kernel; the kernel's own symbol is
+ * amq_log_softmax, hence another name here): out [n] = x - log(sum exp x)
  * (out may be x, or null), *lse_out the log-sum-exp (may be null); NaN or +Inf
  * in x is an error. top_k: the indices of the k largest of x [n] (1 <= k <= n),
  * largest first, equal values by lower index. */
-amq_status amq_log_softmax(const float *x, size_t n, float *out, float *lse_out);
+amq_status amq_log_probs(const float *x, size_t n, float *out, float *lse_out);
 amq_status amq_top_k(const float *x, size_t n, size_t k, size_t *indices);
 
 #ifdef __cplusplus
