@@ -176,8 +176,8 @@ void add_run_commands(CLI::App &app) {
     eval->add_option("--config", e->configs,
                      "With --compare: a configuration, repeatable (default: a built-in list): "
                      "float, wWaA or ternary, then comma-separated lm (embedding and decoder "
-                     "quantized too), act=METHOD, NAME=WxA[:METHOD] (as amq quantize "
-                     "--bits-for), e.g. w2a2,lm,decoder.weight=4x4");
+                     "quantized too), lm=WxA[:METHOD] (them at those bits), act=METHOD, "
+                     "NAME=WxA[:METHOD] (as amq quantize --bits-for), e.g. w2a2,lm=4x4");
     eval->add_option("--rounds", e->rounds,
                      "With --compare: passes over the text per configuration, in turn; "
                      "tokens/s is their median (default 1)")

@@ -29,7 +29,8 @@ std::vector<std::string> split(const std::string &s, char sep) {
     return out;
 }
 
-// "float" | "wWaA" | "ternary", then ",lm", ",act=METHOD", ",NAME=WxA[:METHOD]".
+// "float" | "wWaA" | "ternary", then ",lm", ",lm=WxA[:METHOD]" (embedding and
+// decoder at those bits), ",act=METHOD", ",NAME=WxA[:METHOD]".
 Config parse_config(const std::string &text, const RnnShape &shape) {
     const std::vector<std::string> parts = split(text, ',');
     const std::string opt = "--config '" + text + "'";
@@ -59,6 +60,10 @@ Config parse_config(const std::string &text, const RnnShape &shape) {
         const std::string &p = parts[i];
         if (p == "lm") {
             o.lm_parts = true;
+        } else if (p.rfind("lm=", 0) == 0) {  // the embedding and the decoder (if untied)
+            for (const std::string &name : weight_matrix_names(shape, true))
+                if (name == "embedding.weight" || name == "decoder.weight")
+                    bits_for.push_back(name + "=" + p.substr(3));
         } else if (p.rfind("act=", 0) == 0) {
             o.act_method = p.substr(4);
             const std::vector<std::string> &m = act_method_names();
@@ -71,7 +76,7 @@ Config parse_config(const std::string &text, const RnnShape &shape) {
             bits_for.push_back(p);
         } else {
             throw UsageError(opt + ": unknown part '" + p +
-                             "' (expected lm, act=METHOD or NAME=WxA[:METHOD])");
+                             "' (expected lm, lm=WxA, act=METHOD or NAME=WxA[:METHOD])");
         }
     }
     o.bits_for = parse_bits_for(bits_for, shape);
@@ -130,9 +135,7 @@ const std::vector<std::string> &default_compare_configs() {
         "float",
         "w2a2", "w2a3", "w3a3", "w1a1", "ternary",
         "w2a2,lm", "w2a3,lm", "w3a3,lm", "w1a1,lm", "ternary,lm",
-        "w2a2,embedding.weight=4x4,decoder.weight=4x4",
-        "w2a2,embedding.weight=3x3,decoder.weight=3x3",
-        "w2a3,embedding.weight=4x4,decoder.weight=4x3",
+        "w2a2,lm=4x4", "w2a2,lm=3x3", "w2a2,lm=4x2", "w3a3,lm=4x4",
     };
     return c;
 }
@@ -172,16 +175,21 @@ void run_eval_compare(const CompareArgs &a) {
 
     // Rounds in turn over the configurations: a slower stretch of the shared
     // machine is spread over all of them. Perplexity is the same every round.
-    std::vector<std::vector<double>> speed(configs.size());
+    // tokens/s per CPU second of the evaluating thread (one thread: an idle
+    // core's figure even when other work shares the machine), and per wall second.
+    std::vector<std::vector<double>> speed(configs.size()), wall(configs.size());
     std::vector<LmScore> first(configs.size());
     for (int r = 0; r < a.rounds; ++r)
         for (size_t i = 0; i < configs.size(); ++i) {
             const LmScore s = score_lm(models[i], ids);
             if (r == 0) first[i] = s;
-            speed[i].push_back(s.tokens_per_second());
-            std::fprintf(stderr, "amq eval --compare: round %d/%d %-50s perplexity %.2f, %.0f tokens/s\n",
+            speed[i].push_back(s.tokens_per_cpu_second());
+            wall[i].push_back(s.tokens_per_second());
+            std::fprintf(stderr,
+                         "amq eval --compare: round %d/%d %-40s perplexity %.2f, %.0f tokens per "
+                         "CPU second (%.0f per wall second)\n",
                          r + 1, a.rounds, configs[i].label.c_str(), s.perplexity,
-                         s.tokens_per_second());
+                         s.tokens_per_cpu_second(), s.tokens_per_second());
         }
 
     // The float model's figures are the baseline (the first float configuration).
@@ -208,6 +216,7 @@ void run_eval_compare(const CompareArgs &a) {
                         {"perplexity_vs_float", dppl},
                         {"tokens_per_second", tps},
                         {"tokens_per_second_rounds", speed[i]},
+                        {"tokens_per_wall_second", median(wall[i])},
                         {"speedup_vs_float", up}});
         table << "| " << configs[i].label << " | " << bits << " | " << fixed(mb, 2) << " | "
               << fixed(ppl, 2) << " | " << (i == base ? "" : (dppl >= 0 ? "+" : "") + fixed(100 * dppl, 1) + "%")
@@ -230,7 +239,8 @@ void run_eval_compare(const CompareArgs &a) {
     std::cout << table.str() << "\n"
               << "Perplexity over " << (first.empty() ? 0 : first[0].tokens) << " predictions of "
               << a.text << "; tokens/s the median of " << a.rounds
-              << " round(s), one thread, step and log-softmax.\n";
+              << " round(s) per CPU second of the one evaluating thread (the step and the "
+                 "log-softmax of every token).\n";
     if (best >= 0)
         std::cout << "Fastest within 2% of float perplexity: " << configs[size_t(best)].label << "\n";
     else

@@ -39,7 +39,8 @@ LmScore score_lm(const std::shared_ptr<const Model> &model, const std::vector<in
 // extra_models, each scored on the same tokens in the same run; one table.
 // A configuration is "float", "wWaA" or "ternary" (ternary weights and
 // activations), then comma-separated: "lm" (embedding and decoder quantized
-// too), "act=METHOD", "NAME=WxA[:METHOD]" (as amq quantize --bits-for).
+// too), "lm=WxA[:METHOD]" (the embedding and, untied, the decoder at those
+// bits), "act=METHOD", "NAME=WxA[:METHOD]" (as amq quantize --bits-for).
 struct CompareArgs {
     std::string float_model, text;
     std::vector<std::string> configs, extra_models;
