@@ -41,7 +41,7 @@ std::vector<ModelProblem> model_problems(const ModelFile &model, size_t batch, i
     if (batch < 1) throw std::invalid_argument("model problems: batch 0 (expected >= 1)");
     if (threads < 1) throw std::invalid_argument("model problems: threads 0 (expected >= 1)");
     const RnnShape &s = model.shape;
-    const size_t G = size_t(s.gates()), H = s.hidden_size, steps = kModelRunChunk;
+    const size_t H = s.hidden_size, steps = kModelRunChunk;
     const bool quantized = model.quantized();
     const std::string sl = arch_name(s.arch);
     std::vector<ModelProblem> out;
@@ -87,23 +87,33 @@ std::vector<ModelProblem> model_problems(const ModelFile &model, size_t batch, i
         }
         add(p, use, calls);
     };
-    for (int l = 0; l < s.layers; ++l) {
-        const std::string L = "layer " + std::to_string(l), ls = std::to_string(l);
-        const size_t I = s.layer_input(l);
-        product("weight_hh_l" + ls, G * H, H, batch, double(steps), L + " recurrent product");
-        if (s.lm() || !quantized)
-            product("weight_ih_l" + ls, G * H, I, batch, double(steps), L + " input product");
-        else
-            product("weight_ih_l" + ls, G * H, I, steps * batch, 1.0,
-                    L + " input product (run, " + std::to_string(steps) + "-step chunk)");
-        Problem c;
-        c.pipeline = sl + "_cell";
-        c.rows = H;
-        c.batch = batch;
-        add(c, L + " cell", double(steps));
+    // The matrices of the network (amq/model.h's one list), as the runner uses them.
+    for (const MatrixInfo &mi : weight_matrices(s, false)) {
+        const std::string L =
+            "layer " + std::to_string(mi.layer) + (mi.direction ? " reverse" : "");
+        switch (mi.role) {
+            case MatrixRole::input:
+                if (s.lm() || !quantized)
+                    product(mi.name, mi.rows, mi.cols, batch, double(steps), L + " input product");
+                else
+                    product(mi.name, mi.rows, mi.cols, steps * batch, 1.0,
+                            L + " input product (run, " + std::to_string(steps) + "-step chunk)");
+                break;
+            case MatrixRole::recurrent: {
+                product(mi.name, mi.rows, mi.cols, batch, double(steps), L + " recurrent product");
+                Problem c;
+                c.pipeline = sl + "_cell";
+                c.rows = H;
+                c.batch = batch;
+                add(c, L + " cell", double(steps));
+                break;
+            }
+            default:  // the projection of an LSTM with proj_size
+                product(mi.name, mi.rows, mi.cols, batch, double(steps), L + " projection");
+        }
     }
     if (s.lm())
-        product(s.tied ? "embedding.weight" : "decoder.weight", s.vocab_size, H, batch,
+        product(s.tied ? "embedding.weight" : "decoder.weight", s.vocab_size, s.h_size(), batch,
                 double(steps), "decoder");
     if (s.lm()) {  // the log-softmax over the vocabulary, once per item (amq eval, generation)
         Problem ls;
@@ -113,36 +123,35 @@ std::vector<ModelProblem> model_problems(const ModelFile &model, size_t batch, i
         add(ls, "log-softmax", double(steps * batch));
     }
     if (quantized) {
-        // Each vector is quantized once per distinct quantizer among the
-        // matrices it feeds (the runner's slots): x_t feeds weight_ih_l0; h of
-        // layer l feeds weight_hh_l, weight_ih_l(l+1) and, last, the decoder.
-        // Ternary activations (quantize_act_ternary) are not a tunable pipeline.
-        auto vector = [&](const std::vector<std::string> &consumers, size_t cols,
-                          const std::string &use) {
-            std::vector<MatrixBits> seen;
-            for (const std::string &name : consumers) {
-                if (!model.quant.count(name)) continue;
-                const MatrixBits b = model.bits_of(name);
-                if (b.act_method == "ternary" ||
-                    std::find(seen.begin(), seen.end(), b) != seen.end())
-                    continue;
-                seen.push_back(b);
-                Problem q;
-                q.pipeline = "quantize_act";
-                q.rows = 1;
-                q.k_a = b.k_a;
-                q.iters = b.act_method == "greedy" ? 0 : model.act_iters;
-                q.cols = cols;
-                add(q, use, double(steps * batch));
+        // Once per distinct activation quantizer of the model's matrices (bits
+        // per matrix; one with uniform bits). Ternary activations
+        // (quantize_act_ternary) are not a tunable pipeline.
+        std::vector<MatrixBits> kinds;
+        for (const QuantMatrixInfo &m : quantized_matrices(model))
+            if (m.bits.act_method != "ternary" &&
+                std::find(kinds.begin(), kinds.end(), m.bits) == kinds.end() &&
+                !(m.name == "embedding.weight" && !s.tied))  // a lookup: no product
+                kinds.push_back(m.bits);
+        for (const MatrixBits &b : kinds) {
+            Problem q;
+            q.pipeline = "quantize_act";
+            q.rows = 1;
+            q.k_a = b.k_a;
+            q.iters = b.act_method == "greedy" ? 0 : model.act_iters;
+            const double per_step = double(steps * batch), D = s.directions(),
+                         LD = D * double(s.layers);
+            q.cols = s.input_size;  // each direction quantizes its chunk's inputs
+            add(q, "layer 0 input", per_step * D);
+            q.cols = s.h_size();
+            add(q, "hidden state", per_step * LD);
+            if (s.bidirectional && s.layers > 1) {  // the outputs of both directions, together
+                q.cols = s.output_size();
+                add(q, "layer input (both directions)", per_step * D * double(s.layers - 1));
             }
-        };
-        vector({"weight_ih_l0"}, s.input_size, "layer 0 input");
-        for (int l = 0; l < s.layers; ++l) {
-            std::vector<std::string> consumers = {"weight_hh_l" + std::to_string(l)};
-            if (l + 1 < s.layers) consumers.push_back("weight_ih_l" + std::to_string(l + 1));
-            if (l + 1 == s.layers && s.lm())
-                consumers.push_back(s.tied ? "embedding.weight" : "decoder.weight");
-            vector(consumers, H, "hidden state");
+            if (s.proj_size) {
+                q.cols = H;
+                add(q, "projection input", per_step * LD);
+            }
         }
     }
     std::stable_sort(out.begin(), out.end(), [](const ModelProblem &a, const ModelProblem &b) {
