@@ -66,6 +66,7 @@ BENCHMARK(BM_stream_read)
     ->Arg(2048)
     ->Arg(3072)
     ->Arg(4096)
+    ->Arg(7057)  // the demo language model's float decoder, 6022 x 300 floats
     ->Arg(16384)
     ->Arg(65536);
 

@@ -1201,6 +1201,7 @@ TEST(ModelTune, ProblemsOfABatchedLanguageModelWithAFloatDecoderAndGreedyActivat
         "f32_gemv 1000x129 f32 2 thread(s)",
         "gru_cell 129x4 f32 2 thread(s)",
         "quantize_act 129 a3t0 2 thread(s)",
+        "log_softmax 1000 f32 2 thread(s)",
     };
     EXPECT_EQ(problem_strs(ps), want);
     // A language model runs step by step: the input and the recurrent product
@@ -1208,7 +1209,31 @@ TEST(ModelTune, ProblemsOfABatchedLanguageModelWithAFloatDecoderAndGreedyActivat
     EXPECT_EQ(ps[0].calls, 128);
     EXPECT_EQ(ps[1].calls, 64 * 4);  // the float decoder runs once per item
     EXPECT_EQ(ps[3].calls, 64 * 4 * 2);
+    EXPECT_EQ(ps[4].calls, 64 * 4);  // the log-softmax of every item
     EXPECT_THROW(model_problems(m, 0, 1, "tiled", 8), std::invalid_argument);
+}
+
+// Bits per matrix: each product with its matrix's bits; quantize_act for each
+// distinct activation quantizer (ternary ones are not tunable).
+TEST(ModelTune, ProblemsWithBitsPerMatrix) {
+    amq::ModelFile m = lstm2_model();  // W2A3, act_iters 2
+    m.quant["weight_hh_l1"].k = 4;
+    m.matrix_bits["weight_hh_l1"] = {4, 1, "greedy"};
+    m.matrix_bits["weight_ih_l1"] = {2, 2, "ternary"};
+    const auto ps = model_problems(m, 1, 1, "tiled", 16);
+    const std::vector<std::string> want = {
+        "bgemv 516x129 W2A3 1 thread(s)",  // layer 0 recurrent
+        "bgemv 516x129 W4A1 1 thread(s)",  // layer 1 recurrent
+        "bgemm 516x100x64 W2A3 tiled/16 1 thread(s)",
+        "bgemm 516x129x64 W2A2 tiled/16 1 thread(s)",
+        "lstm_cell 129x1 f32 1 thread(s)",
+        "quantize_act 129 a3t2 1 thread(s)",
+        "quantize_act 100 a3t2 1 thread(s)",
+        "quantize_act 129 a1t0 1 thread(s)",
+        "quantize_act 100 a1t0 1 thread(s)",
+    };
+    EXPECT_EQ(problem_strs(ps), want);
+    EXPECT_EQ(ps[5].calls, 128);  // per activation quantizer (ternary ones are not tunable)
 }
 
 // Every matrix of amq::weight_matrices: both directions, the projections, and

@@ -201,6 +201,7 @@ void expect_same_model(const ModelFile &a, const ModelFile &b) {
         EXPECT_EQ(a.act_iters, b.act_iters);
         EXPECT_EQ(a.method, b.method);
         EXPECT_EQ(a.act_method, b.act_method);
+        EXPECT_EQ(a.matrix_bits, b.matrix_bits);
     }
     ASSERT_EQ(a.floats.size(), b.floats.size());
     for (const auto &[name, t] : a.floats) {
@@ -788,6 +789,91 @@ TEST(ModelFile, MixedLmPartsInAmq) {
     EXPECT_TRUE(back.floats.count("decoder.weight"));
 }
 
+// An LM .amq with bits per matrix: decoder W4A4, weight_hh_l0 W3 with ternary
+// activations, the rest the model-wide W2A3 greedy.
+ModelFile bits_per_matrix_model() {
+    ModelSpec spec = kLstm2Amq;
+    spec.vocab = 20;
+    spec.lm_quantized = true;
+    ModelFile m = make_model(spec);
+    std::mt19937 rng(11);
+    m.quant["decoder.weight"] = random_quant(rng, 4, 20, spec.hidden);
+    m.quant["weight_hh_l0"] = random_quant(rng, 3, 4 * spec.hidden, spec.hidden);
+    m.matrix_bits["decoder.weight"] = {4, 4, "alternating"};
+    m.matrix_bits["weight_hh_l0"] = {3, 2, "ternary"};
+    return m;
+}
+
+TEST(ModelFile, BitsPerMatrix) {
+    const ModelFile m = bits_per_matrix_model();
+    const std::vector<uint8_t> bytes = model_writer(m).bytes();
+    const ModelFile back = load_model_from_bytes(bytes, "bits");
+    expect_same_model(m, back);
+    EXPECT_EQ(back.bits_of("decoder.weight"), (MatrixBits{4, 4, "alternating"}));
+    EXPECT_EQ(back.bits_of("weight_hh_l0"), (MatrixBits{3, 2, "ternary"}));
+    EXPECT_EQ(back.bits_of("weight_ih_l1"), (MatrixBits{2, 3, "greedy"}));
+    const st::Reader r = st::Reader::from_bytes(bytes, "bits");
+    EXPECT_EQ(r.meta("matrix_bits"),
+              "{\"decoder.weight\":{\"k_w\":4,\"k_a\":4,\"act_method\":\"alternating\"},"
+              "\"weight_hh_l0\":{\"k_w\":3,\"k_a\":2,\"act_method\":\"ternary\"}}");
+    const std::vector<QuantMatrixInfo> list = quantized_matrices(back);
+    ASSERT_EQ(list.size(), 6u);
+    const std::vector<std::string> order = {"weight_ih_l0", "weight_hh_l0", "weight_ih_l1",
+                                            "weight_hh_l1", "embedding.weight", "decoder.weight"};
+    for (size_t i = 0; i < list.size(); ++i) {
+        EXPECT_EQ(list[i].name, order[i]);
+        EXPECT_EQ(list[i].bits, back.bits_of(order[i]));
+        EXPECT_EQ(std::make_pair(list[i].rows, list[i].cols), matrix_dims(back.shape, order[i]));
+    }
+    // Missing fields take the model-wide values; a file without the key reads as before.
+    RawModel raw(m);
+    raw.meta["matrix_bits"] =
+        "{\"decoder.weight\": {\"k_w\": 4}, \"weight_hh_l0\": {\"k_w\": 3, \"k_a\": 1}}";
+    const ModelFile partial = load_model_from_bytes(raw.bytes(), "partial");
+    EXPECT_EQ(partial.bits_of("decoder.weight"), (MatrixBits{4, 3, "greedy"}));
+    EXPECT_EQ(partial.bits_of("weight_hh_l0"), (MatrixBits{3, 1, "greedy"}));
+    EXPECT_TRUE(load_model_from_bytes(model_writer(make_model(kLstm2Amq)).bytes(), "plain")
+                    .matrix_bits.empty());
+}
+
+TEST(ModelMalformed, BitsPerMatrix) {
+    const ModelFile m = bits_per_matrix_model();
+    auto with = [&](const std::string &value) {
+        RawModel raw(m);
+        raw.meta["matrix_bits"] = value;
+        return model_error(raw.bytes());
+    };
+    EXPECT_MESSAGE(with("{\"decoder.weight\":"), "metadata 'matrix_bits': is not JSON");
+    EXPECT_MESSAGE(with("[1, 2]"), "metadata 'matrix_bits': is not a JSON object");
+    EXPECT_MESSAGE(with("{\"decoder.weight\": 4}"), "'decoder.weight': 4 is not an object");
+    EXPECT_MESSAGE(with("{\"decoder.weight\": {\"k_w\": 4, \"k_a\": 5}}"),
+                   "'decoder.weight': k_a = 5, expected an integer 1..4");
+    EXPECT_MESSAGE(with("{\"decoder.weight\": {\"k_w\": \"4\"}}"), "k_w = \"4\"");
+    EXPECT_MESSAGE(with("{\"decoder.weight\": {\"k_w\": 4, \"bits\": 2}}"),
+                   "unknown field 'bits'");
+    EXPECT_MESSAGE(with("{\"decoder.weight\": {\"k_w\": 4, \"act_method\": \"magic\"}}"),
+                   "act_method = \"magic\"");
+    EXPECT_MESSAGE(
+        with("{\"decoder.weight\": {\"k_w\": 4, \"k_a\": 3, \"act_method\": \"ternary\"}}"),
+        "'decoder.weight': k_a = 3 with act_method 'ternary'");
+    EXPECT_MESSAGE(with("{\"decoder.weight\": {\"k_w\": 4}, \"weight_hh_l0\": {\"k_w\": 3}, "
+                        "\"weight_hh_l7\": {\"k_w\": 2}}"),
+                   "metadata 'matrix_bits': names 'weight_hh_l7', which is not a quantized");
+    // Bits that disagree with the planes: refused naming the planes tensor.
+    EXPECT_MESSAGE(with("{\"decoder.weight\": {\"k_w\": 2}, \"weight_hh_l0\": {\"k_w\": 3}}"),
+                   "tensor 'decoder.weight.planes': shape [4, 20, 3], expected [2, 20, 3]: "
+                   "has 4 planes but its entry in metadata "
+                   "'matrix_bits' gives k_w = 2");
+    EXPECT_MESSAGE(with("{\"decoder.weight\": {\"k_w\": 4}}"),
+                   "tensor 'weight_hh_l0.planes'", "has 3 planes but metadata 'k_w'");
+    // A float matrix has no bits.
+    ModelSpec spec = kLstm2Amq;
+    spec.vocab = 20;
+    RawModel float_decoder(make_model(spec));
+    float_decoder.meta["matrix_bits"] = "{\"decoder.weight\": {\"k_w\": 2}}";
+    EXPECT_MESSAGE(model_error(float_decoder.bytes()), "names 'decoder.weight', which is not a");
+}
+
 TEST(ModelFile, PlainStateDictDerivesTheShape) {
     for (Arch arch : {Arch::lstm, Arch::gru})
         for (bool lm : {false, true})
@@ -1047,8 +1133,12 @@ TEST(ModelMalformed, OtherMetadata) {
     method.meta["method"] = "magic";
     EXPECT_MESSAGE(model_error(method.bytes()), "metadata 'method': 'magic', expected one of");
     RawModel act(make_model(kLstm2Amq));
-    act.meta["act_method"] = "ternary";
-    EXPECT_MESSAGE(model_error(act.bytes()), "metadata 'act_method': 'ternary'");
+    act.meta["act_method"] = "magic";
+    EXPECT_MESSAGE(model_error(act.bytes()), "metadata 'act_method': 'magic'", "ternary");
+    RawModel ternary(make_model(kLstm2Amq));  // k_a 3
+    ternary.meta["act_method"] = "ternary";
+    EXPECT_MESSAGE(model_error(ternary.bytes()), "metadata 'k_a': 3",
+                   "act_method 'ternary' stores 2 planes");
     RawModel missing(make_model(kLstm2Amq));
     missing.meta.erase("iters");
     EXPECT_MESSAGE(model_error(missing.bytes()), "metadata 'iters': missing");
@@ -1249,6 +1339,19 @@ TEST(ModelSave, RefusesInconsistentModels) {
     m = make_model(kLstm2Amq);
     m.quant["weight_ih_l1"].k = 1;
     expect(m, "quant['weight_ih_l1'] is k=1");
+
+    m = bits_per_matrix_model();
+    m.matrix_bits["weight_hh_l0"].k_w = 2;
+    expect(m, "quant['weight_hh_l0'] is k=3 [516, 129], expected k=2 [516, 129] (its matrix_bits");
+    m = bits_per_matrix_model();
+    m.matrix_bits["weight_hh_l9"] = {2, 2, "greedy"};
+    expect(m, "matrix_bits['weight_hh_l9']: not a quantized matrix");
+    m = bits_per_matrix_model();
+    m.matrix_bits["decoder.weight"].k_a = 0;
+    expect(m, "'decoder.weight': k_a = 0, expected an integer 1..4");
+    m = bits_per_matrix_model();
+    m.act_method = "ternary";
+    expect(m, "k_a is 3, but act_method 'ternary' stores 2 planes");
 
     m = make_model(kLstm2Amq);
     m.quant["weight_ih_l1"].planes.pop_back();

@@ -8,12 +8,14 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <map>
 #include <new>
 #include <random>
 #include <thread>
 
 #include "amq/amq.h"
 #include "amq/quantize_model.h"
+#include "amq/reference.h"
 #include "amq/reference_rnn.h"
 #include "amq/rnn.h"
 
@@ -132,13 +134,15 @@ TEST(RnnFloat, MatchesPyTorch) {
 }
 
 ModelFile quantized(const std::string &name, int k_w, int k_a, bool lm_parts,
-                    const std::string &act_method = "alternating") {
+                    const std::string &act_method = "alternating",
+                    const std::map<std::string, MatrixBits> &bits_for = {}) {
     ModelQuantizeOptions o;
     o.weights.bits = k_w;
     o.weights.threads = 1;
     o.k_a = k_a;
     o.lm_parts = lm_parts;
     o.act_method = act_method;
+    o.bits_for = bits_for;
     return quantize_model(load_model(fixture(name + ".safetensors")), o);
 }
 
@@ -194,13 +198,70 @@ INSTANTIATE_TEST_SUITE_P(Rnn, RnnQuantized,
                                            QuantCase{"gru_bi_long", 2, 2, false, "alternating"},
                                            QuantCase{"gru_bi_long", 3, 4, false, "alternating"},
                                            QuantCase{"lstm_proj_long", 3, 3, false, "alternating"},
-                                           QuantCase{"lstm_proj_long", 2, 1, false, "greedy"}),
+                                           QuantCase{"lstm_proj_long", 2, 1, false, "greedy"},
+                                           QuantCase{"lstm2", 2, 2, false, "ternary"},
+                                           QuantCase{"lm_gru", 3, 2, true, "ternary"}),
                          [](const ::testing::TestParamInfo<QuantCase> &i) {
                              return std::string(i.param.fixture) + "_w" +
                                     std::to_string(i.param.k_w) + "a" +
                                     std::to_string(i.param.k_a) + (i.param.lm_parts ? "_lmq" : "") +
                                     "_" + i.param.act_method;
                          });
+
+// Bits per matrix (matrix_bits): each matrix with its own k_w and activation
+// quantizer; h of a layer quantized once per distinct quantizer of the matrices
+// it feeds. Against the reference runner, which quantizes per matrix.
+struct BitsCase {
+    const char *fixture;
+    bool lm_parts;
+    std::map<std::string, MatrixBits> bits;
+};
+
+std::vector<BitsCase> bits_cases() {
+    return {
+        // h_0 feeds weight_hh_l0 (ternary) and weight_ih_l1 (4 bits): two slots.
+        {"lstm2",
+         false,
+         {{"weight_ih_l0", {3, 1, "greedy"}},
+          {"weight_hh_l0", {2, 2, "ternary"}},
+          {"weight_ih_l1", {1, 4, "alternating"}},
+          {"weight_hh_l1", {4, 3, ""}}}},
+        {"gru2", false, {{"weight_hh_l1", {1, 3, ""}}, {"weight_ih_l1", {3, 3, ""}}}},
+        // The decoder on its own bits, the embedding at 3 bits, ternary recurrence.
+        {"lm_gru",
+         false,
+         {{"decoder.weight", {4, 4, ""}},
+          {"embedding.weight", {3, 3, ""}},
+          {"weight_hh_l0", {2, 2, "ternary"}}}},
+        // Tied: the embedding is the decoder, its k_a that of the decoder product.
+        {"lm_lstm_tied", true, {{"embedding.weight", {4, 3, "greedy"}}}},
+    };
+}
+
+TEST(RnnBitsPerMatrix, MatchesTheReferenceRunner) {
+    for (const BitsCase &c : bits_cases()) {
+        SCOPED_TRACE(c.fixture);
+        const TorchIo io = load_io(c.fixture);
+        const ModelFile file = quantized(c.fixture, 2, 2, c.lm_parts, "alternating", c.bits);
+        for (const auto &[name, b] : c.bits) {
+            EXPECT_EQ(file.bits_of(name).k_w, b.k_w) << name;
+            EXPECT_EQ(file.quant.at(name).k, b.k_w) << name;
+        }
+        const ref::RnnOutput want =
+            ref::run_model(file, io.x.empty() ? nullptr : io.x.data(),
+                           io.tokens.empty() ? nullptr : io.tokens.data(), io.T, io.B);
+        const auto model = Model::from_file(file);
+        EXPECT_EQ(model->matrices().size(), file.quant.size());
+        const Outputs got = run_session(model, io);
+        EXPECT_LE(max_abs_diff(got.h, want.h), 1e-4);
+        if (!want.logits.empty()) EXPECT_LE(max_abs_diff(got.logits, want.logits), 1e-3);
+        // Not the model-wide bits: the same model at W2A2 everywhere differs.
+        const ref::RnnOutput plain =
+            ref::run_model(quantized(c.fixture, 2, 2, c.lm_parts), io.x.empty() ? nullptr : io.x.data(),
+                           io.tokens.empty() ? nullptr : io.tokens.data(), io.T, io.B);
+        EXPECT_GT(max_abs_diff(plain.h, want.h), 1e-3);
+    }
+}
 
 TEST(RnnQuantizedError, FallsAsBitsRise) {
     for (const char *name : {"lstm2", "gru2"}) {
@@ -233,9 +294,12 @@ TEST(RnnSessions, ParallelThreadsGiveTheSameResults) {
 // run() (layer by layer, the input products of a chunk batched) gives what step()
 // gives, across chunk boundaries.
 TEST(RnnSessions, RunMatchesSteps) {
-    for (const char *name : {"lstm2", "gru2", "lstm_proj_long"}) {
+    for (const char *name : {"lstm2", "gru2", "lstm_proj_long", "lstm2 bits per matrix"}) {
         SCOPED_TRACE(name);
-        const auto model = Model::from_file(quantized(name, 2, 3, false));
+        const bool per_matrix = std::string(name) == "lstm2 bits per matrix";
+        const auto model = Model::from_file(
+            per_matrix ? quantized("lstm2", 2, 2, false, "alternating", bits_cases()[0].bits)
+                       : quantized(name, 2, 3, false));
         const size_t B = 2, I = model->shape().input_size, H = model->shape().h_size();
         const size_t T = Session::kRunChunk + 7;
         std::vector<float> x(T * B * I);
@@ -274,11 +338,14 @@ TEST(RnnSessions, ResetStartsOver) {
 // allocate nothing: quantized and float, LSTM and GRU, batch 1 and 3, LM.
 TEST(RnnSessions, StepsDoNotAllocate) {
     for (const char *name : {"lstm2", "gru2", "lm_gru", "lstm_proj_long"})
-        for (bool quant : {false, true}) {
+        for (int quant : {0, 1, 2}) {  // float, W2A2, bits per matrix with ternary
             SCOPED_TRACE(std::string(name) + (quant ? " quantized" : " float"));
             const TorchIo io = load_io(name);
-            const auto model = quant ? Model::from_file(quantized(name, 2, 2, true))
-                                     : Model::load(fixture(std::string(name) + ".safetensors"));
+            const std::map<std::string, MatrixBits> bits = {{"weight_hh_l0", {3, 2, "ternary"}}};
+            const auto model =
+                quant ? Model::from_file(quantized(name, 2, 2, true, "alternating",
+                                                   quant == 2 ? bits : std::map<std::string, MatrixBits>{}))
+                      : Model::load(fixture(std::string(name) + ".safetensors"));
             Session s(model, io.B);
             auto step = [&](size_t t) {
                 if (model->shape().lm())
@@ -497,6 +564,20 @@ TEST(CApi, LoadsRunsAndReportsErrors) {
     EXPECT_EQ(amq_model_load(fixture("lstm2.io.safetensors").c_str(), &bad), AMQ_ERR_FORMAT);
     EXPECT_EQ(amq_model_load(nullptr, &bad), AMQ_ERR_ARGUMENT);
     EXPECT_EQ(amq_set_num_threads(0), AMQ_ERR_ARGUMENT);
+    // The language-model head.
+    const std::vector<float> logits = {1.0f, 3.0f, -2.0f, 3.0f, 0.5f};
+    std::vector<float> logp(5), want(5);
+    float lse = 0;
+    ASSERT_EQ(amq_log_probs(logits.data(), 5, logp.data(), &lse), AMQ_OK) << amq_last_error();
+    EXPECT_NEAR(lse, ref::log_softmax(logits.data(), 5, want.data()), 1e-6);
+    for (int i = 0; i < 5; ++i) EXPECT_NEAR(logp[size_t(i)], want[size_t(i)], 1e-6);
+    size_t top[2] = {9, 9};
+    ASSERT_EQ(amq_top_k(logits.data(), 5, 2, top), AMQ_OK);
+    EXPECT_EQ(top[0], 1u);
+    EXPECT_EQ(top[1], 3u);
+    EXPECT_EQ(amq_top_k(logits.data(), 5, 6, top), AMQ_ERR_ARGUMENT);
+    EXPECT_NE(std::string(amq_last_error()).find("top_k: k = 6"), std::string::npos);
+    EXPECT_EQ(amq_log_probs(nullptr, 5, nullptr, nullptr), AMQ_ERR_ARGUMENT);
     amq_model_free(nullptr);
     amq_session_free(nullptr);
 }

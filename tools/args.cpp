@@ -1,6 +1,7 @@
 // Argument parsers shared by the subcommands.
 #include <climits>
 #include <cstdint>
+#include <algorithm>
 #include <cstdlib>
 
 #include "commands.h"
@@ -46,6 +47,38 @@ void check_range(const std::string &option, long long value, long long lo, long 
     std::string expected = hi == LLONG_MAX ? "at least " + std::to_string(lo)
                                            : std::to_string(lo) + ".." + std::to_string(hi);
     throw UsageError(option + " " + std::to_string(value) + ": expected " + expected);
+}
+
+std::map<std::string, MatrixBits> parse_bits_for(const std::vector<std::string> &items,
+                                                 const RnnShape &shape) {
+    const std::vector<std::string> names = weight_matrix_names(shape, true);
+    std::map<std::string, MatrixBits> out;
+    for (const std::string &item : items) {
+        const std::string opt = "--bits-for " + item;
+        const size_t eq = item.rfind('=');
+        if (eq == std::string::npos || eq == 0)
+            throw UsageError(opt + ": expected NAME=WxA[:ACT_METHOD], e.g. decoder.weight=4x4");
+        const std::string name = item.substr(0, eq);
+        std::string bits = item.substr(eq + 1), act;
+        if (const size_t colon = bits.find(':'); colon != std::string::npos) {
+            act = bits.substr(colon + 1);
+            bits = bits.substr(0, colon);
+            const std::vector<std::string> &methods = act_method_names();
+            if (std::find(methods.begin(), methods.end(), act) == methods.end())
+                throw UsageError(opt + ": activation method '" + act + "', expected alternating, "
+                                 "greedy or ternary");
+        }
+        if (std::find(names.begin(), names.end(), name) == names.end()) {
+            std::string list;
+            for (const std::string &n : names) list += (list.empty() ? "" : ", ") + n;
+            throw UsageError(opt + ": the model has no weight matrix '" + name + "' (its matrices: " +
+                             list + ")");
+        }
+        if (out.count(name)) throw UsageError(opt + ": '" + name + "' is given twice");
+        const spec::Bits b = parse_bits("--bits-for " + name, bits);
+        out[name] = {b.w, b.a, act};
+    }
+    return out;
 }
 
 std::string shape_str(size_t rows, size_t cols) {

@@ -119,6 +119,15 @@ nlohmann::ordered_json describe_model(const std::string &path) {
     if (model.quantized()) {
         j["bits"] = bits_str(model.k_w, model.k_a);
         j["method"] = model.method;
+        j["act_method"] = model.act_method;
+        nlohmann::ordered_json matrices = nlohmann::ordered_json::array();
+        for (const QuantMatrixInfo &q : quantized_matrices(model))
+            matrices.push_back({{"name", q.name},
+                                {"shape", shape_str(q.rows, q.cols)},
+                                {"k_w", q.bits.k_w},
+                                {"k_a", q.bits.k_a},
+                                {"act_method", q.bits.act_method}});
+        j["matrices"] = matrices;
     }
     j["tensor_bytes"] = bytes;
     j["float_bytes"] = float_bytes;
@@ -138,9 +147,15 @@ void print_model(const nlohmann::ordered_json &j) {
     if (j["proj_size"].get<size_t>()) std::cout << ", proj " << j["proj_size"];
     if (j["vocab_size"].get<size_t>()) std::cout << ", vocabulary " << j["vocab_size"];
     std::cout << "\n";
-    if (j.contains("bits"))
+    if (j.contains("bits")) {
         std::cout << "Bits:     W" << j["bits"].get<std::string>().replace(1, 1, "A") << " ("
-                  << j["method"].get<std::string>() << ")\n";
+                  << j["method"].get<std::string>() << " weights, "
+                  << j["act_method"].get<std::string>() << " activations)\n";
+        for (const auto &q : j["matrices"])
+            std::printf("  %-20s %-10s W%dA%d %s\n", q["name"].get<std::string>().c_str(),
+                        q["shape"].get<std::string>().c_str(), q["k_w"].get<int>(),
+                        q["k_a"].get<int>(), q["act_method"].get<std::string>().c_str());
+    }
     const double mb = j["tensor_bytes"].get<double>() / 1e6;
     const double ratio = j["float_bytes"].get<double>() / j["tensor_bytes"].get<double>();
     std::printf("Size:     %.2f MB of tensors, %.1fx smaller than float\n", mb, ratio);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -21,7 +22,9 @@ struct QuantizeArgs {
     std::string lm_parts = "float", range = "row";
     int wbits = 2, abits = 2, iters = 2, act_iters = 2, threads = 0;
     bool compare = false, json = false;
+    std::vector<std::string> bits_for;  // NAME=WxA[:ACT_METHOD], repeatable
 };
+
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -63,6 +66,9 @@ void run_quantize(const QuantizeArgs &a) {
                          (o.method == Method::ternary ? " stores 2 planes, expected --wbits 2"
                                                       : " expects 1..4"));
     if (a.out.empty()) throw UsageError("give the output file with -o model.amq");
+    if (a.act_method == "ternary" && a.abits != 2)
+        throw UsageError("--abits " + std::to_string(a.abits) +
+                         ": --act-method ternary stores 2 planes, expected --abits 2 (the default)");
 
     ModelQuantizeOptions mo;
     mo.weights = o;
@@ -72,20 +78,29 @@ void run_quantize(const QuantizeArgs &a) {
     mo.lm_parts = a.lm_parts == "quantized";
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<TensorError> errors;
-    ModelFile m = quantize_model(load_float(a.in), mo, &errors);
+    const ModelFile float_model = load_float(a.in);
+    mo.bits_for = parse_bits_for(a.bits_for, float_model.shape);
+    ModelFile m = quantize_model(float_model, mo, &errors);
     m.metadata["quantized_from"] = a.in;
     save_model(a.out, m);
     nlohmann::ordered_json tensors = nlohmann::ordered_json::array();
     ErrorSums total;
-    if (!a.json) std::printf("%-22s %-12s %12s\n", "tensor", "shape", "rel. MSE");
+    if (!a.json) std::printf("%-22s %-12s %12s  %s\n", "tensor", "shape", "rel. MSE", "bits");
     for (const TensorError &e : errors) {
         total += e.error;
         const std::string shape = shape_str(e.rows, e.cols);
-        tensors.push_back(
-            {{"name", e.name}, {"shape", shape}, {"relative_mse", e.error.relative()}});
+        const MatrixBits b = m.bits_of(e.name);
+        const std::string bits = "W" + std::to_string(b.k_w) + "A" + std::to_string(b.k_a) + " " +
+                                 b.act_method;
+        tensors.push_back({{"name", e.name},
+                           {"shape", shape},
+                           {"k_w", b.k_w},
+                           {"k_a", b.k_a},
+                           {"act_method", b.act_method},
+                           {"relative_mse", e.error.relative()}});
         if (!a.json)
-            std::printf("%-22s %-12s %12s\n", e.name.c_str(), shape.c_str(),
-                        fixed(e.error.relative(), 5).c_str());
+            std::printf("%-22s %-12s %12s  %s\n", e.name.c_str(), shape.c_str(),
+                        fixed(e.error.relative(), 5).c_str(), bits.c_str());
     }
     const double secs = seconds_since(t0);
     if (a.json) {
@@ -196,14 +211,20 @@ void add_quantize_command(CLI::App &app) {
                     "matrix (tensor, as the paper's baselines)")
         ->check(CLI::IsMember({"row", "tensor"}));
     cmd->add_option("--act-method", a->act_method,
-                    "Online activation quantizer: alternating (default) or greedy")
-        ->check(CLI::IsMember({"alternating", "greedy"}));
+                    "Online activation quantizer: alternating (default), greedy or ternary "
+                    "(2 planes, --abits 2; docs/MODEL_FORMAT.md)")
+        ->check(CLI::IsMember({"alternating", "greedy", "ternary"}));
     cmd->add_option("--act-iters", a->act_iters, "Activation cycles T, 0..3 (default 2)")
         ->check(CLI::Range(0, 3));
     cmd->add_option("--lm-parts", a->lm_parts,
                     "Language models: keep the embedding and decoder float (default) or "
                     "quantize them too")
         ->check(CLI::IsMember({"float", "quantized"}));
+    cmd->add_option("--bits-for", a->bits_for,
+                    "NAME=WxA[:ACT_METHOD]: bits of one matrix (weight_ih_lL, weight_hh_lL, "
+                    "embedding.weight, decoder.weight), e.g. decoder.weight=4x4 or "
+                    "weight_hh_l0=2x2:ternary; repeatable. A named embedding or decoder is "
+                    "quantized even with --lm-parts float");
     cmd->add_option("--threads", a->threads, "Threads (default: all)")->check(CLI::Range(0, 1024));
     cmd->add_flag("--compare", a->compare,
                   "Print the relative MSE of every method at 2, 3 and 4 bits, write nothing");

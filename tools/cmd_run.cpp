@@ -2,16 +2,19 @@
 // amq eval: the word-level perplexity of a language model on a text file.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <fstream>
 #include <iostream>
 #include <memory>
-#include <optional>
+#include <sstream>
 #include <thread>
+#include <unordered_map>
 
-#include "amq/evaluate.h"
 #include "amq/rnn.h"
 #include "amq/run_inputs.h"
 #include "amq/safetensors.h"
 #include "commands.h"
+#include "lm_eval.h"
 #include "progress.h"
 
 namespace amq::tools {
@@ -104,31 +107,48 @@ void run_run(const RunArgs &a) {
 }
 
 struct EvalArgs {
-    std::string model, text;
+    std::vector<std::string> models;  // one; with --compare the float model, then .amq files
+    std::string text;
     int threads = 1;
     size_t limit = 0;
-    bool json = false;
+    bool json = false, compare = false;
+    std::vector<std::string> configs;
+    int rounds = 1;
 };
 
-void run_eval(const EvalArgs &a) {
-    apply_threads(a.threads);
-    const auto model = Model::load(a.model);
+void run_eval(const EvalArgs &e) {
+    apply_threads(e.threads);
+    if (e.compare) {
+        if (e.threads != 1) throw UsageError("--compare measures one thread: leave out --threads");
+        run_eval_compare({e.models[0], e.text,
+                          e.configs,
+                          std::vector<std::string>(e.models.begin() + 1, e.models.end()),
+                          e.limit, e.rounds, e.json});
+        return;
+    }
+    if (e.models.size() != 1)
+        throw UsageError("give one model (several are for --compare: the float model, then .amq files)");
+    if (!e.configs.empty() || e.rounds != 1)
+        throw UsageError("--config and --rounds are for --compare");
+    const std::string &path = e.models[0];
+    const auto model = Model::load(path);
     const RnnShape &s = model->shape();
-    if (!s.lm()) throw UsageError(a.model + " is not a language model (no embedding and decoder)");
-    std::optional<Progress> progress;  // made at the first step, when the total is known
-    const Perplexity p =
-        evaluate_text(model, a.model, a.text, a.limit, [&](size_t done, size_t total) {
-            if (!progress) progress.emplace("eval", total, "tokens");
-            progress->update(done);
-        });
-    const double ppl = p.perplexity, tokens_per_second = double(p.tokens) / p.seconds;
-    if (a.json) {
-        std::cout << "{\"model\": \"" << a.model << "\", \"text\": \"" << a.text
-                  << "\", \"tokens\": " << p.tokens << ", \"perplexity\": " << ppl
-                  << ", \"tokens_per_second\": " << tokens_per_second << "}\n";
+    if (!s.lm()) throw UsageError(path + " is not a language model (no embedding and decoder)");
+    if (model->vocab().size() != s.vocab_size)
+        throw std::runtime_error(path + ": no vocabulary in the metadata, cannot read words");
+    std::vector<int64_t> ids = read_tokens(e.text, model->vocab());
+    if (e.limit && ids.size() > e.limit + 1) ids.resize(e.limit + 1);
+    if (ids.size() < 2) throw std::runtime_error(e.text + ": fewer than 2 tokens");
+    const LmScore r = score_lm(model, ids, "eval");
+    const size_t predictions = r.tokens;
+    const double ppl = r.perplexity, secs = r.seconds;
+    if (e.json) {
+        std::cout << "{\"model\": \"" << path << "\", \"text\": \"" << e.text
+                  << "\", \"tokens\": " << predictions << ", \"perplexity\": " << ppl
+                  << ", \"tokens_per_second\": " << double(predictions) / secs << "}\n";
     } else {
-        std::printf("perplexity %.2f over %zu tokens of %s (%.0f tokens/s)\n", ppl, p.tokens,
-                    a.text.c_str(), tokens_per_second);
+        std::printf("perplexity %.2f over %zu tokens of %s (%.0f tokens/s)\n", ppl, predictions,
+                    e.text.c_str(), double(predictions) / secs);
     }
 }
 
@@ -160,11 +180,27 @@ void add_run_commands(CLI::App &app) {
         "eval",
         "Word-level perplexity of a language model on a text file (words split on "
         "spaces, <eos> at each line end, unknown words as <unk>)");
-    eval->add_option("model", e->model, "Language model (.amq or float .safetensors)")->required();
+    eval->add_option("model", e->models,
+                     "Language model (.amq or float .safetensors); with --compare the float "
+                     "model, then any .amq files to add to the table (e.g. trained ones)")
+        ->required();
     eval->add_option("--text", e->text, "Text file")->required();
     eval->add_option("--threads", e->threads, "Kernel threads (default 1)");
     eval->add_option("--limit", e->limit, "Evaluate only the first N predictions");
     eval->add_flag("--json", e->json, "Print one JSON object");
+    eval->add_flag("--compare", e->compare,
+                   "One table of perplexity and tokens/s (one thread, same run) over "
+                   "quantization configurations of the float model (see --config) and the "
+                   ".amq files given after it");
+    eval->add_option("--config", e->configs,
+                     "With --compare: a configuration, repeatable (default: a built-in list): "
+                     "float, wWaA or ternary, then comma-separated lm (embedding and decoder "
+                     "quantized too), lm=WxA[:METHOD] (them at those bits), act=METHOD, "
+                     "NAME=WxA[:METHOD] (as amq quantize --bits-for), e.g. w2a2,lm=4x4");
+    eval->add_option("--rounds", e->rounds,
+                     "With --compare: passes over the text per configuration, in turn; "
+                     "tokens/s is their median (default 1)")
+        ->check(CLI::Range(1, 100));
     eval->callback([e] { run_eval(*e); });
 }
 

@@ -184,6 +184,9 @@ tune::Problem problem_from_args(const TuneArgs &a, const std::string &schedules_
     } else if (p == "quantize_act") {
         problem.rows = 1;
         problem.cols = parse_dims("--shape", a.shape, 1, "the vector length, e.g. 1024")[0];
+    } else if (p == "log_softmax") {
+        problem.rows = 1;
+        problem.cols = parse_dims("--shape", a.shape, 1, "the vocabulary size, e.g. 6022")[0];
     }
     if (binary) {
         if (a.bits.empty()) throw UsageError("--bits is required for " + p);
@@ -336,7 +339,7 @@ void add_tune_command(CLI::App &app) {
     cmd->add_option("--pipeline", a->pipeline, "Pipeline to tune (" + pipelines + ")");
     cmd->add_option("--shape", a->shape,
                     "ROWSxCOLS (bgemv, f32_gemv), ROWSxCOLSxBATCH (bgemm), HIDDENxBATCH (cells), "
-                    "LENGTH (quantize_act)");
+                    "LENGTH (quantize_act), VOCAB (log_softmax)");
     cmd->add_option("--bits", a->bits,
                     "Weight x activation bits, e.g. 2x2 (bgemv, bgemm); activation bits "
                     "(quantize_act)");

@@ -4,8 +4,11 @@
 
 #include <CLI/CLI.hpp>
 #include <stdexcept>
+#include <map>
 #include <string>
+#include <vector>
 
+#include "amq/model.h"
 #include "amq/spec.h"
 
 namespace amq::tools {
@@ -29,6 +32,12 @@ void add_bench_command(CLI::App &app);
 spec::Shape parse_shape(const std::string &option, const std::string &text);
 // "2x3" (or "w2a3") -> {w = 2, a = 3}, each in 1..4; throws UsageError.
 spec::Bits parse_bits(const std::string &option, const std::string &text);
+// --bits-for NAME=WxA[:ACT_METHOD] items (e.g. decoder.weight=4x4,
+// weight_hh_l0=2x2:ternary) for a model of `shape`; act_method "" when not
+// given. Throws UsageError naming the item: a matrix the model lacks (listing
+// its matrices), bits outside 1..4, an unknown method, a matrix given twice.
+std::map<std::string, MatrixBits> parse_bits_for(const std::vector<std::string> &items,
+                                                 const RnnShape &shape);
 // Throws UsageError unless lo <= value <= hi.
 void check_range(const std::string &option, long long value, long long lo, long long hi);
 

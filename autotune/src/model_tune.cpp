@@ -23,12 +23,14 @@ double call_us(const Problem &p) {
     if (p.pipeline == "bgemm") return 0.2 + 0.75 * w / 1.5e6;
     if (p.pipeline == "f32_gemv") return 0.2 + w / 5e3;
     if (p.pipeline == "quantize_act") return 0.5 + w / 1.2e3;
+    if (p.pipeline == "log_softmax") return 0.2 + w / 3e3;
     return 0.1 + w * (p.pipeline == "lstm_cell" ? 4 : 3) / 2e3;  // cells: G H B values
 }
 
 int order_of(const std::string &pipeline) {
-    static const std::vector<std::string> order = {"bgemv",     "bgemm",    "f32_gemv",
-                                                   "lstm_cell", "gru_cell", "quantize_act"};
+    static const std::vector<std::string> order = {"bgemv",    "bgemm",        "f32_gemv",
+                                                   "lstm_cell", "gru_cell",    "quantize_act",
+                                                   "log_softmax"};
     return int(std::find(order.begin(), order.end(), pipeline) - order.begin());
 }
 
@@ -74,7 +76,7 @@ std::vector<ModelProblem> model_problems(const ModelFile &model, size_t batch, i
         p.rows = rows;
         p.cols = cols;
         p.k_w = q->second.k;
-        p.k_a = model.k_a;
+        p.k_a = model.bits_of(name).k_a;  // bits per matrix (matrix_bits)
         if (items == 1) {
             p.pipeline = "bgemv";
         } else {
@@ -113,25 +115,43 @@ std::vector<ModelProblem> model_problems(const ModelFile &model, size_t batch, i
     if (s.lm())
         product(s.tied ? "embedding.weight" : "decoder.weight", s.vocab_size, s.h_size(), batch,
                 double(steps), "decoder");
+    if (s.lm()) {  // the log-softmax over the vocabulary, once per item (amq eval, generation)
+        Problem ls;
+        ls.pipeline = "log_softmax";
+        ls.rows = 1;
+        ls.cols = s.vocab_size;
+        add(ls, "log-softmax", double(steps * batch));
+    }
     if (quantized) {
-        Problem q;
-        q.pipeline = "quantize_act";
-        q.rows = 1;
-        q.k_a = model.k_a;
-        q.iters = model.act_method == "greedy" ? 0 : model.act_iters;
-        const double per_step = double(steps * batch), D = s.directions(),
-                     LD = D * double(s.layers);
-        q.cols = s.input_size;  // each direction quantizes its chunk's inputs
-        add(q, "layer 0 input", per_step * D);
-        q.cols = s.h_size();
-        add(q, "hidden state", per_step * LD);
-        if (s.bidirectional && s.layers > 1) {  // the outputs of both directions, together
-            q.cols = s.output_size();
-            add(q, "layer input (both directions)", per_step * D * double(s.layers - 1));
-        }
-        if (s.proj_size) {
-            q.cols = H;
-            add(q, "projection input", per_step * LD);
+        // Once per distinct activation quantizer of the model's matrices (bits
+        // per matrix; one with uniform bits). Ternary activations
+        // (quantize_act_ternary) are not a tunable pipeline.
+        std::vector<MatrixBits> kinds;
+        for (const QuantMatrixInfo &m : quantized_matrices(model))
+            if (m.bits.act_method != "ternary" &&
+                std::find(kinds.begin(), kinds.end(), m.bits) == kinds.end() &&
+                !(m.name == "embedding.weight" && !s.tied))  // a lookup: no product
+                kinds.push_back(m.bits);
+        for (const MatrixBits &b : kinds) {
+            Problem q;
+            q.pipeline = "quantize_act";
+            q.rows = 1;
+            q.k_a = b.k_a;
+            q.iters = b.act_method == "greedy" ? 0 : model.act_iters;
+            const double per_step = double(steps * batch), D = s.directions(),
+                         LD = D * double(s.layers);
+            q.cols = s.input_size;  // each direction quantizes its chunk's inputs
+            add(q, "layer 0 input", per_step * D);
+            q.cols = s.h_size();
+            add(q, "hidden state", per_step * LD);
+            if (s.bidirectional && s.layers > 1) {  // the outputs of both directions, together
+                q.cols = s.output_size();
+                add(q, "layer input (both directions)", per_step * D * double(s.layers - 1));
+            }
+            if (s.proj_size) {
+                q.cols = H;
+                add(q, "projection input", per_step * LD);
+            }
         }
     }
     std::stable_sort(out.begin(), out.end(), [](const ModelProblem &a, const ModelProblem &b) {

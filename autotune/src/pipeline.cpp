@@ -8,6 +8,7 @@
 #include "builtin_data.h"
 #include "cell_pipeline.h"
 #include "f32_gemv_pipeline.h"
+#include "log_softmax_pipeline.h"
 #include "quantize_act_pipeline.h"
 
 namespace amq::tune {
@@ -34,6 +35,8 @@ std::unique_ptr<TunablePipeline> make_pipeline(const Problem &problem,
         return std::make_unique<CellPipeline>(problem, target);
     if (problem.pipeline == "quantize_act")
         return std::make_unique<QuantizeActPipeline>(problem, target);
+    if (problem.pipeline == "log_softmax")
+        return std::make_unique<LogSoftmaxPipeline>(problem, target);
     std::string known;
     for (const auto &name : tunable_pipelines()) known += (known.empty() ? "" : ", ") + name;
     throw std::invalid_argument("no tunable pipeline '" + problem.pipeline +

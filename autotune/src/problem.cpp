@@ -14,7 +14,7 @@ std::string Problem::shape_str() const {
     const std::string r = std::to_string(rows), c = std::to_string(cols), b = std::to_string(batch);
     if (pipeline == "bgemm") return r + "x" + c + "x" + b;
     if (is_cell(pipeline)) return r + "x" + b;
-    if (pipeline == "quantize_act") return c;
+    if (pipeline == "quantize_act" || pipeline == "log_softmax") return c;
     return r + "x" + c;
 }
 
@@ -38,6 +38,7 @@ double Problem::work() const {
     if (pipeline == "f32_gemv") return r * c;
     if (is_cell(pipeline)) return r * b;
     if (pipeline == "quantize_act") return c * k_a * (iters + 1);
+    if (pipeline == "log_softmax") return c;
     return r * c * k_w * k_a;
 }
 

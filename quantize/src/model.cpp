@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -17,13 +18,13 @@ constexpr uint64_t kMaxMetaInt = std::numeric_limits<int32_t>::max();
 
 const std::vector<std::string> kMethods = {"alternating", "greedy",   "refined",
                                            "uniform",     "balanced", "ternary"};
-const std::vector<std::string> kActMethods = {"alternating", "greedy"};
+const std::vector<std::string> kActMethods = {"alternating", "greedy", "ternary"};
 // Metadata keys of the format; ModelFile::metadata holds the others.
 const std::vector<std::string> kFloatKeys = {
     "format",     "format_version", "arch", "layers",        "input_size", "hidden_size",
     "vocab_size", "vocab",          "tied", "bidirectional", "proj_size"};
-const std::vector<std::string> kAmqKeys = {"k_w",   "k_a",        "method",
-                                           "iters", "act_method", "act_iters"};
+const std::vector<std::string> kAmqKeys = {"k_w",        "k_a",       "method",     "iters",
+                                           "act_method", "act_iters", "matrix_bits"};
 
 bool contains(const std::vector<std::string> &v, const std::string &s) {
     return std::find(v.begin(), v.end(), s) != v.end();
@@ -337,8 +338,24 @@ void read_vocab(const st::Reader &r, ModelFile &m) {
     }
 }
 
-QuantTensor read_quant(const st::Reader &r, const std::string &name, int k, size_t rows,
-                       size_t cols) {
+std::vector<std::string> quant_names(const ModelFile &m) {
+    std::vector<std::string> v;
+    for (const auto &kv : m.quant) v.push_back(kv.first);
+    return v;
+}
+
+// `per_matrix`: k comes from the matrix_bits entry of `name` (else the model's k_w).
+QuantTensor read_quant(const st::Reader &r, const std::string &name, int k, bool per_matrix,
+                       size_t rows, size_t cols) {
+    if (const st::TensorInfo *t = r.find(name + ".planes");
+        t && !t->shape.empty() && t->shape[0] != k)
+        r.fail_tensor(name + ".planes",
+                      "shape " + st::shape_str(t->shape) + ", expected " +
+                          st::shape_str({int64_t(k), int64_t(rows), int64_t((cols + 63) / 64)}) +
+                          ": has " + std::to_string(t->shape[0]) + " planes but " +
+                          (per_matrix ? "its entry in metadata 'matrix_bits' gives k_w = "
+                                      : "metadata 'k_w' (no 'matrix_bits' entry) is ") +
+                          std::to_string(k));
     QuantTensor q;
     q.k = k;
     q.rows = rows;
@@ -377,6 +394,17 @@ ModelFile load_model(const st::Reader &r) {
         m.iters = int(meta.uint("iters", 0, kMaxMetaInt));
         if (meta.has("act_method")) m.act_method = meta.one_of("act_method", kActMethods);
         if (meta.has("act_iters")) m.act_iters = int(meta.uint("act_iters", 0, kMaxMetaInt));
+        if (m.act_method == "ternary" && m.k_a != 2)
+            r.fail_meta("k_a", std::to_string(m.k_a) +
+                                   ", but act_method 'ternary' stores 2 planes (expected 2)");
+        if (meta.has("matrix_bits")) {
+            try {
+                m.matrix_bits = matrix_bits_from_json(r.meta("matrix_bits"),
+                                                      {m.k_w, m.k_a, m.act_method});
+            } catch (const std::invalid_argument &e) {
+                r.fail_meta("matrix_bits", e.what());
+            }
+        }
     } else {
         for (const std::string &key : kAmqKeys)
             if (meta.has(key)) r.fail_meta(key, "only an .amq (metadata 'format' = 'amq') has it");
@@ -404,8 +432,8 @@ ModelFile load_model(const st::Reader &r) {
             r.fail_tensor(name, "stored both as float and quantized (" + planes + ")");
 
         if (slot.store == Store::quantized || (slot.store == Store::either && has_quant)) {
-            m.quant[name] =
-                read_quant(r, name, m.k_w, size_t(slot.shape[0]), size_t(slot.shape[1]));
+            m.quant[name] = read_quant(r, name, m.bits_of(name).k_w, m.matrix_bits.count(name) > 0,
+                                       size_t(slot.shape[0]), size_t(slot.shape[1]));
             used.insert(planes);
             used.insert(alpha);
         } else if (has_float) {
@@ -418,6 +446,12 @@ ModelFile load_model(const st::Reader &r) {
                                      : "missing (the model is a " + describe(m.shape) + ")");
         }
     }
+    for (const auto &entry : m.matrix_bits)
+        if (!m.quant.count(entry.first))
+            r.fail_meta("matrix_bits", "names '" + entry.first +
+                                           "', which is not a quantized matrix of this file "
+                                           "(quantized: " +
+                                           join(quant_names(m), ", ") + ")");
     for (const st::TensorInfo &t : r.tensors())
         if (!used.count(t.name))
             r.fail_tensor(t.name, "unexpected: no tensor of this name in a " +
@@ -479,6 +513,18 @@ void check_for_save(const ModelFile &m) {
         if (!m.act_method.empty() && !contains(kActMethods, m.act_method))
             invalid("act_method '" + m.act_method + "', expected one of " +
                     join(kActMethods, ", "));
+        if (m.act_method == "ternary" && m.k_a != 2)
+            invalid("k_a is " + std::to_string(m.k_a) +
+                    ", but act_method 'ternary' stores 2 planes (expected 2)");
+        for (const auto &[name, b] : m.matrix_bits) {
+            if (!m.quant.count(name))
+                invalid("matrix_bits['" + name + "']: not a quantized matrix of the model");
+            try {  // the same checks as on load
+                matrix_bits_from_json(matrix_bits_to_json({{name, b}}), b);
+            } catch (const std::invalid_argument &e) {
+                invalid(e.what());
+            }
+        }
         if (m.iters < 0 || m.act_iters < 0) invalid("iters and act_iters must be >= 0");
     }
     for (const auto &kv : m.metadata)
@@ -503,11 +549,13 @@ void check_for_save(const ModelFile &m) {
         if (has_quant) {
             const QuantTensor &t = q->second;
             const size_t rows = size_t(slot.shape[0]), cols = size_t(slot.shape[1]);
-            if (t.k != m.k_w || t.rows != rows || t.cols != cols)
+            const int k = m.bits_of(name).k_w;
+            if (t.k != k || t.rows != rows || t.cols != cols)
                 invalid("quant['" + name + "'] is k=" + std::to_string(t.k) + " [" +
                         std::to_string(t.rows) + ", " + std::to_string(t.cols) +
-                        "], expected k=" + std::to_string(m.k_w) + " [" + std::to_string(rows) +
-                        ", " + std::to_string(cols) + "]");
+                        "], expected k=" + std::to_string(k) + " [" + std::to_string(rows) +
+                        ", " + std::to_string(cols) + "]" +
+                        (m.matrix_bits.count(name) ? " (its matrix_bits entry)" : " (k_w)"));
             if (t.planes.size() != size_t(t.k) * rows * t.words() ||
                 t.alpha.size() != rows * size_t(t.k))
                 invalid("quant['" + name + "'] holds " + std::to_string(t.planes.size()) +
@@ -566,6 +614,7 @@ st::Writer model_writer(const ModelFile &m) {
         w.set_metadata("iters", std::to_string(m.iters));
         w.set_metadata("act_method", m.act_method.empty() ? "alternating" : m.act_method);
         w.set_metadata("act_iters", std::to_string(m.act_iters));
+        if (!m.matrix_bits.empty()) w.set_metadata("matrix_bits", matrix_bits_to_json(m.matrix_bits));
     }
     for (const auto &[key, value] : m.metadata) w.set_metadata(key, value);
 
@@ -587,6 +636,71 @@ st::Writer model_writer(const ModelFile &m) {
 
 void save_model(const std::string &path, const ModelFile &model) {
     model_writer(model).write(path);
+}
+
+// ---------------------------------------------------------------------------
+// Bits per matrix
+
+const std::vector<std::string> &act_method_names() { return kActMethods; }
+
+MatrixBits ModelFile::bits_of(const std::string &name) const {
+    if (auto it = matrix_bits.find(name); it != matrix_bits.end()) return it->second;
+    return {k_w, k_a, act_method.empty() ? "alternating" : act_method};
+}
+
+std::vector<QuantMatrixInfo> quantized_matrices(const ModelFile &m) {
+    std::vector<QuantMatrixInfo> v;
+    for (const std::string &name : weight_matrix_names(m.shape, true))
+        if (auto q = m.quant.find(name); q != m.quant.end())
+            v.push_back({name, q->second.rows, q->second.cols, m.bits_of(name)});
+    return v;
+}
+
+std::string matrix_bits_to_json(const std::map<std::string, MatrixBits> &bits) {
+    nlohmann::ordered_json j = nlohmann::ordered_json::object();
+    for (const auto &[name, b] : bits)
+        j[name] = {{"k_w", b.k_w}, {"k_a", b.k_a}, {"act_method", b.act_method}};
+    return j.dump();
+}
+
+std::map<std::string, MatrixBits> matrix_bits_from_json(const std::string &text,
+                                                        const MatrixBits &defaults) {
+    auto bad = [](const std::string &what) { throw std::invalid_argument(what); };
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception &e) {
+        bad(std::string("is not JSON (") + e.what() + ")");
+    }
+    const std::string expected =
+        "{\"<matrix>\": {\"k_w\": 1..4, \"k_a\": 1..4, \"act_method\": \"" +
+        join(kActMethods, "|") + "\"}, ...}";
+    if (!j.is_object()) bad("is not a JSON object, expected " + expected);
+    std::map<std::string, MatrixBits> out;
+    for (const auto &[name, v] : j.items()) {
+        const std::string at = "'" + name + "': ";
+        if (!v.is_object()) bad(at + v.dump() + " is not an object, expected " + expected);
+        MatrixBits b = defaults;
+        for (const auto &[field, x] : v.items()) {
+            if (field == "k_w" || field == "k_a") {
+                if (!x.is_number_integer() || x.get<int64_t>() < 1 || x.get<int64_t>() > 4)
+                    bad(at + field + " = " + x.dump() + ", expected an integer 1..4");
+                (field == "k_w" ? b.k_w : b.k_a) = x.get<int>();
+            } else if (field == "act_method") {
+                if (!x.is_string() || !contains(kActMethods, x.get<std::string>()))
+                    bad(at + "act_method = " + x.dump() + ", expected one of " +
+                        join(kActMethods, ", "));
+                b.act_method = x.get<std::string>();
+            } else {
+                bad(at + "unknown field '" + field + "', expected k_w, k_a, act_method");
+            }
+        }
+        if (b.act_method == "ternary" && b.k_a != 2)
+            bad(at + "k_a = " + std::to_string(b.k_a) +
+                " with act_method 'ternary', which stores 2 planes (expected 2)");
+        out[name] = b;
+    }
+    return out;
 }
 
 // ---------------------------------------------------------------------------

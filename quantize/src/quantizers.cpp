@@ -111,28 +111,6 @@ Levels tensor_levels(Method m, const float *w, size_t rows, size_t cols, int k) 
     return lv;
 }
 
-ref::Quantized ternary(const float *w, size_t n) {
-    ref::Quantized q = empty_row(n, 2);
-    double mean_abs = 0;
-    for (size_t e = 0; e < n; ++e) mean_abs += std::fabs(double(w[e]));
-    const double threshold = 0.7 * mean_abs / double(n);
-    double sum = 0;
-    size_t count = 0;
-    for (size_t e = 0; e < n; ++e)
-        if (std::fabs(double(w[e])) > threshold) {
-            sum += std::fabs(double(w[e]));
-            ++count;
-        }
-    const double a = count ? double(float(sum / double(count))) : 0.0;
-    q.alpha = {a / 2, a / 2};
-    for (size_t e = 0; e < n; ++e) {
-        const bool big = std::fabs(double(w[e])) > threshold;
-        // +a: s = 3 (both +1); -a: s = 0; 0: s = 1 (b_1 = +1, b_2 = -1).
-        set_level(q, e, !big ? 1u : (w[e] > 0 ? 3u : 0u));
-    }
-    return q;
-}
-
 }  // namespace
 
 const std::vector<Method> &all_methods() {
@@ -213,7 +191,7 @@ ref::Quantized quantize_row(const QuantizeOptions &opt, const float *w, size_t n
         case Method::balanced:
             return balanced(w, n, opt.bits, given);
         case Method::ternary:
-            return ternary(w, n);
+            return ref::ternary(w, n);
     }
     throw std::invalid_argument("amq::quantize_row: unknown method");
 }

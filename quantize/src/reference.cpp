@@ -82,6 +82,41 @@ Quantized greedy(const float *x, size_t n, int k) {
     return q;
 }
 
+double log_softmax(const float *x, size_t n, float *out) {
+    check_n("log_softmax", n);
+    double mx = x[0];
+    for (size_t i = 1; i < n; ++i) mx = std::max(mx, double(x[i]));
+    double sum = 0;
+    for (size_t i = 0; i < n; ++i) sum += std::exp(double(x[i]) - mx);
+    const double lse = mx + std::log(sum);
+    for (size_t i = 0; i < n; ++i) out[i] = float(double(x[i]) - lse);
+    return lse;
+}
+
+Quantized ternary(const float *x, size_t n) {
+    check_n("ternary", n);
+    Quantized q{2, n, std::vector<double>(2), std::vector<int8_t>(2 * n)};
+    double mean_abs = 0;
+    for (size_t e = 0; e < n; ++e) mean_abs += std::fabs(double(x[e]));
+    const double threshold = 0.7 * mean_abs / double(n);
+    double sum = 0;
+    size_t count = 0;
+    for (size_t e = 0; e < n; ++e)
+        if (std::fabs(double(x[e])) > threshold) {
+            sum += std::fabs(double(x[e]));
+            ++count;
+        }
+    const double a = count ? double(float(sum / double(count))) : 0.0;
+    q.alpha = {a / 2, a / 2};
+    for (size_t e = 0; e < n; ++e) {
+        const bool big = std::fabs(double(x[e])) > threshold;
+        // +a: both +1; -a: both -1; 0: (+1, -1).
+        q.codes[e] = !big || x[e] > 0 ? 1 : -1;
+        q.codes[n + e] = big && x[e] > 0 ? 1 : -1;
+    }
+    return q;
+}
+
 void assign_codes(const float *x, size_t n, const double *alpha, int k, int8_t *codes) {
     check_n("assign_codes", n);
     check_k("assign_codes", "k", k);

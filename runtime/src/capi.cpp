@@ -149,4 +149,21 @@ amq_status amq_session_run_lengths(amq_session *session, const float *x, size_t 
     return guarded([&] { session->session.run(x, steps, out, lengths); });
 }
 
+amq_status amq_log_probs(const float *x, size_t n, float *out, float *lse_out) {
+    AMQ_REQUIRE(x);
+    return guarded([&] {
+        const float lse = amq::log_softmax(x, n, out);
+        if (lse_out) *lse_out = lse;
+    });
+}
+
+amq_status amq_top_k(const float *x, size_t n, size_t k, size_t *indices) {
+    AMQ_REQUIRE(x);
+    AMQ_REQUIRE(indices);
+    return guarded([&] {
+        const std::vector<size_t> top = amq::top_k(x, n, k);
+        std::copy(top.begin(), top.end(), indices);
+    });
+}
+
 }  // extern "C"

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
@@ -38,6 +39,12 @@ std::vector<int64_t> read_text_tokens(const std::string &path,
 
 namespace {
 
+double thread_cpu_seconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
 void check_lm(const Model &model, const std::string &label) {
     if (!model.shape().lm())
         throw Error(label + " is not a language model (no embedding and decoder)");
@@ -52,17 +59,19 @@ Perplexity perplexity(const std::shared_ptr<const Model> &model, const std::vect
         throw Error("perplexity: " + std::to_string(ids.size()) + " tokens, expected at least 2");
     const size_t V = model->shape().vocab_size, predictions = ids.size() - 1;
     Session session(model, 1);
-    std::vector<float> logp(V);
     double nll = 0;
     const auto t0 = std::chrono::steady_clock::now();
+    const double cpu0 = thread_cpu_seconds();
     for (size_t t = 0; t < predictions; ++t) {
         session.step_tokens(&ids[t]);
-        log_softmax(session.logits(), V, logp.data());
-        nll -= double(logp[size_t(ids[t + 1])]);
+        const float *logits = session.logits();
+        // -log p(next) = lse - logit(next): the log-probabilities are not written.
+        nll += double(log_softmax(logits, V, nullptr)) - double(logits[size_t(ids[t + 1])]);
         if (progress && (t % 256 == 0 || t + 1 == predictions)) progress(t + 1, predictions);
     }
     Perplexity p;
     p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    p.cpu_seconds = thread_cpu_seconds() - cpu0;
     p.tokens = predictions;
     p.perplexity = std::exp(nll / double(predictions));
     return p;

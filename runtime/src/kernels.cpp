@@ -304,10 +304,15 @@ namespace {
 
 // Checks the arguments of quantize_act; `ready` sizes the destination once they
 // pass and returns its planes [k_a][words] and scales [k_a].
+// `ternary`: the quantize_act_ternary kernel (k_a = 2, iters unused).
 template <typename Ready>
-void run_quantize_act(const float *x, size_t n, int k_a, int iters, Ready ready) {
+void run_quantize_act(const float *x, size_t n, int k_a, int iters, Ready ready,
+                      bool ternary = false) {
     detail::install_hooks();
     check_bits("quantize_act", "k_a", k_a);
+    if (ternary && k_a != 2)
+        fail("quantize_act: k_a = " + std::to_string(k_a) +
+             " with ternary activations, which have 2 planes (expected 2)");
     if (n == 0) fail("quantize_act: n = 0 (expected a vector of length >= 1)");
     if (iters < 0 || iters > 3)
         fail("quantize_act: iters = " + std::to_string(iters) +
@@ -327,11 +332,16 @@ void run_quantize_act(const float *x, size_t n, int k_a, int iters, Ready ready)
     Buffer<float> xb(const_cast<float *>(src), int(padded));
     Buffer<uint8_t> bytes(reinterpret_cast<uint8_t *>(planes), int(words * 8), k_a);
     Buffer<float> beta(scales, k_a);
-    detail::check(kernels::quantize_act[k_a - 1][iters](xb, int(n), bytes, beta), "quantize_act");
-    for (int j = 0; j < k_a; ++j)
-        if (!std::isfinite(scales[j]))
-            fail("quantize_act: the input vector (length " + std::to_string(n) +
-                 ") contains NaN or Inf");
+    const auto kernel = ternary ? kernels::quantize_act_ternary : kernels::quantize_act[k_a - 1][iters];
+    detail::check(kernel(xb, int(n), bytes, beta), "quantize_act");
+    bool finite = true;
+    for (int j = 0; j < k_a; ++j) finite = finite && std::isfinite(scales[j]);
+    // Ternary scales stay finite with NaN or Inf in x (nothing exceeds a
+    // non-finite threshold): its input is checked itself.
+    for (size_t e = 0; ternary && finite && e < n; ++e) finite = std::isfinite(x[e]);
+    if (!finite)
+        fail("quantize_act: the input vector (length " + std::to_string(n) +
+             ") contains NaN or Inf");
 }
 
 }  // namespace
@@ -343,7 +353,22 @@ void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryVector &ou
     });
 }
 
-void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryBatch &out, size_t b) {
+void quantize_act_ternary(const float *x, size_t n, BinaryVector &out) {
+    run_quantize_act(
+        x, n, 2, 0,
+        [&] {
+            out.resize(2, n);
+            return std::pair<uint64_t *, float *>(out.planes.data(), out.beta.data());
+        },
+        true);
+}
+
+void quantize_act_ternary(const float *x, size_t n, BinaryBatch &out, size_t b) {
+    quantize_act(x, n, 2, 0, out, b, true);
+}
+
+void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryBatch &out, size_t b,
+                  bool ternary) {
     run_quantize_act(x, n, k_a, iters, [&] {
         if (out.k != k_a || out.n != n)
             fail("quantize_act: the batch has k = " + std::to_string(out.k) +
@@ -360,7 +385,7 @@ void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryBatch &out
                  std::to_string(out.batch * size_t(k_a)) + ")");
         return std::pair<uint64_t *, float *>(out.planes.data() + b * stride,
                                               out.beta.data() + b * size_t(k_a));
-    });
+    }, ternary);
 }
 
 namespace {

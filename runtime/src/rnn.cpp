@@ -29,6 +29,7 @@ std::shared_ptr<const Model> Model::from_file(const ModelFile &f) {
                     ", the activation kernels are built for 0..3");
     m->vocab_ = f.vocab;
     m->metadata_ = f.metadata;
+    m->matrices_ = quantized_matrices(f);
 
     auto matrix = [&](const std::string &name, const std::string &bias_name) {
         Matrix mat;
@@ -41,6 +42,13 @@ std::shared_ptr<const Model> Model::from_file(const ModelFile &f) {
             mat.quantized = true;
             mat.binary = BinaryMatrix::from_planes(q->second.planes.data(), q->second.alpha.data(),
                                                    q->second.k, rows, cols, bias);
+            const MatrixBits b = f.bits_of(name);  // matrix_bits, else the model's
+            mat.act = {b.k_a, b.act_method == "alternating" ? f.act_iters : 0,
+                       b.act_method == "ternary"};
+            if (mat.act.iters > 3)
+                throw Error("amq::Model: " + name + ": act_iters = " +
+                            std::to_string(f.act_iters) +
+                            ", the activation kernels are built for 0..3");
         } else {
             mat.weights = f.floats.at(name).data;
             mat.bias = bias ? std::vector<float>(bias, bias + rows) : std::vector<float>(rows, 0);
@@ -115,14 +123,21 @@ Session::Session(std::shared_ptr<const Model> model, size_t batch)
     saved_h_.assign(B * Hs_, 0.0f);
     saved_c_.assign(B * H_, 0.0f);
     if (model_->quantized_) {
-        const int k = model_->k_a_;
         // Both hold a layer's inputs in turn (run_block swaps them): sized for
-        // the widest so that steps allocate nothing.
+        // the widest (and most planes) so that steps allocate nothing.
+        int k = 1;
+        for (const auto &dir : model_->dirs_) k = std::max(k, dir.ih.act.k);
         seq_in_.resize(k, std::max(I, s.output_size()), B);
         seq_out_.resize(k, std::max(I, s.output_size()), B);
         hq_.resize(LD);
-        for (auto &q : hq_) q.resize(k, Hs_, B);
-        if (s.proj_size) mq_.resize(k, H_, B);
+        for (size_t ld = 0; ld < LD; ++ld) hq_[ld].resize(model_->dirs_[ld].hh.act.k, Hs_, B);
+        if (s.proj_size) {  // sized for the most planes: cell_step resizes it per direction
+            int kp = 1;
+            for (const auto &dir : model_->dirs_) kp = std::max(kp, dir.hr.act.k);
+            mq_.resize(kp, H_, B);
+        }
+        if (s.lm() && model_->decoder_.quantized)
+            dq_.resize(model_->decoder_.act.k, Hs_, B);
     }
     // The fused step kernel where one was built for the direction (batch 1, no
     // projection); AMQ_FUSED_STEP=0 keeps the separate kernels (to compare them).
@@ -181,8 +196,9 @@ void Session::get_state(float *h_n, float *c_n) const {
 }
 
 void Session::quantize_hidden(size_t ld) {
+    const Model::ActQuant &a = model_->dirs_[ld].hh.act;  // for the recurrent product
     for (size_t b = 0; b < batch_; ++b)
-        quantize_act(&h_[ld][b * Hs_], Hs_, model_->k_a_, model_->act_iters_, hq_[ld], b);
+        quantize_act(&h_[ld][b * Hs_], Hs_, a.k, a.iters, hq_[ld], b, a.ternary);
 }
 
 bool Session::fused_step(size_t ld, const float *gx, size_t gx_size) {
@@ -227,9 +243,11 @@ void Session::cell_step(size_t ld, const float *gx_data, size_t gx_stride, size_
     }
     // Projected: h = W_hr (o * tanh(c)), the product on m_ (quantized online).
     lstm_cell(gx, gh, {c.data, B, H, H}, {m_.data(), B, H, H}, c);
-    if (model_->quantized_)
-        for (size_t b = 0; b < B; ++b)
-            quantize_act(&m_[b * H], H, model_->k_a_, model_->act_iters_, mq_, b);
+    if (model_->quantized_) {
+        const Model::ActQuant &a = hr.act;
+        mq_.resize(a.k, H, B);  // the directions' projections may differ in k (no growth)
+        for (size_t b = 0; b < B; ++b) quantize_act(&m_[b * H], H, a.k, a.iters, mq_, b, a.ternary);
+    }
     product(hr, mq_, m_.data(), H, proj_.data(), B);
     for (size_t b = 0; b < B; ++b)
         std::copy(&proj_[b * hr.out_stride()], &proj_[b * hr.out_stride()] + Hs_,
@@ -245,7 +263,7 @@ void Session::run_direction(size_t l, size_t d, const float *in, size_t in_width
     const size_t sx = dir.ih.out_stride(), sh = dir.hh.out_stride();
     const bool quantized = model_->quantized_, reverse = d == 1;
     const bool lstm = model_->shape_.arch == Arch::lstm;
-    const int k = model_->k_a_;
+    const Model::ActQuant &a = dir.ih.act;  // the layer input, for weight_ih
     const size_t chunks = (n + kRunChunk - 1) / kRunChunk;
     if (in_q && chunks != 1) fail("internal: quantized inputs of more than one chunk");
     const BinaryBatch &hq = quantized ? hq_[ld] : seq_in_;  // seq_in_: unused by a float model
@@ -256,9 +274,9 @@ void Session::run_direction(size_t l, size_t d, const float *in, size_t in_width
         const size_t cn = std::min(kRunChunk, n - c0), NB = cn * B;
         const float *cin = in + c0 * B * in_width;
         if (quantized && !in_q) {
-            seq_in_.resize(k, in_width, NB);
+            seq_in_.resize(a.k, in_width, NB);
             for (size_t i = 0; i < NB; ++i)
-                quantize_act(cin + i * in_width, in_width, k, model_->act_iters_, seq_in_, i);
+                quantize_act(cin + i * in_width, in_width, a.k, a.iters, seq_in_, i, a.ternary);
         }
         if (gx_seq_.size() < NB * sx) gx_seq_.resize(NB * sx);  // grows once
         product(dir.ih, in_q ? *in_q : seq_in_, cin, in_width, gx_seq_.data(), NB);
@@ -287,11 +305,11 @@ void Session::run_direction(size_t l, size_t d, const float *in, size_t in_width
                 if (quantized) quantize_hidden(ld);
             }
             if (collect) {  // the next layer's quantized input at step t
-                const size_t item_words = size_t(k) * hq.words();
+                const size_t k = size_t(hq.k), item_words = k * hq.words();
                 std::copy(hq.planes.begin(), hq.planes.begin() + B * item_words,
                           collect->planes.begin() + t * B * item_words);
-                std::copy(hq.beta.begin(), hq.beta.begin() + B * size_t(k),
-                          collect->beta.begin() + t * B * size_t(k));
+                std::copy(hq.beta.begin(), hq.beta.begin() + B * k,
+                          collect->beta.begin() + t * B * k);
             }
             if (out)
                 for (size_t b = 0; b < B; ++b) {
@@ -321,8 +339,12 @@ void Session::run_block(const float *x, size_t t0, size_t n, float *out,
         }
         // One direction: the next layer's quantized input is the quantized h,
         // collected step by step (no second quantization of the same vector).
-        BinaryBatch *collect = model_->quantized_ && D_ == 1 && !last ? &seq_out_ : nullptr;
-        if (collect) collect->resize(model_->k_a_, Hs_, n * B);
+        // Only when the next layer quantizes its input as this one quantizes h.
+        BinaryBatch *collect = model_->quantized_ && D_ == 1 && !last &&
+                                       model_->dirs_[l + 1].ih.act == model_->dirs_[l].hh.act
+                                   ? &seq_out_
+                                   : nullptr;
+        if (collect) collect->resize(model_->dirs_[l].hh.act.k, Hs_, n * B);
         for (size_t d = 0; d < D_; ++d)
             run_direction(l, d, in, in_width, in_q, t0, n, o, lengths, collect);
         if (!last) {
@@ -371,8 +393,19 @@ const float *Session::step_tokens(const int64_t *tokens) {
     step(input_.data());
     const Model::Matrix &dec = model_->decoder_;
     const size_t V = s.vocab_size, stride = dec.out_stride();
-    const BinaryBatch &hq = hq_.empty() ? seq_in_ : hq_.back();
-    product(dec, hq, h_.back().data(), Hs_, logits_padded_.data(), batch_);
+    // The decoder's input: h quantized for the recurrent product when the
+    // decoder's quantizer is the same, else quantized for the decoder.
+    const BinaryBatch *hq = &seq_in_;  // unused by a float decoder
+    if (dec.quantized) {
+        hq = &hq_.back();
+        if (!(dec.act == model_->dirs_.back().hh.act)) {
+            for (size_t b = 0; b < batch_; ++b)
+                quantize_act(&h_.back()[b * Hs_], Hs_, dec.act.k, dec.act.iters, dq_, b,
+                             dec.act.ternary);
+            hq = &dq_;
+        }
+    }
+    product(dec, *hq, h_.back().data(), Hs_, logits_padded_.data(), batch_);
     for (size_t b = 0; b < batch_; ++b)
         std::copy(&logits_padded_[b * stride], &logits_padded_[b * stride] + V, &logits_[b * V]);
     return h_.back().data();
@@ -435,13 +468,5 @@ void Session::run_tokens(const int64_t *tokens, size_t T, float *h_out, float *l
     }
 }
 
-void log_softmax(const float *x, size_t n, float *out) {
-    if (n == 0) return;
-    const float mx = *std::max_element(x, x + n);
-    double sum = 0;
-    for (size_t i = 0; i < n; ++i) sum += std::exp(double(x[i] - mx));
-    const float lse = mx + float(std::log(sum));
-    for (size_t i = 0; i < n; ++i) out[i] = x[i] - lse;
-}
 
 }  // namespace amq

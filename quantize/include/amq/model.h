@@ -55,6 +55,26 @@ struct FloatTensor {
     std::vector<float> data;  // row-major, product(shape) elements
 };
 
+// The bits of one quantized matrix: k_w planes, and the online quantizer of the
+// vector it multiplies (k_a planes by act_method). In an .amq, matrices without
+// an entry in ModelFile::matrix_bits take the model-wide k_w, k_a, act_method.
+// For an untied embedding (a row lookup, no product) k_a and act_method are kept
+// but unused.
+struct MatrixBits {
+    int k_w = 0, k_a = 0;
+    std::string act_method;  // alternating | greedy | ternary
+
+    bool operator==(const MatrixBits &o) const {
+        return k_w == o.k_w && k_a == o.k_a && act_method == o.act_method;
+    }
+    bool operator!=(const MatrixBits &o) const { return !(*this == o); }
+};
+
+// Online activation quantizers (metadata act_method): alternating and greedy
+// (k_a planes, act_iters cycles; greedy = 0 cycles), ternary (2 planes of equal
+// scales, the weights' ternary rule applied to the vector: docs/MODEL_FORMAT.md).
+const std::vector<std::string> &act_method_names();
+
 struct ModelFile {
     RnnShape shape;
     // Metadata keys the format does not define (e.g. perplexity_test), kept as
@@ -69,9 +89,34 @@ struct ModelFile {
     // .amq only: bits, weight quantizer and online activation quantizer.
     int k_w = 0, k_a = 0, iters = 0, act_iters = 2;
     std::string method, act_method = "alternating";
+    // .amq only: bits of single matrices (metadata `matrix_bits`), by matrix
+    // name; each entry complete (k_w, k_a, act_method all set). The others take
+    // k_w, k_a, act_method above.
+    std::map<std::string, MatrixBits> matrix_bits;
 
     bool quantized() const { return !quant.empty(); }
+    // The bits of quantized matrix `name`: its matrix_bits entry, else the
+    // model-wide k_w, k_a, act_method.
+    MatrixBits bits_of(const std::string &name) const;
 };
+
+// One quantized matrix of a model with its shape and bits, for the tools that
+// build or tune kernels for a model (amq tune --model, amq generate --model).
+struct QuantMatrixInfo {
+    std::string name;
+    size_t rows = 0, cols = 0;
+    MatrixBits bits;
+};
+// Every quantized matrix of `model`, in file order (weight_ih_l0, weight_hh_l0,
+// ..., embedding.weight, decoder.weight). The embedding's entry is there when it is
+// quantized; it runs no product unless tied (then it is the decoder too).
+std::vector<QuantMatrixInfo> quantized_matrices(const ModelFile &model);
+
+// The metadata value of `matrix_bits` (a JSON object as a string) and back.
+// parse throws std::invalid_argument naming the matrix and field at fault.
+std::string matrix_bits_to_json(const std::map<std::string, MatrixBits> &bits);
+std::map<std::string, MatrixBits> matrix_bits_from_json(const std::string &json,
+                                                        const MatrixBits &defaults);
 
 // Loads and checks a float model or an .amq (told apart by the `format`
 // metadata; a state_dict without metadata is a float model whose sizes come

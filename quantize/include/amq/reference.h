@@ -79,6 +79,16 @@ Quantized alternating(const float *x, size_t n, int k, int T);
 // r_e = x_e - sum_{j<=i} alpha_j b_j[e].
 Quantized refined(const float *x, size_t n, int k);
 
+// Ternary (HitNet style), for weight rows (method ternary) and activation vectors
+// (act_method ternary) alike: t = 0.7 (sum_e |x_e|) / n; a = mean |x_e| over
+// |x_e| > t, rounded to float (0 if none); k = 2 planes, alpha = {a/2, a/2};
+// x_e > t codes (+1, +1), x_e < -t codes (-1, -1), else (+1, -1) (value 0).
+Quantized ternary(const float *x, size_t n);
+
+// out[i] = x[i] - log(sum_j exp(x[j])) over n values, in double, shifted by the
+// max; returns the log-sum-exp. out may be x.
+double log_softmax(const float *x, size_t n, float *out);
+
 // Packs codes [planes][rows][n] (+1/-1) into words [planes][rows][words_for(n)].
 // Any code other than +1 / -1 throws std::invalid_argument. n == 0 is allowed
 // (no words).

@@ -8,8 +8,9 @@
 // item b, per step t:
 //     v = the layer input (x_t, the embedding row of token_t, or the outputs of
 //       layer l-1 at t: forward h then reverse h);
-//     quantized model: v and h_{t-1} are each quantized online (alternating with
-//       act_iters cycles, or greedy) to k_a planes with float scales, then
+//     quantized model: v and h_{t-1} are each quantized online, for each matrix
+//       with that matrix's bits (ModelFile::bits_of: alternating with act_iters
+//       cycles, greedy, or ternary) to k_a planes with float scales, then
 //       gx = W_ih (x) v + b_ih and gh = W_hh (x) h_{t-1} + b_hh are binary products
 //       (ref::binary_gemv); float model: plain products in double;
 //     gx, gh are rounded to float, the cell (ref::lstm_cell / gru_cell) runs in

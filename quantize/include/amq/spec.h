@@ -39,4 +39,10 @@ inline const std::vector<Bits> bench_bits = {{1, 1}, {2, 2}, {2, 3}, {3, 3}, {4,
 // Activation lengths for quantize_act tests.
 inline const std::vector<size_t> act_lengths = {1, 2, 63, 64, 65, 300, 1024, 4097};
 
+// Vocabulary sizes for the log_softmax / top-k tests and benchmarks (6022: the
+// demo language model, models/ptb_lstm300.safetensors), and its decoder product.
+inline const std::vector<size_t> vocab_lengths = {1, 2, 15, 63, 64, 65, 1000, 6022, 10007};
+inline const std::vector<size_t> bench_vocab = {6022, 10000, 50000};
+inline const Shape lm_decoder_shape = {6022, 300};
+
 }  // namespace amq::spec

@@ -83,6 +83,14 @@ amq_status amq_session_run(amq_session *session, const float *x, size_t steps, f
 amq_status amq_session_run_lengths(amq_session *session, const float *x, size_t steps,
                                    const int64_t *lengths, float *out);
 
+/* Language-model heads (the log_softmax kernel; the kernel's own symbol is
+ * amq_log_softmax, hence another name here): out [n] = x - log(sum exp x)
+ * (out may be x, or null), *lse_out the log-sum-exp (may be null); NaN or +Inf
+ * in x is an error. top_k: the indices of the k largest of x [n] (1 <= k <= n),
+ * largest first, equal values by lower index. */
+amq_status amq_log_probs(const float *x, size_t n, float *out, float *lse_out);
+amq_status amq_top_k(const float *x, size_t n, size_t k, size_t *indices);
+
 #ifdef __cplusplus
 }
 #endif

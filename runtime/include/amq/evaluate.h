@@ -24,7 +24,13 @@ std::vector<int64_t> read_text_tokens(const std::string &path,
 struct Perplexity {
     double perplexity = 0;
     size_t tokens = 0;   // predictions scored (ids.size() - 1)
-    double seconds = 0;  // time of the steps
+    double seconds = 0;      // wall-clock time of the steps and the log-softmax
+    double cpu_seconds = 0;  // CPU time of the calling thread over the same (the kernels run
+                             // on it alone with one thread): what an idle core gives
+    double tokens_per_second() const { return seconds > 0 ? double(tokens) / seconds : 0.0; }
+    double tokens_per_cpu_second() const {
+        return cpu_seconds > 0 ? double(tokens) / cpu_seconds : 0.0;
+    }
 };
 
 // Runs `model` at batch 1 over ids (the state carried over the whole text) and

@@ -196,8 +196,17 @@ WeightStrides weight_strides(const KernelLayout &layout, int k, size_t tiles, si
 void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryVector &out);
 
 // The same into item b of a batch that is already sized with out.k == k_a and
-// out.n == n (BinaryBatch::resize), with no copy.
-void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryBatch &out, size_t b);
+// out.n == n (BinaryBatch::resize), with no copy. `ternary`: as
+// quantize_act_ternary (then k_a must be 2 and iters is not used).
+void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryBatch &out, size_t b,
+                  bool ternary = false);
+
+// Ternary activations (act_method ternary, docs/MODEL_FORMAT.md; the rule of
+// ref::ternary): t = 0.7 mean|x|, a = mean |x_e| over |x_e| > t; 2 planes with
+// beta = {a/2, a/2}, codes (+1,+1) above t, (-1,-1) below -t, (+1,-1) between.
+// x must be finite: NaN or Inf throws.
+void quantize_act_ternary(const float *x, size_t n, BinaryVector &out);
+void quantize_act_ternary(const float *x, size_t n, BinaryBatch &out, size_t b);
 
 // y[r] = bias[r] + sum_i sum_j alpha[r][i] beta[j] (n - 2 popcount(W_ri ^ A_j)),
 // for r < W.rows(); y must hold W.rows() floats.

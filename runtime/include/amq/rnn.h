@@ -22,6 +22,13 @@
 // above now, the decoder now and the recurrent product at the next step. A float
 // model runs f32_gemv in place of the binary products. A session allocates all
 // its buffers when it is made: steps allocate nothing.
+//
+// Bits per matrix (docs/MODEL_FORMAT.md, matrix_bits): every quantized matrix
+// has its own k_w and its own activation quantizer (k_a; alternating, greedy or
+// ternary). Each product quantizes its input with its matrix's quantizer: h for
+// the recurrent product with weight_hh's, the layer input with weight_ih's (the
+// quantized h of the layer below is reused when the two quantizers agree), the
+// decoder's input with the decoder's.
 #pragma once
 
 #include <cstddef>
@@ -47,7 +54,9 @@ public:
     bool quantized() const { return quantized_; }
     int k_w() const { return k_w_; }
     int k_a() const { return k_a_; }
-    int act_iters() const { return act_iters_; }
+    int act_iters() const { return act_iters_; }  // model-wide; matrices() has each one's bits
+    // Every quantized matrix with its shape and bits (empty for a float model).
+    const std::vector<QuantMatrixInfo> &matrices() const { return matrices_; }
     const std::vector<std::string> &vocab() const { return vocab_; }
     const std::map<std::string, std::string> &metadata() const { return metadata_; }
     // Bytes of the weights as the kernels hold them (planes, scales, floats).
@@ -55,11 +64,20 @@ public:
 
 private:
     friend class Session;
+    // How the vector a quantized matrix multiplies is quantized online.
+    struct ActQuant {
+        int k = 0, iters = 0;  // planes; alternating cycles (0 = greedy)
+        bool ternary = false;  // quantize_act_ternary (k = 2)
+        bool operator==(const ActQuant &o) const {
+            return k == o.k && iters == o.iters && ternary == o.ternary;
+        }
+    };
     struct Matrix {  // one weight matrix with its bias, on the binary or the f32 kernels
         BinaryMatrix binary;
         std::vector<float> weights, bias;  // float: [rows][cols], bias [rows] (0 if none)
         size_t rows = 0, cols = 0;
         bool quantized = false;
+        ActQuant act;  // quantized: of its input vector
         size_t out_stride() const { return quantized ? binary.rows_padded() : rows; }
     };
     struct Direction {  // one direction of one layer
@@ -78,6 +96,7 @@ private:
     Matrix decoder_;
     std::vector<std::string> vocab_;
     std::map<std::string, std::string> metadata_;
+    std::vector<QuantMatrixInfo> matrices_;
 };
 
 class Session {
@@ -175,6 +194,7 @@ private:
     std::vector<float> gh_;                  // [B][stride] recurrent pre-activations
     std::vector<float> m_, proj_;            // projected LSTM: o * tanh(c) [B][H], W_hr m
     BinaryBatch mq_;                         // projected LSTM: quantized m_
+    BinaryBatch dq_;  // LM: h of the last layer for the decoder, when its quantizer is not weight_hh's
     std::vector<float> layer_out_;           // [n][B][output_size]: a layer's outputs
     std::vector<float> layer_in_;            // the layer below's outputs
     std::vector<float> saved_h_, saved_c_;   // run() with lengths: states of finished items
@@ -184,7 +204,16 @@ private:
     BinaryBatch hq_next_;                    // fused_step(): planes of h_t
 };
 
-// out[i] = x[i] - log(sum_j exp(x[j])), over n values (stable: shifted by the max).
-void log_softmax(const float *x, size_t n, float *out);
+// The language model's head, on the log_softmax kernel (generators/log_softmax.h).
+// out[i] = x[i] - lse, lse = log(sum_j exp(x[j])) (shifted by the max), over n >= 1
+// values; returns lse. out may be x (in place) or null (then only lse). Throws
+// amq::Error when x holds NaN or Inf.
+float log_softmax(const float *x, size_t n, float *out);
+// The index of the largest of x[0..n) (the lowest index among equal values).
+size_t argmax(const float *x, size_t n);
+// The indices of the k largest of x[0..n) (1 <= k <= n), largest first, equal
+// values by lower index: the k blocks of largest block maxima from the
+// log_softmax kernel, then a partial sort of their k x 64 values.
+std::vector<size_t> top_k(const float *x, size_t n, size_t k);
 
 }  // namespace amq
