@@ -32,16 +32,8 @@ public:
 
         constrain_bgemv_buffers(W, alpha, bias, A, beta, y, lay, tile, k_w, k_a);
 
-        const int tiles = (int(est_rows) + tile - 1) / tile;
-        const int est_words = (int(est_cols) + 63) / 64;
-        W.set_estimates({{0, tile}, {0, k_w}, {0, est_words}, {0, tiles}});
-        alpha.set_estimates({{0, tile}, {0, k_w}, {0, tiles}});
-        bias.set_estimates({{0, tile}, {0, tiles}});
-        A.set_estimates({{0, est_words}, {0, k_a}});
-        beta.set_estimates({{0, k_a}});
-        n.set_estimate(est_cols);
-        parallel.set_estimate(false);
-        y.set_estimates({{0, tile}, {0, tiles}});
+        set_bgemv_estimates(W, alpha, bias, A, beta, n, parallel, y, tile, k_w, k_a, est_rows,
+                            est_cols, false);
 
         if (!auto_schedule) {
             BgemvKnobs k;

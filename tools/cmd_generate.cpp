@@ -2,8 +2,8 @@
 //
 //   amq generate --target aarch64 --bits 2x2,3x3 --out kernels/
 //
-// Runs the amq_generators executable (installed beside amq; the tool itself never
-// links libHalide) once per kernel, with the schedule knobs of a schedules JSON
+// Runs the amq_generators executable (installed beside amq, which links libHalide
+// for amq tune only) once per kernel, with the schedule knobs of a schedules JSON
 // file, and writes into --out: one static library and header per kernel
 // (amq_<kernel>.a/.h), one shared Halide runtime (amq_halide_runtime.a), the Halide
 // runtime headers, amq/weight_layout.h, amq_kernels.h (includes every kernel header,
