@@ -42,8 +42,8 @@ void validate(const RnnBenchConfig &cfg) {
     positive("steps", cfg.steps);
     positive("batch", cfg.batch);
     if (cfg.bits.w < 1 || cfg.bits.w > 4 || cfg.bits.a < 1 || cfg.bits.a > 4)
-        throw std::invalid_argument("RnnBenchConfig.bits: " + std::to_string(cfg.bits.w) + "x" +
-                                    std::to_string(cfg.bits.a) + ", expected 1..4 each");
+        throw std::invalid_argument("RnnBenchConfig.bits: " + spec::bits_name(cfg.bits) +
+                                    ", expected 1..4 each");
 }
 
 OnednnRnnConfig onednn_config(const RnnBenchConfig &cfg, bool int8) {

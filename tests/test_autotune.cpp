@@ -629,6 +629,17 @@ TEST(Evaluation, AutoschedulersRunInTheChildAndAreChecked) {
 
 // ------------------------------------------------------------ a real tuning run
 
+namespace {
+
+// Short timings for the tuner's tests (they check what is written, not speed).
+void quick_timings(TuneOptions &o) {
+    o.screen_timing = {0.2, 3, 5, 0.05, 0.2};
+    o.full_timing = {0.2, 3, 7, 0.05, 0.3};
+    o.final_timing = {0.3, 5, 9, 0.05, 0.5};
+}
+
+}  // namespace
+
 TEST(Tuner, SmallRunVerifiesWritesSchedulesAndResumes) {
     const std::string dir = temp_dir("tuner");
     TuneOptions o;
@@ -637,9 +648,7 @@ TEST(Tuner, SmallRunVerifiesWritesSchedulesAndResumes) {
     o.max_trials = 4;
     o.records_path = dir + "/records.jsonl";
     o.schedules_path = dir + "/schedules/test-cpu.json";
-    o.screen_timing = {0.2, 3, 5, 0.05, 0.2};
-    o.full_timing = {0.2, 3, 7, 0.05, 0.3};
-    o.final_timing = {0.3, 5, 9, 0.05, 0.5};
+    quick_timings(o);
     o.search.seed = 5;
     // The second candidate the search proposes crashes: it is recorded and the
     // search goes on.
@@ -677,7 +686,7 @@ TEST(Tuner, SmallRunVerifiesWritesSchedulesAndResumes) {
         const auto j = nlohmann::json::parse(lines[i]);
         EXPECT_EQ(j["pipeline"], "bgemv");
         EXPECT_EQ(j["shape"], "100x130");
-        EXPECT_EQ(j["bits"], "2x3");
+        EXPECT_EQ(j["bits"], "W2A3");
         EXPECT_EQ(j["cpu"]["id"], r.cpu.id);
         EXPECT_EQ(j["halide"], r.halide_version);
         if (j["kind"] == "crash") {
@@ -932,9 +941,7 @@ TEST(IsaVariants, TuningALowerVariantIsNeverSlowerThanItsDefaults) {
     o.max_trials = 3;
     o.records_path = dir + "/records.jsonl";
     o.schedules_path = dir + "/s.json";
-    o.screen_timing = {0.2, 3, 5, 0.05, 0.2};
-    o.full_timing = {0.2, 3, 7, 0.05, 0.3};
-    o.final_timing = {0.3, 5, 9, 0.05, 0.5};
+    quick_timings(o);
     const TuneReport r = tune(o, {});
     EXPECT_EQ(r.isa, "sse41");
     EXPECT_EQ(r.target, "x86-64-linux-sse41");
@@ -1246,7 +1253,7 @@ TEST(Records, NewProblemFieldsRoundTripAndOldLinesStillRead) {
     const auto lines = read_lines(f.path());
     const auto ja = nlohmann::json::parse(lines[1]), jb = nlohmann::json::parse(lines[2]);
     EXPECT_EQ(ja["shape"], "516x100x64");
-    EXPECT_EQ(ja["bits"], "2x3");
+    EXPECT_EQ(ja["bits"], "W2A3");
     EXPECT_EQ(ja["weight_layout"], nlohmann::json({{"layout", "tiled"}, {"tile", 16}}));
     EXPECT_EQ(jb["shape"], "129x4");
     EXPECT_EQ(jb["bits"], "f32");

@@ -352,7 +352,7 @@ void add_tune_command(CLI::App &app) {
                     "ROWSxCOLS (bgemv, f32_gemv), ROWSxCOLSxBATCH (bgemm), HIDDENxBATCH (cells), "
                     "LENGTH (quantize_act)");
     cmd->add_option("--bits", a->bits,
-                    "Weight x activation bits, e.g. 2x2 (bgemv, bgemm); activation bits "
+                    "Weight and activation bits, e.g. W2A2 or the alias 2x2 (bgemv, bgemm); activation bits "
                     "(quantize_act)");
     cmd->add_option("--iters", a->iters, "quantize_act: alternating cycles T, 0..3 (default 2)");
     cmd->add_option("--model", a->model,

@@ -27,12 +27,13 @@ void add_bench_command(CLI::App &app);
 
 // "4096x1024" -> {4096, 1024}; throws UsageError naming `option` and the value.
 spec::Shape parse_shape(const std::string &option, const std::string &text);
-// "2x3" (or "w2a3") -> {w = 2, a = 3}, each in 1..4; throws UsageError.
+// "W2A3" (or "w2a3", or the alias "2x3") -> {w = 2, a = 3}, each in 1..4;
+// throws UsageError.
 spec::Bits parse_bits(const std::string &option, const std::string &text);
 // Throws UsageError unless lo <= value <= hi.
 void check_range(const std::string &option, long long value, long long lo, long long hi);
 
 std::string shape_str(size_t rows, size_t cols);  // "4096x1024"
-std::string bits_str(int w, int a);               // "2x2"
+std::string bits_str(int w, int a);               // "W2A2" (spec::bits_name)
 
 }  // namespace amq::tools

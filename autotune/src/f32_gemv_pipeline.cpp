@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "f32_gemv.h"
+#include "amq/spec.h"
 #include "pipeline_data.h"
 
 namespace amq::tune {
@@ -98,8 +99,7 @@ F32GemvPipeline::F32GemvPipeline(const Problem &problem, const Halide::Target &t
         throw std::invalid_argument("f32_gemv: shape " + problem.shape_str() +
                                     " (expected rows and columns >= 1, at most 2^30 values)");
     if (problem.k_w != 0 || problem.k_a != 0)
-        throw std::invalid_argument("f32_gemv: bits " + std::to_string(problem.k_w) + "x" +
-                                    std::to_string(problem.k_a) +
+        throw std::invalid_argument("f32_gemv: bits " + spec::bits_name(problem.k_w, problem.k_a) +
                                     " (the float product has no bits)");
     if (problem.batch != 1 || problem.iters != 0 || !problem.layout.empty())
         throw std::invalid_argument("f32_gemv: batch, iters and weight layout do not apply");

@@ -123,9 +123,16 @@ void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
                 section = old.contains("isa") && old.at("isa").contains(isa)
                               ? &old.at("isa").at(isa)
                               : nullptr;
+            // Each kept entry with its problem's fields written anew (as this amq
+            // spells them: bits W2A2).
             if (section)
-                for (const auto &e : section->at("tuned"))
-                    if (!same_problem(e, entry.problem)) entries.push_back(e);
+                for (const auto &e : section->at("tuned")) {
+                    if (same_problem(e, entry.problem)) continue;
+                    nlohmann::ordered_json kept = e;
+                    for (const auto &[key, value] : problem_fields(problem_from_fields(e)).items())
+                        kept[key] = value;
+                    entries.push_back(kept);
+                }
         } catch (const std::exception &e) {
             throw std::runtime_error("schedules file " + path + ": " + e.what() +
                                      " (remove it to start a new one)");
@@ -143,7 +150,8 @@ void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
     // One knob set per pipeline for the build: that of its entry with the most
     // work. The top level starts from the hand defaults; a lower variant's
     // section lists only its tuned pipelines.
-    nlohmann::ordered_json pipelines = top ? hand_defaults_all() : nlohmann::ordered_json::object();
+    nlohmann::ordered_json pipelines = nlohmann::ordered_json::object();
+    if (top) pipelines = hand_defaults_all();
     std::map<std::string, const nlohmann::ordered_json *> chosen;
     for (const auto &e : entries) {
         const std::string name = e.at("pipeline").get<std::string>();
@@ -185,7 +193,7 @@ void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
     doc["halide"] = halide_version;
     doc["target"] = top ? target : old.value("target", isa_variants().front().target.to_string());
     doc["updated"] = utc_now();
-    doc["pipelines"] = top ? pipelines : old.value("pipelines", hand_defaults_all());
+    doc["pipelines"] = top ? pipelines : old.value("pipelines", nlohmann::ordered_json(hand_defaults_all()));
     doc["build_choice"] =
         top ? build_choice : old.value("build_choice", nlohmann::ordered_json::object());
     doc["tuned"] = top ? entries : old.value("tuned", nlohmann::ordered_json::array());

@@ -38,7 +38,7 @@ using Clock = std::chrono::steady_clock;
 
 // Spinning threads yield the CPU every this many pauses (tens of microseconds),
 // so that a thread which shares their CPU can run. More often costs the
-// parallel speed: measured with `amq bench gemv --shape 4096x2048 --bits 2x2
+// parallel speed: measured with `amq bench gemv --shape 4096x2048 --bits W2A2
 // --threads 2` (tuned kernels, 64 tiles per task), yielding every 64 pauses
 // gave 1.68x one thread, every 1024 pauses 1.89x (medians of five runs;
 // docs/PERFORMANCE.md).
