@@ -27,7 +27,7 @@ DTYPES = {
 }
 MAX_HEADER = 100 * 1000 * 1000  # header size limit of the safetensors rules
 FORMAT_KEYS = ("format", "format_version", "arch", "layers", "input_size", "hidden_size",
-               "vocab_size", "vocab", "tied")
+               "vocab_size", "vocab", "tied", "bidirectional", "proj_size")
 
 
 def _dtype_name(array, name):
@@ -122,9 +122,11 @@ def load_safetensors(path):
 
 def export_rnn(path, rnn, embedding=None, decoder=None, vocab=None, tied=False, extra_metadata=None):
     """Write an nn.LSTM / nn.GRU (and, for a language model, its embedding and decoder)
-    as an amq float model (docs/MODEL_FORMAT.md). Weights are stored as F32.
+    as an amq float model (docs/MODEL_FORMAT.md). Weights are stored as F32 under the
+    state_dict's names; every option of the module is kept (bias, bidirectional: the
+    *_reverse tensors, proj_size: weight_hr_lL).
 
-    A language model is an `embedding` with a `decoder` (nn.Linear, hidden -> vocab) or,
+    A language model is an `embedding` with a `decoder` (nn.Linear, h_size -> vocab) or,
     when `tied`, with the decoder reusing embedding.weight (the decoder, if given, may
     then only add its bias). `vocab` lists the words in id order. `extra_metadata` adds
     string-valued keys (e.g. perplexity_test). Raises ValueError for what the format
@@ -138,10 +140,11 @@ def export_rnn(path, rnn, embedding=None, decoder=None, vocab=None, tied=False, 
         arch = "gru"
     else:
         raise ValueError(f"{path}: rnn must be an nn.LSTM or nn.GRU, got {type(rnn).__name__}")
-    if rnn.bidirectional:
-        raise ValueError(f"{path}: bidirectional {arch.upper()} is not supported by amq")
-    if getattr(rnn, "proj_size", 0) > 0:
-        raise ValueError(f"{path}: projected LSTM (proj_size={rnn.proj_size}) is not supported by amq")
+    proj_size = getattr(rnn, "proj_size", 0)
+    h_size = proj_size or rnn.hidden_size
+    if rnn.bidirectional and embedding is not None:
+        raise ValueError(f"{path}: a bidirectional language model is not supported by amq"
+                         " (a language model runs step by step)")
 
     def f32(t):
         return t.detach().cpu().float().numpy()
@@ -150,6 +153,10 @@ def export_rnn(path, rnn, embedding=None, decoder=None, vocab=None, tied=False, 
     meta = {"format": "amq-float", "format_version": "1", "arch": arch,
             "layers": str(rnn.num_layers), "input_size": str(rnn.input_size),
             "hidden_size": str(rnn.hidden_size)}
+    if rnn.bidirectional:
+        meta["bidirectional"] = "true"
+    if proj_size:
+        meta["proj_size"] = str(proj_size)
 
     if embedding is None:
         if decoder is not None or vocab is not None or tied:
@@ -163,13 +170,13 @@ def export_rnn(path, rnn, embedding=None, decoder=None, vocab=None, tied=False, 
             raise ValueError(f"{path}: a language model needs a decoder (or tied=True)")
         if decoder is not None:
             shape = tuple(decoder.weight.shape)
-            if shape != (vocab_size, rnn.hidden_size):
-                raise ValueError(f"{path}: decoder.weight shape {shape} != (vocab_size, hidden_size)"
-                                 f" = {(vocab_size, rnn.hidden_size)}")
+            if shape != (vocab_size, h_size):
+                raise ValueError(f"{path}: decoder.weight shape {shape} != (vocab_size, h_size)"
+                                 f" = {(vocab_size, h_size)}")
         if tied:
-            if rnn.input_size != rnn.hidden_size:
-                raise ValueError(f"{path}: tied weights need input_size == hidden_size,"
-                                 f" got {rnn.input_size} and {rnn.hidden_size}")
+            if rnn.input_size != h_size:
+                raise ValueError(f"{path}: tied weights need input_size == h_size (hidden_size,"
+                                 f" or proj_size), got {rnn.input_size} and {h_size}")
             if decoder is not None and not np.array_equal(f32(decoder.weight), tensors["embedding.weight"]):
                 raise ValueError(f"{path}: tied=True but decoder.weight differs from embedding.weight")
         elif decoder is not None:
@@ -235,22 +242,27 @@ def modules_from_state_dict(state, embedding_key=None, decoder_key=None):
     prefix = roots[0][:-len("weight_ih_l0")]
     rnn_state = {k[len(prefix):]: v for k, v in state.items()
                  if k.startswith(prefix) and RNN_KEY.match(k[len(prefix):])}
-    for name in rnn_state:
-        if name.endswith("_reverse"):
-            raise ValueError(f"state_dict key '{prefix}{name}': bidirectional networks are not supported by amq")
-        if name.startswith("weight_hr"):
-            raise ValueError(f"state_dict key '{prefix}{name}': projected LSTMs are not supported by amq")
     w_ih, w_hh = rnn_state["weight_ih_l0"], rnn_state.get("weight_hh_l0")
     if w_hh is None:
         raise ValueError(f"state_dict has '{prefix}weight_ih_l0' but no '{prefix}weight_hh_l0'")
-    hidden = w_hh.shape[1]
+    # A projected LSTM: weight_hr_l0 [proj_size, hidden], weight_hh_l0 [4 x hidden, proj_size].
+    w_hr = rnn_state.get("weight_hr_l0")
+    hidden = w_hr.shape[1] if w_hr is not None else w_hh.shape[1]
     gates = w_hh.shape[0] // hidden if hidden else 0
     if gates not in (3, 4) or w_hh.shape[0] != gates * hidden:
         raise ValueError(f"state_dict key '{prefix}weight_hh_l0': shape {tuple(w_hh.shape)} is neither"
                          f" [4 x hidden, hidden] (LSTM) nor [3 x hidden, hidden] (GRU)")
-    layers = sum(1 for k in rnn_state if k.startswith("weight_ih_l"))
+    layers = sum(1 for k in rnn_state if re.match(r"weight_ih_l\d+$", k))
     kind = nn.LSTM if gates == 4 else nn.GRU
-    rnn = kind(w_ih.shape[1], hidden, layers, bias="bias_ih_l0" in rnn_state)
+    options = {"bias": "bias_ih_l0" in rnn_state, "bidirectional": "weight_ih_l0_reverse" in rnn_state}
+    if w_hr is not None:
+        if kind is not nn.LSTM:
+            raise ValueError(f"state_dict key '{prefix}weight_hr_l0': a projection in a GRU")
+        options["proj_size"] = w_hr.shape[0]
+    try:
+        rnn = kind(w_ih.shape[1], hidden, layers, **options)
+    except ValueError as e:
+        raise ValueError(f"state_dict keys '{prefix}*' do not form a {kind.__name__}: {e}") from None
     try:
         rnn.load_state_dict(rnn_state)
     except RuntimeError as e:
@@ -316,14 +328,19 @@ def export_checkpoint(checkpoint, out, vocab=None, embedding_key=None, decoder_k
 # ---------------------------------------------------------------- random models
 
 def random_model(arch, layers, input_size, hidden_size, bias=True, seed=0,
-                 vocab_size=None, tied=False):
+                 vocab_size=None, tied=False, bidirectional=False, proj_size=0):
     """A seeded random nn.LSTM/GRU (PyTorch's default uniform init), with an embedding
     and decoder when `vocab_size` is given. Returns (rnn, embedding, decoder)."""
     import torch
     import torch.nn as nn
 
     torch.manual_seed(seed)
-    rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[arch](input_size, hidden_size, layers, bias=bias)
+    options = {"bias": bias, "bidirectional": bidirectional}
+    if proj_size:
+        if arch != "lstm":
+            raise ValueError(f"--proj-size is for an LSTM, got {arch}")
+        options["proj_size"] = proj_size
+    rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[arch](input_size, hidden_size, layers, **options)
     embedding = decoder = None
     if vocab_size is not None:
         if tied and input_size != hidden_size:
@@ -335,16 +352,47 @@ def random_model(arch, layers, input_size, hidden_size, bias=True, seed=0,
     return rnn.eval(), embedding, decoder
 
 
-def random_io(rnn, embedding, decoder, steps, batch, seed):
-    """Inputs and PyTorch outputs for the runner's tests: x/h, or tokens/h/logits for an LM."""
+def random_io(rnn, embedding, decoder, steps, batch, seed, state=False, lengths=False):
+    """Inputs and PyTorch outputs for the runner's tests: x/h, or tokens/h/logits for an LM.
+
+    state: random initial states h0 (and c0 for an LSTM) are inputs too; lengths:
+    sequence lengths from 1 to steps, unsorted, run as pack_padded_sequence
+    (outputs 0 past a length). The final states h_n (and c_n) are written in any case.
+    """
     import torch
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
     gen = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         if embedding is None:
             x = torch.randn(steps, batch, rnn.input_size, generator=gen)
-            out, _ = rnn(x)
-            return {"x": x.numpy(), "h": out.numpy()}
+            io = {"x": x}
+            rows = rnn.num_layers * (2 if rnn.bidirectional else 1)
+            h_size = getattr(rnn, "proj_size", 0) or rnn.hidden_size
+            hx = None
+            if state:
+                h0 = torch.randn(rows, batch, h_size, generator=gen)
+                io["h0"] = h0
+                hx = h0
+                if isinstance(rnn, torch.nn.LSTM):
+                    io["c0"] = torch.randn(rows, batch, rnn.hidden_size, generator=gen)
+                    hx = (h0, io["c0"])
+            if lengths:
+                # From steps down to 1, spread over the batch, unsorted: [1, steps, ...].
+                spread = [steps - (b * (steps - 1)) // max(1, batch - 1) for b in range(batch)]
+                lens = torch.tensor(spread[-1:] + spread[:-1], dtype=torch.int64)
+                io["lengths"] = lens
+                packed = pack_padded_sequence(x, lens, enforce_sorted=False)
+                out, final = rnn(packed, hx)
+                out, _ = pad_packed_sequence(out, total_length=steps)
+            else:
+                out, final = rnn(x, hx)
+            io["h"] = out
+            if isinstance(final, tuple):
+                io["h_n"], io["c_n"] = final
+            else:
+                io["h_n"] = final
+            return {k: v.numpy() for k, v in io.items()}
         tokens = torch.randint(0, embedding.num_embeddings, (steps, batch), generator=gen)
         out, _ = rnn(embedding(tokens))
         return {"tokens": tokens.numpy().astype(np.int64), "h": out.numpy(),
@@ -372,13 +420,18 @@ def main(argv=None):
   --random lstm|gru      a random network with PyTorch's default init.
   --random-lm lstm|gru   a random language model: --vocab words "w0".., --emb wide.
   --io FILE              (random modes) also write inputs and PyTorch outputs:
-      x F32 [T,B,input_size] and h F32 [T,B,hidden] (last layer outputs), or for an LM
+      x F32 [T,B,input_size], h F32 [T,B,directions*h_size] (last layer outputs) and the
+      final states h_n F32 [layers*directions,B,h_size], c_n (LSTM) F32
+      [layers*directions,B,hidden]; with --state also random h0 (and c0) the run starts
+      from, with --lengths random lengths I64 [B] (pack_padded_sequence). For an LM
       tokens I64 [T,B], h, logits F32 [T,B,vocab] (decoder outputs, not log-softmaxed).
 
 examples:
   export_torch.py --checkpoint lm.pt --vocab-file vocab.txt -o lm.safetensors
   export_torch.py --random lstm --layers 2 --input-size 37 --hidden-size 129 --seed 1 \\
       -o m.safetensors --io m.io.safetensors --steps 5 --batch 3
+  export_torch.py --random lstm --layers 2 --input-size 13 --hidden-size 21 --proj-size 11 \
+      --bidirectional -o m.safetensors --io m.io.safetensors --state --lengths
   export_torch.py --random-lm lstm --vocab 50 --emb 16 --hidden-size 24 -o lm.safetensors""")
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--checkpoint", metavar="FILE.pt")
@@ -395,6 +448,11 @@ examples:
     parser.add_argument("--emb", type=int, default=None, help="random LM: embedding width")
     parser.add_argument("--tied", action="store_true", help="random LM: decoder reuses the embedding")
     parser.add_argument("--no-bias", action="store_true")
+    parser.add_argument("--bidirectional", action="store_true", help="random modes: two directions")
+    parser.add_argument("--proj-size", type=int, default=0, help="random LSTM: projection width")
+    parser.add_argument("--state", action="store_true", help="--io: random initial states h0, c0")
+    parser.add_argument("--lengths", action="store_true",
+                        help="--io: random sequence lengths (pack_padded_sequence)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--io", metavar="OUT.io.safetensors")
     parser.add_argument("--steps", type=int, default=5)
@@ -421,14 +479,17 @@ examples:
                 parser.error(f"{flag} must be a positive integer")
         if args.layers <= 0 or args.steps <= 0 or args.batch <= 0:
             parser.error("--layers, --steps and --batch must be positive")
+        if lm and (args.state or args.lengths):
+            parser.error("--state and --lengths are for --random (a model without embedding)")
         rnn, embedding, decoder = random_model(
             args.random_lm or args.random, args.layers, width, args.hidden_size, not args.no_bias,
-            args.seed, args.vocab if lm else None, args.tied)
+            args.seed, args.vocab if lm else None, args.tied, args.bidirectional, args.proj_size)
         vocab = [f"w{i}" for i in range(args.vocab)] if lm else None
         export_rnn(args.output, rnn, embedding, decoder, vocab, args.tied,
                    {"random_seed": args.seed})
         if args.io:
-            save_safetensors(args.io, random_io(rnn, embedding, decoder, args.steps, args.batch, args.seed),
+            save_safetensors(args.io, random_io(rnn, embedding, decoder, args.steps, args.batch, args.seed,
+                                                args.state, args.lengths),
                              {"model": args.output, "seed": str(args.seed)})
     except (ValueError, OSError) as e:
         print(f"export_torch.py: error: {e}", file=sys.stderr)

@@ -111,6 +111,31 @@ class Export(unittest.TestCase):
                 self.assertEqual("bias_ih_l1" in tensors, bias)
                 self.assertEqual(tensors["weight_hh_l1"].shape, ({"lstm": 4, "gru": 3}[arch] * 129, 129))
 
+    def test_every_option(self):
+        """bidirectional and proj_size: PyTorch's tensors (the *_reverse ones, weight_hr_lL)
+        as they are, and the metadata keys; rebuilt from a bare state_dict."""
+        torch.manual_seed(5)
+        for rnn, extra in ((nn.LSTM(13, 21, 2, bidirectional=True, proj_size=11),
+                            {"bidirectional": "true", "proj_size": "11"}),
+                           (nn.GRU(13, 21, 3, bidirectional=True, bias=False), {"bidirectional": "true"}),
+                           (nn.LSTM(13, 21, 1, proj_size=20), {"proj_size": "20"})):
+            with self.subTest(repr(rnn)):
+                tensors, meta = self.export_and_compare(rnn)
+                for key in ("bidirectional", "proj_size"):
+                    self.assertEqual(meta.get(key), extra.get(key))
+                state = {"rnn." + k: v for k, v in rnn.state_dict().items()}
+                back, _, _, _, ignored = ex.modules_from_state_dict(state)
+                self.assertEqual(ignored, [])
+                self.assertEqual((type(back), back.num_layers, back.bidirectional, back.bias),
+                                 (type(rnn), rnn.num_layers, rnn.bidirectional, rnn.bias))
+                self.assertEqual(getattr(back, "proj_size", 0), getattr(rnn, "proj_size", 0))
+                for k, v in rnn.state_dict().items():
+                    self.assertTrue(torch.equal(back.state_dict()[k], v), k)
+        # A language model with a projected LSTM: the decoder reads the projected h.
+        rnn, emb = nn.LSTM(6, 9, proj_size=4), nn.Embedding(13, 6)
+        tensors, meta = self.export_and_compare(rnn, embedding=emb, decoder=nn.Linear(4, 13))
+        self.assertEqual(meta["proj_size"], "4")
+
     def test_language_models(self):
         torch.manual_seed(4)
         vocab = [f"w{i}" for i in range(11)] + ["<unk>", "é"]
@@ -132,9 +157,10 @@ class Export(unittest.TestCase):
         lstm = nn.LSTM(4, 5)
         emb, dec = nn.Embedding(7, 4), nn.Linear(5, 7)
         cases = [
-            ("bidirectional", dict(rnn=nn.LSTM(4, 5, bidirectional=True))),
-            ("bidirectional", dict(rnn=nn.GRU(4, 5, bidirectional=True))),
-            ("proj_size", dict(rnn=nn.LSTM(4, 5, proj_size=2))),
+            ("bidirectional language model", dict(rnn=nn.LSTM(4, 5, bidirectional=True),
+                                                  embedding=emb, decoder=nn.Linear(10, 7))),
+            (r"decoder.weight shape \(7, 5\) != \(vocab_size, h_size\) = \(7, 2\)",
+             dict(rnn=nn.LSTM(4, 5, proj_size=2), embedding=emb, decoder=dec)),
             ("nn.LSTM or nn.GRU", dict(rnn=nn.RNN(4, 5))),
             ("'\\\\n'", dict(rnn=lstm, embedding=emb, decoder=dec, vocab=["a\nb"] + ["w"] * 6)),
             ("6 words", dict(rnn=lstm, embedding=emb, decoder=dec, vocab=["w"] * 6)),
@@ -143,7 +169,7 @@ class Export(unittest.TestCase):
             (r"decoder.weight shape \(8, 5\)", dict(rnn=lstm, embedding=emb, decoder=nn.Linear(5, 8))),
             ("needs a decoder", dict(rnn=lstm, embedding=emb)),
             ("without an embedding", dict(rnn=lstm, decoder=dec)),
-            ("input_size == hidden_size", dict(rnn=lstm, embedding=emb, tied=True)),
+            ("input_size == h_size", dict(rnn=lstm, embedding=emb, tied=True)),
             ("differs from embedding", dict(rnn=nn.LSTM(5, 5), embedding=nn.Embedding(7, 5),
                                             decoder=dec, tied=True)),
             ("reserved", dict(rnn=lstm, extra_metadata={"arch": "gru"})),
@@ -244,8 +270,17 @@ class Export(unittest.TestCase):
         tensors, meta = ex.load_safetensors(out)
         self.assertEqual(meta["arch"], "gru")
         self.assertTrue(same_bits(tensors["weight_ih_l0"], gru.weight_ih_l0.detach().numpy()))
-        # refused
-        torch.save(nn.LSTM(3, 4, bidirectional=True).state_dict(), ck)
+        # a bidirectional projected LSTM's state_dict
+        bi = nn.LSTM(3, 4, 2, bidirectional=True, proj_size=2)
+        torch.save(bi.state_dict(), ck)
+        self.assertEqual(ex.main(["--checkpoint", ck, "-o", out]), 0)
+        tensors, meta = ex.load_safetensors(out)
+        self.assertEqual((meta["bidirectional"], meta["proj_size"]), ("true", "2"))
+        self.assertTrue(same_bits(tensors["weight_hr_l1_reverse"], bi.weight_hr_l1_reverse.detach().numpy()))
+        # refused: a GRU state_dict with a projection
+        state = nn.GRU(3, 4).state_dict()
+        state["weight_hr_l0"] = torch.zeros(2, 4)
+        torch.save(state, ck)
         self.assertEqual(ex.main(["--checkpoint", ck, "-o", out]), 1)
 
     def test_loader_needs_no_torch(self):

@@ -1374,6 +1374,37 @@ TEST(ModelTune, ProblemsOfABatchedLanguageModelWithAFloatDecoderAndGreedyActivat
     EXPECT_THROW(model_problems(m, 0, 1, "tiled", 8), std::invalid_argument);
 }
 
+// Every matrix of amq::weight_matrices: both directions, the projections, and
+// quantize_act at every width the runner quantizes.
+TEST(ModelTune, ProblemsOfABidirectionalProjectedLstm) {
+    amq::ModelFile m = lstm2_model();
+    m.shape.bidirectional = true;
+    m.shape.proj_size = 64;
+    quantize_rnn_matrices(m);
+    const auto ps = model_problems(m, 1, 1, "tiled", 16);
+    const std::vector<std::string> want = {
+        "bgemv 516x64 W2A3 1 thread(s)",
+        "bgemv 64x129 W2A3 1 thread(s)",
+        "bgemm 516x128x64 W2A3 tiled/16 1 thread(s)",
+        "bgemm 516x100x64 W2A3 tiled/16 1 thread(s)",
+        "lstm_cell 129x1 f32 1 thread(s)",
+        "quantize_act 129 a3t2 1 thread(s)",
+        "quantize_act 128 a3t2 1 thread(s)",
+        "quantize_act 100 a3t2 1 thread(s)",
+        "quantize_act 64 a3t2 1 thread(s)",
+    };
+    EXPECT_EQ(problem_strs(ps), want);
+    // Recurrent products and projections: 2 layers x 2 directions x 64 steps.
+    EXPECT_EQ(ps[0].calls, 256);
+    EXPECT_EQ(ps[0].uses, (std::vector<std::string>{
+                              "layer 0 recurrent product", "layer 0 reverse recurrent product",
+                              "layer 1 recurrent product", "layer 1 reverse recurrent product"}));
+    EXPECT_EQ(ps[1].uses[1], "layer 0 reverse projection");
+    EXPECT_EQ(ps[2].calls, 2);  // layer 1's input products, one per direction
+    EXPECT_EQ(ps[4].calls, 256);
+    EXPECT_EQ(ps[6].calls, 128);  // both directions of layer 1 quantize their 128-wide input
+}
+
 TEST(ModelTune, BudgetSplitFavoursTheExpensiveProblems) {
     const auto ps = model_problems(lstm2_model(), 1, 1, "tiled", 8);
     const auto b = split_budget(ps, 600);

@@ -97,6 +97,8 @@ struct ModelSpec {
     bool quantized = false;
     int k_w = 2;
     bool lm_quantized = false;  // .amq: embedding / decoder as planes too
+    bool bidirectional = false;
+    size_t proj = 0;
 };
 
 std::vector<float> random_floats(std::mt19937 &rng, size_t n) {
@@ -135,6 +137,8 @@ ModelFile make_model(const ModelSpec &spec, unsigned seed = 1) {
     m.shape.vocab_size = spec.vocab;
     m.shape.tied = spec.tied;
     m.shape.bias = spec.bias;
+    m.shape.bidirectional = spec.bidirectional;
+    m.shape.proj_size = spec.proj;
     const int64_t gh = int64_t(m.shape.gates() * spec.hidden);
     auto add_float = [&](const std::string &name, std::vector<int64_t> shape) {
         size_t n = 1;
@@ -150,10 +154,11 @@ ModelFile make_model(const ModelSpec &spec, unsigned seed = 1) {
             add_float(name, {int64_t(rows), int64_t(cols)});
     }
     if (spec.bias)
-        for (int l = 0; l < spec.layers; ++l) {
-            add_float("bias_ih_l" + std::to_string(l), {gh});
-            add_float("bias_hh_l" + std::to_string(l), {gh});
-        }
+        for (int l = 0; l < spec.layers; ++l)
+            for (int d = 0; d < m.shape.directions(); ++d) {
+                add_float(layer_tensor_name("bias_ih", l, d), {gh});
+                add_float(layer_tensor_name("bias_hh", l, d), {gh});
+            }
     if (spec.vocab) {
         add_float("decoder.bias", {int64_t(spec.vocab)});
         for (size_t i = 0; i < spec.vocab; ++i)
@@ -184,6 +189,8 @@ void expect_same_model(const ModelFile &a, const ModelFile &b) {
     EXPECT_EQ(a.shape.vocab_size, b.shape.vocab_size);
     EXPECT_EQ(a.shape.tied, b.shape.tied);
     EXPECT_EQ(a.shape.bias, b.shape.bias);
+    EXPECT_EQ(a.shape.bidirectional, b.shape.bidirectional);
+    EXPECT_EQ(a.shape.proj_size, b.shape.proj_size);
     EXPECT_EQ(a.metadata, b.metadata);
     EXPECT_EQ(a.vocab, b.vocab);
     EXPECT_EQ(a.quantized(), b.quantized());
@@ -253,6 +260,17 @@ struct RawModel {
         return w.bytes();
     }
 };
+
+// `m` as a bare state_dict (no metadata) whose F32 matrix `name` is resized.
+std::vector<uint8_t> plain_with_matrix(const ModelFile &m, const std::string &name, int64_t rows,
+                                       int64_t cols) {
+    RawModel plain(m);
+    plain.meta.clear();
+    RawTensor &t = plain.at(name);
+    t.shape = {rows, cols};
+    t.data.resize(size_t(rows * cols) * 4);
+    return plain.bytes();
+}
 
 const ModelSpec kLstm2 = {Arch::lstm, 2, 37, 129, 0, false, true, false, 2, false};
 const ModelSpec kLstm2Amq = {Arch::lstm, 2, 37, 129, 0, false, true, true, 2, false};
@@ -462,8 +480,58 @@ TEST(SafetensorsMalformed, HeaderNotJson) {
     EXPECT_MESSAGE(reader_error(raw_file("{\"a\": ")), "header is not valid JSON");
     EXPECT_MESSAGE(reader_error(raw_file("")), "header is not valid JSON");
     EXPECT_MESSAGE(reader_error(raw_file("{} {}")), "header is not valid JSON");
-    EXPECT_MESSAGE(reader_error(raw_file(std::string("{\0}", 3))), "header is not valid JSON");
+    EXPECT_MESSAGE(reader_error(raw_file(std::string("{\0}", 3))),
+                   "header byte at file offset 9 is NUL (0x00)");
     EXPECT_MESSAGE(reader_error(raw_file("{\"\xff\": 1}")), "header is not valid JSON");
+}
+
+// safetensors pads the header with spaces: NUL bytes (which a JSON parser may
+// take for the end of its input), tabs or newlines after the object are refused,
+// with the file and the offset of the first such byte.
+TEST(SafetensorsMalformed, HeaderPaddingOnlySpaces) {
+    EXPECT_MESSAGE(reader_error(raw_file(std::string("{}\0\0\0\0\0\0", 8))),
+                   "header byte at file offset 10 is NUL (0x00)", "only by spaces (0x20)");
+    EXPECT_MESSAGE(reader_error(raw_file(std::string("{}  \0   ", 8))),
+                   "header byte at file offset 12 is NUL");
+    EXPECT_MESSAGE(reader_error(raw_file("{}\t     ")),
+                   "header byte at file offset 10 is 0x09 after the JSON object",
+                   "only spaces (0x20) may follow it");
+    EXPECT_MESSAGE(reader_error(raw_file("{}  \n")), "file offset 12 is 0x0a after the JSON");
+    EXPECT_MESSAGE(reader_error(raw_file("{}\r")), "is 0x0d after the JSON object");
+    EXPECT_NO_THROW(st::Reader::from_bytes(raw_file("{}      "), kLabel));
+    EXPECT_NO_THROW(st::Reader::from_bytes(raw_file("\n{\n}  "), kLabel));  // inside: JSON
+
+    // A real model whose header padding is NULs instead of spaces: refused by
+    // the loader, the streaming header reader and the model loader, each naming
+    // the file.
+    ModelFile m = make_model(kLstm2);
+    std::vector<uint8_t> bytes;
+    uint64_t n = 0;
+    size_t first_pad = 0;
+    for (size_t extra = 0; extra < 8; ++extra) {  // a metadata value that makes padding
+        m.metadata["note"] = std::string(extra, 'x');
+        bytes = model_writer(m).bytes();
+        std::memcpy(&n, bytes.data(), 8);
+        for (first_pad = 8 + n; bytes[first_pad - 1] == ' ';) --first_pad;
+        if (8 + n - first_pad >= 3) break;
+    }
+    ASSERT_LE(first_pad + 3, 8 + n) << "no header with padding";
+    for (size_t i = first_pad; i < 8 + n; ++i) bytes[i] = 0;
+    const std::string at = "header byte at file offset " + std::to_string(first_pad) + " is NUL";
+    EXPECT_MESSAGE(model_error(bytes), at);
+    const auto dir = temp_dir("nul_padding");
+    const std::string path = (dir / "nul.safetensors").string();
+    {
+        std::ofstream f(path, std::ios::binary);
+        f.write(reinterpret_cast<const char *>(bytes.data()), std::streamsize(bytes.size()));
+    }
+    for (auto open : {+[](const std::string &p) { st::Reader::open(p); },
+                      +[](const std::string &p) { st::read_header(p); },
+                      +[](const std::string &p) { load_model(p); }}) {
+        const std::string m = format_error([&] { open(path); });
+        EXPECT_EQ(m.rfind(path + ": " + at, 0), 0u) << m;
+    }
+    std::filesystem::remove_all(dir);
 }
 
 TEST(SafetensorsMalformed, HeaderNotAnObject) {
@@ -655,6 +723,16 @@ TEST_P(ModelRoundTrip, SaveLoadIsExact) {
                   (std::vector<int64_t>{g * int64_t(spec.hidden), spec.k_w}));
         EXPECT_EQ(r.find("weight_hh_l1"), nullptr);
     }
+    EXPECT_EQ(r.has_meta("bidirectional"), spec.bidirectional);
+    EXPECT_EQ(r.has_meta("proj_size"), spec.proj > 0);
+    if (spec.proj) {
+        EXPECT_EQ(r.meta("proj_size"), std::to_string(spec.proj));
+        const std::string hr = spec.quantized ? "weight_hr_l0.alpha" : "weight_hr_l0";
+        EXPECT_EQ(r.tensor(hr).shape[0], int64_t(spec.proj));
+    }
+    if (spec.bidirectional)
+        EXPECT_NE(r.find(spec.quantized ? "weight_hh_l1_reverse.planes" : "weight_hh_l1_reverse"),
+                  nullptr);
     // Saving what was loaded gives the same bytes.
     EXPECT_EQ(model_writer(back).bytes(), model_writer(m).bytes());
     std::filesystem::remove_all(dir);
@@ -686,7 +764,15 @@ INSTANTIATE_TEST_SUITE_P(
         RoundTripCase{"gru_lm_tied_amq_lmq",
                       {Arch::gru, 2, 65, 65, 50, true, false, true, 3, true}},
         RoundTripCase{"lstm_lm_tied_amq",
-                      {Arch::lstm, 2, 129, 129, 7, true, true, true, 2, false}}),
+                      {Arch::lstm, 2, 129, 129, 7, true, true, true, 2, false}},
+        RoundTripCase{"lstm_bi_proj_float",
+                      {Arch::lstm, 2, 13, 21, 0, false, true, false, 2, false, true, 11}},
+        RoundTripCase{"gru_bi_float", {Arch::gru, 3, 13, 21, 0, false, true, false, 2, false, true}},
+        RoundTripCase{"lstm_bi_proj_amq",
+                      {Arch::lstm, 2, 13, 21, 0, false, false, true, 3, false, true, 11}},
+        RoundTripCase{"gru_bi_amq", {Arch::gru, 2, 70, 65, 0, false, true, true, 2, false, true}},
+        RoundTripCase{"lstm_proj_lm_tied_amq",
+                      {Arch::lstm, 2, 11, 21, 9, true, true, true, 2, true, false, 11}}),
     [](const testing::TestParamInfo<RoundTripCase> &info) { return info.param.label; });
 
 TEST(ModelFile, MixedLmPartsInAmq) {
@@ -731,6 +817,24 @@ TEST(ModelFile, PlainStateDictDerivesTheShape) {
                 raw.meta["format"] = "pt";
                 EXPECT_EQ(load_model_from_bytes(raw.bytes(), "pt").shape.layers, 3);
             }
+    // Bidirectional and projected: from weight_ih_l0_reverse and weight_hr_l0.
+    for (const ModelSpec &spec :
+         {ModelSpec{Arch::lstm, 2, 13, 21, 0, false, true, false, 2, false, true, 11},
+          ModelSpec{Arch::lstm, 3, 13, 21, 0, false, false, false, 2, false, false, 20},
+          ModelSpec{Arch::gru, 2, 13, 21, 0, false, true, false, 2, false, true, 0}}) {
+        const ModelFile m = make_model(spec);
+        RawModel raw(m);
+        raw.meta.clear();
+        const ModelFile back = load_model_from_bytes(raw.bytes(), "plain");
+        EXPECT_EQ(back.shape.arch, spec.arch);
+        EXPECT_EQ(back.shape.layers, spec.layers);
+        EXPECT_EQ(back.shape.input_size, spec.input);
+        EXPECT_EQ(back.shape.hidden_size, spec.hidden);
+        EXPECT_EQ(back.shape.bidirectional, spec.bidirectional);
+        EXPECT_EQ(back.shape.proj_size, spec.proj);
+        EXPECT_EQ(back.shape.bias, spec.bias);
+        EXPECT_EQ(back.floats.size(), m.floats.size());
+    }
 }
 
 TEST(ModelFile, Names) {
@@ -759,6 +863,40 @@ TEST(ModelFile, Names) {
     s.arch = Arch::lstm;
     EXPECT_EQ(s.gates(), 4);
     EXPECT_EQ(matrix_dims(s, "weight_hh_l1"), std::make_pair(size_t(516), size_t(129)));
+
+    // Bidirectional with projections: PyTorch's order and shapes.
+    RnnShape p;
+    p.arch = Arch::lstm;
+    p.layers = 2;
+    p.input_size = 13;
+    p.hidden_size = 21;
+    p.proj_size = 11;
+    p.bidirectional = true;
+    EXPECT_EQ(p.h_size(), 11u);
+    EXPECT_EQ(p.output_size(), 22u);
+    EXPECT_EQ(p.layer_input(1), 22u);
+    const std::vector<MatrixInfo> ms = weight_matrices(p, true);
+    std::vector<std::string> names;
+    for (const MatrixInfo &m : ms) names.push_back(m.name);
+    EXPECT_EQ(names, (std::vector<std::string>{
+                         "weight_ih_l0", "weight_hh_l0", "weight_hr_l0", "weight_ih_l0_reverse",
+                         "weight_hh_l0_reverse", "weight_hr_l0_reverse", "weight_ih_l1",
+                         "weight_hh_l1", "weight_hr_l1", "weight_ih_l1_reverse",
+                         "weight_hh_l1_reverse", "weight_hr_l1_reverse"}));
+    EXPECT_EQ(names, rnn_matrix_names(p));
+    EXPECT_EQ(ms[2].role, MatrixRole::projection);
+    EXPECT_EQ(ms[4].direction, 1);
+    EXPECT_EQ(ms[7].layer, 1);
+    EXPECT_EQ(matrix_dims(p, "weight_ih_l0_reverse"), std::make_pair(size_t(84), size_t(13)));
+    EXPECT_EQ(matrix_dims(p, "weight_hh_l0"), std::make_pair(size_t(84), size_t(11)));
+    EXPECT_EQ(matrix_dims(p, "weight_hr_l1_reverse"), std::make_pair(size_t(11), size_t(21)));
+    EXPECT_EQ(matrix_dims(p, "weight_ih_l1"), std::make_pair(size_t(84), size_t(22)));
+    for (const char *bad : {"weight_hr_l2", "weight_ih_l0_reversed", "weight_hr_l0_reverse_"})
+        EXPECT_THROW(matrix_dims(p, bad), std::invalid_argument) << bad;
+    p.bidirectional = false;
+    p.proj_size = 0;
+    EXPECT_THROW(matrix_dims(p, "weight_hr_l0"), std::invalid_argument);
+    EXPECT_THROW(matrix_dims(p, "weight_ih_l0_reverse"), std::invalid_argument);
 }
 
 // ---------------------------------------------------------------------------
@@ -816,12 +954,7 @@ TEST(ModelMalformed, WrongShapeForTheArch) {
     EXPECT_MESSAGE(model_error(amq.bytes()), "tensor 'weight_ih_l0.planes': shape [2, 516, 1]",
                    "expected [3, 516, 1]");
     // Plain state_dict whose recurrent matrix is neither LSTM nor GRU.
-    RawModel plain(make_model(kLstm2));
-    plain.meta.clear();
-    RawTensor &hh = plain.at("weight_hh_l0");
-    hh.shape = {500, 129};
-    hh.data.resize(500 * 129 * 4);
-    EXPECT_MESSAGE(model_error(plain.bytes()),
+    EXPECT_MESSAGE(model_error(plain_with_matrix(make_model(kLstm2), "weight_hh_l0", 500, 129)),
                    "tensor 'weight_hh_l0': shape [500, 129] is neither");
 }
 
@@ -944,24 +1077,48 @@ TEST(ModelMalformed, OtherMetadata) {
     EXPECT_MESSAGE(model_error(amq_vocab.bytes()), "metadata 'vocab_size': missing");
 }
 
-TEST(ModelMalformed, ReverseAndProjectionRefused) {
+TEST(ModelMalformed, BidirectionalAndProjection) {
+    // A lone reverse tensor makes a bidirectional model, whose other tensors are missing.
     RawModel raw(make_model(kLstm2));
     RawTensor copy = raw.at("weight_ih_l0");
     copy.name = "weight_ih_l0_reverse";
     raw.tensors.push_back(copy);
-    EXPECT_MESSAGE(model_error(raw.bytes()), "tensor 'weight_ih_l0_reverse': bidirectional",
-                   "not supported");
-    RawModel proj(make_model(kLstm2));
-    RawTensor hr = proj.at("bias_ih_l0");
-    hr.name = "weight_hr_l0";
-    proj.tensors.push_back(hr);
-    EXPECT_MESSAGE(model_error(proj.bytes()), "tensor 'weight_hr_l0': projected LSTMs",
-                   "not supported");
+    EXPECT_MESSAGE(model_error(raw.bytes()), "tensor 'weight_hh_l0_reverse': missing",
+                   "2-layer bidirectional lstm");
+    raw.meta["bidirectional"] = "false";
+    EXPECT_MESSAGE(model_error(raw.bytes()), "tensor 'weight_ih_l0_reverse': unexpected");
+    raw.meta["bidirectional"] = "yes";
+    EXPECT_MESSAGE(model_error(raw.bytes()), "metadata 'bidirectional': 'yes', expected 'true'");
     RawModel amq(make_model(kLstm2Amq));
     RawTensor planes = amq.at("weight_hh_l1.planes");
     planes.name = "weight_hh_l1_reverse.planes";
     amq.tensors.push_back(planes);
-    EXPECT_MESSAGE(model_error(amq.bytes()), "tensor 'weight_hh_l1_reverse.planes': bidirectional");
+    EXPECT_MESSAGE(model_error(amq.bytes()), "tensor 'weight_hh_l1_reverse.planes': unexpected");
+
+    // proj_size as PyTorch allows it: 0 < proj_size < hidden_size, LSTM only.
+    const ModelSpec proj_spec{Arch::lstm, 2, 13, 21, 0, false, true, false, 2, false, false, 11};
+    RawModel proj(make_model(proj_spec));
+    proj.meta["proj_size"] = "21";
+    EXPECT_MESSAGE(model_error(proj.bytes()),
+                   "metadata 'proj_size': 21, expected less than hidden_size 21");
+    proj.meta["proj_size"] = "12";
+    EXPECT_MESSAGE(model_error(proj.bytes()), "tensor 'weight_hh_l0'", "expected", "[84, 12]");
+    EXPECT_MESSAGE(model_error(plain_with_matrix(make_model(proj_spec), "weight_hr_l0", 21, 21)),
+                   "tensor 'weight_hr_l0': proj_size 21, expected less than hidden_size 21");
+    RawModel gru(make_model(ModelSpec{Arch::gru, 1, 13, 21, 0, false, true, false, 2, false}));
+    gru.meta["proj_size"] = "5";
+    EXPECT_MESSAGE(model_error(gru.bytes()), "metadata 'proj_size': 5 in a GRU");
+    RawModel lm(make_model(ModelSpec{Arch::gru, 1, 8, 8, 6, false, true, false, 2, false}));
+    lm.meta["bidirectional"] = "true";
+    EXPECT_MESSAGE(model_error(lm.bytes()), "metadata 'bidirectional': true in a language model");
+
+    // save_model refuses what load_model would.
+    ModelFile bad = make_model(proj_spec);
+    bad.shape.proj_size = 21;
+    EXPECT_THROW(model_writer(bad), std::invalid_argument);
+    bad.shape.proj_size = 11;
+    bad.shape.arch = Arch::gru;
+    EXPECT_THROW(model_writer(bad), std::invalid_argument);
 }
 
 TEST(ModelMalformed, FormatVersion) {

@@ -91,7 +91,8 @@ const Valid kValid[] = {{"x_valid", false, 5, 2},
                         {"x_one_step", false, 1, 1},
                         {"x_with_other_tensors", false, 4, 3},
                         {"tokens_valid", true, 4, 3},
-                        {"tokens_long", true, 20, 1}};
+                        {"tokens_long", true, 20, 1},
+                        {"x_h0_c0_lengths", false, 5, 2}};
 
 TEST(RunInputs, ValidSeedsReadTheSameInAnyChunksFromFileAndBytes) {
     for (const Valid &v : kValid) {
@@ -115,6 +116,35 @@ TEST(RunInputs, ValidSeedsReadTheSameInAnyChunksFromFileAndBytes) {
             EXPECT_EQ(read_all(b, chunk), want) << "chunk " << chunk;
         }
     }
+}
+
+// The optional initial states and lengths, read whole when the file is opened.
+TEST(RunInputs, StatesAndLengths) {
+    const RnnShape s = plain_shape();
+    for (const bool bytes : {false, true}) {
+        const std::string path = seed("x_h0_c0_lengths");
+        const RunInputs in = bytes ? RunInputs::from_bytes(read_file(path), "bytes", s)
+                                   : RunInputs::open(path, s);
+        EXPECT_EQ(in.h0(), std::vector<float>(8, 0.25f));
+        EXPECT_EQ(in.c0(), std::vector<float>(8, -0.5f));
+        EXPECT_EQ(in.lengths(), (std::vector<int64_t>{3, 5}));
+        const RunInputs plain = RunInputs::open(seed("x_valid"), s);
+        EXPECT_TRUE(plain.h0().empty() && plain.c0().empty() && plain.lengths().empty());
+    }
+    // A bidirectional projected LSTM of 2 layers wants h0 [4, B, proj_size].
+    RnnShape bi = s;
+    bi.layers = 2;
+    bi.bidirectional = true;
+    bi.proj_size = 2;
+    const std::string message =
+        error_of([&] { RunInputs::open(seed("x_h0_c0_lengths"), bi); });
+    EXPECT_NE(message.find("tensor 'h0': shape [1, 2, 4], expected [4, 2, 2]"), std::string::npos)
+        << message;
+    RnnShape gru = s;
+    gru.arch = amq::Arch::gru;
+    EXPECT_NE(error_of([&] { RunInputs::open(seed("x_h0_c0_lengths"), gru); })
+                  .find("tensor 'c0': the model is a GRU"),
+              std::string::npos);
 }
 
 struct Bad {
@@ -144,6 +174,14 @@ const Bad kBad[] = {
     {"header_past_end", false, "header size 1000 runs past the end of the file"},
     {"bad_json", false, "header is not valid JSON"},
     {"truncated", false, "tensor 'x': data_offsets [0, 120] end past the data section"},
+    {"lengths_zero", false,
+     "tensor 'lengths': sequence 0 is 0, expected 1..5 (the steps of the inputs)"},
+    {"lengths_past_end", false, "tensor 'lengths': sequence 0 is 6, expected 1..5"},
+    {"h0_wrong_shape", false,
+     "tensor 'h0': shape [2, 2, 4], expected [1, 2, 4] [layers * directions, B, h_size]"},
+    {"c0_nan", false, "tensor 'c0': [0, 0, 3] is nan, expected a finite value"},
+    {"x_nul_padding", false, "header byte at file offset 77 is NUL (0x00); the header is JSON"},
+    {"x_tab_padding", false, "header byte at file offset 77 is 0x09 after the JSON object"},
 };
 
 TEST(RunInputs, MalformedSeedsGiveTheirError) {

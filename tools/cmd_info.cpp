@@ -111,6 +111,9 @@ nlohmann::ordered_json describe_model(const std::string &path) {
     j["layers"] = s.layers;
     j["input_size"] = s.input_size;
     j["hidden_size"] = s.hidden_size;
+    j["bidirectional"] = s.bidirectional;
+    j["proj_size"] = s.proj_size;
+    j["output_size"] = s.output_size();
     j["vocab_size"] = s.vocab_size;
     if (model.quantized()) {
         j["bits"] = bits_str(model.k_w, model.k_a);
@@ -129,7 +132,9 @@ void print_model(const nlohmann::ordered_json &j) {
     std::cout << "Model:    " << j["file"].get<std::string>() << " ("
               << j["kind"].get<std::string>() << ")\n"
               << "Network:  " << j["arch"].get<std::string>() << ", " << j["layers"]
-              << " layer(s), input " << j["input_size"] << ", hidden " << j["hidden_size"];
+              << " layer(s)" << (j["bidirectional"].get<bool>() ? ", bidirectional" : "")
+              << ", input " << j["input_size"] << ", hidden " << j["hidden_size"];
+    if (j["proj_size"].get<size_t>()) std::cout << ", proj " << j["proj_size"];
     if (j["vocab_size"].get<size_t>()) std::cout << ", vocabulary " << j["vocab_size"];
     std::cout << "\n";
     if (j.contains("bits"))

@@ -1,5 +1,6 @@
 // amq run: a model on the sequences of an inputs file, outputs to a file.
 // amq eval: the word-level perplexity of a language model on a text file.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -49,23 +50,30 @@ void run_run(const RunArgs &a) {
     const auto model = Model::load(a.model);
     const RnnShape &s = model->shape();
     const RunInputs in = RunInputs::open(a.inputs, s);
-    const size_t T = in.steps(), B = in.batch(), H = s.hidden_size, V = s.vocab_size;
-    const bool lm = in.tokens();
+    const size_t T = in.steps(), B = in.batch(), W = s.output_size(), V = s.vocab_size;
+    const int64_t LD = int64_t(s.layers) * s.directions();
+    const bool lm = in.tokens(), lstm = s.arch == Arch::lstm;
 
     const size_t step_bytes =
-        B * (in.width() * (lm ? sizeof(int64_t) : sizeof(float)) + (H + V) * sizeof(float));
+        B * (in.width() * (lm ? sizeof(int64_t) : sizeof(float)) + (W + V) * sizeof(float));
     size_t chunk = a.chunk_steps ? a.chunk_steps : std::max<size_t>(1, kChunkBytes / step_bytes);
-    chunk = std::min(chunk, T);
+    // The reverse direction of a bidirectional model needs the whole sequence.
+    chunk = s.bidirectional ? T : std::min(chunk, T);
 
     std::vector<st::FileWriter::Tensor> tensors = {
-        {"h", st::DType::F32, {int64_t(T), int64_t(B), int64_t(H)}}};
+        {"h", st::DType::F32, {int64_t(T), int64_t(B), int64_t(W)}},
+        {"h_n", st::DType::F32, {LD, int64_t(B), int64_t(s.h_size())}}};
+    if (lstm) tensors.push_back({"c_n", st::DType::F32, {LD, int64_t(B), int64_t(s.hidden_size)}});
     if (lm) tensors.push_back({"logits", st::DType::F32, {int64_t(T), int64_t(B), int64_t(V)}});
     st::FileWriter out(a.outputs, {{"format", "amq-outputs"}, {"model", a.model}}, tensors);
 
     Session session(model, B);
-    std::vector<float> x(lm ? 0 : chunk * B * s.input_size), h(chunk * B * H),
+    if (!in.h0().empty() || !in.c0().empty())
+        session.set_state(in.h0().empty() ? nullptr : in.h0().data(),
+                          in.c0().empty() ? nullptr : in.c0().data());
+    std::vector<float> x(lm ? 0 : chunk * B * s.input_size), h(chunk * B * W),
         logits(lm ? chunk * B * V : 0);
-    std::vector<int64_t> ids(lm ? chunk * B : 0);
+    std::vector<int64_t> ids(lm ? chunk * B : 0), lengths(in.lengths().size());
     double secs = 0;
     for (size_t t0 = 0; t0 < T; t0 += chunk) {
         const size_t n = std::min(chunk, T - t0);
@@ -73,17 +81,24 @@ void run_run(const RunArgs &a) {
             in.read_tokens(t0, n, ids.data());
         else
             in.read_x(t0, n, x.data());
+        // The valid steps of each sequence within this chunk (0 once it ended).
+        for (size_t b = 0; b < lengths.size(); ++b)
+            lengths[b] = std::clamp<int64_t>(in.lengths()[b] - int64_t(t0), 0, int64_t(n));
         const auto start = std::chrono::steady_clock::now();
         if (lm)
             session.run_tokens(ids.data(), n, h.data(), logits.data());
         else
-            session.run(x.data(), n, h.data());
+            session.run(x.data(), n, h.data(), lengths.empty() ? nullptr : lengths.data());
         secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        out.write(0, uint64_t(t0) * B * H * sizeof(float), h.data(), n * B * H * sizeof(float));
+        out.write(0, uint64_t(t0) * B * W * sizeof(float), h.data(), n * B * W * sizeof(float));
         if (lm)
-            out.write(1, uint64_t(t0) * B * V * sizeof(float), logits.data(),
+            out.write(tensors.size() - 1, uint64_t(t0) * B * V * sizeof(float), logits.data(),
                       n * B * V * sizeof(float));
     }
+    std::vector<float> h_n(session.h_state_size()), c_n(session.c_state_size());
+    session.get_state(h_n.data(), lstm ? c_n.data() : nullptr);
+    out.write(1, 0, h_n.data(), h_n.size() * sizeof(float));
+    if (lstm) out.write(2, 0, c_n.data(), c_n.size() * sizeof(float));
     out.finish();
     std::fprintf(stderr,
                  "amq run: %zu steps x %zu sequences in %.3f s (%.1f us per step), wrote %s\n", T,
@@ -167,8 +182,12 @@ void add_run_commands(CLI::App &app) {
     auto *run = app.add_subcommand(
         "run",
         "Run a model on the sequences of an inputs file: 'x' (F32 [T, B, input_size]) or "
-        "'tokens' (I64 [T, B]); writes 'h' (F32 [T, B, hidden]) and, for a language "
-        "model, 'logits' (F32 [T, B, vocab])");
+        "'tokens' (I64 [T, B]), and optionally 'h0' (F32 [layers * directions, B, h_size]), "
+        "'c0' (LSTM: F32 [layers * directions, B, hidden]) and 'lengths' (I64 [B], each "
+        "1..T, as pack_padded_sequence); writes 'h' (F32 [T, B, directions * h_size]: "
+        "the last layer's outputs, 0 past a sequence's length), the final state 'h_n' and "
+        "'c_n' (LSTM) in the layout of h0 and c0, and, for a language model, 'logits' "
+        "(F32 [T, B, vocab])");
     run->add_option("model", r->model, "Model (.amq or float .safetensors)")->required();
     run->add_option("--inputs", r->inputs, "Inputs (.safetensors)")->required();
     run->add_option("--outputs", r->outputs, "Outputs to write (.safetensors)")->required();

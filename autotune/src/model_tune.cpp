@@ -39,7 +39,7 @@ std::vector<ModelProblem> model_problems(const ModelFile &model, size_t batch, i
     if (batch < 1) throw std::invalid_argument("model problems: batch 0 (expected >= 1)");
     if (threads < 1) throw std::invalid_argument("model problems: threads 0 (expected >= 1)");
     const RnnShape &s = model.shape;
-    const size_t G = size_t(s.gates()), H = s.hidden_size, steps = kModelRunChunk;
+    const size_t H = s.hidden_size, steps = kModelRunChunk;
     const bool quantized = model.quantized();
     const std::string sl = arch_name(s.arch);
     std::vector<ModelProblem> out;
@@ -85,23 +85,33 @@ std::vector<ModelProblem> model_problems(const ModelFile &model, size_t batch, i
         }
         add(p, use, calls);
     };
-    for (int l = 0; l < s.layers; ++l) {
-        const std::string L = "layer " + std::to_string(l), ls = std::to_string(l);
-        const size_t I = s.layer_input(l);
-        product("weight_hh_l" + ls, G * H, H, batch, double(steps), L + " recurrent product");
-        if (s.lm() || !quantized)
-            product("weight_ih_l" + ls, G * H, I, batch, double(steps), L + " input product");
-        else
-            product("weight_ih_l" + ls, G * H, I, steps * batch, 1.0,
-                    L + " input product (run, " + std::to_string(steps) + "-step chunk)");
-        Problem c;
-        c.pipeline = sl + "_cell";
-        c.rows = H;
-        c.batch = batch;
-        add(c, L + " cell", double(steps));
+    // The matrices of the network (amq/model.h's one list), as the runner uses them.
+    for (const MatrixInfo &mi : weight_matrices(s, false)) {
+        const std::string L =
+            "layer " + std::to_string(mi.layer) + (mi.direction ? " reverse" : "");
+        switch (mi.role) {
+            case MatrixRole::input:
+                if (s.lm() || !quantized)
+                    product(mi.name, mi.rows, mi.cols, batch, double(steps), L + " input product");
+                else
+                    product(mi.name, mi.rows, mi.cols, steps * batch, 1.0,
+                            L + " input product (run, " + std::to_string(steps) + "-step chunk)");
+                break;
+            case MatrixRole::recurrent: {
+                product(mi.name, mi.rows, mi.cols, batch, double(steps), L + " recurrent product");
+                Problem c;
+                c.pipeline = sl + "_cell";
+                c.rows = H;
+                c.batch = batch;
+                add(c, L + " cell", double(steps));
+                break;
+            }
+            default:  // the projection of an LSTM with proj_size
+                product(mi.name, mi.rows, mi.cols, batch, double(steps), L + " projection");
+        }
     }
     if (s.lm())
-        product(s.tied ? "embedding.weight" : "decoder.weight", s.vocab_size, H, batch,
+        product(s.tied ? "embedding.weight" : "decoder.weight", s.vocab_size, s.h_size(), batch,
                 double(steps), "decoder");
     if (quantized) {
         Problem q;
@@ -109,10 +119,20 @@ std::vector<ModelProblem> model_problems(const ModelFile &model, size_t batch, i
         q.rows = 1;
         q.k_a = model.k_a;
         q.iters = model.act_method == "greedy" ? 0 : model.act_iters;
-        q.cols = s.input_size;
-        add(q, "layer 0 input", double(steps * batch));
-        q.cols = H;
-        add(q, "hidden state", double(steps * batch * size_t(s.layers)));
+        const double per_step = double(steps * batch), D = s.directions(),
+                     LD = D * double(s.layers);
+        q.cols = s.input_size;  // each direction quantizes its chunk's inputs
+        add(q, "layer 0 input", per_step * D);
+        q.cols = s.h_size();
+        add(q, "hidden state", per_step * LD);
+        if (s.bidirectional && s.layers > 1) {  // the outputs of both directions, together
+            q.cols = s.output_size();
+            add(q, "layer input (both directions)", per_step * D * double(s.layers - 1));
+        }
+        if (s.proj_size) {
+            q.cols = H;
+            add(q, "projection input", per_step * LD);
+        }
     }
     std::stable_sort(out.begin(), out.end(), [](const ModelProblem &a, const ModelProblem &b) {
         const int oa = order_of(a.problem.pipeline), ob = order_of(b.problem.pipeline);

@@ -19,9 +19,9 @@ const std::vector<std::string> kMethods = {"alternating", "greedy",   "refined",
                                            "uniform",     "balanced", "ternary"};
 const std::vector<std::string> kActMethods = {"alternating", "greedy"};
 // Metadata keys of the format; ModelFile::metadata holds the others.
-const std::vector<std::string> kFloatKeys = {"format",     "format_version", "arch",
-                                             "layers",     "input_size",     "hidden_size",
-                                             "vocab_size", "vocab",          "tied"};
+const std::vector<std::string> kFloatKeys = {
+    "format",     "format_version", "arch", "layers",        "input_size", "hidden_size",
+    "vocab_size", "vocab",          "tied", "bidirectional", "proj_size"};
 const std::vector<std::string> kAmqKeys = {"k_w",   "k_a",        "method",
                                            "iters", "act_method", "act_iters"};
 
@@ -41,12 +41,18 @@ bool starts_with(const std::string &s, const std::string &prefix) {
 
 std::string layer_name(const char *base, int layer) { return base + std::to_string(layer); }
 
+std::string tensor_name(const char *base, int layer, int direction) {
+    return layer_tensor_name(base, layer, direction);
+}
+
 uint64_t last_word_mask(size_t cols) { return cols % 64 ? ~0ull >> (64 - cols % 64) : ~0ull; }
 
 // "2-layer lstm (input 37, hidden 129, with biases; language model, vocab 50, tied)"
 std::string describe(const RnnShape &s) {
-    std::string d = std::to_string(s.layers) + "-layer " + arch_name(s.arch) + " (input " +
+    std::string d = std::to_string(s.layers) + "-layer " +
+                    (s.bidirectional ? "bidirectional " : "") + arch_name(s.arch) + " (input " +
                     std::to_string(s.input_size) + ", hidden " + std::to_string(s.hidden_size) +
+                    (s.proj_size ? ", proj " + std::to_string(s.proj_size) : "") +
                     (s.bias ? ", with biases" : ", no biases");
     if (s.lm())
         d += "; language model, vocab " + std::to_string(s.vocab_size) +
@@ -69,21 +75,18 @@ std::vector<Slot> layout(const RnnShape &s, bool amq) {
     const int64_t gh = int64_t(s.gates()) * int64_t(s.hidden_size);
     const Store matrix = amq ? Store::either : Store::float_only;
     std::vector<Slot> v;
-    for (int l = 0; l < s.layers; ++l) {
-        const Store rnn = amq ? Store::quantized : Store::float_only;
-        v.push_back({layer_name("weight_ih_l", l), {gh, int64_t(s.layer_input(l))}, rnn, true});
-        v.push_back({layer_name("weight_hh_l", l), {gh, int64_t(s.hidden_size)}, rnn, true});
-        if (s.bias) {
-            v.push_back({layer_name("bias_ih_l", l), {gh}, Store::float_only, true});
-            v.push_back({layer_name("bias_hh_l", l), {gh}, Store::float_only, true});
-        }
+    const Store rnn = amq ? Store::quantized : Store::float_only;
+    for (const MatrixInfo &m : weight_matrices(s, true)) {
+        const std::vector<int64_t> dims = {int64_t(m.rows), int64_t(m.cols)};
+        const bool lm = m.layer < 0;
+        v.push_back({m.name, dims, lm ? matrix : rnn, true});
+        // PyTorch's order: weight_ih, weight_hh, bias_ih, bias_hh, weight_hr.
+        if (s.bias && m.role == MatrixRole::recurrent)
+            for (const char *base : {"bias_ih", "bias_hh"})
+                v.push_back(
+                    {tensor_name(base, m.layer, m.direction), {gh}, Store::float_only, true});
     }
-    if (s.lm()) {
-        const int64_t vocab = int64_t(s.vocab_size);
-        v.push_back({"embedding.weight", {vocab, int64_t(s.input_size)}, matrix, true});
-        if (!s.tied) v.push_back({"decoder.weight", {vocab, int64_t(s.hidden_size)}, matrix, true});
-        v.push_back({"decoder.bias", {vocab}, Store::float_only, false});
-    }
+    if (s.lm()) v.push_back({"decoder.bias", {int64_t(s.vocab_size)}, Store::float_only, false});
     return v;
 }
 
@@ -112,6 +115,24 @@ std::optional<QuantProblem> check_quant_values(const QuantTensor &q) {
                                                   std::to_string(i) + "] = " + std::to_string(a) +
                                                   " is not finite"};
         }
+    return std::nullopt;
+}
+
+// What is wrong with a shape's options (a bidirectional or projected network),
+// and the metadata key it is about; nullopt when nothing.
+std::optional<std::pair<std::string, std::string>> option_problem(const RnnShape &s) {
+    if (s.proj_size > 0 && s.arch != Arch::lstm)
+        return std::pair<std::string, std::string>{
+            "proj_size", std::to_string(s.proj_size) + " in a GRU (only an LSTM has projections)"};
+    if (s.proj_size >= s.hidden_size && s.proj_size > 0)
+        return std::pair<std::string, std::string>{
+            "proj_size", std::to_string(s.proj_size) + ", expected less than hidden_size " +
+                             std::to_string(s.hidden_size) + " (as PyTorch)"};
+    if (s.bidirectional && s.lm())
+        return std::pair<std::string, std::string>{
+            "bidirectional",
+            "true in a language model (it runs step by step, the reverse direction needs the "
+            "whole sequence)"};
     return std::nullopt;
 }
 
@@ -204,13 +225,30 @@ RnnShape read_shape(const st::Reader &r, const MetaParser &meta, bool amq) {
     };
     for (const char *key : {"arch", "layers", "input_size", "hidden_size"}) required(key);
 
+    // A projected LSTM: weight_hr_l0 [proj_size, hidden_size].
+    const st::TensorInfo *hr = amq ? nullptr : r.find("weight_hr_l0");
+    if (hr) float_matrix(r, "weight_hr_l0", "its rows give proj_size");
     if (meta.has("hidden_size")) {
         s.hidden_size = meta.uint("hidden_size", 1, kMaxMetaInt);
+    } else if (hr) {
+        if (hr->shape[1] == 0) r.fail_tensor("weight_hr_l0", "has 0 columns (hidden_size 0)");
+        s.hidden_size = size_t(hr->shape[1]);
     } else {
         const st::TensorInfo &hh = float_matrix(r, "weight_hh_l0", "its columns give hidden_size");
         if (hh.shape[1] == 0) r.fail_tensor("weight_hh_l0", "has 0 columns (hidden_size 0)");
         s.hidden_size = size_t(hh.shape[1]);
     }
+    if (meta.has("proj_size")) {
+        s.proj_size = meta.uint("proj_size", 0, kMaxMetaInt);
+    } else if (hr) {
+        if (hr->shape[0] == 0) r.fail_tensor("weight_hr_l0", "has 0 rows (proj_size 0)");
+        s.proj_size = size_t(hr->shape[0]);
+    }
+    if (meta.has("bidirectional"))
+        s.bidirectional = meta.boolean("bidirectional");
+    else
+        s.bidirectional = r.find("weight_ih_l0_reverse") || r.find("weight_ih_l0_reverse.planes") ||
+                          r.find("weight_ih_l0_reverse.alpha");
     if (meta.has("arch")) {
         s.arch = meta.one_of("arch", {"lstm", "gru"}) == "lstm" ? Arch::lstm : Arch::gru;
     } else {
@@ -264,13 +302,20 @@ RnnShape read_shape(const st::Reader &r, const MetaParser &meta, bool amq) {
         s.tied = s.lm() && !r.find("decoder.weight") && !r.find("decoder.weight.planes") &&
                  !r.find("decoder.weight.alpha");
     }
-    if (s.tied && s.input_size != s.hidden_size)
+    if (s.tied && s.input_size != s.h_size())
         r.fail_meta("tied",
-                    "true needs input_size == hidden_size (the decoder reuses "
-                    "embedding.weight), got input_size " +
-                        std::to_string(s.input_size) + " and hidden_size " +
-                        std::to_string(s.hidden_size));
+                    "true needs input_size == " +
+                        std::string(s.proj_size ? "proj_size" : "hidden_size") +
+                        " (the decoder reuses embedding.weight), got input_size " +
+                        std::to_string(s.input_size) + " and " +
+                        (s.proj_size ? "proj_size " : "hidden_size ") +
+                        std::to_string(s.h_size()));
     s.bias = r.find("bias_ih_l0") || r.find("bias_hh_l0");
+    if (const auto p = option_problem(s)) {
+        if (meta.has(p->first)) r.fail_meta(p->first, p->second);
+        r.fail_tensor(p->first == "proj_size" ? "weight_hr_l0" : "weight_ih_l0_reverse",
+                      p->first + " " + p->second);
+    }
     return s;
 }
 
@@ -310,16 +355,6 @@ QuantTensor read_quant(const st::Reader &r, const std::string &name, int k, size
 const char *arch_name(Arch arch) { return arch == Arch::lstm ? "lstm" : "gru"; }
 
 ModelFile load_model(const st::Reader &r) {
-    for (const st::TensorInfo &t : r.tensors()) {
-        if (t.name.find("_reverse") != std::string::npos)
-            r.fail_tensor(t.name,
-                          "bidirectional networks (*_reverse tensors) are not supported yet");
-        if (starts_with(t.name, "weight_hr_l"))
-            r.fail_tensor(t.name,
-                          "projected LSTMs (weight_hr_lL, PyTorch's proj_size) are not "
-                          "supported yet");
-    }
-
     const MetaParser meta(r);
     const std::string format = r.meta_or("format", "");
     // A state_dict saved without metadata, or by PyTorch tools that write
@@ -419,9 +454,14 @@ void check_for_save(const ModelFile &m) {
         invalid("shape.vocab_size is " + std::to_string(s.vocab_size) +
                 ", expected <= " + std::to_string(kMaxMetaInt));
     if (s.tied && !s.lm()) invalid("shape.tied is set but vocab_size is 0");
-    if (s.tied && s.input_size != s.hidden_size)
-        invalid("shape.tied needs input_size == hidden_size, got " + std::to_string(s.input_size) +
-                " and " + std::to_string(s.hidden_size));
+    if (s.tied && s.input_size != s.h_size())
+        invalid(std::string("shape.tied needs input_size == ") +
+                (s.proj_size ? "proj_size" : "hidden_size") + ", got " +
+                std::to_string(s.input_size) + " and " + std::to_string(s.h_size()));
+    if (s.proj_size > kMaxMetaInt)
+        invalid("shape.proj_size is " + std::to_string(s.proj_size) + ", expected <= " +
+                std::to_string(kMaxMetaInt));
+    if (const auto p = option_problem(s)) invalid("shape." + p->first + " is " + p->second);
     if (!m.vocab.empty()) {
         if (m.vocab.size() != s.vocab_size)
             invalid("vocab has " + std::to_string(m.vocab.size()) + " words, shape.vocab_size is " +
@@ -512,6 +552,8 @@ st::Writer model_writer(const ModelFile &m) {
     w.set_metadata("layers", std::to_string(s.layers));
     w.set_metadata("input_size", std::to_string(s.input_size));
     w.set_metadata("hidden_size", std::to_string(s.hidden_size));
+    if (s.bidirectional) w.set_metadata("bidirectional", "true");
+    if (s.proj_size) w.set_metadata("proj_size", std::to_string(s.proj_size));
     if (s.lm()) {
         w.set_metadata("vocab_size", std::to_string(s.vocab_size));
         w.set_metadata("tied", s.tied ? "true" : "false");
@@ -550,39 +592,42 @@ void save_model(const std::string &path, const ModelFile &model) {
 // ---------------------------------------------------------------------------
 // Names
 
-std::vector<std::string> rnn_matrix_names(const RnnShape &s) {
-    std::vector<std::string> v;
-    for (int l = 0; l < s.layers; ++l) {
-        v.push_back(layer_name("weight_ih_l", l));
-        v.push_back(layer_name("weight_hh_l", l));
+std::string layer_tensor_name(const std::string &base, int layer, int direction) {
+    return base + "_l" + std::to_string(layer) + (direction ? "_reverse" : "");
+}
+
+std::vector<MatrixInfo> weight_matrices(const RnnShape &s, bool include_lm) {
+    const size_t gh = size_t(s.gates()) * s.hidden_size;
+    std::vector<MatrixInfo> v;
+    for (int l = 0; l < s.layers; ++l)
+        for (int d = 0; d < s.directions(); ++d) {
+            v.push_back({tensor_name("weight_ih", l, d), gh, s.layer_input(l), MatrixRole::input,
+                         l, d});
+            v.push_back(
+                {tensor_name("weight_hh", l, d), gh, s.h_size(), MatrixRole::recurrent, l, d});
+            if (s.proj_size)
+                v.push_back({tensor_name("weight_hr", l, d), s.proj_size, s.hidden_size,
+                             MatrixRole::projection, l, d});
+        }
+    if (include_lm && s.lm()) {
+        v.push_back({"embedding.weight", s.vocab_size, s.input_size, MatrixRole::embedding});
+        if (!s.tied)
+            v.push_back({"decoder.weight", s.vocab_size, s.h_size(), MatrixRole::decoder});
     }
     return v;
 }
 
 std::vector<std::string> weight_matrix_names(const RnnShape &s, bool include_lm) {
-    std::vector<std::string> v = rnn_matrix_names(s);
-    if (include_lm && s.lm()) {
-        v.push_back("embedding.weight");
-        if (!s.tied) v.push_back("decoder.weight");
-    }
+    std::vector<std::string> v;
+    for (const MatrixInfo &m : weight_matrices(s, include_lm)) v.push_back(m.name);
     return v;
 }
 
+std::vector<std::string> rnn_matrix_names(const RnnShape &s) { return weight_matrix_names(s, false); }
+
 std::pair<size_t, size_t> matrix_dims(const RnnShape &s, const std::string &name) {
-    const size_t gh = size_t(s.gates()) * s.hidden_size;
-    for (const char *base : {"weight_ih_l", "weight_hh_l"}) {
-        if (!starts_with(name, base)) continue;
-        const std::string digits = name.substr(std::char_traits<char>::length(base));
-        const bool canonical = !digits.empty() && digits.size() <= 9 &&
-                               digits.find_first_not_of("0123456789") == std::string::npos &&
-                               (digits == "0" || digits[0] != '0');
-        if (canonical && std::stoi(digits) < s.layers) {
-            const int layer = std::stoi(digits);
-            return {gh, name[7] == 'i' ? s.layer_input(layer) : s.hidden_size};
-        }
-    }
-    if (s.lm() && name == "embedding.weight") return {s.vocab_size, s.input_size};
-    if (s.lm() && !s.tied && name == "decoder.weight") return {s.vocab_size, s.hidden_size};
+    for (const MatrixInfo &m : weight_matrices(s, true))
+        if (m.name == name) return {m.rows, m.cols};
     throw std::invalid_argument("amq::matrix_dims: '" + name + "' is not a weight matrix of a " +
                                 describe(s));
 }

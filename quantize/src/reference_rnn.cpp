@@ -54,48 +54,71 @@ std::vector<float> embedding_row(const ModelFile &m, int64_t token) {
 
 }  // namespace
 
-RnnOutput run_model(const ModelFile &m, const float *x, const int64_t *tokens, size_t T, size_t B) {
+RnnOutput run_model(const ModelFile &m, const float *x, const int64_t *tokens, size_t T, size_t B,
+                    const RnnOptions &o) {
     const RnnShape &s = m.shape;
     if ((x == nullptr) == (tokens == nullptr))
         throw std::invalid_argument("ref::run_model: give exactly one of x and tokens");
     if (tokens && !s.lm()) throw std::invalid_argument("ref::run_model: tokens need an LM");
-    const size_t H = s.hidden_size, L = size_t(s.layers), I = s.input_size;
-    std::vector<std::vector<float>> h(L * B, std::vector<float>(H, 0.0f)), c = h;
+    const size_t H = s.hidden_size, Hs = s.h_size(), D = size_t(s.directions()),
+                 LD = size_t(s.layers) * D, I = s.input_size;
+    const bool lstm = s.arch == Arch::lstm;
+    // The layer input of every step and item: [T * B] vectors.
+    std::vector<std::vector<float>> in(T * B);
+    for (size_t i = 0; i < T * B; ++i) {
+        if (tokens) {
+            if (tokens[i] < 0 || size_t(tokens[i]) >= s.vocab_size)
+                throw std::invalid_argument("ref::run_model: token out of range");
+            in[i] = embedding_row(m, tokens[i]);
+        } else {
+            in[i].assign(x + i * I, x + (i + 1) * I);
+        }
+    }
     RnnOutput out;
-    out.h.reserve(T * B * H);
+    out.h_n.assign(LD * B * Hs, 0.0f);
+    if (lstm) out.c_n.assign(LD * B * H, 0.0f);
     std::vector<double> hd(H), cd(H);
-    for (size_t t = 0; t < T; ++t)
-        for (size_t b = 0; b < B; ++b) {
-            std::vector<float> v;
-            if (tokens) {
-                const int64_t tok = tokens[t * B + b];
-                if (tok < 0 || size_t(tok) >= s.vocab_size)
-                    throw std::invalid_argument("ref::run_model: token out of range");
-                v = embedding_row(m, tok);
-            } else {
-                v.assign(x + (t * B + b) * I, x + (t * B + b + 1) * I);
-            }
-            for (size_t l = 0; l < L; ++l) {
-                const std::string sl = std::to_string(l);
-                std::vector<float> &hl = h[l * B + b], &cl = c[l * B + b];
-                const std::vector<float> gx = product(m, "weight_ih_l" + sl, "bias_ih_l" + sl, v);
-                const std::vector<float> gh = product(m, "weight_hh_l" + sl, "bias_hh_l" + sl, hl);
-                if (s.arch == Arch::lstm) {
-                    lstm_cell(gx.data(), gh.data(), cl.data(), H, hd.data(), cd.data());
-                    for (size_t e = 0; e < H; ++e) cl[e] = float(cd[e]);
-                } else {
-                    gru_cell(gx.data(), gh.data(), hl.data(), H, hd.data());
+    for (int l = 0; l < s.layers; ++l) {
+        std::vector<std::vector<float>> next(T * B, std::vector<float>(D * Hs, 0.0f));
+        for (size_t d = 0; d < D; ++d) {
+            const size_t ld = size_t(l) * D + d;
+            auto name = [&](const char *base) { return layer_tensor_name(base, l, int(d)); };
+            for (size_t b = 0; b < B; ++b) {
+                const size_t len = o.lengths ? size_t(o.lengths[b]) : T;
+                if (len > T) throw std::invalid_argument("ref::run_model: length");
+                std::vector<float> h(Hs, 0.0f), c(H, 0.0f);
+                if (o.h0) h.assign(o.h0 + (ld * B + b) * Hs, o.h0 + (ld * B + b + 1) * Hs);
+                if (o.c0 && lstm) c.assign(o.c0 + (ld * B + b) * H, o.c0 + (ld * B + b + 1) * H);
+                for (size_t step = 0; step < len; ++step) {
+                    const size_t t = d ? len - 1 - step : step;
+                    const std::vector<float> gx = product(m, name("weight_ih"), name("bias_ih"),
+                                                          in[t * B + b]);
+                    const std::vector<float> gh = product(m, name("weight_hh"), name("bias_hh"), h);
+                    if (lstm) {
+                        lstm_cell(gx.data(), gh.data(), c.data(), H, hd.data(), cd.data());
+                        for (size_t e = 0; e < H; ++e) c[e] = float(cd[e]);
+                    } else {
+                        gru_cell(gx.data(), gh.data(), h.data(), H, hd.data());
+                    }
+                    std::vector<float> cell_h(hd.begin(), hd.end());
+                    h = s.proj_size ? product(m, name("weight_hr"), "", cell_h) : cell_h;
+                    std::copy(h.begin(), h.end(), next[t * B + b].begin() + long(d * Hs));
                 }
-                for (size_t e = 0; e < H; ++e) hl[e] = float(hd[e]);
-                v = hl;
-            }
-            out.h.insert(out.h.end(), v.begin(), v.end());
-            if (s.lm()) {
-                const std::string dec = s.tied ? "embedding.weight" : "decoder.weight";
-                const std::vector<float> logits = product(m, dec, "decoder.bias", v);
-                out.logits.insert(out.logits.end(), logits.begin(), logits.end());
+                std::copy(h.begin(), h.end(), out.h_n.begin() + long((ld * B + b) * Hs));
+                if (lstm) std::copy(c.begin(), c.end(), out.c_n.begin() + long((ld * B + b) * H));
             }
         }
+        in = std::move(next);
+    }
+    out.h.reserve(T * B * s.output_size());
+    for (const std::vector<float> &v : in) out.h.insert(out.h.end(), v.begin(), v.end());
+    if (s.lm()) {
+        const std::string dec = s.tied ? "embedding.weight" : "decoder.weight";
+        for (const std::vector<float> &v : in) {
+            const std::vector<float> logits = product(m, dec, "decoder.bias", v);
+            out.logits.insert(out.logits.end(), logits.begin(), logits.end());
+        }
+    }
     return out;
 }
 

@@ -16,6 +16,9 @@ RunInputs RunInputs::open(const std::string &path, const RnnShape &shape) {
     for (const st::TensorInfo &i : h.tensors)
         if (i.name == (r.tokens_ ? "tokens" : "x")) t = &i;
     r.data_offset_ = h.data_start + t->begin;
+    r.read_optional(h.tensors, shape, [&](const st::TensorInfo &i, void *out) {
+        st::read_at(path, h.data_start + i.begin, out, size_t(i.nbytes()));
+    });
     return r;
 }
 
@@ -25,6 +28,9 @@ RunInputs RunInputs::from_bytes(std::vector<uint8_t> bytes, const std::string &l
     r.label_ = label;
     const st::Reader reader = st::Reader::from_bytes(std::move(bytes), label);
     r.check(reader.tensors(), shape);
+    r.read_optional(reader.tensors(), shape, [&](const st::TensorInfo &i, void *out) {
+        std::memcpy(out, reader.data(i), size_t(i.nbytes()));
+    });
     const st::TensorInfo &t = reader.tensor(r.tokens_ ? "tokens" : "x");
     // The tensor's bytes only, copied out of the reader.
     const uint8_t *p = reader.data(t);
@@ -64,6 +70,59 @@ void RunInputs::check(const std::vector<st::TensorInfo> &tensors, const RnnShape
     B_ = size_t(t.shape[1]);
     W_ = x ? shape.input_size : 1;
     vocab_ = shape.vocab_size;
+}
+
+template <class ReadTensor>
+void RunInputs::read_optional(const std::vector<st::TensorInfo> &tensors, const RnnShape &shape,
+                              ReadTensor read_tensor) {
+    const int64_t LD = int64_t(shape.layers) * shape.directions(), B = int64_t(B_);
+    for (const st::TensorInfo &t : tensors) {
+        const std::string where = "tensor '" + t.name + "': ";
+        std::vector<int64_t> want;
+        std::string what;
+        if (t.name == "h0") {
+            want = {LD, B, int64_t(shape.h_size())};
+            what = "[layers * directions, B, h_size]";
+        } else if (t.name == "c0") {
+            if (shape.arch != Arch::lstm) fail(where + "the model is a GRU, which has no cell state");
+            want = {LD, B, int64_t(shape.hidden_size)};
+            what = "[layers * directions, B, hidden_size]";
+        } else if (t.name == "lengths") {
+            if (tokens_)
+                fail(where + "the model is a language model, which runs its sequences step by "
+                             "step; lengths are for 'x' inputs");
+            want = {B};
+            what = "[B]";
+        } else {
+            continue;
+        }
+        const st::DType dtype = t.name == "lengths" ? st::DType::I64 : st::DType::F32;
+        if (t.dtype != dtype)
+            fail(where + "dtype " + st::dtype_name(t.dtype) + ", expected " +
+                 st::dtype_name(dtype));
+        if (t.shape != want)
+            fail(where + "shape " + st::shape_str(t.shape) + ", expected " +
+                 st::shape_str(want) + " " + what + " (the model's sizes and B of the inputs)");
+        if (t.name == "lengths") {
+            lengths_.resize(B_);
+            read_tensor(t, lengths_.data());
+            for (size_t b = 0; b < B_; ++b)
+                if (lengths_[b] < 1 || uint64_t(lengths_[b]) > T_)
+                    fail(where + "sequence " + std::to_string(b) + " is " +
+                         std::to_string(lengths_[b]) + ", expected 1.." + std::to_string(T_) +
+                         " (the steps of the inputs)");
+            continue;
+        }
+        std::vector<float> &v = t.name == "h0" ? h0_ : c0_;
+        v.resize(size_t(want[0] * want[1] * want[2]));
+        read_tensor(t, v.data());
+        const size_t rows = size_t(want[1]) * size_t(want[2]), width = size_t(want[2]);
+        for (size_t i = 0; i < v.size(); ++i)
+            if (!std::isfinite(v[i]))
+                fail(where + "[" + std::to_string(i / rows) + ", " +
+                     std::to_string(i % rows / width) + ", " + std::to_string(i % width) +
+                     "] is " + std::to_string(v[i]) + ", expected a finite value");
+    }
 }
 
 void RunInputs::read(size_t t0, size_t n, void *out, size_t elem) const {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -403,8 +404,24 @@ Header parse_header(const std::string &label, const uint8_t *bytes, uint64_t ava
 
     HeaderParser parser(label, data_size);
     const char *first = reinterpret_cast<const char *>(bytes) + 8;
+    // The JSON parser would take a NUL byte for the end of its input: refuse it
+    // first (safetensors pads the header with spaces, nothing else).
+    if (const void *nul = std::memchr(first, 0, size_t(header_size)))
+        fail_label(label, "header byte at file offset " +
+                              std::to_string(8 + (static_cast<const char *>(nul) - first)) +
+                              " is NUL (0x00); the header is JSON followed only by spaces (0x20)");
     nlohmann::json::sax_parse(first, first + header_size, &parser);
     if (!parser.complete()) fail_label(label, "header is not a complete JSON object");
+    // After the object the parser allows any JSON whitespace: only spaces may follow.
+    uint64_t last = header_size;
+    while (last > 0 && first[last - 1] == ' ') --last;
+    if (last > 0 && first[last - 1] != '}') {
+        char byte[8];
+        std::snprintf(byte, sizeof byte, "0x%02x", unsigned(uint8_t(first[last - 1])));
+        fail_label(label, "header byte at file offset " + std::to_string(8 + last - 1) + " is " +
+                              byte +
+                              " after the JSON object; only spaces (0x20) may follow it");
+    }
     h.metadata = std::move(parser.metadata);
     h.tensors = std::move(parser.tensors);
 

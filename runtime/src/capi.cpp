@@ -80,7 +80,11 @@ amq_status amq_model_get_info(const amq_model *model, amq_model_info *out) {
                           s.hidden_size,
                           s.vocab_size,
                           model->model->k_w(),
-                          model->model->k_a()};
+                          model->model->k_a(),
+                          s.bidirectional ? 1 : 0,
+                          s.proj_size,
+                          s.h_size(),
+                          s.output_size()};
     return AMQ_OK;
 }
 
@@ -105,7 +109,7 @@ amq_status amq_session_step(amq_session *session, const float *x, float *h_out) 
     AMQ_REQUIRE(x);
     return guarded([&] {
         const float *h = session->session.step(x);
-        const size_t n = session->session.batch() * session->session.model().shape().hidden_size;
+        const size_t n = session->session.batch() * session->session.model().shape().h_size();
         if (h_out) std::copy(h, h + n, h_out);
     });
 }
@@ -118,16 +122,31 @@ amq_status amq_session_step_tokens(amq_session *session, const int64_t *tokens, 
         amq::Session &s = session->session;
         const float *h = s.step_tokens(tokens);
         const amq::RnnShape &shape = s.model().shape();
-        if (h_out) std::copy(h, h + s.batch() * shape.hidden_size, h_out);
+        if (h_out) std::copy(h, h + s.batch() * shape.h_size(), h_out);
         if (logits_out)
             std::copy(s.logits(), s.logits() + s.batch() * shape.vocab_size, logits_out);
     });
 }
 
-amq_status amq_session_run(amq_session *session, const float *x, size_t steps, float *h_out) {
+amq_status amq_session_set_state(amq_session *session, const float *h0, const float *c0) {
+    AMQ_REQUIRE(session);
+    return guarded([&] { session->session.set_state(h0, c0); });
+}
+
+amq_status amq_session_get_state(const amq_session *session, float *h_n, float *c_n) {
+    AMQ_REQUIRE(session);
+    return guarded([&] { session->session.get_state(h_n, c_n); });
+}
+
+amq_status amq_session_run(amq_session *session, const float *x, size_t steps, float *out) {
+    return amq_session_run_lengths(session, x, steps, nullptr, out);
+}
+
+amq_status amq_session_run_lengths(amq_session *session, const float *x, size_t steps,
+                                   const int64_t *lengths, float *out) {
     AMQ_REQUIRE(session);
     AMQ_REQUIRE(x);
-    return guarded([&] { session->session.run(x, steps, h_out); });
+    return guarded([&] { session->session.run(x, steps, out, lengths); });
 }
 
 }  // extern "C"

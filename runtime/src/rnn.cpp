@@ -46,11 +46,17 @@ std::shared_ptr<const Model> Model::from_file(const ModelFile &f) {
         }
         return mat;
     };
-    for (int l = 0; l < f.shape.layers; ++l) {
-        const std::string sl = std::to_string(l);
-        m->layers_.push_back({matrix("weight_ih_l" + sl, "bias_ih_l" + sl),
-                              matrix("weight_hh_l" + sl, "bias_hh_l" + sl)});
-    }
+    const RnnShape &shape = f.shape;
+    for (int l = 0; l < shape.layers; ++l)
+        for (int d = 0; d < shape.directions(); ++d) {
+            Direction dir{matrix(layer_tensor_name("weight_ih", l, d),
+                                 layer_tensor_name("bias_ih", l, d)),
+                          matrix(layer_tensor_name("weight_hh", l, d),
+                                 layer_tensor_name("bias_hh", l, d)),
+                          {}};
+            if (shape.proj_size) dir.hr = matrix(layer_tensor_name("weight_hr", l, d), "");
+            m->dirs_.push_back(std::move(dir));
+        }
     if (f.shape.lm()) {
         if (auto q = f.quant.find("embedding.weight"); q != f.quant.end())
             m->embedding_q_ = q->second;
@@ -66,7 +72,8 @@ size_t Model::weight_bytes() const {
         return m.quantized ? m.binary.bytes() : (m.weights.size() + m.bias.size()) * sizeof(float);
     };
     size_t total = 0;
-    for (const Layer &l : layers_) total += bytes(l.ih) + bytes(l.hh);
+    for (const Direction &d : dirs_)
+        total += bytes(d.ih) + bytes(d.hh) + (d.hr.rows ? bytes(d.hr) : 0);
     if (shape_.lm()) {
         total += embedding_.size() * sizeof(float) + embedding_q_.planes.size() * 8 +
                  embedding_q_.alpha.size() * sizeof(float);
@@ -83,19 +90,38 @@ Session::Session(std::shared_ptr<const Model> model, size_t batch)
     const RnnShape &s = model_->shape_;
     H_ = s.hidden_size;
     G_ = size_t(s.gates());
-    const size_t L = size_t(s.layers), B = batch_;
-    input_.assign(B * s.input_size, 0.0f);
-    h_.assign(L, std::vector<float>(B * H_, 0.0f));
-    c_ = h_;
-    size_t stride = 0;
-    for (const auto &layer : model_->layers_)
-        stride = std::max({stride, layer.ih.out_stride(), layer.hh.out_stride()});
-    gx_.assign(B * stride, 0.0f);
+    Hs_ = s.h_size();
+    D_ = size_t(s.directions());
+    const size_t LD = size_t(s.layers) * D_, B = batch_, I = s.input_size;
+    input_.assign(B * I, 0.0f);
+    h_.assign(LD, std::vector<float>(B * Hs_, 0.0f));
+    c_.assign(LD, std::vector<float>(B * H_, 0.0f));
+    size_t stride = 0, proj_stride = 0;
+    for (const auto &dir : model_->dirs_) {
+        stride = std::max({stride, dir.ih.out_stride(), dir.hh.out_stride()});
+        if (dir.hr.rows) proj_stride = std::max(proj_stride, dir.hr.out_stride());
+    }
+    gx_seq_.assign(B * stride, 0.0f);
     gh_.assign(B * stride, 0.0f);
+    if (s.proj_size) {
+        m_.assign(B * H_, 0.0f);
+        proj_.assign(B * proj_stride, 0.0f);
+    }
+    if (s.layers > 1) {
+        layer_out_.assign(B * s.output_size(), 0.0f);
+        layer_in_ = layer_out_;
+    }
+    saved_h_.assign(B * Hs_, 0.0f);
+    saved_c_.assign(B * H_, 0.0f);
     if (model_->quantized_) {
-        xq_.resize(model_->k_a_, s.input_size, B);
-        hq_.resize(L);
-        for (auto &q : hq_) q.resize(model_->k_a_, H_, B);
+        const int k = model_->k_a_;
+        // Both hold a layer's inputs in turn (run_block swaps them): sized for
+        // the widest so that steps allocate nothing.
+        seq_in_.resize(k, std::max(I, s.output_size()), B);
+        seq_out_.resize(k, std::max(I, s.output_size()), B);
+        hq_.resize(LD);
+        for (auto &q : hq_) q.resize(k, Hs_, B);
+        if (s.proj_size) mq_.resize(k, H_, B);
     }
     if (s.lm()) {
         logits_.assign(B * s.vocab_size, 0.0f);
@@ -104,69 +130,195 @@ Session::Session(std::shared_ptr<const Model> model, size_t batch)
     reset();
 }
 
-void Session::reset() {
-    for (auto &h : h_) std::fill(h.begin(), h.end(), 0.0f);
-    for (auto &c : c_) std::fill(c.begin(), c.end(), 0.0f);
-    if (model_->quantized_)
-        for (size_t l = 0; l < h_.size(); ++l) quantize_hidden(l);
+void Session::reset() { set_state(nullptr, nullptr); }
+
+size_t Session::h_state_size() const { return h_.size() * batch_ * Hs_; }
+
+size_t Session::c_state_size() const {
+    return model_->shape_.arch == Arch::lstm ? c_.size() * batch_ * H_ : 0;
 }
 
-void Session::quantize_hidden(size_t l) {
+void Session::set_state(const float *h0, const float *c0) {
+    if (c0 && model_->shape_.arch != Arch::lstm)
+        fail("set_state: c0 given for a GRU (it has no cell state)");
+    const size_t nh = batch_ * Hs_, nc = batch_ * H_;
+    for (size_t ld = 0; ld < h_.size(); ++ld) {  // check all before changing any
+        if (h0) check_finite(h0 + ld * nh, batch_, Hs_, "set_state: h0");
+        if (c0) check_finite(c0 + ld * nc, batch_, H_, "set_state: c0");
+    }
+    for (size_t ld = 0; ld < h_.size(); ++ld) {
+        if (h0)
+            std::copy(h0 + ld * nh, h0 + (ld + 1) * nh, h_[ld].begin());
+        else
+            std::fill(h_[ld].begin(), h_[ld].end(), 0.0f);
+        if (c0)
+            std::copy(c0 + ld * nc, c0 + (ld + 1) * nc, c_[ld].begin());
+        else
+            std::fill(c_[ld].begin(), c_[ld].end(), 0.0f);
+        if (model_->quantized_) quantize_hidden(ld);
+    }
+}
+
+void Session::get_state(float *h_n, float *c_n) const {
+    if (c_n && model_->shape_.arch != Arch::lstm)
+        fail("get_state: c_n given for a GRU (it has no cell state)");
+    for (size_t ld = 0; ld < h_.size(); ++ld) {
+        if (h_n) std::copy(h_[ld].begin(), h_[ld].end(), h_n + ld * batch_ * Hs_);
+        if (c_n) std::copy(c_[ld].begin(), c_[ld].end(), c_n + ld * batch_ * H_);
+    }
+}
+
+void Session::quantize_hidden(size_t ld) {
     for (size_t b = 0; b < batch_; ++b)
-        quantize_act(&h_[l][b * H_], H_, model_->k_a_, model_->act_iters_, hq_[l], b);
+        quantize_act(&h_[ld][b * Hs_], Hs_, model_->k_a_, model_->act_iters_, hq_[ld], b);
 }
 
-// y [B][m.out_stride()] = m a + bias: binary on the quantized batch aq, or float
-// on a [B][a_stride].
+// y [items][m.out_stride()] = m a + bias: binary on the quantized batch aq (of
+// `items` items), or float on a [items][a_stride].
 void Session::product(const Model::Matrix &m, const BinaryBatch &aq, const float *a,
-                      size_t a_stride, float *y) {
+                      size_t a_stride, float *y, size_t items) {
     if (m.quantized) {
         bgemm(m.binary, aq, y, m.out_stride());
         return;
     }
-    for (size_t b = 0; b < batch_; ++b)
-        f32_gemv(m.weights.data(), m.rows, m.cols, a + b * a_stride, m.bias.data(),
-                 y + b * m.out_stride());
+    for (size_t i = 0; i < items; ++i)
+        f32_gemv(m.weights.data(), m.rows, m.cols, a + i * a_stride, m.bias.data(),
+                 y + i * m.out_stride());
 }
 
-// The fused cell of layer l on gx [B][gx_stride] and gh_ [B][gh_stride]: h_[l]
-// (and c_[l]) updated in place.
-void Session::cell_step(size_t l, const float *gx_data, size_t gx_stride, size_t gh_stride) {
+void Session::cell_step(size_t ld, const float *gx_data, size_t gx_stride, size_t gh_stride) {
     const size_t B = batch_, H = H_;
     const ConstFloatBatch gx{gx_data, B, G_ * H, gx_stride};
     const ConstFloatBatch gh{gh_.data(), B, G_ * H, gh_stride};
-    const FloatBatch h{h_[l].data(), B, H, H};
-    if (model_->shape_.arch == Arch::lstm) {
-        const FloatBatch c{c_[l].data(), B, H, H};
-        lstm_cell(gx, gh, {c.data, B, H, H}, h, c);
-    } else {
+    if (model_->shape_.arch == Arch::gru) {
+        const FloatBatch h{h_[ld].data(), B, H, H};
         gru_cell(gx, gh, {h.data, B, H, H}, h);
+        return;
+    }
+    const FloatBatch c{c_[ld].data(), B, H, H};
+    const Model::Matrix &hr = model_->dirs_[ld].hr;
+    if (!hr.rows) {
+        lstm_cell(gx, gh, {c.data, B, H, H}, {h_[ld].data(), B, H, H}, c);
+        return;
+    }
+    // Projected: h = W_hr (o * tanh(c)), the product on m_ (quantized online).
+    lstm_cell(gx, gh, {c.data, B, H, H}, {m_.data(), B, H, H}, c);
+    if (model_->quantized_)
+        for (size_t b = 0; b < B; ++b)
+            quantize_act(&m_[b * H], H, model_->k_a_, model_->act_iters_, mq_, b);
+    product(hr, mq_, m_.data(), H, proj_.data(), B);
+    for (size_t b = 0; b < B; ++b)
+        std::copy(&proj_[b * hr.out_stride()], &proj_[b * hr.out_stride()] + Hs_,
+                  &h_[ld][b * Hs_]);
+}
+
+void Session::run_direction(size_t l, size_t d, const float *in, size_t in_width,
+                            const BinaryBatch *in_q, size_t t0, size_t n, float *out,
+                            const int64_t *lengths, BinaryBatch *collect) {
+    const size_t ld = l * D_ + d, B = batch_, Hs = Hs_, H = H_;
+    const size_t OW = D_ * Hs;
+    const Model::Direction &dir = model_->dirs_[ld];
+    const size_t sx = dir.ih.out_stride(), sh = dir.hh.out_stride();
+    const bool quantized = model_->quantized_, reverse = d == 1;
+    const bool lstm = model_->shape_.arch == Arch::lstm;
+    const int k = model_->k_a_;
+    const size_t chunks = (n + kRunChunk - 1) / kRunChunk;
+    if (in_q && chunks != 1) fail("internal: quantized inputs of more than one chunk");
+    const BinaryBatch &hq = quantized ? hq_[ld] : seq_in_;  // seq_in_: unused by a float model
+    std::vector<float> &h = h_[ld], &c = c_[ld];
+    for (size_t j = 0; j < chunks; ++j) {
+        // The reverse direction takes the chunks, and their steps, from the end.
+        const size_t c0 = (reverse ? chunks - 1 - j : j) * kRunChunk;
+        const size_t cn = std::min(kRunChunk, n - c0), NB = cn * B;
+        const float *cin = in + c0 * B * in_width;
+        if (quantized && !in_q) {
+            seq_in_.resize(k, in_width, NB);
+            for (size_t i = 0; i < NB; ++i)
+                quantize_act(cin + i * in_width, in_width, k, model_->act_iters_, seq_in_, i);
+        }
+        if (gx_seq_.size() < NB * sx) gx_seq_.resize(NB * sx);  // grows once
+        product(dir.ih, in_q ? *in_q : seq_in_, cin, in_width, gx_seq_.data(), NB);
+        for (size_t s = 0; s < cn; ++s) {
+            const size_t ts = reverse ? cn - 1 - s : s, t = c0 + ts;
+            // Sequences whose length ends before step t0 + t keep their state.
+            auto done = [&](size_t b) { return lengths && uint64_t(t0 + t) >= uint64_t(lengths[b]); };
+            bool any_done = false;
+            for (size_t b = 0; b < B; ++b)
+                if (done(b)) {
+                    any_done = true;
+                    std::copy(&h[b * Hs], &h[b * Hs] + Hs, &saved_h_[b * Hs]);
+                    if (lstm) std::copy(&c[b * H], &c[b * H] + H, &saved_c_[b * H]);
+                }
+            product(dir.hh, hq, h.data(), Hs, gh_.data(), B);
+            cell_step(ld, gx_seq_.data() + ts * B * sx, sx, sh);
+            if (any_done)
+                for (size_t b = 0; b < B; ++b)
+                    if (done(b)) {
+                        std::copy(&saved_h_[b * Hs], &saved_h_[b * Hs] + Hs, &h[b * Hs]);
+                        if (lstm) std::copy(&saved_c_[b * H], &saved_c_[b * H] + H, &c[b * H]);
+                    }
+            if (quantized) quantize_hidden(ld);
+            if (collect) {  // the next layer's quantized input at step t
+                const size_t item_words = size_t(k) * hq.words();
+                std::copy(hq.planes.begin(), hq.planes.begin() + B * item_words,
+                          collect->planes.begin() + t * B * item_words);
+                std::copy(hq.beta.begin(), hq.beta.begin() + B * size_t(k),
+                          collect->beta.begin() + t * B * size_t(k));
+            }
+            if (out)
+                for (size_t b = 0; b < B; ++b) {
+                    float *o = out + (t * B + b) * OW + d * Hs;
+                    if (done(b))
+                        std::fill(o, o + Hs, 0.0f);
+                    else
+                        std::copy(&h[b * Hs], &h[b * Hs] + Hs, o);
+                }
+        }
     }
 }
 
-void Session::layers_step() {
-    const size_t H = H_, I = model_->shape_.input_size;
-    for (size_t l = 0; l < model_->layers_.size(); ++l) {
-        const Model::Layer &layer = model_->layers_[l];
-        const float *in = l == 0 ? input_.data() : h_[l - 1].data();
-        // A float model has no hq_: xq_ (empty as well) is passed and unused.
-        const BinaryBatch &in_q = l == 0 || hq_.empty() ? xq_ : hq_[l - 1];
-        product(layer.ih, in_q, in, l == 0 ? I : H, gx_.data());
-        product(layer.hh, hq_.empty() ? xq_ : hq_[l], h_[l].data(), H, gh_.data());
-        cell_step(l, gx_.data(), layer.ih.out_stride(), layer.hh.out_stride());
-        if (model_->quantized_) quantize_hidden(l);
+void Session::run_block(const float *x, size_t t0, size_t n, float *out,
+                        const int64_t *lengths) {
+    const RnnShape &s = model_->shape_;
+    const size_t L = size_t(s.layers), B = batch_, OW = s.output_size();
+    const float *in = x;
+    size_t in_width = s.input_size;
+    const BinaryBatch *in_q = nullptr;
+    for (size_t l = 0; l < L; ++l) {
+        const bool last = l + 1 == L;
+        float *o = out;
+        if (!last) {
+            if (layer_out_.size() < n * B * OW) layer_out_.resize(n * B * OW);
+            o = layer_out_.data();
+        }
+        // One direction: the next layer's quantized input is the quantized h,
+        // collected step by step (no second quantization of the same vector).
+        BinaryBatch *collect = model_->quantized_ && D_ == 1 && !last ? &seq_out_ : nullptr;
+        if (collect) collect->resize(model_->k_a_, Hs_, n * B);
+        for (size_t d = 0; d < D_; ++d)
+            run_direction(l, d, in, in_width, in_q, t0, n, o, lengths, collect);
+        if (!last) {
+            std::swap(layer_in_, layer_out_);
+            in = layer_in_.data();
+            in_width = OW;
+            in_q = nullptr;
+            if (collect) {
+                std::swap(seq_in_, seq_out_);
+                in_q = &seq_in_;
+            }
+        }
     }
 }
 
 const float *Session::step(const float *x) {
     const size_t I = model_->shape_.input_size;
+    if (D_ != 1)
+        fail("step: the model is bidirectional; its reverse direction needs the whole "
+             "sequence: use run()");
     if (!x) fail("step: x is null");
     check_finite(x, batch_, I, "step: x");
     if (x != input_.data()) std::copy(x, x + batch_ * I, input_.begin());
-    if (model_->quantized_)
-        for (size_t b = 0; b < batch_; ++b)
-            quantize_act(&input_[b * I], I, model_->k_a_, model_->act_iters_, xq_, b);
-    layers_step();
+    run_block(input_.data(), 0, 1, nullptr, nullptr);
     return h_.back().data();
 }
 
@@ -191,8 +343,8 @@ const float *Session::step_tokens(const int64_t *tokens) {
     step(input_.data());
     const Model::Matrix &dec = model_->decoder_;
     const size_t V = s.vocab_size, stride = dec.out_stride();
-    const BinaryBatch &hq = hq_.empty() ? xq_ : hq_.back();
-    product(dec, hq, h_.back().data(), H_, logits_padded_.data());
+    const BinaryBatch &hq = hq_.empty() ? seq_in_ : hq_.back();
+    product(dec, hq, h_.back().data(), Hs_, logits_padded_.data(), batch_);
     for (size_t b = 0; b < batch_; ++b)
         std::copy(&logits_padded_[b * stride], &logits_padded_[b * stride] + V, &logits_[b * V]);
     return h_.back().data();
@@ -203,17 +355,20 @@ const float *Session::logits() const {
     return logits_.data();
 }
 
-const float *Session::hidden(int layer) const {
-    if (layer < 0 || size_t(layer) >= h_.size())
-        fail("hidden: layer " + std::to_string(layer) + " out of range");
-    return h_[size_t(layer)].data();
+const float *Session::hidden(int layer, int direction) const {
+    if (layer < 0 || layer >= model_->shape_.layers)
+        fail("hidden: layer " + std::to_string(layer) + " out of range, expected 0.." +
+             std::to_string(model_->shape_.layers - 1));
+    if (direction < 0 || size_t(direction) >= D_)
+        fail("hidden: direction " + std::to_string(direction) + " out of range, expected 0.." +
+             std::to_string(D_ - 1));
+    return h_[size_t(layer) * D_ + size_t(direction)].data();
 }
 
-const float *Session::cell(int layer) const {
+const float *Session::cell(int layer, int direction) const {
     if (model_->shape_.arch != Arch::lstm) fail("cell: a GRU has no cell state");
-    if (layer < 0 || size_t(layer) >= c_.size())
-        fail("cell: layer " + std::to_string(layer) + " out of range");
-    return c_[size_t(layer)].data();
+    hidden(layer, direction);  // checks the range
+    return c_[size_t(layer) * D_ + size_t(direction)].data();
 }
 
 void Session::check_finite(const float *x, size_t count, size_t width, const char *what) const {
@@ -224,55 +379,27 @@ void Session::check_finite(const float *x, size_t count, size_t width, const cha
                  ", expected a finite value");
 }
 
-void Session::run(const float *x, size_t T, float *h_out) {
-    const size_t I = model_->shape_.input_size, BH = batch_ * H_;
-    if (T > 0 && !x) fail("run: x is null");
-    if (!model_->quantized_) {
-        for (size_t t = 0; t < T; ++t) {
-            const float *h = step(x + t * batch_ * I);
-            if (h_out) std::copy(h, h + BH, h_out + t * BH);
-        }
-        return;
-    }
-    check_finite(x, T * batch_, I, "run: x");
-    for (size_t t = 0; t < T; t += kRunChunk)
-        run_chunk(x + t * batch_ * I, std::min(kRunChunk, T - t), h_out ? h_out + t * BH : nullptr);
-}
-
-// n steps of a quantized model, layer by layer: the input products of all n steps
-// in one bgemm over n x B items, then the recurrence step by step.
-void Session::run_chunk(const float *x, size_t n, float *h_out) {
-    const size_t B = batch_, H = H_, I = model_->shape_.input_size, NB = n * B;
-    const int k = model_->k_a_;
-    seq_in_.resize(k, I, NB);
-    for (size_t i = 0; i < NB; ++i) quantize_act(x + i * I, I, k, model_->act_iters_, seq_in_, i);
-    for (size_t l = 0; l < model_->layers_.size(); ++l) {
-        const Model::Layer &layer = model_->layers_[l];
-        const size_t sx = layer.ih.out_stride(), sh = layer.hh.out_stride();
-        gx_seq_.resize(std::max(gx_seq_.size(), NB * sx));  // grows once
-        bgemm(layer.ih.binary, seq_in_, gx_seq_.data(), sx);
-        const bool last = l + 1 == model_->layers_.size();
-        if (!last) seq_out_.resize(k, H, NB);
-        const size_t item_words = size_t(k) * hq_[l].words();
-        for (size_t t = 0; t < n; ++t) {
-            bgemm(layer.hh.binary, hq_[l], gh_.data(), sh);
-            cell_step(l, gx_seq_.data() + t * B * sx, sx, sh);
-            quantize_hidden(l);
-            if (!last) {  // the next layer's input at step t
-                std::copy(hq_[l].planes.begin(), hq_[l].planes.begin() + B * item_words,
-                          seq_out_.planes.begin() + t * B * item_words);
-                std::copy(hq_[l].beta.begin(), hq_[l].beta.begin() + B * size_t(k),
-                          seq_out_.beta.begin() + t * B * size_t(k));
-            } else if (h_out) {
-                std::copy(h_[l].begin(), h_[l].end(), h_out + t * B * H);
-            }
-        }
-        if (!last) std::swap(seq_in_, seq_out_);
-    }
+void Session::run(const float *x, size_t T, float *out, const int64_t *lengths) {
+    const RnnShape &s = model_->shape_;
+    const size_t I = s.input_size, B = batch_, OW = s.output_size();
+    if (T == 0) return;
+    if (!x) fail("run: x is null");
+    if (lengths)
+        for (size_t b = 0; b < B; ++b)
+            if (lengths[b] < 0 || uint64_t(lengths[b]) > T)
+                fail("run: lengths[" + std::to_string(b) + "] = " + std::to_string(lengths[b]) +
+                     ", expected 0.." + std::to_string(T) + " (the steps given)");
+    check_finite(x, T * B, I, "run: x");
+    // One direction: blocks of a chunk, every layer over each (memory does not
+    // grow with T); two: the whole sequence, as the reverse direction needs it.
+    const size_t block = D_ == 1 ? kRunChunk : T;
+    for (size_t t0 = 0; t0 < T; t0 += block)
+        run_block(x + t0 * B * I, t0, std::min(block, T - t0), out ? out + t0 * B * OW : nullptr,
+                  lengths);
 }
 
 void Session::run_tokens(const int64_t *tokens, size_t T, float *h_out, float *logits_out) {
-    const size_t BH = batch_ * H_, BV = batch_ * model_->shape_.vocab_size;
+    const size_t BH = batch_ * Hs_, BV = batch_ * model_->shape_.vocab_size;
     for (size_t t = 0; t < T; ++t) {
         const float *h = step_tokens(tokens + t * batch_);
         if (h_out) std::copy(h, h + BH, h_out + t * BH);

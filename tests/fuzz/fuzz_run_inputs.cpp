@@ -33,10 +33,21 @@ amq::RnnShape lm_shape() {
 }
 
 // Reads every step in chunks of 3 (which does not divide most T); the values
-// read must pass the checks read_x / read_tokens promise.
+// read must pass the checks read_x / read_tokens promise, and the optional
+// h0, c0 and lengths those of RunInputs::open.
 void read_all(const amq::RunInputs &in, const amq::RnnShape &s) {
     const size_t chunk = 3, T = in.steps(), B = in.batch(), W = in.width();
     if (T < 1 || B < 1 || W != (in.tokens() ? 1 : s.input_size)) std::abort();
+    const size_t LD = size_t(s.layers) * size_t(s.directions());
+    if (!in.h0().empty() && in.h0().size() != LD * B * s.h_size()) std::abort();
+    if (!in.c0().empty() && in.c0().size() != LD * B * s.hidden_size) std::abort();
+    for (float v : in.h0())
+        if (!(v - v == 0)) std::abort();
+    for (float v : in.c0())
+        if (!(v - v == 0)) std::abort();
+    if (!in.lengths().empty() && in.lengths().size() != B) std::abort();
+    for (int64_t l : in.lengths())
+        if (l < 1 || uint64_t(l) > T) std::abort();
     std::vector<float> x(in.tokens() ? 0 : chunk * B * W);
     std::vector<int64_t> ids(in.tokens() ? chunk * B : 0);
     for (size_t t0 = 0; t0 < T; t0 += chunk) {

@@ -65,6 +65,17 @@ def main():
         "x_zero_steps": container([x(0, 2)]),
         "tokens_i32": container([tokens(3, 2, dtype="I32")]),
         "tokens_rank3": container([("tokens", "I64", [2, 1, 1], [1, 2])]),
+        # Initial states and lengths (the plain model: 1 layer, hidden 4, LSTM).
+        "x_h0_c0_lengths": container([x(5, 2), ("h0", "F32", [1, 2, 4], [0.25] * 8),
+                                      ("c0", "F32", [1, 2, 4], [-0.5] * 8),
+                                      ("lengths", "I64", [2], [3, 5])]),
+        "lengths_zero": container([x(5, 2), ("lengths", "I64", [2], [0, 5])]),
+        "lengths_past_end": container([x(5, 2), ("lengths", "I64", [2], [6, 5])]),
+        "h0_wrong_shape": container([x(5, 2), ("h0", "F32", [2, 2, 4], [0.0] * 16)]),
+        "c0_nan": container([x(5, 2), ("c0", "F32", [1, 2, 4], [0.0] * 3 + [math.nan] + [0.0] * 4)]),
+        # safetensors pads the header with spaces only.
+        "x_nul_padding": container([x(5, 2)], header_extra=b"\0\0\0"),
+        "x_tab_padding": container([x(5, 2)], header_extra=b"\t"),
         "empty": b"",
         "header_past_end": struct.pack("<Q", 1000) + b"{}",
         "bad_json": struct.pack("<Q", 8) + b'{"x" 12}',

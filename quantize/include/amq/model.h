@@ -31,11 +31,23 @@ struct RnnShape {
     size_t vocab_size = 0;   // 0 = no embedding / decoder (not a language model)
     bool tied = false;       // LM: the decoder reuses embedding.weight
     bool bias = true;        // bias_ih_lL / bias_hh_lL present
+    // Two directions per layer (PyTorch's bidirectional=True): the reverse
+    // direction's tensors are named weight_ih_lL_reverse, ...; a layer's output
+    // is the forward h followed by the reverse h.
+    bool bidirectional = false;
+    // LSTM only (PyTorch's proj_size): 0 = none, else h_t = W_hr (o * tanh(c_t))
+    // with weight_hr_lL [proj_size, hidden_size], and 0 < proj_size < hidden_size.
+    size_t proj_size = 0;
 
     int gates() const { return arch == Arch::lstm ? 4 : 3; }
     bool lm() const { return vocab_size > 0; }
-    // Input width of layer `layer`: input_size for layer 0, hidden_size after.
-    size_t layer_input(int layer) const { return layer == 0 ? input_size : hidden_size; }
+    int directions() const { return bidirectional ? 2 : 1; }
+    // Width of h of one direction (PyTorch's H_out): proj_size, or hidden_size.
+    size_t h_size() const { return proj_size ? proj_size : hidden_size; }
+    // Width of a layer's output per step: directions() * h_size().
+    size_t output_size() const { return size_t(directions()) * h_size(); }
+    // Input width of layer `layer`: input_size for layer 0, output_size() after.
+    size_t layer_input(int layer) const { return layer == 0 ? input_size : output_size(); }
 };
 
 struct FloatTensor {
@@ -79,11 +91,31 @@ void save_model(const std::string &path, const ModelFile &model);
 // The container save_model writes (to write it or to get its bytes).
 st::Writer model_writer(const ModelFile &model);
 
-// The weight matrices of a network: weight_ih_lL, weight_hh_lL for every layer,
-// then (include_lm and a language model) embedding.weight and, unless tied,
-// decoder.weight.
+// PyTorch's name of a per-layer tensor: layer_tensor_name("weight_ih", 1, 1) is
+// "weight_ih_l1_reverse" (direction 1 = reverse).
+std::string layer_tensor_name(const std::string &base, int layer, int direction);
+
+// What a weight matrix computes.
+enum class MatrixRole { input, recurrent, projection, embedding, decoder };
+
+// One weight matrix of a network, as the runner multiplies it.
+struct MatrixInfo {
+    std::string name;  // the state_dict's: weight_ih_l0, weight_hr_l1_reverse, decoder.weight
+    size_t rows = 0, cols = 0;
+    MatrixRole role = MatrixRole::input;
+    int layer = -1;     // -1 for the embedding and the decoder
+    int direction = 0;  // 1 = the reverse direction of a bidirectional layer
+};
+
+// The weight matrices of a network in file order: for every layer and
+// direction weight_ih, weight_hh and (projected LSTM) weight_hr, then
+// (include_lm and a language model) embedding.weight and, unless tied,
+// decoder.weight. The one list `amq quantize`, `amq tune --model`, `amq
+// generate --model` and the runner go by.
+std::vector<MatrixInfo> weight_matrices(const RnnShape &shape, bool include_lm);
+// The names of weight_matrices(shape, include_lm).
 std::vector<std::string> weight_matrix_names(const RnnShape &shape, bool include_lm);
-// weight_ih_lL, weight_hh_lL for every layer.
+// The names of the recurrent network's matrices (weight_matrices without the LM's).
 std::vector<std::string> rnn_matrix_names(const RnnShape &shape);
 // {rows, cols} of a weight matrix of `shape`; throws std::invalid_argument for a
 // name that is not one of weight_matrix_names(shape, true).

@@ -5,6 +5,12 @@
 //   amq::Session s(model, /*batch=*/1);             // h and c of every layer
 //   const float *h = s.step(x);                     // one time step
 //   s.run(x_seq, T, h_seq);                         // a whole sequence
+//   s.set_state(h0, c0); s.run(x_seq, T, out, lengths); s.get_state(h_n, c_n);
+//
+// Every option of PyTorch's nn.LSTM / nn.GRU is supported: bidirectional
+// layers (run() only), LSTM projections (proj_size), initial and final states in
+// PyTorch's layout, and sequences of different lengths in one batch (as
+// pack_padded_sequence with enforce_sorted=False).
 //
 // A Model is immutable once loaded and may be shared by any number of sessions in
 // any number of threads; a Session belongs to one thread at a time. Per step a
@@ -56,15 +62,16 @@ private:
         bool quantized = false;
         size_t out_stride() const { return quantized ? binary.rows_padded() : rows; }
     };
-    struct Layer {
+    struct Direction {  // one direction of one layer
         Matrix ih, hh;
+        Matrix hr;  // projected LSTM: [proj_size][hidden_size], no bias; else rows = 0
     };
     Model() = default;
 
     RnnShape shape_;
     bool quantized_ = false;
     int k_w_ = 0, k_a_ = 0, act_iters_ = 0;
-    std::vector<Layer> layers_;
+    std::vector<Direction> dirs_;  // [layers * D]: direction d of layer l at l * D + d
     // Language models: embedding rows (float, or dequantized on lookup), decoder.
     std::vector<float> embedding_;
     QuantTensor embedding_q_;
@@ -83,48 +90,89 @@ public:
     // h and c of every layer back to 0.
     void reset();
 
+    // The state in PyTorch's layout (h0 / h_n, c0 / c_n of nn.LSTM): h
+    // [layers * D][batch][h_size], c [layers * D][batch][hidden_size], where D =
+    // shape().directions(), row l * D + d is direction d (1 = reverse) of layer
+    // l, and h_size = shape().h_size() (proj_size when projected). set_state: a
+    // null h0 or c0 means zeros; c0 must be null for a GRU. get_state: either
+    // may be null; c_n must be null for a GRU. Values must be finite.
+    void set_state(const float *h0, const float *c0);
+    void get_state(float *h_n, float *c_n) const;
+    // Floats of the h and c state (what set_state reads): layers * D * batch *
+    // h_size, and layers * D * batch * hidden_size (0 for a GRU).
+    size_t h_state_size() const;
+    size_t c_state_size() const;
+
     // One step on x [batch][input_size]; returns h of the last layer,
-    // [batch][hidden_size], valid until the next call.
+    // [batch][h_size], valid until the next call. Throws amq::Error on a
+    // bidirectional model (its reverse direction needs the whole sequence: use
+    // run()).
     const float *step(const float *x);
     // One step of a language model on token ids [batch] (each < vocab_size):
     // embedding lookup, the layers, and the decoder; logits() then holds
     // [batch][vocab_size].
     const float *step_tokens(const int64_t *tokens);
     const float *logits() const;
-    // The state of layer l: [batch][hidden_size] each (c: LSTM only).
-    const float *hidden(int layer) const;
-    const float *cell(int layer) const;
+    // The state of direction `direction` of layer l: h [batch][h_size], c
+    // [batch][hidden_size] (c: LSTM only).
+    const float *hidden(int layer, int direction = 0) const;
+    const float *cell(int layer, int direction = 0) const;
 
-    // T steps: x [T][batch][input_size] -> h_out [T][batch][hidden_size] (may be
-    // null). The same results as T step() calls; a quantized model runs layer by
-    // layer over chunks of up to kRunChunk steps, with the input products of a
-    // whole chunk in one batched binary product (each weight word read once for
-    // all its steps), as oneDNN does for a sequence.
-    void run(const float *x, size_t T, float *h_out);
+    // T steps: x [T][batch][input_size] -> out [T][batch][output_size] (may be
+    // null), output_size = D * h_size: the last layer's h of the forward
+    // direction followed by the reverse one's, as nn.LSTM's output. Starts from
+    // the session's state (reset(), set_state() or the previous steps) and
+    // leaves the final state in it; the reverse direction runs from step T-1
+    // down to 0. lengths [batch] (null: every sequence has T steps), each in
+    // 0..T: sequence b has lengths[b] valid steps, as pack_padded_sequence with
+    // enforce_sorted=False (which needs >= 1; 0 leaves the sequence's state
+    // alone, for a sequence run in pieces); its outputs at steps >= lengths[b] are 0, its final
+    // state is the state after its last valid step (the reverse direction starts
+    // at step lengths[b]-1), and its x at the padding steps (which must be finite)
+    // does not change any result. A unidirectional model without lengths gets the same
+    // results as T step() calls. The model runs layer by layer, the input
+    // products over chunks of up to kRunChunk steps in one batched product (each
+    // weight word read once for all its steps), as oneDNN does for a sequence.
+    void run(const float *x, size_t T, float *out, const int64_t *lengths = nullptr);
     static constexpr size_t kRunChunk = 64;
     // T steps of tokens [T][batch] -> h_out [T][batch][hidden] (may be null) and
     // logits_out [T][batch][vocab] (may be null).
     void run_tokens(const int64_t *tokens, size_t T, float *h_out, float *logits_out);
 
 private:
-    void layers_step();
-    void cell_step(size_t l, const float *gx, size_t gx_stride, size_t gh_stride);
-    void run_chunk(const float *x, size_t n, float *h_out);
+    // One block of n steps starting at step t0 of run(): every layer over the
+    // block, in turn. x [n][B][input_size]; out [n][B][output_size] or null.
+    void run_block(const float *x, size_t t0, size_t n, float *out, const int64_t *lengths);
+    // Direction d of layer l over the block: in [n][B][in_width] (floats),
+    // out [n][B][output_size] at column d * h_size (or null). in_q: the quantized
+    // inputs of the whole block when the caller has them (a block of one chunk;
+    // else null: quantized here chunk by chunk). collect: where the quantized h
+    // of every step goes (the next layer's in_q), or null.
+    void run_direction(size_t l, size_t d, const float *in, size_t in_width,
+                       const BinaryBatch *in_q, size_t t0, size_t n, float *out,
+                       const int64_t *lengths, BinaryBatch *collect);
+    // The cell of direction ld on gx [B][gx_stride] and gh_, then (projected) the
+    // projection: h_[ld] and c_[ld] updated in place.
+    void cell_step(size_t ld, const float *gx, size_t gx_stride, size_t gh_stride);
     void check_finite(const float *x, size_t count, size_t width, const char *what) const;
-    void quantize_hidden(size_t l);
+    void quantize_hidden(size_t ld);
     void product(const Model::Matrix &m, const BinaryBatch &aq, const float *a, size_t a_stride,
-                 float *y);
+                 float *y, size_t items);
 
     std::shared_ptr<const Model> model_;
     size_t batch_;
-    size_t H_, G_;
-    std::vector<float> input_;               // [B][input_size]
-    std::vector<std::vector<float>> h_, c_;  // per layer [B][H]
-    std::vector<BinaryBatch> hq_;            // per layer: quantized h
-    BinaryBatch xq_;                         // quantized layer-0 input
-    BinaryBatch seq_in_, seq_out_;           // run(): quantized inputs of a chunk
-    std::vector<float> gx_seq_;              // run(): [chunk][B][stride]
-    std::vector<float> gx_, gh_;             // [B][stride] gate pre-activations
+    size_t H_, G_, Hs_, D_;                  // hidden, gates, h_size, directions
+    std::vector<float> input_;               // [B][input_size]: step()'s x
+    std::vector<std::vector<float>> h_, c_;  // per direction [B][h_size], [B][H]
+    std::vector<BinaryBatch> hq_;            // per direction: quantized h
+    BinaryBatch seq_in_, seq_out_;           // quantized inputs of a chunk / of the next layer
+    std::vector<float> gx_seq_;              // [chunk][B][stride]
+    std::vector<float> gh_;                  // [B][stride] recurrent pre-activations
+    std::vector<float> m_, proj_;            // projected LSTM: o * tanh(c) [B][H], W_hr m
+    BinaryBatch mq_;                         // projected LSTM: quantized m_
+    std::vector<float> layer_out_;           // [n][B][output_size]: a layer's outputs
+    std::vector<float> layer_in_;            // the layer below's outputs
+    std::vector<float> saved_h_, saved_c_;   // run() with lengths: states of finished items
     std::vector<float> logits_;              // [B][vocab] (dense)
     std::vector<float> logits_padded_;       // [B][rows_padded] from bgemm
 };

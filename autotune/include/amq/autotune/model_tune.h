@@ -32,16 +32,20 @@ struct ModelProblem {
 // the kernels running on `threads` threads, bgemm in the weight layout
 // `layout` / `tile` (bgemv's). In order: bgemv, bgemm (which reads bgemv's
 // layout), f32_gemv, the cell, quantize_act; largest work first within each.
-//   quantized matrix, per layer: the recurrent product (bgemv G H x H for one
-//     sequence, bgemm with `batch` items for more); the input product, a
-//     language model step by step (bgemv G H x I, or bgemm with `batch`), any
-//     other model as Session::run does it (bgemm over 64 steps x batch items);
+//   quantized matrix, per layer and direction (amq::weight_matrices): the
+//     recurrent product (bgemv G H x h_size for one sequence, bgemm with
+//     `batch` items for more) and the projection W_hr (proj_size x H) alike;
+//     the input product, a language model step by step (bgemv G H x I, or bgemm
+//     with `batch`), any other model as Session::run does it (bgemm over 64
+//     steps x batch items);
 //   float matrix (a float model, or an .amq whose matrix was kept float):
 //     f32_gemv, once per item and step;
 //   the cell (lstm_cell / gru_cell) at H x batch, per layer and step;
 //   a language model's decoder: bgemv / bgemm V x H if quantized, else f32_gemv;
-//   quantized models: quantize_act at the input length I and at H, with the
-//     model's activation bits and cycles (0 for greedy).
+//   quantized models: quantize_act at the input length I, at h_size, at the
+//     width of both directions' outputs (bidirectional) and at H (the
+//     projection's input), with the model's activation bits and cycles (0 for
+//     greedy).
 // Equal problems are listed once (their uses and calls summed). Throws
 // std::invalid_argument when batch or threads is 0.
 std::vector<ModelProblem> model_problems(const ModelFile &model, size_t batch, int threads,
