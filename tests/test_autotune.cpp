@@ -846,7 +846,8 @@ TEST(IsaVariants, TheJitTargetIsTheHostCappedToTheVariant) {
     EXPECT_EQ(best_isa(host), "avx512");
     EXPECT_EQ(best_isa(avx2_host), "avx2");
     EXPECT_EQ(best_isa(old_host), "sse41");
-    EXPECT_EQ(best_isa(Halide::Target("x86-64-linux-avx-avx2-avx512-fma-sse41")), "avx2");
+    EXPECT_EQ(best_isa(Halide::Target("x86-64-linux-avx-avx2-avx512-f16c-fma-sse41")), "avx2");
+    EXPECT_EQ(best_isa(Halide::Target("x86-64-linux-avx-avx2-fma-sse41")), "sse41");  // no f16c
     // A variant the CPU cannot run, or no variant at all, is refused with the reason.
     try {
         isa_target(avx2_host, "avx512");

@@ -138,7 +138,7 @@ void print_model(const nlohmann::ordered_json &j) {
     if (j["vocab_size"].get<size_t>()) std::cout << ", vocabulary " << j["vocab_size"];
     std::cout << "\n";
     if (j.contains("bits"))
-        std::cout << "Bits:     W" << j["bits"].get<std::string>().replace(1, 1, "A") << " ("
+        std::cout << "Bits:     " << j["bits"].get<std::string>() << " ("
                   << j["method"].get<std::string>() << ")\n";
     const double mb = j["tensor_bytes"].get<double>() / 1e6;
     const double ratio = j["float_bytes"].get<double>() / j["tensor_bytes"].get<double>();

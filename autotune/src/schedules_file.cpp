@@ -129,8 +129,8 @@ void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
                 for (const auto &e : section->at("tuned")) {
                     if (same_problem(e, entry.problem)) continue;
                     nlohmann::ordered_json kept = e;
-                    for (const auto &[key, value] : problem_fields(problem_from_fields(e)).items())
-                        kept[key] = value;
+                    const nlohmann::ordered_json fields = problem_fields(problem_from_fields(e));
+                    for (const auto &[key, value] : fields.items()) kept[key] = value;
                     entries.push_back(kept);
                 }
         } catch (const std::exception &e) {
