@@ -4,7 +4,7 @@ against the trial number, relative to the hand defaults timed alongside, with
 the best run of each Halide autoscheduler as a line.
 
     /usr/bin/python3 autotune/plot_records.py schedules/records/<cpu-id>.jsonl \
-        --pipeline bgemv --shape 4096x1024 --bits 2x2 -o tuning.png
+        --pipeline bgemv --shape 4096x1024 --bits W2A2 -o tuning.png
 
 Lines that are not records are skipped with a warning, as amq tune does.
 """
@@ -17,6 +17,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
+
+
+def bits_name(bits):
+    """amq's spelling of a bit pair, W2A2, also from the "2x2" of older records."""
+    return bits.upper() if bits.upper().startswith("W") else "W" + bits.replace("x", "A")
 
 
 def load(path, args):
@@ -36,8 +41,9 @@ def load(path, args):
                 print(f"warning: records {path} line {n} skipped: format_version "
                       f"{r.get('format_version')}", file=sys.stderr)
                 continue
-            if (r.get("pipeline"), r.get("shape"), r.get("bits"), r.get("threads")) != (
-                    args.pipeline, args.shape, args.bits, args.threads):
+            if (r.get("pipeline"), r.get("shape"), bits_name(r.get("bits", "")), r.get("threads"),
+                    r.get("isa", "avx512")) != (args.pipeline, args.shape, bits_name(args.bits),
+                                                args.threads, args.isa):
                 continue
             if args.cpu and r["cpu"]["id"] != args.cpu:
                 continue
@@ -50,7 +56,9 @@ def main():
     p.add_argument("records")
     p.add_argument("--pipeline", default="bgemv")
     p.add_argument("--shape", required=True, help="ROWSxCOLS, e.g. 4096x1024")
-    p.add_argument("--bits", required=True, help="WxA, e.g. 2x2")
+    p.add_argument("--bits", required=True, help="W<w>A<a>, e.g. W2A2 (or 2x2)")
+    p.add_argument("--isa", default="avx512",
+                   help="kernel variant (records without one are avx512's)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cpu", help="only records of this CPU id")
     p.add_argument("-o", "--output", required=True, help="PNG file to write")
@@ -60,7 +68,7 @@ def main():
     trials = [r for r in rows if r["source"] == "search"]
     if not trials:
         sys.exit(f"{args.records}: no search records for {args.pipeline} {args.shape} "
-                 f"W{args.bits.replace('x', 'A')} with {args.threads} thread(s)")
+                 f"{bits_name(args.bits)} with {args.threads} thread(s)")
     by_rung, fail_x, best_x, best_y = {}, [], [], []
     best = None
     for i, r in enumerate(trials, 1):
@@ -104,7 +112,7 @@ def main():
     ax.set_xlabel("trial")
     ax.set_ylabel("time / hand defaults' time (same process)")
     cpu = trials[-1]["cpu"]["name"]
-    ax.set_title(f"amq tune {args.pipeline} {args.shape} W{args.bits.replace('x', 'A')}, "
+    ax.set_title(f"amq tune {args.pipeline} {args.shape} {bits_name(args.bits)}, "
                  f"{args.threads} thread(s), {cpu}")
     ax.legend(fontsize=8, loc="upper right")
     ax.grid(True, which="both", alpha=0.3)

@@ -5,6 +5,7 @@ run, all timed in one process, and the speed-ups.
 
     /usr/bin/python3 autotune/tune_table.py [--limits LIMITS.json] docs/data/tune_bgemv_*.json
     /usr/bin/python3 autotune/tune_table.py --layouts schedules/records/<cpu-id>.jsonl
+    /usr/bin/python3 autotune/tune_table.py --variants docs/data/<cpu-id>/tune_isa/*.json
 
 With --limits (the JSON of `amq_bench_limits --benchmark_format=json`, measured
 on the same CPU): a column with each problem's floor on this CPU, the larger of
@@ -15,6 +16,10 @@ the tuned time as a multiple of it.
 With --layouts: the best autoscheduler run per problem and data layout from a
 records file (each run in its own process, with the defaults' time from that
 process).
+
+With --variants (`amq tune --isa ... --json` outputs): per problem and kernel
+variant, the tuned kernel against that variant's hand defaults, both timed in
+one process, and the tuned knobs.
 """
 import collections
 import json
@@ -25,9 +30,14 @@ SCHEDULERS = ("Mullapudi2016", "Adams2019", "Li2018")
 # ../shared/reference/cpu-limits.md (measured by others, not in this run), on
 # the one CPU it was measured on; other CPUs get no such column.
 HAND_WRITTEN_CPU = "amd-epyc-f26m2"
-HAND_WRITTEN = {("1024x1024", "2x2"): (2.0, 2.6), ("1024x1024", "3x3"): (4.3, 4.7),
-                ("4096x1024", "2x2"): (9.7, 11.3), ("4096x1024", "3x3"): (18.8, 21.1),
-                ("4096x2048", "2x2"): (21.9, 23.0), ("4096x2048", "3x3"): (36.5, 37.5)}
+HAND_WRITTEN = {("1024x1024", "W2A2"): (2.0, 2.6), ("1024x1024", "W3A3"): (4.3, 4.7),
+                ("4096x1024", "W2A2"): (9.7, 11.3), ("4096x1024", "W3A3"): (18.8, 21.1),
+                ("4096x2048", "W2A2"): (21.9, 23.0), ("4096x2048", "W3A3"): (36.5, 37.5)}
+
+
+def bits_name(bits):
+    """amq's spelling of a bit pair, W2A2, also from the "2x2" of older JSON."""
+    return bits.upper() if bits.upper().startswith("W") else "W" + bits.replace("x", "A")
 
 
 def us(v):
@@ -87,10 +97,10 @@ def main(paths, limits=None):
             floor, bound = floor_us(j, limits)
             extra.append(f"{floor:.2f} ({bound}; {j['tuned_us'] / floor:.2f})")
         if hand_cpu:
-            hand = HAND_WRITTEN.get((j["shape"], j["bits"]))
+            hand = HAND_WRITTEN.get((j["shape"], bits_name(j["bits"])))
             extra.append(f"{hand[0]}-{hand[1]} ({2 * j['tuned_us'] / (hand[0] + hand[1]):.2f})"
                          if hand else "-")
-        print(f"| {j['shape']} | W{j['bits'].replace('x', 'A')} | **{j['tuned_us']:.2f}** | {knobs} | "
+        print(f"| {j['shape']} | {bits_name(j['bits'])} | **{j['tuned_us']:.2f}** | {knobs} | "
               f"{j['default_us']:.2f} | " + " | ".join(cells)
               + f" | {j['speedup_vs_best_autoscheduler']:.2f}x ({j['best_autoscheduler']}) | "
               f"{j['speedup_vs_default']:.2f}x | " + "".join(f"{e} | " for e in extra) + f"{search} |")
@@ -108,7 +118,7 @@ def layouts(records_path):
                     or r.get("pipeline") != "bgemv" or r.get("threads") != 1):
                 continue
             lay = f"{r['knobs'].get('layout')}/{r['knobs'].get('tile')}"
-            key = (r["shape"], r["bits"])
+            key = (r["shape"], bits_name(r["bits"]))
             if lay not in best[key] or r["median_us"] < best[key][lay]["median_us"]:
                 best[key][lay] = r
     names = sorted({lay for v in best.values() for lay in v})
@@ -120,7 +130,36 @@ def layouts(records_path):
             r = v.get(n)
             cells.append("-" if r is None else
                          f"{r['median_us']:.2f} ({r['median_us'] / r['baseline_us']:.1f}x, {r['autoscheduler']})")
-        print(f"| {shape} | W{bits.replace('x', 'A')} | " + " | ".join(cells) + " |")
+        print(f"| {shape} | {bits} | " + " | ".join(cells) + " |")
+
+
+def variants(paths):
+    runs = collections.defaultdict(dict)
+    order = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            j = json.load(f)
+        runs[(j["shape"], bits_name(j["bits"]))][j["isa"]] = j
+        if j["isa"] not in order:
+            order.append(j["isa"])
+    print("| shape | bits | " + " | ".join(f"{isa}: tuned us / defaults us (speed-up), knobs"
+                                          for isa in order) + " |")
+    print("| --- | --- | " + " | ".join("---" for _ in order) + " |")
+    for (shape, bits), by_isa in runs.items():
+        cells = []
+        for isa in order:
+            j = by_isa.get(isa)
+            if j is None:
+                cells.append("-")
+                continue
+            k = j["tuned_knobs"]
+            knobs = " ".join(f"{n}={k[n]}" for n in sorted(k)
+                             if n != "parallel_tiles" or j["threads"] > 1)
+            if j.get("kept_default") or k == j["default_knobs"]:
+                knobs = "defaults kept"
+            cells.append(f"{j['tuned_us']:.2f} / {j['default_us']:.2f} "
+                         f"({j['speedup_vs_default']:.2f}x), {knobs}")
+        print(f"| {shape} | {bits} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
@@ -128,6 +167,8 @@ if __name__ == "__main__":
         sys.exit(__doc__)
     if sys.argv[1] == "--layouts":
         layouts(sys.argv[2])
+    elif sys.argv[1] == "--variants":
+        variants(sys.argv[2:])
     elif sys.argv[1] == "--limits":
         main(sys.argv[3:], read_limits(sys.argv[2]))
     else:

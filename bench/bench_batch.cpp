@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "amq/kernels.h"
+#include "amq/spec.h"
 #include "gemv_measure.h"
 
 namespace {
@@ -50,10 +51,10 @@ void label(benchmark::State &st, const BatchProblem &bp, size_t B) {
 }
 
 // One bgemm call for the whole batch.
-void BM_bgemm(benchmark::State &st) {
-    const size_t rows = st.range(0), cols = st.range(1), B = st.range(4);
-    amq::bench::set_threads(int(st.range(5)));
-    BatchProblem bp = make_batch_problem(rows, cols, int(st.range(2)), int(st.range(3)), B);
+void BM_bgemm(benchmark::State &st, size_t rows, size_t cols, amq::spec::Bits bits, size_t B,
+             int threads) {
+    amq::bench::set_threads(threads);
+    BatchProblem bp = make_batch_problem(rows, cols, bits.w, bits.a, B);
     for (auto _ : st) {
         amq::bgemm(bp.p.W, bp.batch, bp.y.data());
         benchmark::DoNotOptimize(bp.y.data());
@@ -62,10 +63,10 @@ void BM_bgemm(benchmark::State &st) {
 }
 
 // B bgemv calls, one per item (what a runner without bgemm would do).
-void BM_bgemv_each(benchmark::State &st) {
-    const size_t rows = st.range(0), cols = st.range(1), B = st.range(4);
-    amq::bench::set_threads(int(st.range(5)));
-    BatchProblem bp = make_batch_problem(rows, cols, int(st.range(2)), int(st.range(3)), B);
+void BM_bgemv_each(benchmark::State &st, size_t rows, size_t cols, amq::spec::Bits bits,
+                   size_t B, int threads) {
+    amq::bench::set_threads(threads);
+    BatchProblem bp = make_batch_problem(rows, cols, bits.w, bits.a, B);
     for (auto _ : st) {
         for (size_t b = 0; b < B; ++b) amq::bgemv(bp.p.W, bp.vectors[b], bp.y.data() + b * rows);
         benchmark::DoNotOptimize(bp.y.data());
@@ -73,14 +74,27 @@ void BM_bgemv_each(benchmark::State &st) {
     label(st, bp, B);
 }
 
-void batch_args(benchmark::internal::Benchmark *b) {
-    b->ArgNames({"rows", "cols", "kw", "ka", "B", "threads"});
-    for (long B : {1, 4, 8}) {
-        b->Args({4096, 1024, 2, 2, B, 1});
-        b->Args({4096, 1024, 3, 3, B, 1});
-        b->Args({4096, 2048, 2, 2, B, 1});
-    }
+// Named <function>/<rows>x<cols>/W<w>A<a>/B:<items>/threads:1, bits spelled as
+// amq spells them.
+void register_batch() {
+    struct Case {
+        size_t rows, cols;
+        amq::spec::Bits bits;
+    };
+    for (size_t B : {1, 4, 8})
+        for (Case c : {Case{4096, 1024, {2, 2}}, Case{4096, 1024, {3, 3}}, Case{4096, 2048, {2, 2}}}) {
+            const std::string name = "/" + std::to_string(c.rows) + "x" + std::to_string(c.cols) +
+                                     "/" + amq::spec::bits_name(c.bits) +
+                                     "/B:" + std::to_string(B) + "/threads:1";
+            benchmark::RegisterBenchmark(("BM_bgemm" + name).c_str(), BM_bgemm, c.rows, c.cols,
+                                         c.bits, B, 1)
+                ->UseRealTime();
+            benchmark::RegisterBenchmark(("BM_bgemv_each" + name).c_str(), BM_bgemv_each, c.rows,
+                                         c.cols, c.bits, B, 1)
+                ->UseRealTime();
+        }
 }
+[[maybe_unused]] const bool registered = (register_batch(), true);
 
 // The fused cells on gate pre-activations of H units for B items.
 void BM_lstm_cell(benchmark::State &st) {
@@ -114,8 +128,6 @@ void cell_args(benchmark::internal::Benchmark *b) {
 
 }  // namespace
 
-BENCHMARK(BM_bgemm)->Apply(batch_args)->UseRealTime();
-BENCHMARK(BM_bgemv_each)->Apply(batch_args)->UseRealTime();
 BENCHMARK(BM_lstm_cell)->Apply(cell_args)->UseRealTime();
 BENCHMARK(BM_gru_cell)->Apply(cell_args)->UseRealTime();
 

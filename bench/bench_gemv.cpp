@@ -20,9 +20,7 @@ void set_counters(benchmark::State &st, size_t rows, size_t cols, int kw, int ka
         double(rows) * cols * kw * ka * st.iterations(), benchmark::Counter::kIsRate);
 }
 
-void BM_amq(benchmark::State &st) {
-    const size_t rows = st.range(0), cols = st.range(1);
-    const int kw = int(st.range(2)), ka = int(st.range(3)), threads = int(st.range(4));
+void BM_amq(benchmark::State &st, size_t rows, size_t cols, int kw, int ka, int threads) {
     amq::bench::set_threads(threads);
     amq::bench::GemvProblem p = amq::bench::make_gemv_problem(rows, cols, {kw, ka}, false);
     for (auto _ : st) {
@@ -34,9 +32,8 @@ void BM_amq(benchmark::State &st) {
     st.SetLabel(std::string(amq::isa_name(amq::active_isa())) + " " + amq::kernel_layout().layout);
 }
 
-void BM_bgemv_only(benchmark::State &st) {
-    const size_t rows = st.range(0), cols = st.range(1);
-    const int kw = int(st.range(2)), ka = int(st.range(3)), threads = int(st.range(4));
+void BM_bgemv_only(benchmark::State &st, size_t rows, size_t cols, int kw, int ka,
+                   int threads) {
     amq::bench::set_threads(threads);
     amq::bench::GemvProblem p = amq::bench::make_gemv_problem(rows, cols, {kw, ka}, false);
     for (auto _ : st) {
@@ -46,9 +43,8 @@ void BM_bgemv_only(benchmark::State &st) {
     set_counters(st, rows, cols, kw, ka, p.W.bytes());
 }
 
-void BM_f32_halide(benchmark::State &st) {
-    const size_t rows = st.range(0), cols = st.range(1);
-    amq::bench::set_threads(int(st.range(2)));
+void BM_f32_halide(benchmark::State &st, size_t rows, size_t cols, int threads) {
+    amq::bench::set_threads(threads);
     amq::bench::GemvProblem p = amq::bench::make_gemv_problem(rows, cols, {1, 1}, true);
     for (auto _ : st) {
         amq::f32_gemv(p.M.data(), rows, cols, p.x.data(), p.bias.data(), p.y.data());
@@ -58,9 +54,8 @@ void BM_f32_halide(benchmark::State &st) {
         benchmark::Counter(double(rows * cols * 4) * st.iterations(), benchmark::Counter::kIsRate);
 }
 
-void BM_sgemv_openblas(benchmark::State &st) {
-    const size_t rows = st.range(0), cols = st.range(1);
-    amq::bench::set_threads(int(st.range(2)));
+void BM_sgemv_openblas(benchmark::State &st, size_t rows, size_t cols, int threads) {
+    amq::bench::set_threads(threads);
     amq::bench::GemvProblem p = amq::bench::make_gemv_problem(rows, cols, {1, 1}, true);
     for (auto _ : st) {
         cblas_sgemv(CblasRowMajor, CblasNoTrans, int(rows), int(cols), 1.0f, p.M.data(), int(cols),
@@ -71,24 +66,32 @@ void BM_sgemv_openblas(benchmark::State &st) {
         benchmark::Counter(double(rows * cols * 4) * st.iterations(), benchmark::Counter::kIsRate);
 }
 
-void binary_args(benchmark::internal::Benchmark *b) {
-    b->ArgNames({"rows", "cols", "kw", "ka", "threads"});
-    for (auto s : amq::spec::bench_shapes)
-        for (auto bits : amq::spec::bench_bits)
-            for (int t : {1, 2}) b->Args({long(s.rows), long(s.cols), bits.w, bits.a, t});
+// Named <function>/<rows>x<cols>/W<w>A<a>/threads:<n>, bits spelled as amq spells them.
+void register_all() {
+    for (auto sh : amq::spec::bench_shapes)
+        for (int t : {1, 2}) {
+            const std::string shape = std::to_string(sh.rows) + "x" + std::to_string(sh.cols),
+                              threads = "/threads:" + std::to_string(t);
+            for (auto bits : amq::spec::bench_bits) {
+                const std::string name = shape + "/" + amq::spec::bits_name(bits) + threads;
+                benchmark::RegisterBenchmark(("BM_amq/" + name).c_str(), BM_amq, sh.rows, sh.cols,
+                                             bits.w, bits.a, t)
+                    ->UseRealTime();
+                benchmark::RegisterBenchmark(("BM_bgemv_only/" + name).c_str(), BM_bgemv_only,
+                                             sh.rows, sh.cols, bits.w, bits.a, t)
+                    ->UseRealTime();
+            }
+            benchmark::RegisterBenchmark(("BM_f32_halide/" + shape + threads).c_str(),
+                                         BM_f32_halide, sh.rows, sh.cols, t)
+                ->UseRealTime();
+            benchmark::RegisterBenchmark(("BM_sgemv_openblas/" + shape + threads).c_str(),
+                                         BM_sgemv_openblas, sh.rows, sh.cols, t)
+                ->UseRealTime();
+        }
 }
 
-void float_args(benchmark::internal::Benchmark *b) {
-    b->ArgNames({"rows", "cols", "threads"});
-    for (auto s : amq::spec::bench_shapes)
-        for (int t : {1, 2}) b->Args({long(s.rows), long(s.cols), t});
-}
+[[maybe_unused]] const bool registered = (register_all(), true);
 
 }  // namespace
-
-BENCHMARK(BM_amq)->Apply(binary_args)->UseRealTime();
-BENCHMARK(BM_bgemv_only)->Apply(binary_args)->UseRealTime();
-BENCHMARK(BM_f32_halide)->Apply(float_args)->UseRealTime();
-BENCHMARK(BM_sgemv_openblas)->Apply(float_args)->UseRealTime();
 
 BENCHMARK_MAIN();

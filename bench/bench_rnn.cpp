@@ -14,11 +14,11 @@
 // those of `amq bench rnn` (rnn_measure.h).
 #include <benchmark/benchmark.h>
 
-#include <chrono>
 #include <memory>
 #include <string>
 
 #include "amq/kernels.h"
+#include "amq/timing.h"
 #include "rnn_measure.h"
 
 namespace {
@@ -42,10 +42,9 @@ RnnBenchConfig config(amq::Arch arch, int hidden, amq::spec::Bits bits) {
 template <typename Run>
 void time_sequences(benchmark::State &st, Run &&run) {
     run();  // warm-up
-    const auto t0 = std::chrono::steady_clock::now();
+    const double t0 = amq::timing::now_us();
     for (auto _ : st) run();
-    const double us =
-        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+    const double us = amq::timing::now_us() - t0;
     const double steps = double(st.iterations()) * kSteps;
     st.counters["us_per_step"] = benchmark::Counter(steps > 0 ? us / steps : 0);
     st.counters["steps_per_s"] =

@@ -12,6 +12,7 @@
 #include "amq/kernels.h"
 #include "amq/reference.h"
 #include "cpu_limits.h"
+#include "amq/timing.h"
 
 // OpenBLAS (pthreads build): stops its worker threads; weak, absent elsewhere.
 extern "C" int blas_thread_shutdown_(void) __attribute__((weak));
@@ -19,29 +20,9 @@ extern "C" int blas_thread_shutdown_(void) __attribute__((weak));
 namespace amq::bench {
 namespace {
 
-double now_us() {
-    using namespace std::chrono;
-    return duration<double, std::micro>(steady_clock::now().time_since_epoch()).count();
-}
-
-// Calls fn `calls` times and returns the mean time per call.
-double time_calls(const std::function<void()> &fn, int calls) {
-    double t0 = now_us();
-    for (int c = 0; c < calls; ++c) fn();
-    return (now_us() - t0) / calls;
-}
-
-constexpr int kMinCalls = 10;  // per candidate and round
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
-}
-
-double quantile(std::vector<double> v, double q) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[size_t(q * (v.size() - 1) + 0.5)];
-}
+// At least this many calls per sample: on the largest shapes 2 ms is a handful
+// of calls, most of them still refilling the caches the other candidates evicted.
+constexpr int kMinCalls = 10;
 
 }  // namespace
 
@@ -104,49 +85,32 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
         fn_threads.push_back(1);
     }
     int current = threads;
-    auto use_threads = [&](size_t f) {
-        if (fn_threads[f] != current) set_threads(current = fn_threads[f]);
-    };
-    // Calibrate calls per round so that each candidate runs about min_round_ms.
-    std::vector<int> calls(fns.size());
-    for (size_t f = 0; f < fns.size(); ++f) {
-        use_threads(f);
-        fns[f]();  // warm-up
-        double t = std::max(time_calls(fns[f], 3), 0.05);
-        // At least 10 calls: on the largest shapes 2 ms is a handful of calls,
-        // most of them still refilling the caches the other candidates evicted.
-        calls[f] = std::max(kMinCalls, int(min_round_ms * 1000.0 / t));
-    }
     // With threads, no candidate may run beside the idle threads of another:
     // amq's workers spin for 100 us after a kernel (AMQ_SPIN_US), so a pause
-    // precedes every candidate; OpenBLAS's spin for about 2^28 cycles, so its
-    // threads are shut down after every sgemv block (its next untimed call starts
-    // them again), where the library exports that.
+    // follows every sample; OpenBLAS's spin for about 2^28 cycles, so its
+    // threads are shut down after every sgemv sample (its next untimed call
+    // starts them again), where the library exports that.
     const size_t sgemv_fn = 4;
-    auto settle = [&](size_t f) {
-        if (threads == 1) return;
-        if (f == sgemv_fn && blas_thread_shutdown_) blas_thread_shutdown_();
-        std::this_thread::sleep_for(std::chrono::microseconds(300));
-    };
-    std::vector<std::vector<double>> times(fns.size());
-    // Each candidate gets one untimed call first in every round, so that none is
-    // timed right after another one's working set evicted its own from the caches;
-    // and every round runs them in a new random order (fixed seed), so that no
-    // candidate always follows the same one: on the largest shapes the one after
-    // the amq product finds its weights still in L3. (Turning the order by one
-    // each round is not enough: it keeps every candidate's successor.)
-    std::vector<size_t> order(fns.size());
-    for (size_t f = 0; f < fns.size(); ++f) order[f] = f;
-    std::mt19937 shuffle_rng(20261205u);
-    for (int r = 0; r < rounds; ++r) {
-        std::shuffle(order.begin(), order.end(), shuffle_rng);
-        for (const size_t f : order) {
-            use_threads(f);
-            fns[f]();
-            times[f].push_back(time_calls(fns[f], calls[f]));
-            settle(f);
-        }
+    std::vector<timing::Candidate> cands;
+    for (size_t f = 0; f < fns.size(); ++f) {
+        timing::Candidate c;
+        c.run = fns[f];
+        c.before = [&, f] {
+            if (fn_threads[f] != current) set_threads(current = fn_threads[f]);
+        };
+        c.after = [&, f] {
+            if (threads == 1) return;
+            if (f == sgemv_fn && blas_thread_shutdown_) blas_thread_shutdown_();
+            std::this_thread::sleep_for(std::chrono::microseconds(300));
+        };
+        cands.push_back(std::move(c));
     }
+    timing::Options o;
+    o.round_ms = min_round_ms;
+    o.min_calls = kMinCalls;
+    o.min_rounds = o.max_rounds = rounds;
+    o.stable = 0;
+    const std::vector<timing::Result> t = timing::time_interleaved(cands, o);
     set_threads(threads);
 
     GemvResult res;
@@ -158,13 +122,13 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
     res.iters = act_iters;
     res.isa = isa_name(active_isa());
     res.layout = kernel_layout().layout + "/" + std::to_string(kernel_layout().tile);
-    res.amq_us = median(times[0]);
-    res.amq_gemv_only_us = median(times[1]);
-    res.quantize_act_us = median(times[2]);
-    res.f32_halide_us = median(times[3]);
-    res.sgemv_us = median(times[4]);
-    if (threads > 1) res.amq_gemv_only_1thread_us = median(times[5]);
-    res.amq_spread = (quantile(times[0], 0.9) - quantile(times[0], 0.1)) / res.amq_us;
+    res.amq_us = t[0].median_us;
+    res.amq_gemv_only_us = t[1].median_us;
+    res.quantize_act_us = t[2].median_us;
+    res.f32_halide_us = t[3].median_us;
+    res.sgemv_us = t[4].median_us;
+    if (threads > 1) res.amq_gemv_only_1thread_us = t[5].median_us;
+    res.amq_spread = t[0].spread;
     res.rounds = rounds;
     res.weight_bytes = W.bytes();
     res.f32_weight_bytes = rows * cols * sizeof(float);

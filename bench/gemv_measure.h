@@ -39,13 +39,15 @@ struct GemvResult {
     size_t weight_bytes = 0, f32_weight_bytes = 0;
 };
 
-// rounds: interleaved rounds; each round times every candidate over enough calls
-// to take about min_round_ms. With threads > 1, bgemv on one thread is one more
+// Times the candidates with amq's timing harness (amq/timing.h): `rounds`
+// rounds in a new random order each, each sample enough calls (at least 10) to
+// take about min_round_ms. With threads > 1, bgemv on one thread is one more
 // candidate, so that the speed-up from threads is a ratio from one run.
 GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, int rounds = 15,
                         double min_round_ms = 2.0, int act_iters = 2);
 
-// Sets both Halide's and OpenBLAS's thread counts.
+// Sets the threads of amq's kernels (amq::set_num_threads: amq's thread pool)
+// and of OpenBLAS.
 void set_threads(int threads);
 
 }  // namespace amq::bench

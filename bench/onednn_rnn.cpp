@@ -3,13 +3,13 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <random>
 #include <sstream>
 #include <stdexcept>
 #include <unordered_map>
 
+#include "amq/timing.h"
 #include "dnnl.hpp"
 
 namespace amq::bench {
@@ -355,17 +355,16 @@ OnednnRnnResult OnednnRnn::measure(int rounds, int iters) {
                    std::to_string(rounds) + " iters=" + std::to_string(iters);
         return r;
     }
-    run();  // warm-up
-    std::vector<double> us(rounds);
-    for (int k = 0; k < rounds; ++k) {
-        const auto t0 = std::chrono::steady_clock::now();
-        for (int i = 0; i < iters; ++i) run();
-        const auto t1 = std::chrono::steady_clock::now();
-        us[k] = std::chrono::duration<double, std::micro>(t1 - t0).count() /
-                (static_cast<double>(iters) * cfg_.steps);
-    }
-    std::sort(us.begin(), us.end());
-    r.us_per_step = rounds % 2 ? us[rounds / 2] : 0.5 * (us[rounds / 2 - 1] + us[rounds / 2]);
+    // amq's timing harness with one candidate and `iters` runs per sample.
+    timing::Options o;
+    o.round_ms = 0;
+    o.min_calls = iters;
+    o.min_rounds = o.max_rounds = rounds;
+    o.stable = 0;
+    o.warm_each_round = false;
+    r.us_per_step =
+        timing::time_interleaved({{[this] { run(); }, nullptr, nullptr, double(cfg_.steps)}}, o)[0]
+            .median_us;
     r.ok = true;
     r.impl = impl_info();
     return r;

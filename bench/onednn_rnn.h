@@ -92,8 +92,9 @@ public:
     void run();
     // Hidden state of the last layer, [T][B][H] floats (int8: dequantized).
     std::vector<float> output() const;
-    // One warm-up run, then `rounds` rounds of `iters` runs each; median over the
-    // rounds of microseconds per time step. Not ok: {false, reason}.
+    // amq's timing harness (amq/timing.h): warm-up, then `rounds` samples of
+    // `iters` runs each; median over the rounds of microseconds per time step.
+    // Not ok: {false, reason}.
     OnednnRnnResult measure(int rounds, int iters);
 
 private:

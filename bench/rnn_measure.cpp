@@ -1,7 +1,6 @@
 #include "rnn_measure.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <functional>
@@ -11,29 +10,12 @@
 #include "amq/kernels.h"
 #include "amq/quantize_model.h"
 #include "cpu_limits.h"
+#include "amq/timing.h"
 
 namespace amq::bench {
 namespace {
 
 constexpr std::uint32_t kWeightSeed = 20240501u, kInputSeed = 7u;
-
-double now_us() {
-    using namespace std::chrono;
-    return duration<double, std::micro>(steady_clock::now().time_since_epoch()).count();
-}
-
-double quantile(std::vector<double> v, double q) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[size_t(q * double(v.size() - 1) + 0.5)];
-}
-
-double median(const std::vector<double> &v) {
-    if (v.empty()) return 0;
-    std::vector<double> s = v;
-    std::sort(s.begin(), s.end());
-    const size_t n = s.size();
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-}
 
 double max_abs_diff(const std::vector<float> &a, const std::vector<float> &b) {
     if (a.size() != b.size())
@@ -62,8 +44,8 @@ void validate(const RnnBenchConfig &cfg) {
     positive("steps", cfg.steps);
     positive("batch", cfg.batch);
     if (cfg.bits.w < 1 || cfg.bits.w > 4 || cfg.bits.a < 1 || cfg.bits.a > 4)
-        throw std::invalid_argument("RnnBenchConfig.bits: " + std::to_string(cfg.bits.w) + "x" +
-                                    std::to_string(cfg.bits.a) + ", expected 1..4 each");
+        throw std::invalid_argument("RnnBenchConfig.bits: " + spec::bits_name(cfg.bits) +
+                                    ", expected 1..4 each");
 }
 
 OnednnRnnConfig onednn_config(const RnnBenchConfig &cfg, bool int8) {
@@ -233,55 +215,49 @@ RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms
     res.model_bytes_amq = c.amq->model().weight_bytes();
     res.model_bytes_f32 = c.amq_float->model().weight_bytes();
 
-    // In the order they are timed within a round.
-    struct Candidate {
-        RnnTiming *timing;
-        std::function<void()> run;
-        std::vector<double> us;
+    std::vector<RnnTiming *> timings;
+    std::vector<timing::Candidate> cands;
+    auto add = [&](RnnTiming *t, std::function<void()> run) {
+        timings.push_back(t);
+        cands.push_back({std::move(run), nullptr, nullptr, double(cfg.steps)});
     };
-    std::vector<Candidate> cands;
-    cands.push_back({&res.amq, [&] { c.amq->run(); }, {}});
+    add(&res.amq, [&] { c.amq->run(); });
     for (auto [rnn, timing] : {std::pair{c.onednn_f32.get(), &res.onednn_f32},
                                std::pair{c.onednn_int8.get(), &res.onednn_int8}}) {
         if (rnn->ok()) {
             timing->impl = rnn->impl_info();
-            cands.push_back({timing, [rnn = rnn] { rnn->run(); }, {}});
+            add(timing, [rnn = rnn] { rnn->run(); });
         } else {
             timing->note = rnn->reason();
         }
     }
-    cands.push_back({&res.amq_float, [&] { c.amq_float->run(); }, {}});
-    cands.push_back({&res.amq_step, [&] { c.amq_step->run(); }, {}});
+    add(&res.amq_float, [&] { c.amq_float->run(); });
+    add(&res.amq_step, [&] { c.amq_step->run(); });
     if (c.amq_separate) {
-        cands.push_back({&res.amq_separate, [&] { c.amq_separate->run(); }, {}});
-        cands.push_back({&res.amq_step_separate, [&] { c.amq_step_separate->run(); }, {}});
+        add(&res.amq_separate, [&] { c.amq_separate->run(); });
+        add(&res.amq_step_separate, [&] { c.amq_step_separate->run(); });
     }
 
-    // Warm-up run of each, which also sets the runs per round.
-    for (Candidate &k : cands) {
-        const double t0 = now_us();
-        k.run();
-        const double t = std::max(now_us() - t0, 1.0);
-        k.timing->runs_per_round = std::max(1, int(std::ceil(min_round_ms * 1000.0 / t)));
-    }
+    // Every candidate ran once for the outputs compared here; the harness warms
+    // up and calibrates again. A whole sequence is long enough not to need an
+    // untimed call before each sample.
+    for (auto &k : cands) k.run();
     if (c.onednn_f32->ok()) {
         const std::vector<float> ref = c.onednn_f32->output();
         res.max_abs_diff_float = max_abs_diff(c.amq_float->output(), ref);
         res.max_abs_diff_amq = max_abs_diff(c.amq->output(), ref);
     }
-
-    const double steps = cfg.steps;
-    for (int r = 0; r < rounds; ++r)
-        for (Candidate &k : cands) {
-            const int n = k.timing->runs_per_round;
-            const double t0 = now_us();
-            for (int i = 0; i < n; ++i) k.run();
-            k.us.push_back((now_us() - t0) / (n * steps));
-        }
-    for (Candidate &k : cands) {
-        k.timing->ok = true;
-        k.timing->us_per_step = median(k.us);
-        k.timing->spread = (quantile(k.us, 0.9) - quantile(k.us, 0.1)) / k.timing->us_per_step;
+    timing::Options o;
+    o.round_ms = min_round_ms;
+    o.min_rounds = o.max_rounds = rounds;
+    o.stable = 0;
+    o.warm_each_round = false;
+    const std::vector<timing::Result> t = timing::time_interleaved(cands, o);
+    for (size_t i = 0; i < cands.size(); ++i) {
+        timings[i]->ok = true;
+        timings[i]->us_per_step = t[i].median_us;
+        timings[i]->spread = t[i].spread;
+        timings[i]->runs_per_round = t[i].calls;
     }
     res.floor = rnn_floor(cfg);
     return res;

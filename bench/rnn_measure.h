@@ -122,9 +122,11 @@ struct RnnResult {
     RnnFloor floor;  // measured after the rounds, in the same process
 };
 
-// Builds the candidates, runs each once (warm-up; also sets how many sequences
-// make a round of at least min_round_ms), then `rounds` rounds timing amq,
-// oneDNN f32, oneDNN int8 and amq float in turn; medians over the rounds.
+// Builds the candidates, runs each once (its output is compared), then times
+// amq, amq by step, oneDNN f32, oneDNN int8 and amq float with amq's timing
+// harness (amq/timing.h): warm-up, sequences per sample calibrated to about
+// min_round_ms, `rounds` rounds in a new random order each; medians over the
+// rounds.
 // Throws std::invalid_argument for a bad cfg or rounds.
 RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms = 5.0);
 

@@ -79,6 +79,28 @@ void constrain_bgemm_buffers(WBuffer &W, AlphaBuffer &alpha, BiasBuffer &bias, A
     y.dim(0).set_bounds(0, tile).dim(1).set_min(0).dim(2).set_bounds(0, batch);
 }
 
+// The estimates the autoschedulers plan with, at a product of rows x cols for
+// `batch` items split in batch tiles of `batch_tile`, shared by the generator
+// (its est_* parameters) and the tuner (the problem's shape).
+template <typename WBuffer, typename AlphaBuffer, typename BiasBuffer, typename ABuffer,
+          typename BetaBuffer, typename NParam, typename FlagParam, typename TileParam,
+          typename YFunc>
+void set_bgemm_estimates(WBuffer &W, AlphaBuffer &alpha, BiasBuffer &bias, ABuffer &A,
+                         BetaBuffer &beta, NParam &n, FlagParam &parallel_flag,
+                         TileParam &batch_tile_param, YFunc &&y, int tile, int k_w, int k_a,
+                         int rows, int cols, int batch, int batch_tile, bool parallel) {
+    const int tiles = (rows + tile - 1) / tile, words = (cols + 63) / 64;
+    W.set_estimates({{0, tile}, {0, k_w}, {0, words}, {0, tiles}});
+    alpha.set_estimates({{0, tile}, {0, k_w}, {0, tiles}});
+    bias.set_estimates({{0, tile}, {0, tiles}});
+    A.set_estimates({{0, words}, {0, k_a}, {0, batch}});
+    beta.set_estimates({{0, k_a}, {0, batch}});
+    n.set_estimate(cols);
+    parallel_flag.set_estimate(parallel);
+    batch_tile_param.set_estimate(batch_tile);
+    y.set_estimates({{0, tile}, {0, tiles}, {0, batch}});
+}
+
 // Row tiles outermost (optionally in parallel when the run-time flag `parallel`
 // is set), then batch tiles of `batch_tile` items (a run-time argument, 1 to
 // amq::bgemm_max_batch_tile(...), see amq/batch_tile.h; one specialization per

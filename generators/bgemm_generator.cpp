@@ -38,18 +38,11 @@ public:
 
         constrain_bgemm_buffers(W, alpha, bias, A, beta, y, lay, tile, k_w, k_a);
 
-        const int tiles = (int(est_rows) + tile - 1) / tile;
-        const int est_words = (int(est_cols) + 63) / 64;
-        W.set_estimates({{0, tile}, {0, k_w}, {0, est_words}, {0, tiles}});
-        alpha.set_estimates({{0, tile}, {0, k_w}, {0, tiles}});
-        bias.set_estimates({{0, tile}, {0, tiles}});
-        A.set_estimates({{0, est_words}, {0, k_a}, {0, est_batch}});
-        beta.set_estimates({{0, k_a}, {0, est_batch}});
-        n.set_estimate(est_cols);
-        parallel.set_estimate(false);
-        batch_tile.set_estimate(bgemm_batch_tile(
-            est_batch, bgemm_max_batch_tile(accumulators, max_batch_tile, k_w, k_a)));
-        y.set_estimates({{0, tile}, {0, tiles}, {0, est_batch}});
+        set_bgemm_estimates(
+            W, alpha, bias, A, beta, n, parallel, batch_tile, y, tile, k_w, k_a, est_rows,
+            est_cols, est_batch,
+            bgemm_batch_tile(est_batch, bgemm_max_batch_tile(accumulators, max_batch_tile, k_w, k_a)),
+            false);
 
         if (!auto_schedule) {
             BgemmKnobs k;

@@ -24,7 +24,6 @@ struct BgemvKnobs {
     int tile = 8;            // rows per tile (vector lanes of u64 in the tiled layout)
     int unroll_words = 1;    // unroll of the word loop
     int parallel_tiles = 0;  // tiles per parallel task; 0 = serial
-    int vector_words = 8;    // plane_major / interleaved: lanes over words
 };
 
 struct BgemvFuncs {
@@ -73,6 +72,25 @@ void constrain_bgemv_buffers(WBuffer &W, AlphaBuffer &alpha, BiasBuffer &bias, A
     y.dim(0).set_bounds(0, tile).dim(1).set_min(0);
 }
 
+// The estimates the autoschedulers plan with, at a product of rows x cols,
+// shared by the generator (its est_rows, est_cols) and the tuner (the problem's
+// shape). `parallel` is the estimate of the run-time flag.
+template <typename WBuffer, typename AlphaBuffer, typename BiasBuffer, typename ABuffer,
+          typename BetaBuffer, typename NParam, typename FlagParam, typename YFunc>
+void set_bgemv_estimates(WBuffer &W, AlphaBuffer &alpha, BiasBuffer &bias, ABuffer &A,
+                         BetaBuffer &beta, NParam &n, FlagParam &parallel_flag, YFunc &&y,
+                         int tile, int k_w, int k_a, int rows, int cols, bool parallel) {
+    const int tiles = (rows + tile - 1) / tile, words = (cols + 63) / 64;
+    W.set_estimates({{0, tile}, {0, k_w}, {0, words}, {0, tiles}});
+    alpha.set_estimates({{0, tile}, {0, k_w}, {0, tiles}});
+    bias.set_estimates({{0, tile}, {0, tiles}});
+    A.set_estimates({{0, words}, {0, k_a}});
+    beta.set_estimates({{0, k_a}});
+    n.set_estimate(cols);
+    parallel_flag.set_estimate(parallel);
+    y.set_estimates({{0, tile}, {0, tiles}});
+}
+
 // The hand schedule and its knobs. Measured on AMD Zen 5 (one thread, AVX-512
 // with vpopcntq): tiled, tile 8, 4096x1024 W2A2 -- see docs/PERFORMANCE.md.
 // `parallel` (a run-time flag) picks the parallel variant: with one thread the
@@ -95,21 +113,14 @@ inline void bgemv_schedule(BgemvFuncs &f, const BgemvKnobs &k, int k_w, int k_a,
     cnt.compute_at(at).store_in(MemoryType::Register);
     cnt.bound_extent(r, k.tile).bound_extent(i, k_w).bound_extent(j, k_a);
     cnt.vectorize(r).unroll(i).unroll(j);
+    // Vectorized over the rows of a tile in every layout: in plane_major and
+    // interleaved they are not contiguous (strided loads); the tuner measures
+    // how much that costs against the tiled layout.
     auto upd = cnt.update();
-    if (k.layout == Layout::tiled) {
-        upd.reorder(r, j, i, f.rw).vectorize(r).unroll(i).unroll(j);
-        if (k.unroll_words > 1) {
-            RVar wo("wo"), wi("wi");
-            upd.split(f.rw, wo, wi, k.unroll_words, TailStrategy::GuardWithIf).unroll(wi);
-        }
-    } else {
-        // Rows are not contiguous: vectorize over rows anyway (strided loads);
-        // the tuner measures how much that costs against the tiled layout.
-        upd.reorder(r, j, i, f.rw).vectorize(r).unroll(i).unroll(j);
-        if (k.unroll_words > 1) {
-            RVar wo("wo"), wi("wi");
-            upd.split(f.rw, wo, wi, k.unroll_words, TailStrategy::GuardWithIf).unroll(wi);
-        }
+    upd.reorder(r, j, i, f.rw).vectorize(r).unroll(i).unroll(j);
+    if (k.unroll_words > 1) {
+        RVar wo("wo"), wi("wi");
+        upd.split(f.rw, wo, wi, k.unroll_words, TailStrategy::GuardWithIf).unroll(wi);
     }
 }
 

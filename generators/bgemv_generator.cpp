@@ -38,21 +38,14 @@ public:
 
         const int shape_rows = rows > 0 ? int(rows) : int(est_rows);
         const int shape_cols = cols > 0 ? int(cols) : int(est_cols);
-        const int tiles = (shape_rows + tile - 1) / tile;
-        const int est_words = (shape_cols + 63) / 64;
-        if (rows > 0 && cols > 0) {
-            A.dim(0).set_extent(est_words);
+        if (rows > 0 && cols > 0) {  // a per-problem variant: the shape as constant extents
+            const int tiles = (shape_rows + tile - 1) / tile;
+            A.dim(0).set_extent((shape_cols + 63) / 64);
             y.dim(1).set_extent(tiles);
             W.dim(3).set_extent(tiles);
         }
-        W.set_estimates({{0, tile}, {0, k_w}, {0, est_words}, {0, tiles}});
-        alpha.set_estimates({{0, tile}, {0, k_w}, {0, tiles}});
-        bias.set_estimates({{0, tile}, {0, tiles}});
-        A.set_estimates({{0, est_words}, {0, k_a}});
-        beta.set_estimates({{0, k_a}});
-        n.set_estimate(shape_cols);
-        parallel.set_estimate(false);
-        y.set_estimates({{0, tile}, {0, tiles}});
+        set_bgemv_estimates(W, alpha, bias, A, beta, n, parallel, y, tile, k_w, k_a, shape_rows,
+                            shape_cols, false);
 
         if (!auto_schedule) {
             BgemvKnobs k;

@@ -55,4 +55,30 @@ inline void cell_schedule(Halide::Func out, Halide::Var h, Halide::Var b, const 
     }
 }
 
+// The buffer constraints of a fused cell with `gates` gate values per unit
+// (LSTM 4, GRU 3), shared by its generator and the tuner: gx and gh hold
+// gates x H values per item, prev (c_prev or h_prev) and the outputs H; the
+// item strides are free. outs are the output buffers (the generator's Outputs,
+// or output_buffer() of the Funcs).
+template <typename GBuffer, typename PrevBuffer, typename... Outs>
+void constrain_cell_buffers(int gates, GBuffer &gx, GBuffer &gh, PrevBuffer &prev,
+                            Outs &&...outs) {
+    Halide::Expr H = prev.dim(0).extent(), B = prev.dim(1).extent();
+    prev.dim(0).set_min(0).dim(1).set_min(0);
+    gx.dim(0).set_bounds(0, gates * H).dim(1).set_bounds(0, B);
+    gh.dim(0).set_bounds(0, gates * H).dim(1).set_bounds(0, B);
+    (outs.dim(0).set_bounds(0, H).dim(1).set_bounds(0, B), ...);
+}
+
+// The estimates the autoschedulers plan with, at H units and B items, shared
+// by the generators (est_hidden, est_batch) and the tuner (the problem's shape).
+template <typename GBuffer, typename PrevBuffer, typename... Outs>
+void set_cell_estimates(int gates, int H, int B, GBuffer &gx, GBuffer &gh, PrevBuffer &prev,
+                        Outs &&...outs) {
+    gx.set_estimates({{0, gates * H}, {0, B}});
+    gh.set_estimates({{0, gates * H}, {0, B}});
+    prev.set_estimates({{0, H}, {0, B}});
+    (outs.set_estimates({{0, H}, {0, B}}), ...);
+}
+
 }  // namespace amq::gen

@@ -45,6 +45,30 @@ inline F32GemvFuncs f32_gemv_algorithm(Halide::Func M, Halide::Func x, Halide::F
     return f;
 }
 
+// The buffer constraints of the f32_gemv kernel, shared by its generator and
+// the tuner: x has the matrix's columns. y is the output buffer (the
+// generator's Output, or f.y.output_buffer()).
+template <typename MBuffer, typename XBuffer, typename BiasBuffer, typename YBuffer>
+void constrain_f32_gemv_buffers(MBuffer &M, XBuffer &x, BiasBuffer &bias, YBuffer &&y) {
+    M.dim(0).set_min(0).dim(1).set_min(0);
+    x.dim(0).set_bounds(0, M.dim(0).extent());
+    bias.dim(0).set_min(0);
+    y.dim(0).set_min(0);
+}
+
+// The estimates the autoschedulers plan with, at rows x cols, shared by the
+// generator (est_rows, est_cols) and the tuner (the problem's shape).
+template <typename MBuffer, typename XBuffer, typename BiasBuffer, typename FlagParam,
+          typename YFunc>
+void set_f32_gemv_estimates(MBuffer &M, XBuffer &x, BiasBuffer &bias, FlagParam &parallel_flag,
+                            YFunc &&y, int rows, int cols, bool parallel) {
+    M.set_estimates({{0, cols}, {0, rows}});
+    x.set_estimates({{0, cols}});
+    bias.set_estimates({{0, rows}});
+    y.set_estimates({{0, rows}});
+    parallel_flag.set_estimate(parallel);
+}
+
 // `parallel` (a run-time flag) picks the parallel variant, as for bgemv.
 inline void f32_gemv_schedule(F32GemvFuncs &f, const F32GemvKnobs &k, Halide::Expr parallel) {
     using namespace Halide;

@@ -22,16 +22,8 @@ public:
         F32GemvFuncs f = f32_gemv_algorithm(M, x, bias, cols, vector);
         y = f.y;
 
-        M.dim(0).set_min(0).dim(1).set_min(0);
-        x.dim(0).set_bounds(0, cols);
-        bias.dim(0).set_min(0);
-        y.dim(0).set_min(0);
-
-        M.set_estimates({{0, est_cols}, {0, est_rows}});
-        x.set_estimates({{0, est_cols}});
-        bias.set_estimates({{0, est_rows}});
-        y.set_estimates({{0, est_rows}});
-        parallel.set_estimate(false);
+        constrain_f32_gemv_buffers(M, x, bias, y);
+        set_f32_gemv_estimates(M, x, bias, parallel, y, est_rows, est_cols, false);
 
         if (!auto_schedule) {
             F32GemvKnobs k;

@@ -17,21 +17,11 @@ public:
     Output<Buffer<float, 2>> h{"h"};
 
     void generate() {
-        Halide::Expr H = h_prev.dim(0).extent(), B = h_prev.dim(1).extent();
-        GruCellFuncs f = gru_cell_algorithm(gx, gh, h_prev, H);
+        GruCellFuncs f = gru_cell_algorithm(gx, gh, h_prev, h_prev.dim(0).extent());
         h = f.h;
 
-        // Shapes: 3H gate values per item; the item strides are free.
-        h_prev.dim(0).set_min(0).dim(1).set_min(0);
-        gx.dim(0).set_bounds(0, 3 * H).dim(1).set_bounds(0, B);
-        gh.dim(0).set_bounds(0, 3 * H).dim(1).set_bounds(0, B);
-        h.dim(0).set_bounds(0, H).dim(1).set_bounds(0, B);
-
-        const int eh = est_hidden, eb = est_batch;
-        gx.set_estimates({{0, 3 * eh}, {0, eb}});
-        gh.set_estimates({{0, 3 * eh}, {0, eb}});
-        h_prev.set_estimates({{0, eh}, {0, eb}});
-        h.set_estimates({{0, eh}, {0, eb}});
+        constrain_cell_buffers(3, gx, gh, h_prev, h);
+        set_cell_estimates(3, est_hidden, est_batch, gx, gh, h_prev, h);
 
         if (!auto_schedule) {
             CellKnobs k;

@@ -18,24 +18,12 @@ public:
     Output<Buffer<float, 2>> c{"c"};
 
     void generate() {
-        Halide::Expr H = c_prev.dim(0).extent(), B = c_prev.dim(1).extent();
-        LstmCellFuncs f = lstm_cell_algorithm(gx, gh, c_prev, H);
+        LstmCellFuncs f = lstm_cell_algorithm(gx, gh, c_prev, c_prev.dim(0).extent());
         h = f.h;
         c = f.c;
 
-        // Shapes: 4H gate values per item; the item strides are free.
-        c_prev.dim(0).set_min(0).dim(1).set_min(0);
-        gx.dim(0).set_bounds(0, 4 * H).dim(1).set_bounds(0, B);
-        gh.dim(0).set_bounds(0, 4 * H).dim(1).set_bounds(0, B);
-        h.dim(0).set_bounds(0, H).dim(1).set_bounds(0, B);
-        c.dim(0).set_bounds(0, H).dim(1).set_bounds(0, B);
-
-        const int eh = est_hidden, eb = est_batch;
-        gx.set_estimates({{0, 4 * eh}, {0, eb}});
-        gh.set_estimates({{0, 4 * eh}, {0, eb}});
-        c_prev.set_estimates({{0, eh}, {0, eb}});
-        h.set_estimates({{0, eh}, {0, eb}});
-        c.set_estimates({{0, eh}, {0, eb}});
+        constrain_cell_buffers(4, gx, gh, c_prev, h, c);
+        set_cell_estimates(4, est_hidden, est_batch, gx, gh, c_prev, h, c);
 
         if (!auto_schedule) {
             CellKnobs k;

@@ -327,6 +327,32 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
     return f;
 }
 
+// The buffer constraints of quantize_act, shared by its generator and the tuner:
+// x padded to whole words, the planes' bytes [k][words * 8] packed, k scales.
+// bytes and beta are the output buffers (the generator's Outputs, or
+// f.bytes.output_buffer() and f.beta.output_buffer()).
+template <typename XBuffer, typename BytesBuffer, typename BetaBuffer>
+void constrain_quantize_act_buffers(XBuffer &x, Halide::Expr n, BytesBuffer &&bytes,
+                                    BetaBuffer &&beta, int k) {
+    x.dim(0).set_bounds(0, ((n + 63) / 64) * 64);
+    bytes.dim(0).set_bounds(0, ((n + 63) / 64) * 8);
+    bytes.dim(1).set_bounds(0, k);
+    bytes.dim(1).set_stride(bytes.dim(0).extent());
+    beta.dim(0).set_bounds(0, k);
+}
+
+// The estimates the autoschedulers plan with, at a vector of n values, shared
+// by the generator (est_n) and the tuner (the problem's length).
+template <typename XBuffer, typename NParam, typename BytesFunc, typename BetaFunc>
+void set_quantize_act_estimates(XBuffer &x, NParam &n_param, BytesFunc &&bytes, BetaFunc &&beta,
+                                int k, int n) {
+    const int padded = (n + 63) / 64 * 64;
+    x.set_estimates({{0, padded}});
+    n_param.set_estimate(n);
+    bytes.set_estimates({{0, padded / 8}, {0, k}});
+    beta.set_estimates({{0, k}});
+}
+
 inline void quantize_act_schedule(QuantizeActFuncs &f, const QuantizeActKnobs &kn) {
     using namespace Halide;
     for (auto &s : f.scalars) s.compute_root();

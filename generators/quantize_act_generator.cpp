@@ -30,16 +30,8 @@ public:
         bytes = f.bytes;
         beta = f.beta;
 
-        x.dim(0).set_bounds(0, ((n + 63) / 64) * 64);
-        bytes.dim(0).set_bounds(0, ((n + 63) / 64) * 8);
-        bytes.dim(1).set_bounds(0, k);
-        bytes.dim(1).set_stride(bytes.dim(0).extent());
-        beta.dim(0).set_bounds(0, k);
-
-        x.set_estimates({{0, ((int(est_n) + 63) / 64) * 64}});
-        n.set_estimate(est_n);
-        bytes.set_estimates({{0, ((int(est_n) + 63) / 64) * 8}, {0, k}});
-        beta.set_estimates({{0, k}});
+        constrain_quantize_act_buffers(x, n, bytes, beta, k);
+        set_quantize_act_estimates(x, n, bytes, beta, k, est_n);
 
         if (!auto_schedule) quantize_act_schedule(f, kn);
     }

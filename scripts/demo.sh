@@ -53,7 +53,7 @@ step 4
 "$AMQ" tune --model "$OUT/ptb_w2a2.amq" --budget "${AMQ_DEMO_TUNE_BUDGET:-120}"
 # The model's largest product against Halide's autoschedulers (the search above
 # is resumed, not repeated): tuned vs hand defaults vs the best autoscheduler.
-"$AMQ" tune --pipeline bgemv --shape 1200x300 --bits 2x2 --budget 30 --compare-autoschedulers
+"$AMQ" tune --pipeline bgemv --shape 1200x300 --bits W2A2 --budget 30 --compare-autoschedulers
 # The schedules file changed: the build configures again and rebuilds the
 # kernels whose knobs changed (nothing if none did).
 amq_phase rebuild amq_build
@@ -63,7 +63,7 @@ step 5
 "$AMQ" bench gemv --all --threads 1
 
 step 6
-"$AMQ" bench gemv --shape 4096x2048 --bits 2x2 --threads 2 --json
+"$AMQ" bench gemv --shape 4096x2048 --bits W2A2 --threads 2 --json
 
 step 7
 # docs/ACCURACY.md has the full table. w3a3 is the fastest configuration within
@@ -77,7 +77,7 @@ for f in models/ptb_lstm300_qat_w2a2.amq; do [[ -f "$f" ]] && QAT+=("$f"); done
 "$AMQ" eval "$OUT/ptb_w3a3.amq" --text "$TEST_TEXT"
 
 step 8
-"$AMQ" bench rnn --arch lstm --hidden 1024 --bits 2x2 --threads 1
+"$AMQ" bench rnn --arch lstm --hidden 1024 --bits W2A2 --threads 1
 
 step 9
 # The same script as the ctest install_rnn_app: cmake --install into a prefix,

@@ -5,7 +5,7 @@
 # 2. examples/rnn_app, a separate project, configured with find_package(amq)
 #    against that prefix only, built and run on the demo model (float, then
 #    quantized W2A2 in memory);
-# 3. the installed amq generates host kernels for 2x2 (finding the installed
+# 3. the installed amq generates host kernels for W2A2 (finding the installed
 #    amq_generators, manifest and schedules); examples/kernels_app is built from
 #    the generated directory with make;
 # 4. the demo model quantized W2A2 by the installed amq; `amq generate --model`
@@ -41,12 +41,12 @@ app() {  # app <build dir> [cmake args...]: configure and build rnn_app
 
 app "$WORK/app"
 "$WORK/app/rnn_app" "$MODEL" --steps 4
-out=$("$WORK/app/rnn_app" "$MODEL" --steps 4 --quantize 2x2)
+out=$("$WORK/app/rnn_app" "$MODEL" --steps 4 --quantize W2A2)
 echo "$out"
 grep -q "W2A2" <<<"$out" || { echo "rnn_app did not run the model quantized"; exit 1; }
 installed_kernel=$(grep "^kernel:" <<<"$out")
 
-"$PREFIX/bin/amq" generate --target host --bits 2x2 --out "$WORK/kernels"
+"$PREFIX/bin/amq" generate --target host --bits W2A2 --out "$WORK/kernels"
 # examples/kernels_app: the generated directory alone, with a plain Makefile.
 make -f "$SRC/examples/kernels_app/Makefile" KERNELS="$WORK/kernels" OUT="$WORK" CXX="$CXX" \
   >"$WORK/make.log" 2>&1 || { cat "$WORK/make.log"; exit 1; }

@@ -19,6 +19,7 @@
 #include "amq/autotune/cpu_identity.h"
 #include "amq/autotune/evaluate.h"
 #include "amq/autotune/isolate.h"
+#include "amq/autotune/jit_kernel.h"
 #include "amq/autotune/knobs.h"
 #include "amq/autotune/model_tune.h"
 #include "amq/autotune/pipeline.h"
@@ -628,6 +629,17 @@ TEST(Evaluation, AutoschedulersRunInTheChildAndAreChecked) {
 
 // ------------------------------------------------------------ a real tuning run
 
+namespace {
+
+// Short timings for the tuner's tests (they check what is written, not speed).
+void quick_timings(TuneOptions &o) {
+    o.screen_timing = {0.2, 3, 5, 0.05, 0.2};
+    o.full_timing = {0.2, 3, 7, 0.05, 0.3};
+    o.final_timing = {0.3, 5, 9, 0.05, 0.5};
+}
+
+}  // namespace
+
 TEST(Tuner, SmallRunVerifiesWritesSchedulesAndResumes) {
     const std::string dir = temp_dir("tuner");
     TuneOptions o;
@@ -636,9 +648,7 @@ TEST(Tuner, SmallRunVerifiesWritesSchedulesAndResumes) {
     o.max_trials = 4;
     o.records_path = dir + "/records.jsonl";
     o.schedules_path = dir + "/schedules/test-cpu.json";
-    o.screen_timing = {0.2, 3, 5, 0.05, 0.2};
-    o.full_timing = {0.2, 3, 7, 0.05, 0.3};
-    o.final_timing = {0.3, 5, 9, 0.05, 0.5};
+    quick_timings(o);
     o.search.seed = 5;
     // The second candidate the search proposes crashes: it is recorded and the
     // search goes on.
@@ -676,7 +686,7 @@ TEST(Tuner, SmallRunVerifiesWritesSchedulesAndResumes) {
         const auto j = nlohmann::json::parse(lines[i]);
         EXPECT_EQ(j["pipeline"], "bgemv");
         EXPECT_EQ(j["shape"], "100x130");
-        EXPECT_EQ(j["bits"], "2x3");
+        EXPECT_EQ(j["bits"], "W2A3");
         EXPECT_EQ(j["cpu"]["id"], r.cpu.id);
         EXPECT_EQ(j["halide"], r.halide_version);
         if (j["kind"] == "crash") {
@@ -800,6 +810,159 @@ TEST(Tuner, BuildKnobsAreBestOverAllTunedProblems) {
     const auto doc = nlohmann::json::parse(f);
     EXPECT_EQ(knobs_key(doc["pipelines"]["bgemv"]), knobs_key(b));
     EXPECT_EQ(doc["build_choice"]["bgemv"]["problems"], 2);
+    std::filesystem::remove_all(dir);
+}
+
+// ------------------------------------------------------- ISA variants (--isa)
+
+namespace {
+
+const char *kTopFeatures =
+    "x86-64-linux-avx-avx2-avx512-avx512_cannonlake-avx512_sapphirerapids-avx512_skylake-f16c-"
+    "fma-sse41";
+
+}  // namespace
+
+TEST(IsaVariants, TheBuildsVariantsMostCapableFirst) {
+    std::vector<std::string> names;
+    for (const IsaVariant &v : isa_variants()) names.push_back(v.name);
+    EXPECT_EQ(names, (std::vector<std::string>{"avx512", "avx2", "sse41"}));
+}
+
+TEST(IsaVariants, TheJitTargetIsTheHostCappedToTheVariant) {
+    const Halide::Target host(kTopFeatures), avx2_host("x86-64-linux-avx-avx2-f16c-fma-sse41"),
+        old_host("x86-64-linux-sse41");
+    EXPECT_EQ(isa_target(host, "avx512"), host);
+    EXPECT_EQ(isa_target(host, "avx2"), avx2_host);
+    EXPECT_EQ(isa_target(host, "sse41"), old_host);
+    EXPECT_EQ(isa_target(avx2_host, "sse41"), old_host);
+    const Halide::Target capped = isa_target(host, "avx2");
+    for (auto f : {Halide::Target::AVX512, Halide::Target::AVX512_Skylake,
+                   Halide::Target::AVX512_Cannonlake, Halide::Target::AVX512_SapphireRapids})
+        EXPECT_FALSE(capped.has_feature(f)) << Halide::Target::feature_to_name(f);
+    EXPECT_TRUE(capped.has_feature(Halide::Target::AVX2));
+    EXPECT_FALSE(isa_target(host, "sse41").has_feature(Halide::Target::AVX));
+    // The host's best: what the runtime picks there.
+    EXPECT_EQ(best_isa(host), "avx512");
+    EXPECT_EQ(best_isa(avx2_host), "avx2");
+    EXPECT_EQ(best_isa(old_host), "sse41");
+    EXPECT_EQ(best_isa(Halide::Target("x86-64-linux-avx-avx2-avx512-f16c-fma-sse41")), "avx2");
+    EXPECT_EQ(best_isa(Halide::Target("x86-64-linux-avx-avx2-fma-sse41")), "sse41");  // no f16c
+    // A variant the CPU cannot run, or no variant at all, is refused with the reason.
+    try {
+        isa_target(avx2_host, "avx512");
+        ADD_FAILURE() << "capped up to AVX-512 on an AVX2 CPU";
+    } catch (const std::invalid_argument &e) {
+        EXPECT_NE(std::string(e.what()).find("lacks its feature avx512"), std::string::npos)
+            << e.what();
+    }
+    try {
+        isa_target(host, "neon");
+        ADD_FAILURE() << "accepted --isa neon";
+    } catch (const std::invalid_argument &e) {
+        EXPECT_NE(std::string(e.what()).find("'neon': not a variant of the kernels (avx512, avx2, "
+                                             "sse41)"),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
+// The capped target reaches the knob rules: SSE4.1 has 2 u64 lanes in 16
+// registers, so a 16-row tile of W2A2 counters (32 registers) is pruned there
+// and not for AVX2 (16) or AVX-512 (8 of 32).
+TEST(IsaVariants, PruningFollowsTheCappedTarget) {
+    const Halide::Target host(kTopFeatures);
+    const Problem p = bgemv_problem(4096, 1024, 2, 2);
+    for (const char *isa : {"avx512", "avx2", "sse41"}) {
+        auto pipeline = make_pipeline(p, isa_target(host, isa));
+        Knobs k = bgemv_knobs("tiled", 16, 1, 64);
+        const std::string why = pipeline->prune(k);
+        if (std::string(isa) == "sse41")
+            EXPECT_NE(why.find("vector registers (the target has 16)"), std::string::npos) << why;
+        else
+            EXPECT_EQ(why, "") << isa;
+    }
+}
+
+TEST(IsaVariants, SchedulesFileKeepsEachVariantsKnobs) {
+    const std::string dir = temp_dir("sched_isa");
+    const std::string path = dir + "/s.json";
+    const CpuIdentity cpu = detect_cpu();
+    const Problem p1 = bgemv_problem(1024, 1024, 2, 2), p2 = bgemv_problem(4096, 1024, 2, 2);
+    const Knobs top = bgemv_knobs("tiled", 16, 1, 64), avx2 = bgemv_knobs("tiled", 8, 2, 64),
+                avx2_big = bgemv_knobs("tiled", 8, 1, 64), sse = bgemv_knobs("tiled", 4, 1, 64);
+    const std::string t512 = kTopFeatures, t2 = "x86-64-linux-avx-avx2-f16c-fma-sse41",
+                      t41 = "x86-64-linux-sse41";
+    // A lower variant first: the file starts with the hand defaults at the top.
+    update_schedules_file(path, cpu, "14.0.0", t2, {p1, avx2, 3, 4, utc_now()}, {}, "avx2");
+    update_schedules_file(path, cpu, "14.0.0", t512, {p1, top, 2, 3, utc_now()}, {}, "avx512");
+    update_schedules_file(path, cpu, "14.0.0", t41, {p1, sse, 5, 6, utc_now()}, {}, "sse41");
+    update_schedules_file(path, cpu, "14.0.0", t2, {p2, avx2_big, 9, 10, utc_now()}, {}, "avx2");
+    update_schedules_file(path, cpu, "14.0.0", t2, {p2, avx2_big, 8, 10, utc_now()}, {}, "avx2");
+    std::ifstream f(path);
+    const auto doc = nlohmann::json::parse(f);
+    // The top (AVX-512) variant as before: every pipeline, the tuned one's knobs.
+    EXPECT_EQ(doc["target"], t512);
+    EXPECT_EQ(doc["pipelines"]["bgemv"], top);
+    EXPECT_EQ(doc["pipelines"]["lstm_cell"], hand_defaults("lstm_cell"));
+    ASSERT_EQ(doc["tuned"].size(), 1u);
+    // Each lower variant: only its tuned pipelines (the rest build as the top).
+    ASSERT_TRUE(doc.contains("isa"));
+    const auto &a2 = doc["isa"]["avx2"];
+    EXPECT_EQ(a2["target"], t2);
+    EXPECT_EQ(a2["pipelines"], nlohmann::json({{"bgemv", avx2_big}}));  // most work: 4096x1024
+    ASSERT_EQ(a2["tuned"].size(), 2u);  // p2 tuned twice: replaced, not added
+    EXPECT_EQ(a2["tuned"][1]["tuned_us"], 8);
+    EXPECT_EQ(doc["isa"]["sse41"]["pipelines"], nlohmann::json({{"bgemv", sse}}));
+    EXPECT_EQ(doc["isa"].size(), 2u);
+    std::filesystem::remove_all(dir);
+}
+
+TEST(IsaVariants, RecordsSayWhichVariantTheyMeasured) {
+    Record a = sample_record("ok", 10.0);
+    a.isa = "avx2";
+    const auto j = record_to_json(a);
+    EXPECT_EQ(j["isa"], "avx2");
+    const Record back = record_from_json(j);
+    EXPECT_EQ(back.isa, "avx2");
+    Record b = a;
+    b.isa = "sse41";
+    EXPECT_FALSE(a.same_setting(b));  // another variant's times do not resume
+    EXPECT_TRUE(a.same_setting(back));
+}
+
+// A small run for the SSE4.1 variant: compiled for the capped target, recorded
+// as sse41, never slower than that variant's defaults, written to its section.
+TEST(IsaVariants, TuningALowerVariantIsNeverSlowerThanItsDefaults) {
+    const std::string dir = temp_dir("tune_isa");
+    TuneOptions o;
+    o.problem = bgemv_problem(300, 200, 2, 2);
+    o.isa = "sse41";
+    o.budget_seconds = 60;
+    o.max_trials = 3;
+    o.records_path = dir + "/records.jsonl";
+    o.schedules_path = dir + "/s.json";
+    quick_timings(o);
+    const TuneReport r = tune(o, {});
+    EXPECT_EQ(r.isa, "sse41");
+    EXPECT_EQ(r.target, "x86-64-linux-sse41");
+    EXPECT_GT(r.default_us, 0);
+    EXPECT_LE(r.tuned_us, r.default_us);
+    EXPECT_EQ(r.to_json()["isa"], "sse41");
+    const auto lines = read_lines(o.records_path);
+    ASSERT_GE(lines.size(), 2u);
+    for (size_t i = 1; i < lines.size(); ++i) {
+        const auto j = nlohmann::json::parse(lines[i]);
+        EXPECT_EQ(j["isa"], "sse41");
+        EXPECT_EQ(j["target"], "x86-64-linux-sse41");
+    }
+    std::ifstream f(o.schedules_path);
+    const auto doc = nlohmann::json::parse(f);
+    EXPECT_EQ(doc["isa"]["sse41"]["pipelines"]["bgemv"], r.tuned_knobs);
+    EXPECT_EQ(doc["isa"]["sse41"]["tuned"][0]["tuned_us"].get<double>(),
+              std::round(r.tuned_us * 1000) / 1000);
+    EXPECT_EQ(doc["pipelines"]["bgemv"], hand_defaults("bgemv"));  // the top: untouched
+    EXPECT_TRUE(doc["tuned"].empty());
     std::filesystem::remove_all(dir);
 }
 
@@ -1064,6 +1227,7 @@ TEST(Records, NewProblemFieldsRoundTripAndOldLinesStillRead) {
     const std::string old_line =
         R"({"format_version":1,"time":"2026-11-23T12:49:34Z","cpu":{"id":"amd-epyc-f26m2","vendor":"AMD","name":"AMD Oxide Virtual Turin-like","family":26,"model":2,"features":["avx2"],"l1d_bytes":49152,"l2_bytes":1048576,"l3_bytes":532676608},"halide":"14.0.0","target":"x86-64-linux-avx2","pipeline":"bgemv","shape":"4096x1024","rows":4096,"cols":1024,"bits":"2x2","k_w":2,"k_a":2,"threads":1,"source":"search","rung":0,"knobs":{"layout":"tiled","parallel_tiles":64,"tile":8,"unroll_words":1},"autoscheduler":null,"machine":null,"kind":"ok","error":"","median_us":16.6,"spread":0.42,"rounds":6,"baseline_us":15.28,"baseline_spread":0.12,"ratio":1.086,"compile_ms":335.1,"seconds":0.4})";
     const Record old = record_from_json(nlohmann::json::parse(old_line));
+    EXPECT_EQ(old.isa, "avx512");  // before records had "isa": the top variant
     EXPECT_EQ(old.problem, bgemv_problem(4096, 1024, 2, 2));
     EXPECT_EQ(old.problem.batch, 1u);
     // Written again, it keeps its problem and says so in the new fields too.
@@ -1090,7 +1254,7 @@ TEST(Records, NewProblemFieldsRoundTripAndOldLinesStillRead) {
     const auto lines = read_lines(f.path());
     const auto ja = nlohmann::json::parse(lines[1]), jb = nlohmann::json::parse(lines[2]);
     EXPECT_EQ(ja["shape"], "516x100x64");
-    EXPECT_EQ(ja["bits"], "2x3");
+    EXPECT_EQ(ja["bits"], "W2A3");
     EXPECT_EQ(ja["weight_layout"], nlohmann::json({{"layout", "tiled"}, {"tile", 16}}));
     EXPECT_EQ(jb["shape"], "129x4");
     EXPECT_EQ(jb["bits"], "f32");

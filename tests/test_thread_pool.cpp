@@ -1,4 +1,4 @@
-// amq's thread pool (runtime/src/thread_pool.h), the halide_do_par_for of the
+// amq's thread pool (amq/thread_pool.h), the halide_do_par_for of the
 // kernels: every task runs exactly once, a failing task's status comes back,
 // nested and concurrent parallel loops complete, the thread count can change
 // between loops, the workers' sleep and wake-up both work, a forked child gets a
@@ -18,7 +18,7 @@
 
 #include "amq/kernels.h"
 #include "amq/reference.h"
-#include "thread_pool.h"
+#include "amq/thread_pool.h"
 
 namespace amq {
 namespace {
@@ -38,7 +38,7 @@ int count_task(void *, int i, uint8_t *closure) {
     if (c.nested) {
         Counts inner(5);
         const int r =
-            detail::pool_do_par_for(nullptr, count_task, 0, 5, reinterpret_cast<uint8_t *>(&inner));
+            pool::par_for(nullptr, count_task, 0, 5, reinterpret_cast<uint8_t *>(&inner));
         for (auto &h : inner.hits)
             if (h.load() == 1) c.inner.fetch_add(1);
         if (r) return r;
@@ -51,7 +51,7 @@ void expect_each_once(int min, int size) {
     Counts c{size_t(size)};
     c.min = min;
     ASSERT_EQ(
-        detail::pool_do_par_for(nullptr, count_task, min, size, reinterpret_cast<uint8_t *>(&c)),
+        pool::par_for(nullptr, count_task, min, size, reinterpret_cast<uint8_t *>(&c)),
         0);
     for (int i = 0; i < size; ++i)
         ASSERT_EQ(c.hits[size_t(i)].load(), 1) << "index " << min + i << " of " << size;
@@ -85,7 +85,7 @@ TEST(ThreadPool, WorkersTakePart) {
     size_t most = 0;
     for (int attempt = 0; attempt < 5 && most < 2; ++attempt) {
         std::vector<std::thread::id> ids;
-        ASSERT_EQ(detail::pool_do_par_for(nullptr, record_thread, 0, 100,
+        ASSERT_EQ(pool::par_for(nullptr, record_thread, 0, 100,
                                           reinterpret_cast<uint8_t *>(&ids)),
                   0);
         most = std::max(most, ids.size());
@@ -111,7 +111,7 @@ TEST(ThreadPool, ReturnsTheStatusOfAFailingTask) {
         Counts c(64);
         c.fail_at = at;
         EXPECT_EQ(
-            detail::pool_do_par_for(nullptr, count_task, 0, 64, reinterpret_cast<uint8_t *>(&c)),
+            pool::par_for(nullptr, count_task, 0, 64, reinterpret_cast<uint8_t *>(&c)),
             -7)
             << "failing task " << at;
         EXPECT_EQ(c.hits[size_t(at)].load(), 1);
@@ -125,7 +125,7 @@ TEST(ThreadPool, NestedLoopsRunSerially) {
     set_num_threads(2);
     Counts c(40);
     c.nested = true;
-    ASSERT_EQ(detail::pool_do_par_for(nullptr, count_task, 0, 40, reinterpret_cast<uint8_t *>(&c)),
+    ASSERT_EQ(pool::par_for(nullptr, count_task, 0, 40, reinterpret_cast<uint8_t *>(&c)),
               0);
     for (auto &h : c.hits) EXPECT_EQ(h.load(), 1);
     EXPECT_EQ(c.inner.load(), 40 * 5);
@@ -142,7 +142,7 @@ TEST(ThreadPool, ConcurrentCallersAllComplete) {
             for (int rep = 0; rep < 300; ++rep) {
                 const int size = 1 + (rep * 7 + t) % 40;
                 Counts c{size_t(size)};
-                if (detail::pool_do_par_for(nullptr, count_task, 0, size,
+                if (pool::par_for(nullptr, count_task, 0, size,
                                             reinterpret_cast<uint8_t *>(&c)) != 0)
                     bad.fetch_add(1);
                 for (auto &h : c.hits)
@@ -213,7 +213,7 @@ TEST(ThreadPoolFork, ForkedChildGetsAWorkingPool) {
         bgemv(p.W, p.a, yc.data());
         Counts c(100);
         const int r =
-            detail::pool_do_par_for(nullptr, count_task, 0, 100, reinterpret_cast<uint8_t *>(&c));
+            pool::par_for(nullptr, count_task, 0, 100, reinterpret_cast<uint8_t *>(&c));
         bool ok = r == 0 && yc == p.serial;
         for (auto &h : c.hits) ok = ok && h.load() == 1;
         _exit(ok ? 0 : 3);

@@ -30,15 +30,17 @@ spec::Shape parse_shape(const std::string &option, const std::string &text) {
 }
 
 spec::Bits parse_bits(const std::string &option, const std::string &text) {
+    // W2A3 (the spelling amq writes; w2a3 as in kernel names too), or the alias 2x3.
     std::string s = text;
     if (s.size() == 4 && (s[0] == 'w' || s[0] == 'W') && (s[2] == 'a' || s[2] == 'A'))
-        s = std::string(1, s[1]) + "x" + s[3];  // the kernel-name form w2a3
+        s = std::string(1, s[1]) + "x" + s[3];
     unsigned long long w = 0, a = 0;
     size_t x = s.find_first_of("xX");
     if (x == std::string::npos || !parse_positive(s.substr(0, x), 4, w) ||
         !parse_positive(s.substr(x + 1), 4, a))
         throw UsageError(option + " '" + text +
-                         "': expected WxA (weight bits x activation bits), each 1..4, e.g. 2x2");
+                         "': expected W<w>A<a> (weight and activation bits, each 1..4), e.g. "
+                         "W2A2 (or the alias 2x2)");
     return {int(w), int(a)};
 }
 
@@ -85,6 +87,6 @@ std::string shape_str(size_t rows, size_t cols) {
     return std::to_string(rows) + "x" + std::to_string(cols);
 }
 
-std::string bits_str(int w, int a) { return std::to_string(w) + "x" + std::to_string(a); }
+std::string bits_str(int w, int a) { return spec::bits_name(w, a); }
 
 }  // namespace amq::tools

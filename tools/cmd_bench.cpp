@@ -97,7 +97,7 @@ void print_table_row(const nlohmann::ordered_json &j) {
         std::snprintf(buf, sizeof buf, "%.*f", digits, v.get<double>());
         return std::string(buf);
     };
-    std::cout << "| " << j["shape"].get<std::string>() << " | W" << j["k_w"] << "A" << j["k_a"]
+    std::cout << "| " << j["shape"].get<std::string>() << " | " << j["bits"].get<std::string>()
               << " | " << j["threads"] << " | " << num(j["amq_us"], 2) << " | "
               << num(j["amq_gemv_only_us"], 2) << " | " << num(j["sgemv_us"], 2) << " | "
               << num(j["f32_halide_us"], 2) << " | " << num(j["speedup_vs_sgemv"], 2) << "x |"
@@ -114,7 +114,7 @@ void run_gemv(const GemvOptions &o) {
             for (const auto &b : spec::bench_bits) cases.push_back({s, b});
     } else {
         if (o.shape.empty() || o.bits.empty())
-            throw UsageError("bench gemv: give --shape ROWSxCOLS and --bits WxA, or --all");
+            throw UsageError("bench gemv: give --shape ROWSxCOLS and --bits W<w>A<a>, or --all");
         cases.push_back({parse_shape("--shape", o.shape), parse_bits("--bits", o.bits)});
     }
     auto results = nlohmann::ordered_json::array();
@@ -132,7 +132,7 @@ void run_gemv(const GemvOptions &o) {
 }
 
 struct RnnOptions {
-    std::string arch, bits = "2x2";
+    std::string arch, bits = "W2A2";
     long long hidden = 0, input = 0;
     bool input_given = false, json = false, no_avx2_onednn = false;
     int threads = 1, steps = 100, rounds = 7, batch = 1;
@@ -222,8 +222,6 @@ void print_rnn_table(const nlohmann::ordered_json &j) {
         std::snprintf(buf, sizeof buf, "%.*f", digits, v);
         return std::string(buf);
     };
-    const int kw = j["bits"].get<std::string>()[0] - '0',
-              ka = j["bits"].get<std::string>()[2] - '0';
     std::cout << j["arch"].get<std::string>() << ", hidden " << j["hidden"] << ", input "
               << j["input"] << ", batch " << j["batch"] << ", " << j["steps"] << " steps, "
               << j["threads"] << " thread(s), " << j["rounds"] << " rounds, isa "
@@ -241,7 +239,7 @@ void print_rnn_table(const nlohmann::ordered_json &j) {
                   << (speedup_key ? fixed(j[speedup_key].get<double>(), 2) + "x" : "") << " | "
                   << (bytes.is_null() ? "" : std::to_string(bytes.get<size_t>())) << " |\n";
     };
-    row("amq W" + std::to_string(kw) + "A" + std::to_string(ka), "amq_us_per_step", nullptr,
+    row("amq " + j["bits"].get<std::string>(), "amq_us_per_step", nullptr,
         j["model_bytes_amq"]);
     row("amq, step() by step()", "amq_step_us_per_step", nullptr, nullptr);
     if (!j["amq_separate_us_per_step"].is_null()) {
@@ -338,7 +336,7 @@ void add_bench_command(CLI::App &app) {
     auto o = std::make_shared<GemvOptions>();
     auto *shape = gemv->add_option("--shape", o->shape, "ROWSxCOLS, e.g. 4096x1024");
     auto *bits =
-        gemv->add_option("--bits", o->bits, "Weight x activation bits, e.g. 2x2 (1..4 each)");
+        gemv->add_option("--bits", o->bits, "Weight and activation bits, e.g. W2A2 (1..4 each; the alias 2x2 works too)");
     gemv->add_flag("--all", o->all, "Every shape x bits pair of the spec (amq::spec::bench_*)")
         ->excludes(shape)
         ->excludes(bits);
@@ -358,7 +356,7 @@ void add_bench_command(CLI::App &app) {
     rnn->add_option("--arch", r->arch, "lstm or gru")->required();
     rnn->add_option("--hidden", r->hidden, "Hidden size H (1..8192)")->required();
     auto *input = rnn->add_option("--input", r->input, "Input size I (1..8192; default: H)");
-    rnn->add_option("--bits", r->bits, "Weight x activation bits, e.g. 2x2 (1..4 each)")
+    rnn->add_option("--bits", r->bits, "Weight and activation bits, e.g. W2A2 (1..4 each; the alias 2x2 works too)")
         ->capture_default_str();
     rnn->add_option("--threads", r->threads, "Threads for amq and oneDNN")->capture_default_str();
     rnn->add_option("--steps", r->steps, "Time steps T of one timed sequence")

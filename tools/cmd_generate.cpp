@@ -1,6 +1,6 @@
 // amq generate: AOT kernels for a target CPU, to link into an application.
 //
-//   amq generate --target aarch64 --bits 2x2,3x3 --out kernels/
+//   amq generate --target aarch64 --bits W2A2,W3A3 --out kernels/
 //   amq generate --target host --model model.amq --out kernels/
 //
 // The kernel list and default knobs come from schedules/manifest.json, the

@@ -148,7 +148,7 @@ void print_model(const nlohmann::ordered_json &j) {
     if (j["vocab_size"].get<size_t>()) std::cout << ", vocabulary " << j["vocab_size"];
     std::cout << "\n";
     if (j.contains("bits")) {
-        std::cout << "Bits:     W" << j["bits"].get<std::string>().replace(1, 1, "A") << " ("
+        std::cout << "Bits:     " << j["bits"].get<std::string>() << " ("
                   << j["method"].get<std::string>() << " weights, "
                   << j["act_method"].get<std::string>() << " activations)\n";
         for (const auto &q : j["matrices"])

@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "amq/autotune/cpu_identity.h"
+#include "amq/autotune/jit_kernel.h"
 #include "amq/autotune/model_tune.h"
 #include "amq/autotune/pipeline.h"
 #include "amq/autotune/schedules_file.h"
@@ -22,7 +23,7 @@ namespace amq::tools {
 namespace {
 
 struct TuneArgs {
-    std::string pipeline, shape, bits, records, schedules, model;
+    std::string pipeline, shape, bits, records, schedules, model, isa;
     double budget = 120, timeout = 60;
     int trials = 0, threads = 1, iters = -1;
     size_t batch = 1;
@@ -91,7 +92,8 @@ std::string us_str(double us) {
 }
 
 void print_summary(const tune::TuneReport &r) {
-    std::cout << r.problem.str() << " on " << r.cpu.name << " (" << r.cpu.id << ")\n"
+    std::cout << r.problem.str() << " on " << r.cpu.name << " (" << r.cpu.id << "), " << r.isa
+              << " variant\n"
               << "tuned:          " << us_str(r.tuned_us) << "  " << tune::knobs_str(r.tuned_knobs)
               << (r.kept_default ? "  (the search's winner was not faster: defaults kept)" : "")
               << "\n"
@@ -152,7 +154,8 @@ std::string pipeline_list() {
 }
 
 // The problem of --pipeline, --shape, --bits and --iters.
-tune::Problem problem_from_args(const TuneArgs &a, const std::string &schedules_path) {
+tune::Problem problem_from_args(const TuneArgs &a, const std::string &schedules_path,
+                                const std::string &isa) {
     tune::Problem problem;
     problem.pipeline = a.pipeline;
     const auto known = tune::tunable_pipelines();
@@ -174,7 +177,7 @@ tune::Problem problem_from_args(const TuneArgs &a, const std::string &schedules_
         if (problem.batch < 2)
             throw UsageError("--shape '" + a.shape +
                              "': a batch of 1 runs bgemv (tune --pipeline bgemv)");
-        const auto [layout, tile] = tune::bgemm_weight_layout(schedules_path);
+        const auto [layout, tile] = tune::bgemm_weight_layout(schedules_path, isa);
         problem.layout = layout;
         problem.tile = tile;
     } else if (cell) {
@@ -228,8 +231,17 @@ void run_tune(const TuneArgs &a) {
     if (!(a.timeout >= 1 && a.timeout <= 3600))
         throw UsageError("--timeout " + num_str(a.timeout) + ": expected seconds in [1, 3600]");
 
+    const Halide::Target host = Halide::get_host_target();
+    if (!a.isa.empty()) {
+        try {
+            tune::isa_target(host, a.isa);
+        } catch (const std::invalid_argument &e) {
+            throw UsageError(std::string("--isa: ") + e.what());
+        }
+    }
     const tune::CpuIdentity cpu = tune::detect_cpu();
     tune::TuneOptions o;
+    o.isa = a.isa.empty() ? tune::best_isa(host) : a.isa;
     o.budget_seconds = a.budget;
     o.max_trials = a.trials;
     o.search.seed = a.seed;
@@ -249,9 +261,10 @@ void run_tune(const TuneArgs &a) {
     cb.warn = [progress](const std::string &s) { progress->message("warning: " + s); };
 
     if (!by_model) {
-        o.problem = problem_from_args(a, o.schedules_path);
+        o.problem = problem_from_args(a, o.schedules_path, o.isa);
         o.problem.threads = a.threads;
-        progress->message("tuning " + o.problem.str() + " for " + cpu.id + ", budget " +
+        progress->message("tuning " + o.problem.str() + " for " + cpu.id + " (" + o.isa +
+                          " variant), budget " +
                           std::to_string(int(a.budget)) + " s");
         const tune::TuneReport report = tune::tune(o, cb);
         if (a.json)
@@ -262,7 +275,7 @@ void run_tune(const TuneArgs &a) {
     }
 
     const ModelFile model = load_model(a.model);
-    const auto [layout, tile] = tune::bgemm_weight_layout(o.schedules_path);
+    const auto [layout, tile] = tune::bgemm_weight_layout(o.schedules_path, o.isa);
     const std::vector<tune::ModelProblem> problems =
         tune::model_problems(model, a.batch, a.threads, layout, tile);
     progress->message("tuning " + std::to_string(problems.size()) + " problems of " + a.model +
@@ -296,6 +309,7 @@ void run_tune(const TuneArgs &a) {
         j["batch"] = a.batch;
         j["threads"] = a.threads;
         j["budget"] = a.budget;
+        j["isa"] = o.isa;
         j["problems"] = nlohmann::ordered_json::array();
         for (size_t i = 0; i < reports.size(); ++i) {
             nlohmann::ordered_json p;
@@ -341,7 +355,7 @@ void add_tune_command(CLI::App &app) {
                     "ROWSxCOLS (bgemv, f32_gemv), ROWSxCOLSxBATCH (bgemm), HIDDENxBATCH (cells), "
                     "LENGTH (quantize_act), VOCAB (log_softmax)");
     cmd->add_option("--bits", a->bits,
-                    "Weight x activation bits, e.g. 2x2 (bgemv, bgemm); activation bits "
+                    "Weight and activation bits, e.g. W2A2 or the alias 2x2 (bgemv, bgemm); activation bits "
                     "(quantize_act)");
     cmd->add_option("--iters", a->iters, "quantize_act: alternating cycles T, 0..3 (default 2)");
     cmd->add_option("--model", a->model,
@@ -362,6 +376,13 @@ void add_tune_command(CLI::App &app) {
     cmd->add_option("--schedules", a->schedules,
                     "Tuned schedules file to update (default schedules/<cpu-id>.json in the "
                     "source tree)");
+    std::string isas;
+    for (const auto &v : tune::isa_variants()) isas += (isas.empty() ? "" : ", ") + v.name;
+    cmd->add_option("--isa", a->isa,
+                    "Kernel variant to tune (" + isas +
+                        "; default: the best this CPU runs): the candidates are compiled for this "
+                        "CPU's features capped to that variant; the result goes to the schedules "
+                        "file's section of the variant");
     cmd->add_option("--seed", a->seed, "Seed of the search")->capture_default_str();
     cmd->add_option("--timeout", a->timeout, "Seconds one candidate may take")
         ->capture_default_str();

@@ -30,7 +30,8 @@ void add_bench_command(CLI::App &app);
 
 // "4096x1024" -> {4096, 1024}; throws UsageError naming `option` and the value.
 spec::Shape parse_shape(const std::string &option, const std::string &text);
-// "2x3" (or "w2a3") -> {w = 2, a = 3}, each in 1..4; throws UsageError.
+// "W2A3" (or "w2a3", or the alias "2x3") -> {w = 2, a = 3}, each in 1..4;
+// throws UsageError.
 spec::Bits parse_bits(const std::string &option, const std::string &text);
 // --bits-for NAME=WxA[:ACT_METHOD] items (e.g. decoder.weight=4x4,
 // weight_hh_l0=2x2:ternary) for a model of `shape`; act_method "" when not
@@ -42,6 +43,6 @@ std::map<std::string, MatrixBits> parse_bits_for(const std::vector<std::string> 
 void check_range(const std::string &option, long long value, long long lo, long long hi);
 
 std::string shape_str(size_t rows, size_t cols);  // "4096x1024"
-std::string bits_str(int w, int a);               // "2x2"
+std::string bits_str(int w, int a);               // "W2A2" (spec::bits_name)
 
 }  // namespace amq::tools

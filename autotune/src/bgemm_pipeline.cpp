@@ -54,12 +54,12 @@ gen::BgemmKnobs to_knobs(const Problem &p, const Knobs &k) {
 
 class BgemmInvocation : public Invocation {
 public:
-    BgemmInvocation(BinaryData data, const std::string &layout, int tile, bool parallel,
-                    int batch_tile)
+    BgemmInvocation(BinaryData data, const std::string &layout, int tile, int threads,
+                    bool edge_shape, int batch_tile)
         : d_(std::move(data)),
           w_(d_, layout, tile),
           tile_(tile),
-          parallel_(parallel),
+          parallel_(parallel_flag(threads, w_.bytes() * d_.batch, edge_shape)),
           batch_tile_(batch_tile) {
         const int B = int(d_.batch);
         A_ = Halide::Runtime::Buffer<uint64_t>(int(d_.words), d_.k_a, B);
@@ -200,18 +200,11 @@ Halide::Pipeline BgemmPipeline::build_unscheduled(const Knobs &) const {
     const int tile = pr.tile;
     BgemmParams p;
     gen::BgemmFuncs f = declare(p, gen::parse_layout(pr.layout), tile, pr.k_w, pr.k_a);
-    // Estimates as in bgemm_generator.cpp, at the real shape.
-    const int tiles = int(ceil_div(pr.rows, size_t(tile)));
-    const int words = int(ref::words_for(pr.cols)), B = int(pr.batch);
-    p.W.set_estimates({{0, tile}, {0, pr.k_w}, {0, words}, {0, tiles}});
-    p.alpha.set_estimates({{0, tile}, {0, pr.k_w}, {0, tiles}});
-    p.bias.set_estimates({{0, tile}, {0, tiles}});
-    p.A.set_estimates({{0, words}, {0, pr.k_a}, {0, B}});
-    p.beta.set_estimates({{0, pr.k_a}, {0, B}});
-    p.n.set_estimate(int32_t(pr.cols));
-    p.parallel.set_estimate(pr.threads > 1);
-    p.batch_tile.set_estimate(batch_tile(hand_defaults("bgemm"), pr.batch));
-    f.y.set_estimates({{0, tile}, {0, tiles}, {0, B}});
+    // The generator's estimates, at the real shape.
+    gen::set_bgemm_estimates(p.W, p.alpha, p.bias, p.A, p.beta, p.n, p.parallel, p.batch_tile,
+                             f.y, tile, pr.k_w, pr.k_a, int(pr.rows), int(pr.cols),
+                             int(pr.batch), batch_tile(hand_defaults("bgemm"), pr.batch),
+                             pr.threads > 1);
     return Halide::Pipeline(f.y);
 }
 
@@ -231,7 +224,7 @@ std::unique_ptr<Invocation> BgemmPipeline::make_invocation(const Knobs &knobs,
     return std::make_unique<BgemmInvocation>(
         make_binary_data(edge_shape ? kEdgeRows : p.rows, edge_shape ? kEdgeCols : p.cols, p.k_w,
                          p.k_a, batch, edge_shape ? 1234 : 42),
-        p.layout, p.tile, p.threads > 1, bt);
+        p.layout, p.tile, p.threads, edge_shape, bt);
 }
 
 }  // namespace amq::tune

@@ -60,11 +60,17 @@ gen::BgemvKnobs to_bgemv_knobs(const Knobs &k) {
 // and `tile`, as the runtime does, and the kernel's output buffer.
 class BgemvInvocation : public Invocation {
 public:
-    BgemvInvocation(BinaryData data, const std::string &layout, int tile, bool parallel)
-        : d_(std::move(data)), w_(d_, layout, tile), tile_(tile), parallel_(parallel) {
-        A_ = Halide::Runtime::Buffer<uint64_t>(int(d_.words), d_.k_a);  // aligned by Halide
+    BgemvInvocation(BinaryData data, const std::string &layout, int tile, int threads,
+                    bool edge_shape)
+        : d_(std::move(data)),
+          w_(d_, layout, tile),
+          tile_(tile),
+          parallel_(parallel_flag(threads, w_.bytes(), edge_shape)) {
+        // Halide allocates 128-byte aligned.
+        A_ = Halide::Runtime::Buffer<uint64_t>(int(d_.words), d_.k_a);
         std::copy(d_.A.begin(), d_.A.end(), A_.data());
-        beta_ = Halide::Runtime::Buffer<float>(d_.beta.data(), d_.k_a);
+        beta_ = Halide::Runtime::Buffer<float>(d_.k_a);
+        std::copy(d_.beta.begin(), d_.beta.end(), beta_.data());
         y_ = Halide::Runtime::Buffer<float>(tile, int(w_.tiles()));
         n_ = int32_t(d_.cols);
     }
@@ -167,17 +173,9 @@ Halide::Pipeline BgemvPipeline::build_unscheduled(const Knobs &layout) const {
     const int tile = layout.at("tile").get<int>();
     BgemvParams p;
     gen::BgemvFuncs f = declare(p, lay, tile, pr.k_w, pr.k_a);
-    // Estimates as in bgemv_generator.cpp, at the real shape.
-    const int tiles = int(ceil_div(pr.rows, size_t(tile)));
-    const int words = int(ref::words_for(pr.cols));
-    p.W.set_estimates({{0, tile}, {0, pr.k_w}, {0, words}, {0, tiles}});
-    p.alpha.set_estimates({{0, tile}, {0, pr.k_w}, {0, tiles}});
-    p.bias.set_estimates({{0, tile}, {0, tiles}});
-    p.A.set_estimates({{0, words}, {0, pr.k_a}});
-    p.beta.set_estimates({{0, pr.k_a}});
-    p.n.set_estimate(int32_t(pr.cols));
-    p.parallel.set_estimate(pr.threads > 1);
-    f.y.set_estimates({{0, tile}, {0, tiles}});
+    // The generator's estimates, at the real shape.
+    gen::set_bgemv_estimates(p.W, p.alpha, p.bias, p.A, p.beta, p.n, p.parallel, f.y, tile,
+                             pr.k_w, pr.k_a, int(pr.rows), int(pr.cols), pr.threads > 1);
     return Halide::Pipeline(f.y);
 }
 
@@ -196,7 +194,7 @@ std::unique_ptr<Invocation> BgemvPipeline::make_invocation(const Knobs &knobs,
     const size_t rows = edge_shape ? kEdgeRows : p.rows, cols = edge_shape ? kEdgeCols : p.cols;
     return std::make_unique<BgemvInvocation>(
         make_binary_data(rows, cols, p.k_w, p.k_a, 1, edge_shape ? 1234 : 42),
-        knobs.at("layout").get<std::string>(), knobs.at("tile").get<int>(), p.threads > 1);
+        knobs.at("layout").get<std::string>(), knobs.at("tile").get<int>(), p.threads, edge_shape);
 }
 
 }  // namespace amq::tune

@@ -29,8 +29,7 @@ struct CellParams {
 // outputs (h, then c for the LSTM).
 std::vector<Halide::Func> declare(CellParams &p, bool lstm, gen::LstmCellFuncs *lf,
                                   gen::GruCellFuncs *gf) {
-    Halide::Expr H = p.prev.dim(0).extent(), B = p.prev.dim(1).extent();
-    const int G = lstm ? 4 : 3;
+    Halide::Expr H = p.prev.dim(0).extent();
     std::vector<Halide::Func> outs;
     if (lstm) {
         *lf = gen::lstm_cell_algorithm(p.gx, p.gh, p.prev, H);
@@ -39,10 +38,11 @@ std::vector<Halide::Func> declare(CellParams &p, bool lstm, gen::LstmCellFuncs *
         *gf = gen::gru_cell_algorithm(p.gx, p.gh, p.prev, H);
         outs = {gf->h};
     }
-    p.prev.dim(0).set_min(0).dim(1).set_min(0);
-    p.gx.dim(0).set_bounds(0, G * H).dim(1).set_bounds(0, B);
-    p.gh.dim(0).set_bounds(0, G * H).dim(1).set_bounds(0, B);
-    for (auto &o : outs) o.output_buffer().dim(0).set_bounds(0, H).dim(1).set_bounds(0, B);
+    if (lstm)
+        gen::constrain_cell_buffers(4, p.gx, p.gh, p.prev, outs[0].output_buffer(),
+                                    outs[1].output_buffer());
+    else
+        gen::constrain_cell_buffers(3, p.gx, p.gh, p.prev, outs[0].output_buffer());
     return outs;
 }
 
@@ -60,9 +60,10 @@ public:
     CellInvocation(bool lstm, size_t H, size_t B, uint64_t seed)
         : lstm_(lstm), H_(H), B_(B), G_(lstm ? 4 : 3) {
         const size_t stride = ceil_div(G_ * H, 16) * 16 + (G_ * H % 16 ? 0 : 16);
-        gxv_ = random_floats(B * stride, 2.0f, seed);
-        ghv_ = random_floats(B * stride, 2.0f, seed + 1);
-        prevv_ = random_floats(B * H, 1.0f, seed + 2);
+        auto aligned = [](const std::vector<float> &v) { return AlignedVector<float>(v.begin(), v.end()); };
+        gxv_ = aligned(random_floats(B * stride, 2.0f, seed));
+        ghv_ = aligned(random_floats(B * stride, 2.0f, seed + 1));
+        prevv_ = aligned(random_floats(B * H, 1.0f, seed + 2));
         halide_dimension_t gd[2] = {{0, int(G_ * H), 1}, {0, int(B), int(stride)}};
         gx_ = Halide::Runtime::Buffer<float>(gxv_.data(), 2, gd);
         gh_ = Halide::Runtime::Buffer<float>(ghv_.data(), 2, gd);
@@ -119,7 +120,7 @@ public:
 private:
     bool lstm_;
     size_t H_, B_, G_;
-    std::vector<float> gxv_, ghv_, prevv_;
+    AlignedVector<float> gxv_, ghv_, prevv_;
     std::vector<double> h_ref_, c_ref_;
     Halide::Runtime::Buffer<float> gx_, gh_, prev_, h_, c_;
 };
@@ -179,11 +180,11 @@ Halide::Pipeline CellPipeline::build_unscheduled(const Knobs &) const {
     gen::LstmCellFuncs lf;
     gen::GruCellFuncs gf;
     std::vector<Halide::Func> outs = declare(p, lstm_, &lf, &gf);
-    const int H = int(pr.rows), B = int(pr.batch), G = lstm_ ? 4 : 3;
-    p.gx.set_estimates({{0, G * H}, {0, B}});
-    p.gh.set_estimates({{0, G * H}, {0, B}});
-    p.prev.set_estimates({{0, H}, {0, B}});
-    for (auto &o : outs) o.set_estimates({{0, H}, {0, B}});
+    const int H = int(pr.rows), B = int(pr.batch);
+    if (lstm_)
+        gen::set_cell_estimates(4, H, B, p.gx, p.gh, p.prev, outs[0], outs[1]);
+    else
+        gen::set_cell_estimates(3, H, B, p.gx, p.gh, p.prev, outs[0]);
     return Halide::Pipeline(outs);
 }
 

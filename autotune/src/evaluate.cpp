@@ -10,6 +10,7 @@
 
 #include "amq/autotune/autoschedulers.h"
 #include "amq/autotune/isolate.h"
+#include "amq/thread_pool.h"
 
 namespace amq::tune {
 
@@ -127,7 +128,7 @@ void prepare(const TunablePipeline &pipeline, const Candidate &c, const Halide::
 void child_main(const TunablePipeline &pipeline, const Knobs &baseline_knobs,
                 const JitKernel &baseline, const std::vector<Candidate> &candidates,
                 const Halide::Target &target, const TimingOptions &timing, ChildChannel &channel) {
-    setenv("HL_NUM_THREADS", std::to_string(pipeline.problem().threads).c_str(), 1);
+    pool::set_threads(pipeline.problem().threads);  // amq's pool, as the runtime's kernels
     std::vector<Prepared> prepared(candidates.size());
     for (size_t i = 0; i < candidates.size(); ++i)
         prepare(pipeline, candidates[i], target, channel, std::to_string(i), prepared[i]);
@@ -141,16 +142,22 @@ void child_main(const TunablePipeline &pipeline, const Knobs &baseline_knobs,
         throw std::runtime_error("the hand defaults failed their own check: " + base.error);
 
     channel.stage("time");
-    std::vector<std::function<int()>> fns = {base_call};
+    // A kernel's error status throws, which stops the timing.
+    auto checked = [](JitKernel::Call call) {
+        return timing::Candidate{[call] {
+            if (int rc = call()) throw std::runtime_error("kernel returned error " + std::to_string(rc));
+        }};
+    };
+    std::vector<timing::Candidate> fns = {checked(base_call)};
     std::vector<size_t> slot(prepared.size(), 0);  // index in fns of each timed candidate
     for (size_t i = 0; i < prepared.size(); ++i)
         if (prepared[i].kind == ErrorKind::ok) {
             slot[i] = fns.size();
-            fns.push_back(prepared[i].call);
+            fns.push_back(checked(prepared[i].call));
         }
     std::vector<Timing> t;
     try {
-        t = time_interleaved(fns, timing);
+        t = timing::time_interleaved(fns, timing);
     } catch (const std::exception &e) {
         const std::string msg = last_runtime_error();
         for (auto &p : prepared)

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "f32_gemv.h"
+#include "amq/spec.h"
 #include "pipeline_data.h"
 
 namespace amq::tune {
@@ -25,10 +26,7 @@ struct F32Params {
 gen::F32GemvFuncs declare(F32Params &p, int vector) {
     Halide::Expr cols = p.M.dim(0).extent();
     gen::F32GemvFuncs f = gen::f32_gemv_algorithm(p.M, p.x, p.bias, cols, vector);
-    p.M.dim(0).set_min(0).dim(1).set_min(0);
-    p.x.dim(0).set_bounds(0, cols);
-    p.bias.dim(0).set_min(0);
-    f.y.output_buffer().dim(0).set_min(0);
+    gen::constrain_f32_gemv_buffers(p.M, p.x, p.bias, f.y.output_buffer());
     return f;
 }
 
@@ -46,8 +44,10 @@ public:
         : rows_(rows), cols_(cols), parallel_(parallel), m_(rows * cols) {
         const std::vector<float> m = random_floats(rows * cols, 1.0f, seed);
         std::copy(m.begin(), m.end(), m_.data());
-        xv_ = random_floats(cols, 1.0f, seed + 1);
-        bv_ = random_floats(rows, 1.0f, seed + 2);
+        const std::vector<float> x = random_floats(cols, 1.0f, seed + 1),
+                                 b = random_floats(rows, 1.0f, seed + 2);
+        xv_.assign(x.begin(), x.end());
+        bv_.assign(b.begin(), b.end());
         M_ = Halide::Runtime::Buffer<float>(m_.data(), int(cols), int(rows));
         x_ = Halide::Runtime::Buffer<float>(xv_.data(), int(cols));
         bias_ = Halide::Runtime::Buffer<float>(bv_.data(), int(rows));
@@ -86,8 +86,7 @@ public:
 private:
     size_t rows_, cols_;
     bool parallel_;
-    AlignedVector<float> m_;
-    std::vector<float> xv_, bv_;
+    AlignedVector<float> m_, xv_, bv_;
     std::vector<double> expect_, scale_;
     Halide::Runtime::Buffer<float> M_, x_, bias_, y_;
 };
@@ -100,8 +99,7 @@ F32GemvPipeline::F32GemvPipeline(const Problem &problem, const Halide::Target &t
         throw std::invalid_argument("f32_gemv: shape " + problem.shape_str() +
                                     " (expected rows and columns >= 1, at most 2^30 values)");
     if (problem.k_w != 0 || problem.k_a != 0)
-        throw std::invalid_argument("f32_gemv: bits " + std::to_string(problem.k_w) + "x" +
-                                    std::to_string(problem.k_a) +
+        throw std::invalid_argument("f32_gemv: bits " + spec::bits_name(problem.k_w, problem.k_a) +
                                     " (the float product has no bits)");
     if (problem.batch != 1 || problem.iters != 0 || !problem.layout.empty())
         throw std::invalid_argument("f32_gemv: batch, iters and weight layout do not apply");
@@ -146,12 +144,8 @@ Halide::Pipeline F32GemvPipeline::build_unscheduled(const Knobs &layout) const {
     const Problem &pr = problem();
     F32Params p;
     gen::F32GemvFuncs f = declare(p, layout.at("vector").get<int>());
-    const int rows = int(pr.rows), cols = int(pr.cols);
-    p.M.set_estimates({{0, cols}, {0, rows}});
-    p.x.set_estimates({{0, cols}});
-    p.bias.set_estimates({{0, rows}});
-    p.parallel.set_estimate(pr.threads > 1);
-    f.y.set_estimates({{0, rows}});
+    gen::set_f32_gemv_estimates(p.M, p.x, p.bias, p.parallel, f.y, int(pr.rows), int(pr.cols),
+                                pr.threads > 1);
     return Halide::Pipeline(f.y);
 }
 
@@ -163,7 +157,9 @@ std::vector<Knobs> F32GemvPipeline::autoscheduler_layouts() const {
 std::unique_ptr<Invocation> F32GemvPipeline::make_invocation(const Knobs &, bool edge_shape) const {
     const Problem &p = problem();
     return std::make_unique<F32GemvInvocation>(edge_shape ? kEdgeRows : p.rows,
-                                               edge_shape ? kEdgeCols : p.cols, p.threads > 1,
+                                               edge_shape ? kEdgeCols : p.cols,
+                                               parallel_flag(p.threads, p.rows * p.cols * 4,
+                                                             edge_shape),
                                                edge_shape ? 1234 : 42);
 }
 

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "amq/write_all.h"
+
 // Built with AddressSanitizer or ThreadSanitizer (cmake/amqSanitize.cmake):
 // the child tells the parent when the sanitizer stops it with a report.
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -28,16 +30,6 @@ namespace {
 
 constexpr size_t kStderrTail = 4096;
 
-void write_all(int fd, const char *p, size_t n) {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return;  // the parent is gone: nothing to tell
-        p += w;
-        n -= size_t(w);
-    }
-}
-
 #ifdef AMQ_SANITIZER_RUNTIME
 // The child's end of the message pipe, for the sanitizer's death callback: it
 // runs after the report (also UndefinedBehaviorSanitizer's, with
@@ -45,7 +37,7 @@ void write_all(int fd, const char *p, size_t n) {
 int g_report_fd = -1;
 void on_sanitizer_report() {
     static const char msg[] = "X\n";
-    if (g_report_fd >= 0) write_all(g_report_fd, msg, sizeof msg - 1);
+    if (g_report_fd >= 0) write_all(g_report_fd, msg, sizeof msg - 1);  // false: parent gone
 }
 #endif
 
@@ -69,7 +61,7 @@ void ChildChannel::send(char tag, const std::string &text) {
     std::string line(1, tag);
     for (char c : text) line += (c == '\n') ? ' ' : c;
     line += '\n';
-    write_all(fd_, line.data(), line.size());
+    write_all(fd_, line.data(), line.size());  // false: the parent is gone, nothing to tell
 }
 
 void ChildChannel::stage(const std::string &name) { send('S', name); }

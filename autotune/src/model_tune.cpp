@@ -162,7 +162,8 @@ std::vector<ModelProblem> model_problems(const ModelFile &model, size_t batch, i
     return out;
 }
 
-std::pair<std::string, int> bgemm_weight_layout(const std::string &schedules_path) {
+std::pair<std::string, int> bgemm_weight_layout(const std::string &schedules_path,
+                                                const std::string &isa) {
     Knobs k = hand_defaults("bgemv");
     if (!schedules_path.empty())
         if (std::ifstream in(schedules_path); in) {
@@ -170,6 +171,10 @@ std::pair<std::string, int> bgemm_weight_layout(const std::string &schedules_pat
                 const nlohmann::json doc = nlohmann::json::parse(in);
                 const auto &b = doc.at("pipelines").at("bgemv");
                 if (b.contains("layout") && b.contains("tile")) k = b;
+                const nlohmann::json::json_pointer lower("/isa/" + isa + "/pipelines/bgemv");
+                if (!isa.empty() && doc.contains(lower) && doc.at(lower).contains("layout") &&
+                    doc.at(lower).contains("tile"))
+                    k = doc.at(lower);
             } catch (const std::exception &) {
                 // Not readable: the tuner refuses it with the reason when it writes.
             }
@@ -200,7 +205,7 @@ std::vector<TuneReport> tune_model(std::vector<ModelProblem> problems, const Tun
     for (size_t i = 0; i < problems.size(); ++i) {
         ModelProblem &mp = problems[i];
         if (mp.problem.pipeline == "bgemm") {
-            const auto [layout, tile] = bgemm_weight_layout(base.schedules_path);
+            const auto [layout, tile] = bgemm_weight_layout(base.schedules_path, base.isa);
             mp.problem.layout = layout;
             mp.problem.tile = tile;
         }

@@ -10,10 +10,20 @@
 
 #include "HalideBuffer.h"
 #include "amq/aligned.h"
+#include "amq/thread_pool.h"
 
 namespace amq::tune {
 
 inline size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+
+// The run-time `parallel` flag of a product over `weight_bytes` of weights on
+// `threads` threads: on the problem's shape as the runtime decides it
+// (pool::runs_parallel), so that a candidate is timed as the product runs it;
+// on the edge shape (a check only) whenever threads > 1, so that the parallel
+// variant is checked on partial tiles too.
+inline bool parallel_flag(int threads, size_t weight_bytes, bool edge_shape) {
+    return edge_shape ? threads > 1 : pool::runs_parallel(threads, weight_bytes);
+}
 
 // A random multi-bit binary product in the model file's layout: W [rows x cols]
 // with k_w planes, `batch` activation vectors of k_a planes, and the output of
@@ -42,6 +52,8 @@ public:
     PackedWeights(const PackedWeights &) = delete;  // W points into storage_
     PackedWeights &operator=(const PackedWeights &) = delete;
     size_t tiles() const { return tiles_; }
+    // Bytes of planes and scales, as amq::BinaryMatrix::bytes() counts them.
+    size_t bytes() const { return storage_.size() * sizeof(uint64_t) + alpha.size_in_bytes(); }
     Halide::Runtime::Buffer<uint64_t> W;
     Halide::Runtime::Buffer<float> alpha, bias;
 

@@ -1,5 +1,7 @@
 #include "amq/autotune/problem.h"
 
+#include "amq/spec.h"
+
 namespace amq::tune {
 
 namespace {
@@ -21,13 +23,11 @@ std::string Problem::shape_str() const {
 std::string Problem::bits_str() const {
     if (pipeline == "quantize_act") return "a" + std::to_string(k_a) + "t" + std::to_string(iters);
     if (k_w == 0 && k_a == 0) return "f32";
-    return std::to_string(k_w) + "x" + std::to_string(k_a);
+    return spec::bits_name(k_w, k_a);
 }
 
 std::string Problem::str() const {
-    std::string bits = bits_str();
-    if (k_w > 0) bits = "W" + std::to_string(k_w) + "A" + std::to_string(k_a);
-    std::string s = pipeline + " " + shape_str() + " " + bits;
+    std::string s = pipeline + " " + shape_str() + " " + bits_str();
     if (!layout.empty()) s += " " + layout + "/" + std::to_string(tile);
     return s + " " + std::to_string(threads) + " thread(s)";
 }

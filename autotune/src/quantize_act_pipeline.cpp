@@ -29,13 +29,8 @@ struct QactParams {
 gen::QuantizeActFuncs declare(QactParams &p, int k, int T, const gen::QuantizeActKnobs &kn,
                               bool hand_schedule = true) {
     gen::QuantizeActFuncs f = gen::quantize_act_algorithm(p.x, p.n, k, T, kn.lanes, hand_schedule);
-    Halide::Expr n = p.n;
-    p.x.dim(0).set_bounds(0, ((n + 63) / 64) * 64);
-    auto bytes = f.bytes.output_buffer();
-    bytes.dim(0).set_bounds(0, ((n + 63) / 64) * 8);
-    bytes.dim(1).set_bounds(0, k);
-    bytes.dim(1).set_stride(bytes.dim(0).extent());
-    f.beta.output_buffer().dim(0).set_bounds(0, k);
+    gen::constrain_quantize_act_buffers(p.x, p.n, f.bytes.output_buffer(),
+                                        f.beta.output_buffer(), k);
     return f;
 }
 
@@ -108,7 +103,7 @@ private:
     int k_;
     size_t words_;
     int32_t n32_ = 0;
-    std::vector<float> xv_;
+    AlignedVector<float> xv_;
     ref::Quantized ref_;
     Halide::Runtime::Buffer<float> x_, beta_;
     Halide::Runtime::Buffer<uint8_t> bytes_;
@@ -158,11 +153,7 @@ Halide::Pipeline QuantizeActPipeline::build_unscheduled(const Knobs &layout) con
     q.lanes = layout.at("lanes").get<int>();
     QactParams p;
     gen::QuantizeActFuncs f = declare(p, pr.k_a, pr.iters, q, false);
-    const int n = int(pr.cols), padded = int(ceil_div(pr.cols, 64) * 64);
-    p.x.set_estimates({{0, padded}});
-    p.n.set_estimate(n);
-    f.bytes.set_estimates({{0, padded / 8}, {0, pr.k_a}});
-    f.beta.set_estimates({{0, pr.k_a}});
+    gen::set_quantize_act_estimates(p.x, p.n, f.bytes, f.beta, pr.k_a, int(pr.cols));
     return Halide::Pipeline({f.bytes, f.beta});
 }
 

@@ -11,6 +11,9 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "amq/autotune/jit_kernel.h"
+#include "amq/write_all.h"
+
 namespace amq::tune {
 namespace {
 
@@ -25,19 +28,6 @@ double number_or(const nlohmann::json &j, const char *key, double fallback) {
     return j.at(key).is_null() ? fallback : j.at(key).get<double>();
 }
 
-void write_all(int fd, const std::string &s, const std::string &path) {
-    const char *p = s.data();
-    size_t n = s.size();
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0)
-            throw std::runtime_error("records " + path + ": write failed: " + strerror(errno));
-        p += w;
-        n -= size_t(w);
-    }
-}
-
 }  // namespace
 
 std::string utc_now() {
@@ -50,8 +40,8 @@ std::string utc_now() {
 }
 
 bool Record::same_setting(const Record &o) const {
-    return cpu.id == o.cpu.id && halide_version == o.halide_version && target == o.target &&
-           problem == o.problem;
+    return cpu.id == o.cpu.id && isa == o.isa && halide_version == o.halide_version &&
+           target == o.target && problem == o.problem;
 }
 
 nlohmann::ordered_json record_to_json(const Record &r) {
@@ -61,6 +51,7 @@ nlohmann::ordered_json record_to_json(const Record &r) {
     j["format_version"] = kRecordFormatVersion;
     j["time"] = r.time;
     j["cpu"] = r.cpu.to_json();
+    j["isa"] = r.isa;
     j["halide"] = r.halide_version;
     j["target"] = r.target;
     const nlohmann::ordered_json fields = problem_fields(r.problem);
@@ -100,6 +91,7 @@ Record record_from_json(const nlohmann::json &j) {
     try {
         r.time = j.at("time").get<std::string>();
         r.cpu = CpuIdentity::from_json(j.at("cpu"));
+        r.isa = j.contains("isa") ? j.at("isa").get<std::string>() : isa_variants().front().name;
         r.halide_version = j.at("halide").get<std::string>();
         r.target = j.at("target").get<std::string>();
         r.problem = problem_from_fields(j);
@@ -170,13 +162,12 @@ void RecordFile::append(const Record &r) const {
         if (pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n') text = "\n";
     }
     text += record_to_json(r).dump() + "\n";
-    try {
-        write_all(fd, text, path_);
-    } catch (...) {
-        close(fd);
-        throw;
-    }
+    errno = EIO;  // for a write that stores nothing without setting errno
+    const bool written = write_all(fd, text.data(), text.size());
+    const int error = errno;
     close(fd);
+    if (!written)
+        throw std::runtime_error("records " + path_ + ": write failed: " + strerror(error));
 }
 
 }  // namespace amq::tune

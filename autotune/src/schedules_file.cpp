@@ -9,6 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "amq/autotune/jit_kernel.h"
 #include "amq/autotune/records.h"
 
 namespace amq::tune {
@@ -143,10 +144,12 @@ std::string schedules_file_text(const nlohmann::ordered_json &doc) {
 
 void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
                            const std::string &halide_version, const std::string &target,
-                           const TunedEntry &entry, const std::vector<Record> &records) {
+                           const TunedEntry &entry, const std::vector<Record> &records,
+                           const std::string &isa) {
+    const bool top = isa.empty() || isa == isa_variants().front().name;
+    nlohmann::ordered_json old = nlohmann::ordered_json::object();
     nlohmann::ordered_json entries = nlohmann::ordered_json::array();
     if (std::ifstream in(path); in) {
-        nlohmann::ordered_json old;
         try {
             old = nlohmann::ordered_json::parse(in);
             if (old.at("format") != "amq-schedules" || !old.contains("tuned"))
@@ -155,8 +158,22 @@ void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
                 throw std::runtime_error("it belongs to CPU '" +
                                          old["cpu"]["id"].get<std::string>() + "', this is '" +
                                          cpu.id + "'");
-            for (const auto &e : old.at("tuned"))
-                if (!same_problem(e, entry.problem)) entries.push_back(e);
+            // The section of this variant: the top level, or "isa" -> isa (if any).
+            const nlohmann::ordered_json *section = &old;
+            if (!top)
+                section = old.contains("isa") && old.at("isa").contains(isa)
+                              ? &old.at("isa").at(isa)
+                              : nullptr;
+            // Each kept entry with its problem's fields written anew (as this amq
+            // spells them: bits W2A2).
+            if (section)
+                for (const auto &e : section->at("tuned")) {
+                    if (same_problem(e, entry.problem)) continue;
+                    nlohmann::ordered_json kept = e;
+                    const nlohmann::ordered_json fields = problem_fields(problem_from_fields(e));
+                    for (const auto &[key, value] : fields.items()) kept[key] = value;
+                    entries.push_back(kept);
+                }
         } catch (const std::exception &e) {
             throw std::runtime_error("schedules file " + path + ": " + e.what() +
                                      " (remove it to start a new one)");
@@ -171,8 +188,11 @@ void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
     e["time"] = entry.time;
     entries.push_back(e);
 
-    // One knob set per pipeline for the build: that of its entry with the most work.
-    nlohmann::ordered_json pipelines = hand_defaults_all();
+    // One knob set per pipeline for the build: that of its entry with the most
+    // work. The top level starts from the hand defaults; a lower variant's
+    // section lists only its tuned pipelines.
+    nlohmann::ordered_json pipelines = nlohmann::ordered_json::object();
+    if (top) pipelines = hand_defaults_all();
     std::map<std::string, const nlohmann::ordered_json *> chosen;
     for (const auto &e : entries) {
         const std::string name = e.at("pipeline").get<std::string>();
@@ -231,16 +251,25 @@ void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
         "each problem's best, geometric mean and worst), else the knobs of its tuned entry with "
         "the most work. \"tuned\" lists the best knobs per pipeline, shape, bits and threads; "
         "\"variants\" the tuned problems the build compiles a kernel of their own for (shape "
-        "and knobs of the winner, which beats the common knobs by more than 3%). See "
-        "docs/TUNING.md.";
+        "and knobs of the winner, which beats the common knobs by more than 3%). Both are the "
+        "top (AVX-512) kernel variant's; \"isa\" has the knobs of each lower variant tuned "
+        "(amq tune --isa), whose \"pipelines\" lists only its tuned pipelines (the others "
+        "build with the top variant's knobs). See docs/TUNING.md.";
     doc["cpu"] = cpu.to_json();
     doc["halide"] = halide_version;
-    doc["target"] = target;
+    doc["target"] = top ? target : old.value("target", isa_variants().front().target.to_string());
     doc["updated"] = utc_now();
-    doc["pipelines"] = pipelines;
-    doc["build_choice"] = build_choice;
-    doc["tuned"] = entries;
-    doc["variants"] = variants;
+    doc["pipelines"] = top ? pipelines : old.value("pipelines", nlohmann::ordered_json(hand_defaults_all()));
+    doc["build_choice"] =
+        top ? build_choice : old.value("build_choice", nlohmann::ordered_json::object());
+    doc["tuned"] = top ? entries : old.value("tuned", nlohmann::ordered_json::array());
+    doc["isa"] = old.value("isa", nlohmann::ordered_json::object());
+    if (!top)
+        doc["isa"][isa] = {{"target", target},
+                           {"pipelines", pipelines},
+                           {"build_choice", build_choice},
+                           {"tuned", entries}};
+    doc["variants"] = top ? variants : old.value("variants", nlohmann::ordered_json::array());
 
     const std::filesystem::path out(path);
     std::error_code ec;

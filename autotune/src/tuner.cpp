@@ -6,6 +6,7 @@
 
 #include "Halide.h"
 #include "amq/autotune/autoschedulers.h"
+#include "amq/autotune/jit_kernel.h"
 #include "amq/autotune/pipeline.h"
 #include "amq/autotune/schedules_file.h"
 
@@ -36,7 +37,9 @@ public:
 
     TuneReport run() {
         TuneReport rep;
-        const Halide::Target target = Halide::get_host_target();
+        const Halide::Target host = Halide::get_host_target();
+        rep.isa = o_.isa.empty() ? best_isa(host) : o_.isa;
+        const Halide::Target target = isa_target(host, rep.isa);
         rep.problem = o_.problem;
         rep.cpu = detect_cpu();
         rep.target = target.to_string();
@@ -45,6 +48,7 @@ public:
         rep.schedules_path = o_.schedules_path;
         pipeline_ = make_pipeline(o_.problem, target);
         proto_.cpu = rep.cpu;
+        proto_.isa = rep.isa;
         proto_.halide_version = rep.halide_version;
         proto_.target = rep.target;
         proto_.problem = o_.problem;
@@ -61,7 +65,7 @@ public:
             update_schedules_file(
                 o_.schedules_path, rep.cpu, rep.halide_version, rep.target,
                 {o_.problem, rep.tuned_knobs, rep.tuned_us, rep.default_us, utc_now()},
-                o_.records_path.empty() ? std::vector<Record>{} : records_.load(cb_.warn));
+                o_.records_path.empty() ? std::vector<Record>{} : records_.load(cb_.warn), rep.isa);
         rep.total_seconds = seconds_since(t0_);
         return rep;
     }
@@ -159,7 +163,7 @@ private:
             }
         }
         rep.pruned = search.pruned();
-        rep.noise = spread_of(baseline_us);
+        rep.noise = timing::spread(baseline_us);
         rep.search_seconds = seconds_since(start);
         auto best = search.best();
         rep.tuned_knobs = best ? best->first : rep.default_knobs;
@@ -264,6 +268,7 @@ nlohmann::ordered_json TuneReport::to_json() const {
     j["shape"] = problem.shape_str();
     j["bits"] = problem.bits_str();
     j["threads"] = problem.threads;
+    j["isa"] = isa;
     const auto fields = problem_fields(problem);
     for (const char *key : {"rows", "cols", "batch", "k_w", "k_a", "iters", "weight_layout"})
         j[key] = fields.at(key);

@@ -1,5 +1,5 @@
 // kernels_app: amq's kernels called directly, with nothing but the directory
-// `amq generate --bits 2x2` writes (see Makefile and docs/USING.md).
+// `amq generate --bits W2A2` writes (see Makefile and docs/USING.md).
 //
 // y = W x with W quantized to 2 bits per weight (two sign planes with a scale
 // per row, greedy) and x quantized online to 2 bits by the quantize_act kernel:

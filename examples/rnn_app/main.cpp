@@ -43,7 +43,7 @@ int usage(const char *msg) {
                  "rnn_app: %s\nusage: rnn_app MODEL [--steps N] [--quantize WxA] [--threads N]\n"
                  "  MODEL       an .amq model or a float .safetensors (PyTorch names)\n"
                  "  --steps N   time steps to run (1..100000, default 8)\n"
-                 "  --quantize  quantize a float model in memory first (alternating, e.g. 2x2)\n"
+                 "  --quantize  quantize a float model in memory first (alternating, e.g. W2A2)\n"
                  "  --threads N kernel threads (default 1)\n",
                  msg);
     return 2;
@@ -86,10 +86,13 @@ int main(int argc, char **argv) {
             if (!has_value || !parse_int(argv[++i], 1, 1024, a.threads))
                 return usage("--threads expects an integer in 1..1024");
         } else if (arg == "--quantize") {
-            const char *v = has_value ? argv[++i] : "";
-            if (std::strlen(v) != 3 || v[1] != 'x' || v[0] < '1' || v[0] > '4' || v[2] < '1' ||
+            // W2A2 (or the alias 2x2): weight and activation bits.
+            std::string v = has_value ? argv[++i] : "";
+            if (v.size() == 4 && (v[0] == 'W' || v[0] == 'w') && (v[2] == 'A' || v[2] == 'a'))
+                v = std::string(1, v[1]) + "x" + v[3];
+            if (v.size() != 3 || v[1] != 'x' || v[0] < '1' || v[0] > '4' || v[2] < '1' ||
                 v[2] > '4')
-                return usage("--quantize expects WxA with W and A in 1..4, e.g. 2x2");
+                return usage("--quantize expects W<w>A<a> with w and a in 1..4, e.g. W2A2");
             a.qw = v[0] - '0', a.qa = v[2] - '0';
         } else if (!arg.empty() && arg[0] == '-') {
             return usage(("unknown option " + arg).c_str());

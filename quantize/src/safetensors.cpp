@@ -13,6 +13,8 @@
 #include <set>
 #include <utility>
 
+#include "amq/write_all.h"
+
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "safetensors data is little-endian; amq reads it in place on little-endian hosts");
 
@@ -703,18 +705,6 @@ std::vector<uint8_t> Writer::bytes() const {
 }
 
 namespace {
-bool write_all(int fd, const void *data, size_t n) {
-    const auto *p = static_cast<const uint8_t *>(data);
-    while (n > 0) {
-        const ssize_t w = ::write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return false;
-        p += w;
-        n -= static_cast<size_t>(w);
-    }
-    return true;
-}
-
 // Creates a new temporary file beside `path`; sets `tmp` to its name.
 int create_temp(const std::string &path, std::string &tmp) {
     static std::atomic<unsigned> counter{0};

@@ -1,6 +1,6 @@
 // Hooks into the Halide runtime: errors become amq::Error instead of abort(),
 // AMQ_ISA caps the variant the multi-target kernels pick, and the parallel
-// loops run on amq's pool (thread_pool.h).
+// loops run on amq's pool (amq/thread_pool.h).
 #include "halide_hooks.h"
 
 #include <cstdlib>
@@ -9,7 +9,7 @@
 #include <string>
 
 #include "HalideRuntime.h"
-#include "thread_pool.h"
+#include "amq/thread_pool.h"
 
 namespace amq::detail {
 namespace {
@@ -74,8 +74,8 @@ void install_hooks() {
                               "' is not a kernel variant (expected avx512, avx2 or sse41)";
         }
         halide_set_custom_can_use_target_features(can_use);
-        halide_set_custom_do_par_for(pool_do_par_for);
-        if (pool_spin_us() < 0)
+        halide_set_custom_do_par_for(pool::par_for);
+        if (pool::spin_us() < 0)
             g_env_error = std::string("AMQ_SPIN_US='") + std::getenv("AMQ_SPIN_US") +
                           "' is not a spin time (expected microseconds, 0..1000000)";
     });

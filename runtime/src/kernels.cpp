@@ -15,10 +15,10 @@
 #include "HalideRuntime.h"
 #include "amq/batch_tile.h"
 #include "amq/reference.h"
+#include "amq/thread_pool.h"
 #include "amq/weight_layout.h"
 #include "amq_kernel_table.h"
 #include "halide_hooks.h"
-#include "thread_pool.h"
 
 namespace amq {
 namespace {
@@ -35,12 +35,9 @@ void check_bits(const char *kernel, const char *what, int k) {
 
 size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
 
-int g_threads = 1;  // set_num_threads(); the kernels run serially with one
-
-// Below this many weight bytes a parallel bgemv loses to the serial one: waking
-// the pool costs more than the work it splits (measured on the 2-vCPU Zen 5 VM:
-// 1024x1024 W2A2 took 2.5 us serial, 3.3 us on two threads; docs/PERFORMANCE.md).
-constexpr size_t kParallelMinBytes = 512 * 1024;
+// Whether a product with this many bytes of weights runs its parallel variant:
+// the pool's thread count (set_num_threads) and threshold, which the tuner uses too.
+bool parallel(size_t weight_bytes) { return pool::runs_parallel(pool::threads(), weight_bytes); }
 
 }  // namespace
 
@@ -61,8 +58,7 @@ Isa active_isa() { return detail::selected_isa(); }
 void set_num_threads(int n) {
     detail::install_hooks();
     if (n < 1) fail("set_num_threads: threads = " + std::to_string(n) + " (expected >= 1)");
-    detail::pool_set_threads(n);
-    g_threads = n;
+    pool::set_threads(n);
 }
 
 KernelLayout kernel_layout() { return KernelLayout{AMQ_KERNEL_LAYOUT, AMQ_KERNEL_TILE}; }
@@ -468,7 +464,7 @@ void bgemv(const BinaryMatrix &W, const BinaryVector &a, float *y) {
         if (scratch.size() < padded) scratch.resize(padded);
         dst = scratch.data();
     }
-    const bool par = g_threads > 1 && W.bytes() >= kParallelMinBytes;
+    const bool par = parallel(W.bytes());
     run_product(product_kernels(W.bound_, W.variant_, W.k_w(), a.k), W, a.planes.data(),
                 a.beta.data(), a.k, a.n, 1, dst, padded, par, "bgemv");
     if (dst != y) std::memcpy(y, dst, W.rows() * sizeof(float));
@@ -498,7 +494,7 @@ void bgemm(const BinaryMatrix &W, const BinaryBatch &a, float *y, size_t y_strid
         if (scratch.size() < padded * B) scratch.resize(padded * B);
         dst = scratch.data();
     }
-    const bool par = g_threads > 1 && W.bytes() * B >= kParallelMinBytes;
+    const bool par = parallel(W.bytes() * B);
     run_product(product_kernels(W.bound_, W.variant_, W.k_w(), a.k), W, a.planes.data(),
                 a.beta.data(), a.k, a.n, B, dst, direct ? stride : padded, par, "bgemm");
     if (!direct)
@@ -650,7 +646,7 @@ void f32_gemv(const float *M, size_t rows, size_t cols, const float *x, const fl
     Buffer<float> yb(y, int(rows));
     detail::check(
         kernels::f32_gemv(Mb, xb, bb,
-                          g_threads > 1 && rows * cols * sizeof(float) >= kParallelMinBytes, yb),
+                          parallel(rows * cols * sizeof(float)), yb),
         "f32_gemv");
 }
 

@@ -25,7 +25,7 @@ fi
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
-"$AMQ" generate --target "$TARGET" --bits 2x2,3x3 --out "$WORK/kernels"
+"$AMQ" generate --target "$TARGET" --bits W2A2,W3A3 --out "$WORK/kernels"
 
 K=$WORK/kernels
 libs=()

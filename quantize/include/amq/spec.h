@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstddef>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -13,6 +14,14 @@ namespace amq::spec {
 struct Bits {
     int w, a;
 };
+
+// The one spelling of a bit pair in what amq prints and writes (CLI, JSON,
+// records, docs): "W2A3" for 2 weight and 3 activation bits. (Kernel names
+// keep the symbol form bgemv_w2a3.)
+inline std::string bits_name(int w, int a) {
+    return "W" + std::to_string(w) + "A" + std::to_string(a);
+}
+inline std::string bits_name(Bits b) { return bits_name(b.w, b.a); }
 
 struct Shape {
     size_t rows, cols;  // y[rows] = W[rows x cols] x[cols]

@@ -51,10 +51,12 @@ struct ModelProblem {
 std::vector<ModelProblem> model_problems(const ModelFile &model, size_t batch, int threads,
                                          const std::string &layout, int tile);
 
-// bgemv's layout and tile as the build will give them to bgemm: the
-// "pipelines" entry of the schedules file at `path` if it exists and has one,
-// else the hand defaults.
-std::pair<std::string, int> bgemm_weight_layout(const std::string &schedules_path);
+// bgemv's layout and tile as the build will give them to bgemm in the kernel
+// variant `isa`: the "pipelines" entry of that variant's section of the
+// schedules file at `path` ("isa" -> isa, else the top level) if it exists and
+// has one, else the hand defaults.
+std::pair<std::string, int> bgemm_weight_layout(const std::string &schedules_path,
+                                                const std::string &isa = "");
 
 // The search budget of each of `problems` out of `budget_seconds`: half split
 // evenly (every search needs compiles, whatever its kernel's time), half by

@@ -29,8 +29,8 @@ struct Problem {
     // "4096x1024x64" (bgemm: rows x cols x batch), "1024x1" (cells: hidden x
     // batch), "1024" (quantize_act: length).
     std::string shape_str() const;
-    // "2x2" (weight x activation bits), "a2t2" (quantize_act: activation bits and
-    // alternating cycles), "f32" (f32_gemv and the cells).
+    // "W2A2" (weight and activation bits, spec::bits_name), "a2t2" (quantize_act:
+    // activation bits and alternating cycles), "f32" (f32_gemv and the cells).
     std::string bits_str() const;
     // "bgemv 4096x1024 W2A2 1 thread(s)", "lstm_cell 1024x1 f32 1 thread(s)",
     // "bgemm 4096x1024x64 W2A2 tiled/16 1 thread(s)"

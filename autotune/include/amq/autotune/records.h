@@ -19,6 +19,9 @@ constexpr int kRecordFormatVersion = 1;
 struct Record {
     std::string time;  // UTC, ISO 8601
     CpuIdentity cpu;
+    // The kernel variant measured ("avx512", "avx2", "sse41"): a line written
+    // before records had "isa" was measured for the top variant.
+    std::string isa;
     std::string halide_version, target;
     Problem problem;
     Candidate candidate;  // knobs, autoscheduler and machine setup (never a test fault)
@@ -26,8 +29,8 @@ struct Record {
     int rung = 0;         // the search's successive-halving rung
     Measurement measurement;
 
-    // True when `other` was measured under the same conditions (CPU, Halide,
-    // target, problem), so that their times compare.
+    // True when `other` was measured under the same conditions (CPU, ISA
+    // variant, Halide, target, problem), so that their times compare.
     bool same_setting(const Record &other) const;
 };
 

@@ -1,7 +1,10 @@
 // The tuned schedules file, schedules/<cpu-id>.json: the best knobs per
 // (pipeline, shape, bits, threads) for one CPU, plus a "pipelines" section of
 // the same structure as schedules/defaults.json, so that the build can use the
-// file in place of the defaults (cmake -DAMQ_SCHEDULES=...).
+// file in place of the defaults (cmake -DAMQ_SCHEDULES=...). That is the top
+// (AVX-512) variant's; "isa": {"avx2": {...}, "sse41": {...}} holds the same
+// for each lower variant tuned ("pipelines" with only its tuned pipelines:
+// a pipeline missing there builds with the top variant's knobs).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -47,16 +50,19 @@ std::optional<CommonKnobs> common_knobs(const std::vector<Record> &records,
                                         const std::string &halide_version,
                                         const std::string &target);
 
-// Adds `entry` to the file at `path` (replacing the entry of the same pipeline,
-// shape, bits and threads), creating the file when it is missing, and rewrites
-// its "pipelines" section: the hand defaults, where each tuned pipeline takes
+// Adds `entry`, measured for the kernel variant `isa` ("" or the top variant:
+// the top level; else the file's "isa" section of that variant) to the file at
+// `path` (replacing the entry of the same pipeline, shape, bits and threads),
+// creating the file when it is missing, and rewrites that section's
+// "pipelines": (top level: the hand defaults, where) each tuned pipeline takes
 // common_knobs() over `records` when there is such a set, else the knobs of its
-// entry with the most work (rows x cols x k_w x k_a). Throws
-// std::runtime_error naming the file if it cannot be read, belongs to another
-// CPU, or cannot be written.
+// entry with the most work (rows x cols x k_w x k_a). `target` is the target
+// the entry was measured on. Throws std::runtime_error naming the file if it
+// cannot be read, belongs to another CPU, or cannot be written.
 void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
                            const std::string &halide_version, const std::string &target,
-                           const TunedEntry &entry, const std::vector<Record> &records = {});
+                           const TunedEntry &entry, const std::vector<Record> &records = {},
+                           const std::string &isa = "");
 
 // The file's text for `doc`: JSON whose first line names the generator.
 std::string schedules_file_text(const nlohmann::ordered_json &doc);

@@ -24,6 +24,9 @@ namespace amq::tune {
 
 struct TuneOptions {
     Problem problem;
+    // The kernel variant tuned ("avx512", "avx2", "sse41"; isa_variants()): the
+    // JIT target is the host's features capped to it. "" = the host's best.
+    std::string isa;
     double budget_seconds = 120;  // for the search (the comparisons after it come on top)
     int max_trials = 0;           // evaluations of the search; 0 = no limit
     std::string records_path;     // "" = keep no records
@@ -51,6 +54,7 @@ struct AutoschedulerResult {
 struct TuneReport {
     Problem problem;
     CpuIdentity cpu;
+    std::string isa;  // the kernel variant tuned
     std::string target, halide_version;
     Knobs tuned_knobs, default_knobs;
     double tuned_us = 0, default_us = 0;  // the closing comparison

@@ -1,5 +1,5 @@
-// amq's halide_do_par_for: a small pool whose workers spin between kernels.
-// See thread_pool.h for why; the protocol:
+// amq's thread pool: a small pool whose workers spin between kernels.
+// See amq/thread_pool.h for why; the protocol:
 //
 //   caller                                worker (index w, taking part if w < wanted)
 //   claim the pool (owned, or run serial)  wait until gen changes: spin, then sleep
@@ -11,7 +11,7 @@
 // Tasks are claimed one at a time from j.next, so a late worker simply finds
 // none left. The seq_cst order of "job = null; read busy" against "++busy; read
 // job" guarantees that the caller never returns while a worker can still touch j.
-#include "thread_pool.h"
+#include "amq/thread_pool.h"
 
 #include <pthread.h>
 
@@ -31,21 +31,21 @@
 #define AMQ_CPU_RELAX() std::this_thread::yield()
 #endif
 
-namespace amq::detail {
+namespace amq::pool {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
 // Spinning threads yield the CPU every this many pauses (tens of microseconds),
 // so that a thread which shares their CPU can run. More often costs the
-// parallel speed: measured with `amq bench gemv --shape 4096x2048 --bits 2x2
+// parallel speed: measured with `amq bench gemv --shape 4096x2048 --bits W2A2
 // --threads 2` (tuned kernels, 64 tiles per task), yielding every 64 pauses
 // gave 1.68x one thread, every 1024 pauses 1.89x (medians of five runs;
 // docs/PERFORMANCE.md).
 constexpr unsigned kYieldEvery = 1024;
 
 struct Job {
-    halide_task_t task;
+    Task task;
     void *uc;
     uint8_t *closure;
     int min, size;
@@ -55,7 +55,7 @@ struct Job {
 
 thread_local bool t_in_task = false;  // a nested parallel loop runs serially
 
-int run_serial(void *uc, halide_task_t task, int min, int size, uint8_t *closure) {
+int run_serial(void *uc, Task task, int min, int size, uint8_t *closure) {
     for (int i = min; i < min + size; ++i)
         if (int r = task(uc, i, closure)) return r;
     return 0;
@@ -88,7 +88,7 @@ class Pool {
 public:
     explicit Pool(int spin_us) : spin_(spin_us < 0 ? 100 : spin_us) {}
 
-    // Never destroyed (see pool()): the workers live as long as the process.
+    // Never destroyed (see the_pool()): the workers live as long as the process.
     void set_threads(int n) {
         std::lock_guard<std::mutex> lock(m_);
         const int workers = n - 1;
@@ -102,7 +102,7 @@ public:
         cv_.notify_all();
     }
 
-    int par_for(void *uc, halide_task_t task, int min, int size, uint8_t *closure) {
+    int run(void *uc, Task task, int min, int size, uint8_t *closure) {
         bool free = false;
         if (t_in_task || size <= 1 || wanted_.load(std::memory_order_relaxed) == 0 ||
             !owned_.compare_exchange_strong(free, true, std::memory_order_acquire))
@@ -183,7 +183,7 @@ std::once_flag g_fork_once;
 // (the old one is left as it is; its mutex may have been held at the fork).
 void after_fork_in_child() { g_pool.store(nullptr); }
 
-Pool &pool() {
+Pool &the_pool() {
     Pool *p = g_pool.load(std::memory_order_acquire);
     if (p) return *p;
     static std::mutex create;
@@ -200,17 +200,19 @@ Pool &pool() {
 
 }  // namespace
 
-int pool_spin_us() { return spin_from_env(); }
+int spin_us() { return spin_from_env(); }
 
-void pool_set_threads(int n) {
+void set_threads(int n) {
     g_threads.store(n);
-    if (n > 1 || g_pool.load()) pool().set_threads(n);
+    if (n > 1 || g_pool.load()) the_pool().set_threads(n);
 }
 
-int pool_do_par_for(void *uc, halide_task_t task, int min, int size, uint8_t *closure) {
+int threads() { return g_threads.load(std::memory_order_relaxed); }
+
+int par_for(void *uc, Task task, int min, int size, uint8_t *closure) {
     if (g_threads.load(std::memory_order_relaxed) <= 1)
         return run_serial(uc, task, min, size, closure);
-    return pool().par_for(uc, task, min, size, closure);
+    return the_pool().run(uc, task, min, size, closure);
 }
 
-}  // namespace amq::detail
+}  // namespace amq::pool
