@@ -671,7 +671,7 @@ void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBat
                     const float *gx, size_t gx_size, BinaryBatch &next, int iters, Call call) {
     detail::install_hooks();
     const std::string k = K;
-    check_product(K, W, hq.k, hq.n);
+    check_product(K, W, -1, hq.k, hq.n);  // the common layout only
     const size_t H = W.cols();
     if (W.rows() != size_t(G) * H)
         fail(k + ": W_hh is " + std::to_string(W.rows()) + "x" + std::to_string(H) +

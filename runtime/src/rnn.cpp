@@ -147,8 +147,12 @@ Session::Session(std::shared_ptr<const Model> model, size_t batch)
         !(fused_env && std::string(fused_env) == "0"))
         for (size_t ld = 0; ld < LD; ++ld) {
             const Model::Matrix &hh = model_->dirs_[ld].hh;
-            fused_[ld] = hh.quantized && fused_step_built(hh.binary.k_w(), model_->k_a_,
-                                                          model_->act_iters_);
+            // Its planes of h_t are the recurrent product's input at the next step
+            // (hh's own activation quantizer), and it reads the common weight layout
+            // (not that of a per-problem variant).
+            fused_[ld] = hh.quantized && !hh.act.ternary &&
+                         hh.binary.layout() == kernel_layout() &&
+                         fused_step_built(hh.binary.k_w(), hh.act.k, hh.act.iters);
         }
     if (s.lm()) {
         logits_.assign(B * s.vocab_size, 0.0f);
@@ -206,9 +210,9 @@ bool Session::fused_step(size_t ld, const float *gx, size_t gx_size) {
     const Model::Matrix &hh = model_->dirs_[ld].hh;
     if (model_->shape_.arch == Arch::lstm)
         lstm_step(hh.binary, hq_[ld], gx, gx_size, c_[ld].data(), h_[ld].data(), hq_next_,
-                  model_->act_iters_);
+                  hh.act.iters);
     else
-        gru_step(hh.binary, hq_[ld], gx, gx_size, h_[ld].data(), hq_next_, model_->act_iters_);
+        gru_step(hh.binary, hq_[ld], gx, gx_size, h_[ld].data(), hq_next_, hh.act.iters);
     std::swap(hq_[ld], hq_next_);
     return true;
 }
