@@ -125,7 +125,7 @@ std::vector<std::string> resolve_target(const std::string &text) {
     return out;
 }
 
-// "2x2,3x3" (or "w2a2", or "all") -> sorted unique pairs.
+// "W2A2,W3A3" (or the alias "2x2,3x3", or "all") -> sorted unique pairs.
 std::vector<spec::Bits> parse_bits_list(const std::string &text) {
     std::set<std::pair<int, int>> pairs;
     if (text == "all") {
@@ -138,9 +138,10 @@ std::vector<spec::Bits> parse_bits_list(const std::string &text) {
                 pairs.insert({b.w, b.a});
             } catch (const UsageError &) {
                 throw UsageError("--bits '" + text + "': '" + item +
-                                 "' is not a bit pair; valid pairs are WxA with W (weight bits) "
-                                 "and A (activation bits) each in 1..4 (1x1, 1x2, ... 4x4), "
-                                 "comma separated, e.g. --bits 2x2,3x3, or --bits all");
+                                 "' is not a bit pair; valid pairs are W<w>A<a> with w (weight bits) "
+                                 "and a (activation bits) each in 1..4 (W1A1, W1A2, ... W4A4; "
+                                 "the alias 2x2 works too), comma separated, e.g. --bits "
+                                 "W2A2,W3A3, or --bits all");
             }
         }
     }
@@ -799,7 +800,7 @@ void add_generate_command(CLI::App &app) {
                     "host, x86-64-avx512, x86-64-avx2, x86-64-sse41, x86-64-multi, aarch64, "
                     "aarch64-dotprod, or a Halide target string")
         ->required();
-    cmd->add_option("--bits", a->bits, "Bit pairs WxA, comma separated (e.g. 2x2,3x3), or all");
+    cmd->add_option("--bits", a->bits, "Bit pairs, comma separated (e.g. W2A2,W3A3; the alias 2x2 works too), or all");
     cmd->add_option("--model", a->model,
                     "A quantized model (.amq): exactly the kernels it calls, the binary "
                     "products specialized to its shapes where the schedules have a tuned "
