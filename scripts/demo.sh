@@ -18,7 +18,7 @@ STEPS=(
   "quantize it: alternating, W2A2"
   "tune the kernels this model needs for this CPU (about 2 minutes, resumes from earlier records), rebuild with them"
   "GEMV benchmark: every shape and bit width, 1 thread"
-  "GEMV benchmark: 4096x2048, w2a2, 2 threads, JSON"
+  "GEMV benchmark: 4096x2048, W2A2, 2 threads, JSON"
   "perplexity and tokens/s on ptb.test.txt in one table: float, the fastest configuration within 2% of float (W3A3), every matrix quantized (amq eval --compare, 1 thread)"
   "the LSTM runner against oneDNN f32 and int8: H=1024, W2A2, 1 thread"
   "install amq, generate kernels for this CPU, build examples/rnn_app against them, run it"
