@@ -72,7 +72,13 @@ __attribute__((target("avx512f"))) uint64_t read_zmm(const uint64_t *w, size_t v
             acc[j] = _mm512_xor_si512(acc[j], _mm512_load_si512(w + (v + j) * 8));
     __m512i s = acc[0];
     for (int j = 1; j < kAcc; ++j) s = _mm512_xor_si512(s, acc[j]);
-    return uint64_t(_mm512_reduce_add_epi64(s));
+    // Fold the lanes as unsigned words: the data is random bits, so a signed
+    // reduction (_mm512_reduce_add_epi64) would overflow (undefined behaviour).
+    alignas(64) uint64_t lanes[8];
+    _mm512_store_si512(lanes, s);
+    uint64_t r = 0;
+    for (uint64_t x : lanes) r ^= x;
+    return r;
 }
 
 double now_ns() {
