@@ -1,6 +1,9 @@
 // Helpers shared by the kernel tests: random data and comparisons.
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -43,6 +46,15 @@ inline std::vector<uint64_t> random_planes(int planes, size_t rows, size_t cols,
 }
 
 // Tolerance for a float result of a sum whose terms have magnitude `scale`.
+// Largest |a[i] - b[i]|; a size mismatch fails the calling test.
+inline double max_abs_diff(const std::vector<float> &a, const std::vector<float> &b) {
+    EXPECT_EQ(a.size(), b.size());
+    double m = 0;
+    for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
+        m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
+    return m;
+}
+
 inline double tol(double scale) { return 1e-5 * scale + 1e-6; }
 
 }  // namespace amq::testing

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "amq/quantize_model.h"
+#include "kernel_testing.h"
 #include "amq/reference_rnn.h"
 #include "amq/rnn.h"
 
@@ -54,13 +55,7 @@ ModelFile quantized(const ModelFile &f, int k_w, int k_a) {
     return quantize_model(f, o);
 }
 
-double max_abs_diff(const std::vector<float> &a, const std::vector<float> &b) {
-    EXPECT_EQ(a.size(), b.size());
-    double m = 0;
-    for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
-        m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
-    return m;
-}
+using amq::testing::max_abs_diff;
 
 // ---- the kernel against the separate kernels -----------------------------------
 

@@ -15,6 +15,7 @@
 
 #include "amq/amq.h"
 #include "amq/quantize_model.h"
+#include "kernel_testing.h"
 #include "amq/reference.h"
 #include "amq/reference_rnn.h"
 #include "amq/rnn.h"
@@ -96,13 +97,7 @@ Outputs run_session(std::shared_ptr<const Model> model, const TorchIo &io) {
     return out;
 }
 
-double max_abs_diff(const std::vector<float> &a, const std::vector<float> &b) {
-    EXPECT_EQ(a.size(), b.size());
-    double m = 0;
-    for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
-        m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
-    return m;
-}
+using amq::testing::max_abs_diff;
 
 double mean_abs_diff(const std::vector<float> &a, const std::vector<float> &b) {
     double s = 0;
