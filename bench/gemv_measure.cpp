@@ -53,6 +53,9 @@ GemvProblem make_gemv_problem(size_t rows, size_t cols, spec::Bits bits, bool wi
         for (auto &v : p.M) v = nd(g);
     }
     p.W = BinaryMatrix::from_planes(planes.data(), alpha.data(), bits.w, rows, cols, p.bias.data());
+    if (p.W.variant(bits.a))
+        p.W_common = BinaryMatrix::from_planes(planes.data(), alpha.data(), bits.w, rows, cols,
+                                               p.bias.data(), kernel_layout());
     quantize_act(p.x.data(), cols, bits.a, act_iters, p.a);
     return p;
 }
@@ -80,9 +83,16 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
         },
     };
     std::vector<int> fn_threads(fns.size(), threads);
+    size_t one_thread_fn = 0, common_fn = 0;
     if (threads > 1) {
+        one_thread_fn = fns.size();
         fns.push_back([&] { bgemv(W, a, y.data()); });
         fn_threads.push_back(1);
+    }
+    if (W.variant(bits.a)) {
+        common_fn = fns.size();
+        fns.push_back([&] { bgemv(p.W_common, a, y.data()); });
+        fn_threads.push_back(threads);
     }
     int current = threads;
     // With threads, no candidate may run beside the idle threads of another:
@@ -127,7 +137,8 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
     res.quantize_act_us = t[2].median_us;
     res.f32_halide_us = t[3].median_us;
     res.sgemv_us = t[4].median_us;
-    if (threads > 1) res.amq_gemv_only_1thread_us = t[5].median_us;
+    if (one_thread_fn) res.amq_gemv_only_1thread_us = t[one_thread_fn].median_us;
+    if (common_fn) res.common_gemv_only_us = t[common_fn].median_us;
     res.amq_spread = t[0].spread;
     res.rounds = rounds;
     res.weight_bytes = W.bytes();

@@ -16,6 +16,9 @@ namespace amq::bench {
 // and its quantized planes, and (with_float) the float matrix of the baselines.
 struct GemvProblem {
     BinaryMatrix W;
+    // When W is bound to a per-problem variant: the same weights in the common
+    // layout, unbound, so the common kernel runs them (else empty).
+    BinaryMatrix W_common;
     BinaryVector a;
     std::vector<float> x, y, M, bias;
 };
@@ -27,6 +30,9 @@ struct GemvResult {
     int k_w = 0, k_a = 0, threads = 1, iters = 2;
     std::string isa, layout;
     double amq_us = 0, amq_gemv_only_us = 0, quantize_act_us = 0;
+    // When the product runs a per-problem variant: bgemv of the common kernel on
+    // the same weights, timed in the same rounds (else 0).
+    double common_gemv_only_us = 0;
     double f32_halide_us = 0, sgemv_us = 0;
     // With threads > 1: bgemv on one thread, timed in the same rounds (else 0).
     double amq_gemv_only_1thread_us = 0;

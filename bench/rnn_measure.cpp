@@ -190,6 +190,15 @@ RnnCandidates make_rnn_candidates(const RnnBenchConfig &cfg, bool with_float, bo
         c.amq_step_separate = std::make_unique<AmqRnnRunner>(quantized, x, T, true, B);
         unsetenv("AMQ_FUSED_STEP");
     }
+    const size_t G = cfg.arch == Arch::lstm ? 4 : 3;
+    if (BinaryMatrix::variant_for(cfg.bits.w, cfg.bits.a, G * cfg.hidden_size, cfg.hidden_size) ||
+        BinaryMatrix::variant_for(cfg.bits.w, cfg.bits.a, G * cfg.hidden_size, cfg.input())) {
+        setenv("AMQ_VARIANTS", "0", 1);  // read when the weights are packed
+        const auto common = Model::from_file(quantized_model(cfg, f));
+        unsetenv("AMQ_VARIANTS");
+        c.amq_common = std::make_unique<AmqRnnRunner>(common, x, T, false, B);
+        c.amq_step_common = std::make_unique<AmqRnnRunner>(common, x, T, true, B);
+    }
     if (with_float)
         c.amq_float = std::make_unique<AmqRnnRunner>(Model::from_file(f), x, T, false, B);
     if (with_onednn) {
@@ -236,6 +245,10 @@ RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms
     if (c.amq_separate) {
         add(&res.amq_separate, [&] { c.amq_separate->run(); });
         add(&res.amq_step_separate, [&] { c.amq_step_separate->run(); });
+    }
+    if (c.amq_common) {
+        add(&res.amq_common, [&] { c.amq_common->run(); });
+        add(&res.amq_step_common, [&] { c.amq_step_common->run(); });
     }
 
     // Every candidate ran once for the outputs compared here; the harness warms

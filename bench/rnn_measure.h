@@ -81,6 +81,9 @@ struct RnnCandidates {
     std::unique_ptr<AmqRnnRunner> amq, amq_step, amq_float;  // amq_step: step() calls
     // The same on the separate kernels (AMQ_FUSED_STEP=0), when amq runs fused steps.
     std::unique_ptr<AmqRnnRunner> amq_separate, amq_step_separate;
+    // The same weights packed for the common kernels (AMQ_VARIANTS=0), when a
+    // matrix of the layer is bound to a per-problem variant.
+    std::unique_ptr<AmqRnnRunner> amq_common, amq_step_common;
     std::unique_ptr<OnednnRnn> onednn_f32, onednn_int8;      // check ok() before use
 };
 // with_float / with_onednn: build those candidates too (amq is always built).
@@ -114,6 +117,7 @@ struct RnnResult {
     int rounds = 0;
     RnnTiming amq, amq_step, amq_float, onednn_f32, onednn_int8;
     RnnTiming amq_separate, amq_step_separate;  // ok when amq runs fused steps
+    RnnTiming amq_common, amq_step_common;      // ok when a matrix runs a per-problem variant
     std::string onednn_int8_cell;                     // onednn_int8_cell(cfg.arch)
     size_t model_bytes_amq = 0, model_bytes_f32 = 0;  // Model::weight_bytes()
     // max |h| difference over all T steps: amq float and amq quantized against

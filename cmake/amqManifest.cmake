@@ -13,7 +13,8 @@
 #   checks the file against the manifest (FATAL_ERROR naming the file, the entry
 #   and the reason), then sets
 #   AMQ_KNOBS_<pipeline>       "key=value" list: the file's knobs over the defaults
-#   AMQ_KNOBS_<isa>_<pipeline> the same for a lower ISA variant ("isa" section)
+#   AMQ_KNOBS_<isa>_<pipeline> a lower ISA variant's: its "isa" section over the top's
+#   AMQ_ISA_PARAM_<pipeline>   "isa_knobs=..." of the lower variants' own knobs, or ""
 #   AMQ_KERNELS                kernel names (each amq_<name>), manifest order
 #   AMQ_KERNEL_<name>_GENERATOR / _PIPELINE / _PARAMS
 #   AMQ_TABLES                 pipelines with a dispatch table (array of kernels)
@@ -239,7 +240,7 @@ macro(_amq_instances p)
       list(APPEND AMQ_KERNELS ${_name})
       set(AMQ_KERNEL_${_name}_GENERATOR ${_gen})
       set(AMQ_KERNEL_${_name}_PIPELINE ${p})
-      set(AMQ_KERNEL_${_name}_PARAMS ${_ps} ${_extra} ${AMQ_KNOBS_${p}})
+      set(AMQ_KERNEL_${_name}_PARAMS ${_ps} ${_extra} ${AMQ_KNOBS_${p}} ${AMQ_ISA_PARAM_${p}})
       if(_table)
         list(APPEND AMQ_TABLE_${p}_KERNELS ${_name})
       endif()
@@ -278,11 +279,23 @@ macro(amq_schedules_load file)
       if(_err)
         set(AMQ_KNOBS_${_isa}_${_p} "${AMQ_KNOBS_${_p}}")
       else()
-        _amq_knob_set(AMQ_KNOBS_${_isa}_${_p} "${_sfile}" "isa.${_isa}.pipelines.${_p}" ${_p}
+        # The knobs the section sets (checked), the top variant's for the rest.
+        _amq_knob_set(_own "${_sfile}" "isa.${_isa}.pipelines.${_p}" ${_p}
                       "${_sj}" isa ${_isa} pipelines ${_p})
+        _amq_json_keys(_set "${_sj}" isa ${_isa} pipelines ${_p})
+        set(AMQ_KNOBS_${_isa}_${_p} "")
+        foreach(_e IN LISTS AMQ_KNOBS_${_p})
+          string(REGEX MATCH "^([^=]*)=" _ "${_e}")
+          if(CMAKE_MATCH_1 IN_LIST _set)
+            _amq_knob(_val "${_own}" ${CMAKE_MATCH_1})
+            set(_e "${CMAKE_MATCH_1}=${_val}")
+          endif()
+          list(APPEND AMQ_KNOBS_${_isa}_${_p} "${_e}")
+        endforeach()
       endif()
     endforeach()
   endforeach()
+  _amq_isa_params()
 
   set(AMQ_KERNELS "")
   set(AMQ_TABLES "")
@@ -304,6 +317,54 @@ macro(amq_schedules_load file)
     endforeach()
   endif()
   unset(_sj)
+endmacro()
+
+# AMQ_ISA_PARAM_<pipeline>: "isa_knobs=avx2/k:v,k:v+sse41/k:v" (generators/isa_knobs.h),
+# the knobs in which each lower ISA variant differs from the top one; "" when
+# none does. A lower variant may not change a "runtime" knob (the runtime packs
+# weights or plans batches by it, for whichever variant runs), and only a
+# tunable pipeline's generator reads isa_knobs.
+macro(_amq_isa_params)
+  list(GET AMQ_MANIFEST_ISAS 0 _top)
+  foreach(_p IN LISTS AMQ_MANIFEST_PIPELINES)
+    set(_sections "")
+    foreach(_isa IN LISTS AMQ_MANIFEST_ISAS)
+      if(_isa STREQUAL _top)
+        continue()
+      endif()
+      set(_diff "")
+      foreach(_e IN LISTS AMQ_KNOBS_${_isa}_${_p})
+        if(_e IN_LIST AMQ_KNOBS_${_p})
+          continue()
+        endif()
+        string(REGEX MATCH "^([^=]*)=(.*)$" _ "${_e}")
+        set(_k "${CMAKE_MATCH_1}")
+        set(_val "${CMAKE_MATCH_2}")
+        _amq_knob(_topv "${AMQ_KNOBS_${_p}}" ${_k})
+        string(JSON _rt ERROR_VARIABLE _err GET "${AMQ_MANIFEST_TEXT}" pipelines ${_p} knobs ${_k} runtime)
+        if(NOT _err AND _rt)
+          _amq_bad("${_sfile}" "isa.${_isa}.pipelines.${_p}"
+                   "knob ${_p}.${_k} = ${_val} differs from the top variant's ${_topv}, but the runtime packs weights or plans batches by it for every ISA variant (\"runtime\": true in the manifest); tune the variant again with amq tune --isa ${_isa}, which holds it")
+        endif()
+        string(JSON _tun GET "${AMQ_MANIFEST_TEXT}" pipelines ${_p} tunable)
+        if(NOT _tun)
+          _amq_bad("${_sfile}" "isa.${_isa}.pipelines.${_p}"
+                   "${_p} has no per-ISA knobs (only the tunable pipelines' generators read them)")
+        endif()
+        list(APPEND _diff "${_k}:${_val}")
+      endforeach()
+      if(_diff)
+        list(JOIN _diff "," _diff)
+        list(APPEND _sections "${_isa}/${_diff}")
+      endif()
+    endforeach()
+    if(_sections)
+      list(JOIN _sections "+" _sections)
+      set(AMQ_ISA_PARAM_${_p} "isa_knobs=${_sections}")
+    else()
+      set(AMQ_ISA_PARAM_${_p} "")
+    endif()
+  endforeach()
 endmacro()
 
 # One entry of "variants": checked, and added to AMQ_VARIANTS when it beats the
@@ -401,8 +462,8 @@ function(_amq_us_x1e5 out value)
   if(int STREQUAL "")
     set(int 0)
   endif()
-  string(REGEX REPLACE "^0+([0-9])" "\\1" frac "${frac}")
-  math(EXPR v "${int} * 100000 + ${frac}")
+  # (not REGEX REPLACE "^0+": CMake applies a "^" pattern again after each match)
+  math(EXPR v "${int} * 100000 + 1${frac} - 100000")
   set(${out} ${v} PARENT_SCOPE)
 endfunction()
 

@@ -1,5 +1,6 @@
 // Generator for bgemm_w<k_w>a<k_a>: see bgemm.h for the algorithm and schedule.
 #include "bgemm.h"
+#include "isa_knobs.h"
 
 namespace amq::gen {
 
@@ -13,6 +14,7 @@ public:
     GeneratorParam<int> parallel_tiles{"parallel_tiles", 0, 0, 1 << 20};
     GeneratorParam<int> accumulators{"accumulators", 24, 1, 256};
     GeneratorParam<int> max_batch_tile{"max_batch_tile", 6, 1, 16};
+    GeneratorParam<std::string> isa_knobs{"isa_knobs", ""};  // per ISA variant: isa_knobs.h
     // Shape the autoschedulers plan for (estimates only).
     GeneratorParam<int> est_rows{"est_rows", 4096};
     GeneratorParam<int> est_cols{"est_cols", 1024};
@@ -44,12 +46,14 @@ public:
             bgemm_batch_tile(est_batch, bgemm_max_batch_tile(accumulators, max_batch_tile, k_w, k_a)),
             false);
 
+        IsaKnobs isa(isa_knobs, get_target(), "bgemm");
         if (!auto_schedule) {
             BgemmKnobs k;
             k.layout = lay;
             k.tile = tile;
-            k.unroll_words = unroll_words;
-            k.parallel_tiles = parallel_tiles;
+            k.unroll_words = isa.get("unroll_words", int(unroll_words));
+            k.parallel_tiles = isa.get("parallel_tiles", int(parallel_tiles));
+            isa.done();
             k.accumulators = accumulators;
             k.max_batch_tile = max_batch_tile;
             bgemm_schedule(f, k, k_w, k_a, batch_tile, parallel);

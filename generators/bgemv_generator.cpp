@@ -1,5 +1,6 @@
 // Generator for bgemv_w<k_w>a<k_a>: see bgemv.h for the algorithm and schedule.
 #include "bgemv.h"
+#include "isa_knobs.h"
 
 namespace amq::gen {
 
@@ -11,6 +12,7 @@ public:
     GeneratorParam<int> tile{"tile", 8, 1, 64};
     GeneratorParam<int> unroll_words{"unroll_words", 1, 1, 16};
     GeneratorParam<int> parallel_tiles{"parallel_tiles", 0, 0, 1 << 20};
+    GeneratorParam<std::string> isa_knobs{"isa_knobs", ""};  // per ISA variant: isa_knobs.h
     // Shape the autoschedulers plan for (estimates only).
     GeneratorParam<int> est_rows{"est_rows", 4096};
     GeneratorParam<int> est_cols{"est_cols", 1024};
@@ -47,12 +49,14 @@ public:
         set_bgemv_estimates(W, alpha, bias, A, beta, n, parallel, y, tile, k_w, k_a, shape_rows,
                             shape_cols, false);
 
+        IsaKnobs isa(isa_knobs, get_target(), "bgemv");
         if (!auto_schedule) {
             BgemvKnobs k;
             k.layout = lay;
             k.tile = tile;
-            k.unroll_words = unroll_words;
-            k.parallel_tiles = parallel_tiles;
+            k.unroll_words = isa.get("unroll_words", int(unroll_words));
+            k.parallel_tiles = isa.get("parallel_tiles", int(parallel_tiles));
+            isa.done();
             bgemv_schedule(f, k, k_w, k_a, parallel);
         }
     }

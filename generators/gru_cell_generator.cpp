@@ -1,5 +1,6 @@
 // Generator for gru_cell: see gru_cell.h for the algorithm and schedule.
 #include "gru_cell.h"
+#include "isa_knobs.h"
 
 namespace amq::gen {
 
@@ -7,6 +8,7 @@ class GruCellGenerator : public Halide::Generator<GruCellGenerator> {
 public:
     GeneratorParam<int> vector{"vector", 16, 1, 64};
     GeneratorParam<int> parallel_batch{"parallel_batch", 0, 0, 1 << 20};
+    GeneratorParam<std::string> isa_knobs{"isa_knobs", ""};  // per ISA variant: isa_knobs.h
     // Shape the autoschedulers plan for (estimates only).
     GeneratorParam<int> est_hidden{"est_hidden", 1024};
     GeneratorParam<int> est_batch{"est_batch", 1};
@@ -23,10 +25,12 @@ public:
         constrain_cell_buffers(3, gx, gh, h_prev, h);
         set_cell_estimates(3, est_hidden, est_batch, gx, gh, h_prev, h);
 
+        IsaKnobs isa(isa_knobs, get_target(), "gru_cell");
         if (!auto_schedule) {
             CellKnobs k;
-            k.vector = vector;
-            k.parallel_batch = parallel_batch;
+            k.vector = isa.get("vector", int(vector));
+            k.parallel_batch = isa.get("parallel_batch", int(parallel_batch));
+            isa.done();
             gru_cell_schedule(f, k);
         }
     }

@@ -2,6 +2,7 @@
 #include <stdexcept>
 
 #include "log_softmax.h"
+#include "isa_knobs.h"
 
 namespace amq::gen {
 
@@ -9,6 +10,7 @@ class LogSoftmaxGenerator : public Halide::Generator<LogSoftmaxGenerator> {
 public:
     GeneratorParam<int> vector{"vector", 16, 1, 64};
     GeneratorParam<int> unroll{"unroll", 1, 1, 8};
+    GeneratorParam<std::string> isa_knobs{"isa_knobs", ""};  // per ISA variant: isa_knobs.h
     GeneratorParam<int> est_n{"est_n", 10000};
 
     Input<Buffer<float, 1>> x{"x"};
@@ -17,13 +19,15 @@ public:
     Output<Buffer<float, 1>> block_max{"block_max"};
 
     void generate() {
+        IsaKnobs isa(isa_knobs, get_target(), "log_softmax");
         LogSoftmaxKnobs k;
-        k.vector = vector;
-        k.unroll = unroll;
+        k.vector = isa.get("vector", int(vector));
+        k.unroll = isa.get("unroll", int(unroll));
+        isa.done();
         const std::string bad = log_softmax_knobs_error(k);
         if (!bad.empty()) throw std::invalid_argument("log_softmax generator: " + bad);
         Halide::Expr n = x.dim(0).extent();
-        LogSoftmaxFuncs f = log_softmax_algorithm(x, n, vector, unroll);
+        LogSoftmaxFuncs f = log_softmax_algorithm(x, n, k.vector, k.unroll);
         y = f.y;
         lse = f.lse;
         block_max = f.block_max;

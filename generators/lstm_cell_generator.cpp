@@ -1,5 +1,6 @@
 // Generator for lstm_cell: see lstm_cell.h for the algorithm and schedule.
 #include "lstm_cell.h"
+#include "isa_knobs.h"
 
 namespace amq::gen {
 
@@ -7,6 +8,7 @@ class LstmCellGenerator : public Halide::Generator<LstmCellGenerator> {
 public:
     GeneratorParam<int> vector{"vector", 16, 1, 64};
     GeneratorParam<int> parallel_batch{"parallel_batch", 0, 0, 1 << 20};
+    GeneratorParam<std::string> isa_knobs{"isa_knobs", ""};  // per ISA variant: isa_knobs.h
     // Shape the autoschedulers plan for (estimates only).
     GeneratorParam<int> est_hidden{"est_hidden", 1024};
     GeneratorParam<int> est_batch{"est_batch", 1};
@@ -25,10 +27,12 @@ public:
         constrain_cell_buffers(4, gx, gh, c_prev, h, c);
         set_cell_estimates(4, est_hidden, est_batch, gx, gh, c_prev, h, c);
 
+        IsaKnobs isa(isa_knobs, get_target(), "lstm_cell");
         if (!auto_schedule) {
             CellKnobs k;
-            k.vector = vector;
-            k.parallel_batch = parallel_batch;
+            k.vector = isa.get("vector", int(vector));
+            k.parallel_batch = isa.get("parallel_batch", int(parallel_batch));
+            isa.done();
             lstm_cell_schedule(f, k);
         }
     }

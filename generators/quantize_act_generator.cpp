@@ -2,6 +2,7 @@
 #include <stdexcept>
 
 #include "quantize_act.h"
+#include "isa_knobs.h"
 
 namespace amq::gen {
 
@@ -11,6 +12,7 @@ public:
     GeneratorParam<int> iters{"iters", 2, 0, 8};
     GeneratorParam<int> lanes{"lanes", 16, 1, 64};
     GeneratorParam<int> pack_vector{"pack_vector", 8, 8, 64};
+    GeneratorParam<std::string> isa_knobs{"isa_knobs", ""};  // per ISA variant: isa_knobs.h
     // Estimated n for the autoschedulers; not a multiple of the lanes, since
     // Adams2019 fails on the then empty n % lanes tail loop.
     GeneratorParam<int> est_n{"est_n", 1000};
@@ -21,12 +23,14 @@ public:
     Output<Buffer<float, 1>> beta{"beta"};
 
     void generate() {
+        IsaKnobs isa(isa_knobs, get_target(), "quantize_act");
         QuantizeActKnobs kn;
-        kn.lanes = lanes;
-        kn.pack_vector = pack_vector;
+        kn.lanes = isa.get("lanes", int(lanes));
+        kn.pack_vector = isa.get("pack_vector", int(pack_vector));
+        isa.done();
         const std::string bad = quantize_act_knobs_error(kn);
         if (!bad.empty()) throw std::invalid_argument("quantize_act generator: " + bad);
-        QuantizeActFuncs f = quantize_act_algorithm(x, n, k, iters, lanes, !auto_schedule);
+        QuantizeActFuncs f = quantize_act_algorithm(x, n, k, iters, kn.lanes, !auto_schedule);
         bytes = f.bytes;
         beta = f.beta;
 

@@ -27,6 +27,7 @@
 #include "amq/autotune/schedules_file.h"
 #include "amq/autotune/search.h"
 #include "amq/autotune/tuner.h"
+#include "isa_knobs.h"
 
 using namespace amq::tune;
 
@@ -195,6 +196,52 @@ TEST(KnobSpace, HandDefaultsComeFromSchedules) {
 }
 
 // -------------------------------------------------------------------- pruning
+
+// generators/isa_knobs.h: each ISA variant of a multi-target library reads its
+// own knobs from the one isa_knobs param.
+TEST(IsaKnobs, EachVariantReadsItsOwnKnobs) {
+    const std::string spec = "avx2/unroll_words:4,parallel_tiles:32+sse41/unroll_words:2";
+    const Halide::Target avx512("x86-64-linux-avx-avx2-avx512-avx512_skylake-f16c-fma-sse41"),
+        avx2("x86-64-linux-avx-avx2-f16c-fma-sse41"), sse41("x86-64-linux-sse41");
+    amq::gen::IsaKnobs top(spec, avx512, "bgemv"), mid(spec, avx2, "bgemv"), low(spec, sse41, "bgemv");
+    EXPECT_EQ(top.isa(), "avx512");
+    EXPECT_EQ(top.get("unroll_words", 1), 1);
+    EXPECT_EQ(top.get("parallel_tiles", 64), 64);
+    EXPECT_EQ(mid.get("unroll_words", 1), 4);
+    EXPECT_EQ(mid.get("parallel_tiles", 64), 32);
+    EXPECT_EQ(low.get("unroll_words", 1), 2);
+    EXPECT_EQ(low.get("parallel_tiles", 64), 64);
+    EXPECT_EQ(low.get("layout", std::string("tiled")), "tiled");
+    for (auto *k : {&top, &mid, &low}) EXPECT_NO_THROW(k->done());
+    amq::gen::IsaKnobs none("", avx2, "bgemv");
+    EXPECT_EQ(none.get("unroll_words", 3), 3);
+    EXPECT_NO_THROW(none.done());
+}
+
+TEST(IsaKnobs, BadSpecsAndUnreadKnobsAreErrors) {
+    const Halide::Target avx2("x86-64-linux-avx-avx2-f16c-fma-sse41");
+    auto message = [&](const std::string &spec, bool read_all) {
+        try {
+            amq::gen::IsaKnobs k(spec, avx2, "bgemv");
+            if (read_all) k.get("unroll_words", 1);
+            k.done();
+        } catch (const std::invalid_argument &e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    EXPECT_EQ(message("avx9/unroll_words:2", true),
+              "bgemv generator: isa_knobs: 'avx9' is not an ISA variant (avx512, avx2, sse41)");
+    EXPECT_EQ(message("avx2:unroll_words", true),
+              "bgemv generator: isa_knobs: section 'avx2:unroll_words' is not ISA/knob:value,...");
+    EXPECT_EQ(message("avx2/unroll_words", true),
+              "bgemv generator: isa_knobs: 'unroll_words' in the avx2 section is not knob:value");
+    EXPECT_EQ(message("avx2/unroll_words:x", true),
+              "bgemv generator: isa_knobs: knob unroll_words = 'x' is not an integer");
+    // A knob the generator never reads: a misspelling, in any section.
+    EXPECT_EQ(message("sse41/unroll_wrods:2", true),
+              "bgemv generator: isa_knobs: no knob 'unroll_wrods' in this generator");
+}
 
 TEST(BgemvPruning, OneThreadIgnoresTheTaskSize) {
     auto p = make_pipeline(bgemv_problem(4096, 1024, 2, 2), kAvx512);
@@ -889,12 +936,18 @@ TEST(IsaVariants, SchedulesFileKeepsEachVariantsKnobs) {
     const std::string path = dir + "/s.json";
     const CpuIdentity cpu = detect_cpu();
     const Problem p1 = bgemv_problem(1024, 1024, 2, 2), p2 = bgemv_problem(4096, 1024, 2, 2);
+    // A lower variant keeps the top's runtime knobs (layout, tile): avx2 is
+    // tuned first against the hand defaults' tile 8, then the top moves to 16.
     const Knobs top = bgemv_knobs("tiled", 16, 1, 64), avx2 = bgemv_knobs("tiled", 8, 2, 64),
-                avx2_big = bgemv_knobs("tiled", 8, 1, 64), sse = bgemv_knobs("tiled", 4, 1, 64);
+                avx2_big = bgemv_knobs("tiled", 16, 4, 64), sse = bgemv_knobs("tiled", 16, 1, 32);
     const std::string t512 = kTopFeatures, t2 = "x86-64-linux-avx-avx2-f16c-fma-sse41",
                       t41 = "x86-64-linux-sse41";
     // A lower variant first: the file starts with the hand defaults at the top.
     update_schedules_file(path, cpu, "14.0.0", t2, {p1, avx2, 3, 4, utc_now()}, {}, "avx2");
+    {
+        std::ifstream f(path);
+        EXPECT_EQ(nlohmann::json::parse(f)["isa"]["avx2"]["pipelines"]["bgemv"], avx2);
+    }
     update_schedules_file(path, cpu, "14.0.0", t512, {p1, top, 2, 3, utc_now()}, {}, "avx512");
     update_schedules_file(path, cpu, "14.0.0", t41, {p1, sse, 5, 6, utc_now()}, {}, "sse41");
     update_schedules_file(path, cpu, "14.0.0", t2, {p2, avx2_big, 9, 10, utc_now()}, {}, "avx2");
@@ -906,13 +959,15 @@ TEST(IsaVariants, SchedulesFileKeepsEachVariantsKnobs) {
     EXPECT_EQ(doc["pipelines"]["bgemv"], top);
     EXPECT_EQ(doc["pipelines"]["lstm_cell"], hand_defaults("lstm_cell"));
     ASSERT_EQ(doc["tuned"].size(), 1u);
-    // Each lower variant: only its tuned pipelines (the rest build as the top).
+    // Each lower variant: only its tuned pipelines (the rest build as the top),
+    // and only entries with the top's tile: the tile-8 entry of p1 is gone.
     ASSERT_TRUE(doc.contains("isa"));
     const auto &a2 = doc["isa"]["avx2"];
     EXPECT_EQ(a2["target"], t2);
-    EXPECT_EQ(a2["pipelines"], nlohmann::json({{"bgemv", avx2_big}}));  // most work: 4096x1024
-    ASSERT_EQ(a2["tuned"].size(), 2u);  // p2 tuned twice: replaced, not added
-    EXPECT_EQ(a2["tuned"][1]["tuned_us"], 8);
+    EXPECT_EQ(a2["pipelines"], nlohmann::json({{"bgemv", avx2_big}}));
+    ASSERT_EQ(a2["tuned"].size(), 1u);  // p2 tuned twice: replaced, not added
+    EXPECT_EQ(a2["tuned"][0]["tuned_us"], 8);
+    EXPECT_EQ(a2["tuned"][0]["knobs"]["tile"], 16);
     EXPECT_EQ(doc["isa"]["sse41"]["pipelines"], nlohmann::json({{"bgemv", sse}}));
     EXPECT_EQ(doc["isa"].size(), 2u);
     std::filesystem::remove_all(dir);
@@ -963,6 +1018,38 @@ TEST(IsaVariants, TuningALowerVariantIsNeverSlowerThanItsDefaults) {
               std::round(r.tuned_us * 1000) / 1000);
     EXPECT_EQ(doc["pipelines"]["bgemv"], hand_defaults("bgemv"));  // the top: untouched
     EXPECT_TRUE(doc["tuned"].empty());
+    std::filesystem::remove_all(dir);
+}
+
+// A lower variant runs on the weights packed for the top one: its search and its
+// defaults hold the top's tile and layout (the manifest's "runtime" knobs).
+TEST(IsaVariants, ALowerVariantHoldsTheTopsRuntimeKnobs) {
+    const std::string dir = temp_dir("tune_isa_held");
+    TuneOptions o;
+    o.problem = bgemv_problem(300, 200, 2, 2);
+    o.isa = "sse41";
+    o.budget_seconds = 60;
+    o.max_trials = 4;
+    o.records_path = dir + "/records.jsonl";
+    o.schedules_path = dir + "/s.json";
+    quick_timings(o);
+    update_schedules_file(o.schedules_path, detect_cpu(), "14.0.0", kTopFeatures,
+                          {bgemv_problem(64, 64, 2, 2), bgemv_knobs("plane_major", 32, 1, 64), 1,
+                           2, utc_now()});
+    EXPECT_EQ(top_variant_knobs(o.schedules_path, "bgemv")["tile"], 32);
+    const TuneReport r = tune(o, {});
+    EXPECT_EQ(r.default_knobs["tile"], 32);
+    EXPECT_EQ(r.default_knobs["layout"], "plane_major");
+    EXPECT_EQ(r.tuned_knobs["tile"], 32);
+    EXPECT_EQ(r.tuned_knobs["layout"], "plane_major");
+    const auto lines = read_lines(o.records_path);
+    ASSERT_GE(lines.size(), 2u);
+    for (const std::string &line : lines) {
+        const auto j = nlohmann::json::parse(line);
+        if (!j.contains("knobs") || j["isa"] != "sse41") continue;  // the header line
+        EXPECT_EQ(j["knobs"]["tile"], 32) << line;
+        EXPECT_EQ(j["knobs"]["layout"], "plane_major") << line;
+    }
     std::filesystem::remove_all(dir);
 }
 

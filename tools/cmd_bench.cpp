@@ -66,6 +66,13 @@ nlohmann::ordered_json to_json(const bench::GemvResult &r) {
         {"variant", variant_json(r)},
         {"amq_us", round_to(r.amq_us, 3)},
         {"amq_gemv_only_us", round_to(r.amq_gemv_only_us, 3)},
+        // A per-problem variant ran: the common kernel on the same weights, same rounds.
+        {"common_gemv_only_us",
+         r.common_gemv_only_us > 0 ? nlohmann::ordered_json(round_to(r.common_gemv_only_us, 3)) : nullptr},
+        {"variant_speedup",
+         r.common_gemv_only_us > 0
+             ? nlohmann::ordered_json(round_to(r.common_gemv_only_us / r.amq_gemv_only_us, 3))
+             : nullptr},
         {"quantize_act_us", round_to(r.quantize_act_us, 3)},
         {"f32_halide_us", round_to(r.f32_halide_us, 3)},
         {"sgemv_us", round_to(r.sgemv_us, 3)},
@@ -199,6 +206,11 @@ nlohmann::ordered_json to_json(const bench::RnnResult &r) {
     j["amq_step_separate_us_per_step"] = us_or_null(r.amq_step_separate);
     j["fused_speedup_run"] = speedup_or_null(r.amq_separate, r.amq);
     j["fused_speedup_step"] = speedup_or_null(r.amq_step_separate, r.amq_step);
+    // A matrix runs a per-problem variant: the common kernels on the same weights.
+    j["amq_common_us_per_step"] = us_or_null(r.amq_common);
+    j["amq_step_common_us_per_step"] = us_or_null(r.amq_step_common);
+    j["variant_speedup_run"] = speedup_or_null(r.amq_common, r.amq);
+    j["variant_speedup_step"] = speedup_or_null(r.amq_step_common, r.amq_step);
     j["floor_us_per_step"] = floor_or_null(r.floor.run_us);
     j["step_floor_us_per_step"] = floor_or_null(r.floor.step_us);
     j["amq_vs_floor"] = vs_floor(r.amq, r.floor.run_us);
@@ -245,6 +257,10 @@ void print_rnn_table(const nlohmann::ordered_json &j) {
     if (!j["amq_separate_us_per_step"].is_null()) {
         row("amq run(), separate kernels", "amq_separate_us_per_step", nullptr, nullptr);
         row("amq step(), separate kernels", "amq_step_separate_us_per_step", nullptr, nullptr);
+    }
+    if (!j["amq_common_us_per_step"].is_null()) {
+        row("amq run(), common kernels", "amq_common_us_per_step", nullptr, nullptr);
+        row("amq step(), common kernels", "amq_step_common_us_per_step", nullptr, nullptr);
     }
     row("amq f32", "amq_float_us_per_step", "speedup_vs_amq_float", j["model_bytes_f32"]);
     row("oneDNN f32", "onednn_f32_us_per_step", "speedup_vs_onednn_f32", nullptr);

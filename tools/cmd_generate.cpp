@@ -233,6 +233,9 @@ struct Schedules {
     nlohmann::json manifest;
     std::string file;
     std::map<std::string, Knobs> knobs;  // per pipeline, the file's over the defaults
+    // per pipeline, the generator param isa_knobs ("avx2/k:v,...+sse41/..."):
+    // the knobs the lower ISA variants set apart from the top (isa_knobs.h)
+    std::map<std::string, std::string> isa_knobs;
     std::vector<Variant> variants;
     std::string tuned_target;  // "target" of a file written by amq tune, if any
 };
@@ -311,6 +314,40 @@ Schedules load_schedules(const std::string &user_file) {
     for (const std::string &p : pipelines)
         s.knobs[p] = knob_set(s, "pipelines." + p, p,
                               j["pipelines"].contains(p) ? j["pipelines"][p] : nlohmann::json::object());
+    // Lower ISA variants: the knobs their "isa" sections set apart from the top's.
+    const nlohmann::json isas = j.value("isa", nlohmann::json::object());
+    std::vector<std::string> isa_names;
+    for (const auto &v : s.manifest["isa"]) isa_names.push_back(v["name"].get<std::string>());
+    for (const auto &[isa, section] : isas.items()) {
+        if (std::find(isa_names.begin(), isa_names.end(), isa) == isa_names.end())
+            bad_schedules(s.file, "isa." + isa,
+                          "no ISA variant '" + isa + "' (ISA variants: " + join(isa_names, ", ") + ")");
+        if (isa == isa_names.front()) continue;
+        const nlohmann::json own_pipelines = section.value("pipelines", nlohmann::json::object());
+        for (const auto &[p, given] : own_pipelines.items()) {
+            const std::string entry = "isa." + isa + ".pipelines." + p;
+            if (!s.manifest["pipelines"].contains(p))
+                bad_schedules(s.file, entry, "no pipeline '" + p + "' in the manifest");
+            const Knobs own = knob_set(s, entry, p, given);
+            std::vector<std::string> diff;
+            for (const auto &[key, value] : own) {
+                const std::string top = knob(s.knobs.at(p), key, "");
+                if (!given.contains(key) || value == top) continue;
+                if (s.manifest["pipelines"][p]["knobs"][key].value("runtime", false))
+                    bad_schedules(s.file, entry,
+                                  "knob " + p + "." + key + " = " + value + " differs from the top variant's " +
+                                      top + ", but the runtime packs weights or plans batches by it for every "
+                                      "ISA variant (\"runtime\": true in the manifest); tune the variant again "
+                                      "with amq tune --isa " + isa + ", which holds it");
+                if (!s.manifest["pipelines"][p].value("tunable", false))
+                    bad_schedules(s.file, entry,
+                                  p + " has no per-ISA knobs (only the tunable pipelines' generators read them)");
+                diff.push_back(key + ":" + value);
+            }
+            if (!diff.empty())
+                s.isa_knobs[p] += (s.isa_knobs[p].empty() ? "" : "+") + isa + "/" + join(diff, ",");
+        }
+    }
     const nlohmann::json variants = j.value("variants", nlohmann::json::array());
     for (size_t i = 0; i < variants.size(); ++i) {
         const nlohmann::json &v = variants[i];
@@ -413,6 +450,7 @@ std::vector<Kernel> kernel_list(const Selection &sel, const Schedules &s) {
                 k.params.insert(k.params.end(), extra.begin(), extra.end());
                 const Knobs &knobs = s.knobs.at(p);
                 k.params.insert(k.params.end(), knobs.begin(), knobs.end());
+                if (s.isa_knobs.count(p)) k.params.push_back({"isa_knobs", s.isa_knobs.at(p)});
                 out.push_back(k);
             }
         }
@@ -446,6 +484,7 @@ std::vector<Kernel> kernel_list(const Selection &sel, const Schedules &s) {
                       {"tile", tile}}};
             const Knobs &bk = s.knobs.at("bgemm");
             b.params.insert(b.params.end(), bk.begin(), bk.end());
+            if (s.isa_knobs.count("bgemm")) b.params.push_back({"isa_knobs", s.isa_knobs.at("bgemm")});
             out.push_back(b);
         }
     }

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "amq/thread_pool.h"
+#include "isa_knobs.h"
 
 namespace amq::tune {
 namespace {
@@ -37,13 +38,6 @@ void install_handlers() {
     });
 }
 
-// "avx512" for a target with AVX-512, "avx2" with AVX2, else "sse41".
-std::string isa_name_of(const Halide::Target &t) {
-    if (t.has_feature(Halide::Target::AVX512)) return "avx512";
-    if (t.has_feature(Halide::Target::AVX2)) return "avx2";
-    return "sse41";
-}
-
 bool has_all_features_of(const Halide::Target &host, const Halide::Target &variant,
                          std::string *missing = nullptr) {
     for (int f = 0; f < Halide::Target::FeatureEnd; ++f) {
@@ -66,7 +60,7 @@ const std::vector<IsaVariant> &isa_variants() {
             const size_t end = std::min(list.find(',', start), list.size());
             if (end > start) {
                 const Halide::Target t(list.substr(start, end - start));
-                v.push_back({isa_name_of(t), t});
+                v.push_back({gen::isa_name_of(t), t});
             }
             start = end + 1;
         }

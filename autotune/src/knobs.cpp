@@ -183,4 +183,16 @@ Knobs hand_defaults(const std::string &pipeline) {
     return all[pipeline];
 }
 
+std::vector<std::string> runtime_knobs(const std::string &pipeline) {
+    static const nlohmann::json all = nlohmann::json::parse(detail::builtin_defaults()).at("runtime");
+    return all.contains(pipeline) ? all.at(pipeline).get<std::vector<std::string>>()
+                                  : std::vector<std::string>{};
+}
+
+bool holds_runtime_knobs(const std::string &pipeline, const Knobs &knobs, const Knobs &top) {
+    for (const std::string &k : runtime_knobs(pipeline))
+        if (knobs.contains(k) && top.contains(k) && knobs.at(k) != top.at(k)) return false;
+    return true;
+}
+
 }  // namespace amq::tune

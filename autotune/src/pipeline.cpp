@@ -15,8 +15,13 @@ namespace amq::tune {
 
 Knobs TunablePipeline::defaults() const {
     Knobs k = hand_defaults(problem_.pipeline);
-    prune(k);  // canonical form; the defaults are measured even where a rule would skip them
+    canonical(k);  // the defaults are measured even where a rule would skip them
     return k;
+}
+
+std::string TunablePipeline::canonical(Knobs &knobs) const {
+    for (const auto &[name, value] : held_.items()) knobs[name] = value;
+    return prune(knobs);
 }
 
 std::vector<std::string> tunable_pipelines() {

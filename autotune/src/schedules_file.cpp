@@ -142,11 +142,33 @@ std::string schedules_file_text(const nlohmann::ordered_json &doc) {
     return text + "\n";
 }
 
+Knobs top_variant_knobs(const std::string &path, const std::string &pipeline) {
+    Knobs k = hand_defaults(pipeline);
+    if (std::ifstream in(path); in) {
+        try {
+            const nlohmann::json doc = nlohmann::json::parse(in);
+            for (const auto &[name, value] : doc.at("pipelines").at(pipeline).items())
+                k[name] = value;
+        } catch (const std::exception &) {
+            // Not readable or no entry: the hand defaults (update_schedules_file
+            // refuses an unreadable file with the reason).
+        }
+    }
+    return k;
+}
+
 void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
                            const std::string &halide_version, const std::string &target,
-                           const TunedEntry &entry, const std::vector<Record> &records,
+                           const TunedEntry &entry, const std::vector<Record> &all_records,
                            const std::string &isa) {
     const bool top = isa.empty() || isa == isa_variants().front().name;
+    // A lower variant: only what holds the top level's runtime knobs.
+    const auto usable = [&](const std::string &pipeline, const Knobs &knobs) {
+        return top || holds_runtime_knobs(pipeline, knobs, top_variant_knobs(path, pipeline));
+    };
+    std::vector<Record> records;
+    for (const Record &r : all_records)
+        if (usable(r.problem.pipeline, r.candidate.knobs)) records.push_back(r);
     nlohmann::ordered_json old = nlohmann::ordered_json::object();
     nlohmann::ordered_json entries = nlohmann::ordered_json::array();
     if (std::ifstream in(path); in) {
@@ -168,7 +190,9 @@ void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
             // spells them: bits W2A2).
             if (section)
                 for (const auto &e : section->at("tuned")) {
-                    if (same_problem(e, entry.problem)) continue;
+                    if (same_problem(e, entry.problem) ||
+                        !usable(e.at("pipeline").get<std::string>(), e.at("knobs")))
+                        continue;
                     nlohmann::ordered_json kept = e;
                     const nlohmann::ordered_json fields = problem_fields(problem_from_fields(e));
                     for (const auto &[key, value] : fields.items()) kept[key] = value;

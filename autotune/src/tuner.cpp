@@ -47,6 +47,15 @@ public:
         rep.records_path = o_.records_path;
         rep.schedules_path = o_.schedules_path;
         pipeline_ = make_pipeline(o_.problem, target);
+        // A lower ISA variant is built into the same libraries as the top one and
+        // runs on the weights packed for it: it keeps the top's runtime knobs.
+        if (rep.isa != isa_variants().front().name) {
+            const Knobs top = top_variant_knobs(o_.schedules_path, o_.problem.pipeline);
+            Knobs held = Knobs::object();
+            for (const std::string &k : runtime_knobs(o_.problem.pipeline))
+                if (top.contains(k)) held[k] = top.at(k);
+            pipeline_->hold(held);
+        }
         proto_.cpu = rep.cpu;
         proto_.isa = rep.isa;
         proto_.halide_version = rep.halide_version;
@@ -98,7 +107,8 @@ private:
         for (const Record &r : records_.load(cb_.warn)) {
             if (!r.same_setting(proto_) || r.source != "search" ||
                 !r.candidate.autoscheduler.empty() ||
-                !pipeline_->space().check(r.candidate.knobs).empty())
+                !pipeline_->space().check(r.candidate.knobs).empty() ||
+                !holds_runtime_knobs(o_.problem.pipeline, r.candidate.knobs, pipeline_->held()))
                 continue;
             const Measurement &m = r.measurement;
             search.observe(r.candidate.knobs, r.rung,
@@ -111,7 +121,7 @@ private:
     void search_phase(TuneReport &rep) {
         const auto start = Clock::now();
         Search search(
-            pipeline_->space(), rep.default_knobs, [this](Knobs &k) { return pipeline_->prune(k); },
+            pipeline_->space(), rep.default_knobs, [this](Knobs &k) { return pipeline_->canonical(k); },
             o_.search);
         rep.resumed = resume(search);
         rep.exhaustive = search.exhaustive();

@@ -6,6 +6,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <iterator>
 #include <string>
@@ -164,6 +165,10 @@ const std::vector<KernelInfo> &linked_kernels() {
 }
 
 int BinaryMatrix::bound_variant(int k_w, size_t rows, size_t cols) {
+    // AMQ_VARIANTS=0: no matrix is bound to a variant, the common kernels run
+    // everything (read when weights are packed; to compare the two).
+    const char *env = std::getenv("AMQ_VARIANTS");
+    if (env && std::string(env) == "0") return -1;
     for (int v = 0; v < kernels::num_variants; ++v) {
         const kernels::VariantEntry &e = kernels::variants[v];
         if (e.k_w == k_w && size_t(e.rows) == rows && size_t(e.cols) == cols) return v;

@@ -121,6 +121,8 @@ public:
     // (then the planes are packed in that variant's layout), once, here; bgemv and
     // bgemm then run the variant for the activation bits it was tuned for, and
     // the common kernels (or bgemm kernels of the variant's layout) otherwise.
+    // With the environment variable AMQ_VARIANTS=0 nothing is bound (the common
+    // kernels run every shape: to compare them with the variants).
 
     // From codes: src [k_w][rows][cols] holds +1/-1 (or any floats: their signs,
     // sign(0) = +1), packed straight into the kernel layout by the pack_bits

@@ -60,5 +60,11 @@ const KnobSpace &builtin_space(const std::string &pipeline);
 Knobs hand_defaults(const std::string &pipeline);
 // The whole "pipelines" object of schedules/defaults.json.
 nlohmann::json hand_defaults_all();
+// The knobs of `pipeline` that the manifest marks "runtime": the runtime packs
+// weights or plans batches by them, so every ISA variant of a library has the
+// top variant's values (a lower variant is tuned with them held).
+std::vector<std::string> runtime_knobs(const std::string &pipeline);
+// Whether `knobs` has `top`'s value of each runtime knob of `pipeline`.
+bool holds_runtime_knobs(const std::string &pipeline, const Knobs &knobs, const Knobs &top);
 
 }  // namespace amq::tune

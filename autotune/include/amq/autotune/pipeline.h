@@ -41,8 +41,16 @@ public:
 
     const Problem &problem() const { return problem_; }
     const KnobSpace &space() const { return space_; }
-    // The hand defaults (schedules/defaults.json), made canonical by prune().
+    // The hand defaults (schedules/defaults.json) with the held knobs, made
+    // canonical by prune().
     Knobs defaults() const;
+
+    // Knobs held at fixed values, set on every candidate (canonical()) and on
+    // the defaults: a lower ISA variant's "runtime" knobs (runtime_knobs()).
+    void hold(Knobs held) { held_ = std::move(held); }
+    const Knobs &held() const { return held_; }
+    // The held knobs set, then prune(): what the search calls.
+    std::string canonical(Knobs &knobs) const;
 
     // Makes `knobs` canonical for this problem (a knob that cannot matter takes
     // its default value, so that equivalent candidates compare equal) and returns
@@ -73,6 +81,7 @@ protected:
 private:
     Problem problem_;
     const KnobSpace &space_;
+    Knobs held_ = Knobs::object();
 };
 
 // The pipeline named by problem.pipeline for the host `target` (the target

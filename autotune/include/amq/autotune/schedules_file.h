@@ -58,11 +58,18 @@ std::optional<CommonKnobs> common_knobs(const std::vector<Record> &records,
 // common_knobs() over `records` when there is such a set, else the knobs of its
 // entry with the most work (rows x cols x k_w x k_a). `target` is the target
 // the entry was measured on. Throws std::runtime_error naming the file if it
-// cannot be read, belongs to another CPU, or cannot be written.
+// cannot be read, belongs to another CPU, or cannot be written. For a lower
+// variant, entries and records whose "runtime" knobs are not the top level's
+// (runtime_knobs()) are left out: the build cannot use them.
 void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
                            const std::string &halide_version, const std::string &target,
                            const TunedEntry &entry, const std::vector<Record> &records = {},
                            const std::string &isa = "");
+
+// The knobs the build gives the top ISA variant of `pipeline` from the file at
+// `path`: its "pipelines" entry over the hand defaults (the hand defaults when
+// there is no such file or entry).
+Knobs top_variant_knobs(const std::string &path, const std::string &pipeline);
 
 // The file's text for `doc`: JSON whose first line names the generator.
 std::string schedules_file_text(const nlohmann::ordered_json &doc);
