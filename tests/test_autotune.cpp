@@ -1053,6 +1053,38 @@ TEST(IsaVariants, ALowerVariantHoldsTheTopsRuntimeKnobs) {
     std::filesystem::remove_all(dir);
 }
 
+// The build's common knobs are timed in the closing comparison beside the
+// winner, and that time (same run) goes into the schedules file: a per-problem
+// variant is built only when the winner beats it there.
+TEST(Tuner, TimesTheBuildsCommonKnobsBesideTheWinner) {
+    const std::string dir = temp_dir("tune_common");
+    TuneOptions o;
+    o.problem = bgemv_problem(300, 200, 2, 2);
+    o.budget_seconds = 60;
+    o.max_trials = 3;
+    o.records_path = dir + "/records.jsonl";
+    o.schedules_path = dir + "/s.json";
+    quick_timings(o);
+    const Knobs common = bgemv_knobs("tiled", 4, 2, 64);
+    update_schedules_file(o.schedules_path, detect_cpu(), "14.0.0", kTopFeatures,
+                          {bgemv_problem(64, 64, 2, 2), common, 1, 2, utc_now()});
+    const TuneReport r = tune(o, {});
+    EXPECT_EQ(r.common_knobs, common);
+    EXPECT_GT(r.common_us, 0);
+    if (r.tuned_knobs == common) EXPECT_EQ(r.common_us, r.tuned_us);
+    std::ifstream f(o.schedules_path);
+    const auto doc = nlohmann::json::parse(f);
+    bool found = false;
+    for (const auto &e : doc["tuned"])
+        if (e["rows"] == 300) {
+            found = true;
+            EXPECT_DOUBLE_EQ(e["common_us"].get<double>(), std::round(r.common_us * 1000) / 1000);
+        }
+    EXPECT_TRUE(found);
+    EXPECT_EQ(r.to_json()["common_knobs"].dump(), common.dump());
+    std::filesystem::remove_all(dir);
+}
+
 // ------------------------------------------- the other pipelines (bgemm, f32, cells)
 
 namespace {

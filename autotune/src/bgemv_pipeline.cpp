@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <random>
@@ -73,6 +74,14 @@ public:
         std::copy(d_.beta.begin(), d_.beta.end(), beta_.data());
         y_ = Halide::Runtime::Buffer<float>(tile, int(w_.tiles()));
         n_ = int32_t(d_.cols);
+        if (d_.rows % size_t(tile)) rows_out_.resize(d_.rows);
+    }
+
+    // As amq::bgemv: rows that end inside a tile are copied out of the padded
+    // output (a tile that divides the rows needs no copy).
+    void finish() override {
+        if (!rows_out_.empty())
+            std::memcpy(rows_out_.data(), y_.data(), rows_out_.size() * sizeof(float));
     }
 
     const void *arg(const std::string &name) const override {
@@ -108,6 +117,7 @@ private:
     int32_t n_ = 0;
     Halide::Runtime::Buffer<uint64_t> A_;
     Halide::Runtime::Buffer<float> beta_, y_;
+    std::vector<float> rows_out_;
 };
 
 }  // namespace

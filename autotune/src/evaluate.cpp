@@ -143,17 +143,18 @@ void child_main(const TunablePipeline &pipeline, const Knobs &baseline_knobs,
 
     channel.stage("time");
     // A kernel's error status throws, which stops the timing.
-    auto checked = [](JitKernel::Call call) {
-        return timing::Candidate{[call] {
+    auto checked = [](JitKernel::Call call, Invocation *inv) {
+        return timing::Candidate{[call, inv] {
             if (int rc = call()) throw std::runtime_error("kernel returned error " + std::to_string(rc));
+            inv->finish();
         }};
     };
-    std::vector<timing::Candidate> fns = {checked(base_call)};
+    std::vector<timing::Candidate> fns = {checked(base_call, base_inv.get())};
     std::vector<size_t> slot(prepared.size(), 0);  // index in fns of each timed candidate
     for (size_t i = 0; i < prepared.size(); ++i)
         if (prepared[i].kind == ErrorKind::ok) {
             slot[i] = fns.size();
-            fns.push_back(checked(prepared[i].call));
+            fns.push_back(checked(prepared[i].call, prepared[i].invocation.get()));
         }
     std::vector<Timing> t;
     try {

@@ -209,6 +209,7 @@ void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
     e["tuned_us"] = rounded(entry.tuned_us);
     e["default_us"] = rounded(entry.default_us);
     e["speedup_vs_default"] = entry.tuned_us > 0 ? rounded(entry.default_us / entry.tuned_us) : 0.0;
+    if (entry.common_us > 0) e["common_us"] = rounded(entry.common_us);
     e["time"] = entry.time;
     entries.push_back(e);
 

@@ -73,7 +73,7 @@ public:
         if (!o_.schedules_path.empty())
             update_schedules_file(
                 o_.schedules_path, rep.cpu, rep.halide_version, rep.target,
-                {o_.problem, rep.tuned_knobs, rep.tuned_us, rep.default_us, utc_now()},
+                {o_.problem, rep.tuned_knobs, rep.tuned_us, rep.default_us, utc_now(), rep.common_us},
                 o_.records_path.empty() ? std::vector<Record>{} : records_.load(cb_.warn), rep.isa);
         rep.total_seconds = seconds_since(t0_);
         return rep;
@@ -223,6 +223,22 @@ private:
                 cands.push_back(a.best);
                 timed.push_back(&a);
             }
+        // The build's common knobs, timed in the same rounds: a per-problem
+        // variant is built only when the winner beats them there.
+        const bool top = rep.isa == isa_variants().front().name;
+        std::optional<size_t> common_at;
+        if (top && !o_.schedules_path.empty()) {
+            rep.common_knobs = top_variant_knobs(o_.schedules_path, o_.problem.pipeline);
+            if (!pipeline_->canonical(rep.common_knobs).empty() ||
+                !pipeline_->space().check(rep.common_knobs).empty())
+                rep.common_knobs = Knobs();  // not a candidate for this problem
+            else if (rep.common_knobs != rep.default_knobs && rep.common_knobs != rep.tuned_knobs) {
+                Candidate common;
+                common.knobs = rep.common_knobs;
+                common_at = cands.size();
+                cands.push_back(common);
+            }
+        }
         const std::vector<Measurement> ms = evaluator_->evaluate_together(cands, o_.final_timing);
         for (size_t i = 0; i < cands.size(); ++i) keep(record(cands[i], "final", 0, ms[i]));
         const Measurement &t = ms[0];
@@ -242,6 +258,17 @@ private:
         } else {
             rep.tuned_us = t.kernel.median_us;
         }
+        if (common_at && ms[*common_at].ok()) {
+            rep.common_us = ms[*common_at].kernel.median_us;
+            // The build's knobs won the closing comparison: they are the tuned knobs.
+            if (rep.common_us < rep.tuned_us) {  // (tuned_us <= default_us already)
+                rep.tuned_knobs = rep.common_knobs;
+                rep.tuned_us = rep.common_us;
+            }
+        } else if (rep.common_knobs == rep.default_knobs)
+            rep.common_us = rep.default_us;
+        else if (rep.common_knobs == rep.tuned_knobs)
+            rep.common_us = rep.tuned_us;
         for (size_t i = 0; i < timed.size(); ++i) {
             const Measurement &m = ms[i + 1];
             if (m.ok()) {
@@ -284,6 +311,8 @@ nlohmann::ordered_json TuneReport::to_json() const {
         j[key] = fields.at(key);
     j["tuned_us"] = round3(tuned_us);
     j["default_us"] = round3(default_us);
+    j["common_knobs"] = common_knobs.is_null() ? nlohmann::json(nullptr) : nlohmann::json(common_knobs);
+    j["common_us"] = common_us > 0 ? nlohmann::json(round3(common_us)) : nlohmann::json(nullptr);
     nlohmann::ordered_json as = nlohmann::ordered_json::object();
     for (const std::string &name : autoscheduler_names()) {
         nlohmann::ordered_json a = {{"us", nullptr},

@@ -33,6 +33,9 @@ public:
     // "" if the output matches the reference within tolerance, else the first
     // mismatches (row, kernel value, reference value).
     virtual std::string check() const = 0;
+    // What the runtime does with the output after each call, timed with the
+    // kernel (bgemv: the copy of the rows out of a padded last tile).
+    virtual void finish() {}
 };
 
 class TunablePipeline {

@@ -24,6 +24,9 @@ struct TunedEntry {
     Knobs knobs;
     double tuned_us = 0, default_us = 0;  // measured side by side
     std::string time;                     // UTC, when tuned
+    // The build's common knobs of the pipeline (the file's "pipelines" entry
+    // when tuned), timed beside them; 0 = not measured.
+    double common_us = 0;
 };
 
 // "<cpu-id>.json"

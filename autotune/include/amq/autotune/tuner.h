@@ -58,6 +58,11 @@ struct TuneReport {
     std::string target, halide_version;
     Knobs tuned_knobs, default_knobs;
     double tuned_us = 0, default_us = 0;  // the closing comparison
+    // The knobs the build gives the pipeline now (the schedules file's
+    // "pipelines" entry, top ISA variant only) and their time in the same
+    // closing comparison; common_us 0 when there is no schedules file.
+    Knobs common_knobs;
+    double common_us = 0;
     bool kept_default = false;  // the search's winner was not faster than the defaults there
     bool autoschedulers_compared = false;
     std::vector<AutoschedulerResult> autoschedulers;
