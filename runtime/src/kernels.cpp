@@ -143,6 +143,9 @@ struct View {
         for (int i = 0; i < D; ++i) dim[i] = d[i];
         init(data);
     }
+    // buf.dim points into this object: never copied (returned by guaranteed elision).
+    View(const View &) = delete;
+    View &operator=(const View &) = delete;
     operator halide_buffer_t *() { return &buf; }
 
 private:
