@@ -110,6 +110,15 @@ function(amq_apply_sanitizers)
   amq_sanitizer_skip("autoschedule.*" "^autoschedule\\." "runs only amq_generators (libHalide and its autoschedulers), none of the sanitized code")
   amq_sanitizer_skip("install_rnn_app" "^install_rnn_app$" "links an application built without -fsanitize against the installed, sanitized archives")
   amq_sanitizer_skip("cross_kernels.*" "^cross_kernels\\." "Halide code generation and aarch64 code under qemu-user; neither is instrumented")
+  # The two longest runs under ASan (50 s each, half the suite's time at -j2): all
+  # but a sliver of their time is Halide compiling candidates (libHalide, LLVM and
+  # the JIT code, not instrumented); the tuner's own code paths they take are
+  # the same as the shorter Tuner.*, Evaluation.* and amq_cli_tune_* tests here.
+  amq_sanitizer_skip("OtherPipelines.EveryCandidateOfTheSmallSpacesMatchesTheReference"
+    "^OtherPipelines\\.EveryCandidateOfTheSmallSpacesMatchesTheReference$"
+    "compiles every candidate of four knob spaces in libHalide's JIT (not instrumented): the main build runs it")
+  amq_sanitizer_skip("amq_cli_tune_model" "^amq_cli_tune_model$"
+    "tunes each problem of a model, nearly all of it JIT compilation (not instrumented): the main build runs it")
   amq_sanitizer_skip("qemu_cpu.*" "^qemu_cpu\\." "sanitized x86 binaries under qemu-x86_64 (its CPU models) time out: the main build runs them")
 
   if("thread" IN_LIST amq_sanitizers)

@@ -986,18 +986,29 @@ TEST(IsaVariants, RecordsSayWhichVariantTheyMeasured) {
     EXPECT_TRUE(a.same_setting(back));
 }
 
+// Options of a short tuning run of bgemv 300x200 W2A2 (`isa`: "" = the host's
+// best) with records and a schedules file in `dir`.
+namespace {
+
+TuneOptions small_run(const std::string &dir, const std::string &isa, int trials) {
+    TuneOptions o;
+    o.problem = bgemv_problem(300, 200, 2, 2);
+    o.isa = isa;
+    o.budget_seconds = 60;
+    o.max_trials = trials;
+    o.records_path = dir + "/records.jsonl";
+    o.schedules_path = dir + "/s.json";
+    quick_timings(o);
+    return o;
+}
+
+}  // namespace
+
 // A small run for the SSE4.1 variant: compiled for the capped target, recorded
 // as sse41, never slower than that variant's defaults, written to its section.
 TEST(IsaVariants, TuningALowerVariantIsNeverSlowerThanItsDefaults) {
     const std::string dir = temp_dir("tune_isa");
-    TuneOptions o;
-    o.problem = bgemv_problem(300, 200, 2, 2);
-    o.isa = "sse41";
-    o.budget_seconds = 60;
-    o.max_trials = 3;
-    o.records_path = dir + "/records.jsonl";
-    o.schedules_path = dir + "/s.json";
-    quick_timings(o);
+    TuneOptions o = small_run(dir, "sse41", 3);
     const TuneReport r = tune(o, {});
     EXPECT_EQ(r.isa, "sse41");
     EXPECT_EQ(r.target, "x86-64-linux-sse41");
@@ -1025,14 +1036,7 @@ TEST(IsaVariants, TuningALowerVariantIsNeverSlowerThanItsDefaults) {
 // defaults hold the top's tile and layout (the manifest's "runtime" knobs).
 TEST(IsaVariants, ALowerVariantHoldsTheTopsRuntimeKnobs) {
     const std::string dir = temp_dir("tune_isa_held");
-    TuneOptions o;
-    o.problem = bgemv_problem(300, 200, 2, 2);
-    o.isa = "sse41";
-    o.budget_seconds = 60;
-    o.max_trials = 4;
-    o.records_path = dir + "/records.jsonl";
-    o.schedules_path = dir + "/s.json";
-    quick_timings(o);
+    TuneOptions o = small_run(dir, "sse41", 4);
     update_schedules_file(o.schedules_path, detect_cpu(), "14.0.0", kTopFeatures,
                           {bgemv_problem(64, 64, 2, 2), bgemv_knobs("plane_major", 32, 1, 64), 1,
                            2, utc_now()});
@@ -1058,13 +1062,7 @@ TEST(IsaVariants, ALowerVariantHoldsTheTopsRuntimeKnobs) {
 // variant is built only when the winner beats it there.
 TEST(Tuner, TimesTheBuildsCommonKnobsBesideTheWinner) {
     const std::string dir = temp_dir("tune_common");
-    TuneOptions o;
-    o.problem = bgemv_problem(300, 200, 2, 2);
-    o.budget_seconds = 60;
-    o.max_trials = 3;
-    o.records_path = dir + "/records.jsonl";
-    o.schedules_path = dir + "/s.json";
-    quick_timings(o);
+    TuneOptions o = small_run(dir, "", 3);
     const Knobs common = bgemv_knobs("tiled", 4, 2, 64);
     update_schedules_file(o.schedules_path, detect_cpu(), "14.0.0", kTopFeatures,
                           {bgemv_problem(64, 64, 2, 2), common, 1, 2, utc_now()});

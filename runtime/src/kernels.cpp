@@ -121,6 +121,50 @@ Buffer<uint64_t> weight_buffer(const KernelLayout &l, int k, size_t tiles, size_
     return Buffer<uint64_t>(data, 4, d);
 }
 
+// A halide_buffer_t over memory the caller owns, made on the stack: the hot
+// calls (products, quantize_act, fused steps) build several per call, and
+// Halide::Runtime::Buffer's shape bookkeeping and destructor cost tens of ns of
+// a product of about 1 us. Dense (innermost stride 1) unless given strides.
+template <int D>
+struct View {
+    halide_dimension_t dim[D];
+    halide_buffer_t buf{};
+    template <typename T>
+    View(const T *data, const int (&extent)[D]) {
+        int32_t stride = 1;
+        for (int i = 0; i < D; ++i) {
+            dim[i] = {0, extent[i], stride, 0};
+            stride *= extent[i];
+        }
+        init(data);
+    }
+    template <typename T>
+    View(const T *data, const halide_dimension_t (&d)[D]) {
+        for (int i = 0; i < D; ++i) dim[i] = d[i];
+        init(data);
+    }
+    operator halide_buffer_t *() { return &buf; }
+
+private:
+    template <typename T>
+    void init(const T *data) {
+        buf.host = reinterpret_cast<uint8_t *>(const_cast<T *>(data));
+        buf.type = halide_type_of<T>();
+        buf.dimensions = D;
+        buf.dim = dim;
+    }
+};
+
+// The packed planes of W as the kernels read them.
+View<4> weight_view(const BinaryMatrix &W) {
+    const int32_t(&s)[4] = W.kernel_strides();
+    const halide_dimension_t d[4] = {{0, W.tile(), s[0], 0},
+                                     {0, W.k_w(), s[1], 0},
+                                     {0, int32_t(W.words()), s[2], 0},
+                                     {0, int32_t(W.tiles()), s[3], 0}};
+    return View<4>(W.kernel_planes().data(), d);
+}
+
 }  // namespace
 
 size_t kernel_word_offset(const KernelLayout &l, int k, size_t tiles, size_t words, size_t row,
@@ -183,6 +227,7 @@ KernelLayout BinaryMatrix::packing_layout(int bound) {
 
 void BinaryMatrix::bind(int bound) {
     bound_ = bound;
+    layout_ok_ = layout_ == packing_layout(bound);
     for (int &v : variant_) v = -1;
     if (bound < 0) return;
     // Every variant of this k_w and shape packed in the same layout, by its k_a.
@@ -229,7 +274,17 @@ BinaryMatrix BinaryMatrix::with_scales(const float *alpha, int k_w, size_t rows,
     m.rows_ = rows;
     m.cols_ = cols;
     m.layout_ = l;
+    m.layout_ok_ = l == kernel_layout();  // bind() says it for a variant's layout
     m.tiles_ = (rows + l.tile - 1) / l.tile;
+    const WeightStrides ws = weight_strides(l, k_w, m.tiles_, m.words());
+    for (int d = 0; d < 4; ++d) {
+        const int64_t v = d == 0 ? ws.r : d == 1 ? ws.i : d == 2 ? ws.w : ws.t;
+        if (v > INT32_MAX)
+            fail("BinaryMatrix: " + std::to_string(rows) + "x" + std::to_string(cols) + " with " +
+                 std::to_string(k_w) + " planes is too large for the kernels (a stride of " +
+                 std::to_string(v) + " words)");
+        m.strides_[d] = int32_t(v);
+    }
     const size_t tile = size_t(l.tile);
     m.planes_.assign(size_t(k_w) * m.tiles_ * tile * m.words(), 0);
     m.alpha_.assign(m.tiles_ * k_w * tile, 0.0f);
@@ -330,9 +385,9 @@ void run_quantize_act(const float *x, size_t n, int k_a, int iters, Ready ready,
         std::memcpy(scratch.data(), x, n * sizeof(float));
         src = scratch.data();
     }
-    Buffer<float> xb(const_cast<float *>(src), int(padded));
-    Buffer<uint8_t> bytes(reinterpret_cast<uint8_t *>(planes), int(words * 8), k_a);
-    Buffer<float> beta(scales, k_a);
+    View<1> xb(src, {int(padded)});
+    View<2> bytes(reinterpret_cast<uint8_t *>(planes), {int(words * 8), k_a});
+    View<1> beta(scales, {k_a});
     const auto kernel = ternary ? kernels::quantize_act_ternary : kernels::quantize_act[k_a - 1][iters];
     detail::check(kernel(xb, int(n), bytes, beta), "quantize_act");
     bool finite = true;
@@ -392,16 +447,19 @@ void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryBatch &out
 namespace {
 
 // The checks every binary product makes on its weights and activation shape;
-// `bound` is the variant whose layout W is packed in (-1: the common layout).
-void check_product(const char *kernel, const BinaryMatrix &W, int bound, int k_a, size_t n) {
+// `bound` is the variant whose layout the kernels read (-1: the common layout)
+// and `layout_ok` whether W is packed in it (BinaryMatrix knows since packing).
+void check_product(const char *kernel, const BinaryMatrix &W, int bound, bool layout_ok, int k_a,
+                   size_t n) {
     const std::string k = kernel;
     if (W.k_w() == 0) fail(k + ": the weight matrix is empty (not built)");
-    const KernelLayout want =
-        bound < 0 ? kernel_layout()
-                  : KernelLayout{kernels::variants[bound].layout, kernels::variants[bound].tile};
-    if (!(W.layout() == want))
+    if (!layout_ok) {
+        const KernelLayout want =
+            bound < 0 ? kernel_layout()
+                      : KernelLayout{kernels::variants[bound].layout, kernels::variants[bound].tile};
         fail(k + ": the matrix is in layout " + W.layout().layout + "/" + std::to_string(W.tile()) +
              " but the kernels were built for " + want.layout + "/" + std::to_string(want.tile));
+    }
     check_bits(kernel, "k_a", k_a);
     if (n != W.cols())
         fail(k + ": activation length " + std::to_string(n) + " does not match the " +
@@ -429,24 +487,22 @@ ProductKernels product_kernels(int bound, const int (&variant)[4], int k_w, int 
 void run_product(const ProductKernels &k, const BinaryMatrix &W, const uint64_t *planes,
                  const float *scales, int k_a, size_t n, size_t B, float *dst, size_t stride,
                  bool par, const char *name) {
-    Buffer<uint64_t> wb = weight_buffer(W.layout(), W.k_w(), W.tiles(), W.words(),
-                                        const_cast<uint64_t *>(W.kernel_planes().data()));
-    Buffer<float> alpha(const_cast<float *>(W.kernel_alpha().data()), W.tile(), W.k_w(),
-                        int(W.tiles()));
-    Buffer<float> bias(const_cast<float *>(W.kernel_bias().data()), W.tile(), int(W.tiles()));
-    const int tile = W.tile();
+    View<4> wb = weight_view(W);
+    const int tile = W.tile(), tiles = int(W.tiles()), words = int(W.words());
+    View<3> alpha(W.kernel_alpha().data(), {tile, W.k_w(), tiles});
+    View<2> bias(W.kernel_bias().data(), {tile, tiles});
     if (B == 1 && k.one) {
         // One item: bgemv is the same product (and its loop is a little faster).
-        Buffer<uint64_t> A(const_cast<uint64_t *>(planes), int(W.words()), k_a);
-        Buffer<float> beta(const_cast<float *>(scales), k_a);
-        Buffer<float> yb(dst, tile, int(W.tiles()));
+        View<2> A(planes, {words, k_a});
+        View<1> beta(scales, {k_a});
+        View<2> yb(dst, {tile, tiles});
         detail::check(k.one(wb, alpha, bias, A, beta, int(n), par, yb), name);
         return;
     }
-    Buffer<uint64_t> A(const_cast<uint64_t *>(planes), int(W.words()), k_a, int(B));
-    Buffer<float> beta(const_cast<float *>(scales), k_a, int(B));
-    halide_dimension_t d[3] = {{0, tile, 1}, {0, int(W.tiles()), tile}, {0, int(B), int(stride)}};
-    Buffer<float> yb(dst, 3, d);
+    View<3> A(planes, {words, k_a, int(B)});
+    View<2> beta(scales, {k_a, int(B)});
+    const halide_dimension_t d[3] = {{0, tile, 1, 0}, {0, tiles, tile, 0}, {0, int(B), int(stride), 0}};
+    View<3> yb(dst, d);
     const int bt = bgemm_batch_tile(
         B, bgemm_max_batch_tile(AMQ_BGEMM_ACCUMULATORS, AMQ_BGEMM_MAX_BATCH_TILE, W.k_w(), k_a));
     detail::check(k.many(wb, alpha, bias, A, beta, int(n), par, bt, yb), name);
@@ -456,7 +512,7 @@ void run_product(const ProductKernels &k, const BinaryMatrix &W, const uint64_t 
 
 void bgemv(const BinaryMatrix &W, const BinaryVector &a, float *y) {
     detail::install_hooks();
-    check_product("bgemv", W, W.bound_, a.k, a.n);
+    check_product("bgemv", W, W.bound_, W.layout_ok_, a.k, a.n);
     if (a.planes.size() < size_t(a.k) * a.words() || a.beta.size() < size_t(a.k))
         fail("bgemv: activation has " + std::to_string(a.planes.size()) + " words and " +
              std::to_string(a.beta.size()) + " scales (expected " +
@@ -477,7 +533,7 @@ void bgemv(const BinaryMatrix &W, const BinaryVector &a, float *y) {
 
 void bgemm(const BinaryMatrix &W, const BinaryBatch &a, float *y, size_t y_stride) {
     detail::install_hooks();
-    check_product("bgemm", W, W.bound_, a.k, a.n);
+    check_product("bgemm", W, W.bound_, W.layout_ok_, a.k, a.n);
     const size_t B = a.batch, ka = size_t(a.k);
     if (B == 0) fail("bgemm: the activation batch is empty (expected batch >= 1)");
     if (a.planes.size() < B * ka * a.words() || a.beta.size() < B * ka)
@@ -676,7 +732,7 @@ void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBat
                     const float *gx, size_t gx_size, BinaryBatch &next, int iters, Call call) {
     detail::install_hooks();
     const std::string k = K;
-    check_product(K, W, -1, hq.k, hq.n);  // the common layout only
+    check_product(K, W, -1, W.layout() == kernel_layout(), hq.k, hq.n);  // the common layout only
     const size_t H = W.cols();
     if (W.rows() != size_t(G) * H)
         fail(k + ": W_hh is " + std::to_string(W.rows()) + "x" + std::to_string(H) +
@@ -697,17 +753,15 @@ void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBat
              std::to_string(G) + " x hidden = " + std::to_string(G * H) + ")");
     if (&next == &hq) fail(k + ": h_q_next must not be h_q (h_q is read while it is written)");
     next.resize(hq.k, H, 1);
-    Buffer<uint64_t> wb = weight_buffer(W.layout(), W.k_w(), W.tiles(), W.words(),
-                                        const_cast<uint64_t *>(W.kernel_planes().data()));
-    Buffer<float> alpha(const_cast<float *>(W.kernel_alpha().data()), W.tile(), W.k_w(),
-                        int(W.tiles()));
-    Buffer<float> bias(const_cast<float *>(W.kernel_bias().data()), W.tile(), int(W.tiles()));
-    Buffer<uint64_t> A(const_cast<uint64_t *>(hq.planes.data()), int(hq.words()), hq.k);
-    Buffer<float> beta(const_cast<float *>(hq.beta.data()), hq.k);
-    Buffer<float> gxb(const_cast<float *>(gx), int(std::min(gx_size, size_t(INT32_MAX))));
-    Buffer<uint8_t> planes(reinterpret_cast<uint8_t *>(next.planes.data()), int(next.words() * 8),
-                           hq.k);
-    Buffer<float> scales(next.beta.data(), hq.k);
+    View<4> wb = weight_view(W);
+    const int tile = W.tile(), tiles = int(W.tiles());
+    View<3> alpha(W.kernel_alpha().data(), {tile, W.k_w(), tiles});
+    View<2> bias(W.kernel_bias().data(), {tile, tiles});
+    View<2> A(hq.planes.data(), {int(hq.words()), hq.k});
+    View<1> beta(hq.beta.data(), {hq.k});
+    View<1> gxb(gx, {int(std::min(gx_size, size_t(INT32_MAX)))});
+    View<2> planes(reinterpret_cast<uint8_t *>(next.planes.data()), {int(next.words() * 8), hq.k});
+    View<1> scales(next.beta.data(), {hq.k});
     detail::check(call(wb, alpha, bias, A, beta, gxb, int(H), planes, scales), K);
     for (int j = 0; j < hq.k; ++j)
         if (!std::isfinite(next.beta[size_t(j)]))

@@ -153,6 +153,8 @@ public:
 
     // Kernel-layout storage (for the kernels and the tuner).
     const AlignedVector<uint64_t> &kernel_planes() const { return planes_; }
+    // The strides of kernel_planes() in words, by (row in tile, plane, word, tile).
+    const int32_t (&kernel_strides() const)[4] { return strides_; }
     const std::vector<float> &kernel_alpha() const { return alpha_; }
     const std::vector<float> &kernel_bias() const { return bias_; }
 
@@ -174,6 +176,10 @@ private:
     int k_w_ = 0;
     size_t rows_ = 0, cols_ = 0, tiles_ = 0;
     int bound_ = -1;        // the variant whose layout the planes are in; -1 = common
+    // The planes are in the layout of the kernels bgemv/bgemm pick for this
+    // matrix (checked once here, not per call), and their strides (r, i, w, t).
+    bool layout_ok_ = false;
+    int32_t strides_[4] = {0, 0, 0, 0};
     int variant_[4] = {-1, -1, -1, -1};  // variant per k_a - 1; -1 = common kernel
     KernelLayout layout_;
     AlignedVector<uint64_t> planes_;  // layout per kernel_layout(), 64-byte aligned
