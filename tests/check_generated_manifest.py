@@ -5,7 +5,8 @@ Checks what `amq generate --model` wrote against the schedules file it was
 generated with: every bgemv kernel specialized to a shape carries exactly the
 knobs of that shape's winner in the schedules file's "variants", every bgemv
 kernel for any shape the common knobs ("pipelines" over the manifest's
-defaults), and the specialized kernels are exactly the winners (tuned_us <
+defaults) and, per lower ISA variant, the knobs its "isa" section sets apart
+from those, and the specialized kernels are exactly the winners (tuned_us <
 0.97 common_us, top ISA) of the model's bits and product shapes. MODEL_INFO_JSON
 is `amq info MODEL --json`. Exits 1 naming the first difference.
 """
@@ -41,6 +42,13 @@ def main():
         if v["isa"] == "avx512" and v["tuned_us"] < 0.97 * v["common_us"]:
             winners[(v["bits"], tuple(v["shape"]))] = knob_set(manifest, v["pipeline"], v["knobs"])
     common = knob_set(manifest, "bgemv", schedules["pipelines"].get("bgemv", {}))
+    # The knobs each lower ISA variant sets apart from the common ones (isa_knobs).
+    common_isa = {}
+    for isa, section in schedules.get("isa", {}).items():
+        own = {k: v for k, v in section.get("pipelines", {}).get("bgemv", {}).items()
+               if common.get(k) != v}
+        if own:
+            common_isa[isa] = own
     seen = set()
     for k in generated["kernels"]:
         if k["pipeline"] != "bgemv":
@@ -59,6 +67,9 @@ def main():
             seen.add(shape)
         if k["knobs"] != want:
             sys.exit("%s: knobs %s, the schedules file has %s" % (k["name"], k["knobs"], want))
+        if k["shape"] == "any" and (k.get("isa_knobs") or {}) != common_isa:
+            sys.exit("%s: ISA variants' knobs %s, the schedules file has %s"
+                     % (k["name"], k.get("isa_knobs"), common_isa))
         if k["target"] != generated["target"]:
             sys.exit("%s: target %s, generated for %s" % (k["name"], k["target"], generated["target"]))
     missing = {s for (b, s) in winners if b == bits and s in shapes} - seen

@@ -384,6 +384,27 @@ Schedules load_schedules(const std::string &user_file) {
     return s;
 }
 
+// A knob's text as JSON: a number for an integer, else a string.
+nlohmann::ordered_json knob_json(const std::string &value) {
+    return std::regex_match(value, std::regex("-?[0-9]+")) ? nlohmann::ordered_json(std::stoll(value))
+                                                           : nlohmann::ordered_json(value);
+}
+
+// The generator param isa_knobs ("avx2/k:v,k:v+sse41/k:v") as {"avx2": {"k": v, ...}, ...}.
+nlohmann::ordered_json isa_knobs_json(const std::string &spec) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::object();
+    std::stringstream sections(spec);
+    for (std::string section; std::getline(sections, section, '+');) {
+        const size_t slash = section.find('/');
+        std::stringstream kvs(section.substr(slash + 1));
+        for (std::string kv; std::getline(kvs, kv, ',');) {
+            const size_t colon = kv.find(':');
+            out[section.substr(0, slash)][kv.substr(0, colon)] = knob_json(kv.substr(colon + 1));
+        }
+    }
+    return out;
+}
+
 // One generator run: kernel amq_<name> from generator <gen> with params; what
 // manifest.json says of it.
 struct Kernel {
@@ -799,12 +820,15 @@ void run_generate(const GenerateArgs &a) {
         kj["pipeline"] = k.pipeline;
         kj["shape"] = k.rows ? nlohmann::ordered_json({k.rows, k.cols}) : nlohmann::ordered_json("any");
         kj["bits"] = k.bits.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(k.bits);
+        nlohmann::ordered_json per_isa = nullptr;
         for (const auto &[key, value] : k.params)
-            if (!instance_params.count(key)) knobs[key] = nlohmann::ordered_json::parse(
-                                                 std::regex_match(value, std::regex("-?[0-9]+"))
-                                                     ? value
-                                                     : nlohmann::ordered_json(value).dump());
+            if (key == "isa_knobs")
+                per_isa = isa_knobs_json(value);
+            else if (!instance_params.count(key))
+                knobs[key] = knob_json(value);
         kj["knobs"] = knobs;
+        // The knobs a lower ISA variant sets apart from these ({"avx2": {...}}), or null.
+        kj["isa_knobs"] = per_isa;
         kj["target"] = join(targets, ",");
         kj["function"] = "amq_" + k.name;
         kj["generator"] = k.generator;
