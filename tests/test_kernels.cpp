@@ -295,27 +295,47 @@ TEST(PackBits, KernelLayoutMatchesModelLayout) {
         }
 }
 
+namespace {
+
+void check_f32_gemv(size_t rows, size_t cols, int threads) {
+    auto M = normal(rows * cols, uint32_t(rows * 31 + cols));
+    auto x = normal(cols, 3), b = normal(rows, 4);
+    std::vector<float> y(rows);
+    f32_gemv(M.data(), rows, cols, x.data(), b.data(), y.data());
+    for (size_t r = 0; r < rows; ++r) {
+        double s = b[r], scale = std::abs(b[r]);
+        for (size_t c = 0; c < cols; ++c) {
+            s += double(M[r * cols + c]) * x[c];
+            scale += std::abs(double(M[r * cols + c]) * x[c]);
+        }
+        ASSERT_NEAR(y[r], s, 1e-5 * scale + 1e-6)
+            << rows << "x" << cols << " row " << r << " threads " << threads;
+    }
+}
+
+}  // namespace
+
 TEST(F32Gemv, MatchesNaiveProduct) {
     // Two threads take the parallel variant where the matrix is large enough.
     for (int threads : {1, 2}) {
         set_num_threads(threads);
         for (size_t rows : spec::test_rows)
-            for (size_t cols : spec::test_cols) {
-                if (rows * cols > 1024 * 1024) continue;
-                auto M = normal(rows * cols, uint32_t(rows * 31 + cols));
-                auto x = normal(cols, 3), b = normal(rows, 4);
-                std::vector<float> y(rows);
-                f32_gemv(M.data(), rows, cols, x.data(), b.data(), y.data());
-                for (size_t r = 0; r < rows; ++r) {
-                    double s = b[r], scale = std::abs(b[r]);
-                    for (size_t c = 0; c < cols; ++c) {
-                        s += double(M[r * cols + c]) * x[c];
-                        scale += std::abs(double(M[r * cols + c]) * x[c]);
-                    }
-                    ASSERT_NEAR(y[r], s, 1e-5 * scale + 1e-6)
-                        << rows << "x" << cols << " row " << r << " threads " << threads;
-                }
-            }
+            for (size_t cols : spec::test_cols)
+                if (rows * cols <= 1024 * 1024) check_f32_gemv(rows, cols, threads);
+    }
+    set_num_threads(1);
+}
+
+TEST(F32Gemv, ColumnTailsAndRowRemainders) {
+    // Columns around every block width the knobs give (vector x accumulators
+    // from 4 to 64: the masked window after the full blocks, fewer columns than
+    // one block), rows around the unrolls, and the language model's decoder.
+    for (int threads : {1, 2}) {
+        set_num_threads(threads);
+        for (size_t rows : {1, 2, 3, 5, 9, 17})
+            for (size_t cols : {2, 3, 5, 8, 9, 15, 16, 17, 31, 32, 33, 47, 63, 96, 129, 300})
+                check_f32_gemv(rows, cols, threads);
+        check_f32_gemv(spec::lm_decoder_shape.rows, spec::lm_decoder_shape.cols, threads);
     }
     set_num_threads(1);
 }

@@ -23,9 +23,9 @@ struct F32Params {
     Halide::Param<bool> parallel{"parallel", false};
 };
 
-gen::F32GemvFuncs declare(F32Params &p, int vector) {
+gen::F32GemvFuncs declare(F32Params &p, int vector, int accumulators) {
     Halide::Expr cols = p.M.dim(0).extent();
-    gen::F32GemvFuncs f = gen::f32_gemv_algorithm(p.M, p.x, p.bias, cols, vector);
+    gen::F32GemvFuncs f = gen::f32_gemv_algorithm(p.M, p.x, p.bias, cols, vector, accumulators);
     gen::constrain_f32_gemv_buffers(p.M, p.x, p.bias, f.y.output_buffer());
     return f;
 }
@@ -33,6 +33,7 @@ gen::F32GemvFuncs declare(F32Params &p, int vector) {
 gen::F32GemvKnobs to_knobs(const Knobs &k) {
     gen::F32GemvKnobs g;
     g.vector = k.at("vector").get<int>();
+    g.accumulators = k.at("accumulators").get<int>();
     g.rows_unroll = k.at("rows_unroll").get<int>();
     g.parallel_rows = k.at("parallel_rows").get<int>();
     return g;
@@ -112,8 +113,10 @@ std::string F32GemvPipeline::prune(Knobs &k) const {
     const Problem &p = problem();
     if (p.threads == 1) k["parallel_rows"] = hand_defaults("f32_gemv").at("parallel_rows");
     const gen::F32GemvKnobs g = to_knobs(k);
-    if (size_t(g.vector) > p.cols)
-        return "vector " + std::to_string(g.vector) + " exceeds the " + std::to_string(p.cols) +
+    const int block = g.vector * g.accumulators;
+    if (size_t(block) > p.cols)
+        return "vector " + std::to_string(g.vector) + " x accumulators " +
+               std::to_string(g.accumulators) + " exceeds the " + std::to_string(p.cols) +
                " column(s)";
     if (size_t(g.rows_unroll) > p.rows)
         return "rows_unroll " + std::to_string(g.rows_unroll) + " exceeds the " +
@@ -121,9 +124,10 @@ std::string F32GemvPipeline::prune(Knobs &k) const {
     // The partial sums dot(u, r) of rows_unroll rows live in vector registers.
     const int lanes = target_.natural_vector_size<float>();
     const int registers = target_.has_feature(Halide::Target::AVX512) ? 32 : 16;
-    const int needed = int(ceil_div(size_t(g.vector), size_t(lanes))) * g.rows_unroll;
+    const int needed = int(ceil_div(size_t(block), size_t(lanes))) * g.rows_unroll;
     if (needed > registers)
-        return "vector " + std::to_string(g.vector) + " x rows_unroll " +
+        return "vector " + std::to_string(g.vector) + " x accumulators " +
+               std::to_string(g.accumulators) + " x rows_unroll " +
                std::to_string(g.rows_unroll) + " partial sums need " + std::to_string(needed) +
                " vector registers (the target has " + std::to_string(registers) + ")";
     if (p.threads > 1 && g.parallel_rows > 0 && size_t(g.parallel_rows) >= p.rows)
@@ -135,7 +139,7 @@ std::string F32GemvPipeline::prune(Knobs &k) const {
 Halide::Pipeline F32GemvPipeline::build(const Knobs &knobs) const {
     const gen::F32GemvKnobs g = to_knobs(knobs);
     F32Params p;
-    gen::F32GemvFuncs f = declare(p, g.vector);
+    gen::F32GemvFuncs f = declare(p, g.vector, g.accumulators);
     gen::f32_gemv_schedule(f, g, p.parallel);
     return Halide::Pipeline(f.y);
 }
@@ -143,7 +147,8 @@ Halide::Pipeline F32GemvPipeline::build(const Knobs &knobs) const {
 Halide::Pipeline F32GemvPipeline::build_unscheduled(const Knobs &layout) const {
     const Problem &pr = problem();
     F32Params p;
-    gen::F32GemvFuncs f = declare(p, layout.at("vector").get<int>());
+    gen::F32GemvFuncs f =
+        declare(p, layout.at("vector").get<int>(), layout.at("accumulators").get<int>());
     gen::set_f32_gemv_estimates(p.M, p.x, p.bias, p.parallel, f.y, int(pr.rows), int(pr.cols),
                                 pr.threads > 1);
     return Halide::Pipeline(f.y);
@@ -151,7 +156,7 @@ Halide::Pipeline F32GemvPipeline::build_unscheduled(const Knobs &layout) const {
 
 std::vector<Knobs> F32GemvPipeline::autoscheduler_layouts() const {
     // The algorithm's block width over columns (no data layout to choose).
-    return {{{"vector", 16}}, {{"vector", 8}}};
+    return {{{"vector", 16}, {"accumulators", 1}}, {{"vector", 8}, {"accumulators", 2}}};
 }
 
 std::unique_ptr<Invocation> F32GemvPipeline::make_invocation(const Knobs &, bool edge_shape) const {
