@@ -66,7 +66,8 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
     GemvProblem p = make_gemv_problem(rows, cols, bits, true, act_iters);
     const BinaryMatrix &W = p.W;
     BinaryVector &a = p.a;
-    std::vector<float> &x = p.x, &y = p.y, &M = p.M, &bias = p.bias;
+    std::vector<float> &x = p.x, &y = p.y, &bias = p.bias;
+    AlignedVector<float> &M = p.M;
 
     std::vector<std::function<void()>> fns = {
         [&] {

@@ -20,7 +20,8 @@ struct GemvProblem {
     // layout, unbound, so the common kernel runs them (else empty).
     BinaryMatrix W_common;
     BinaryVector a;
-    std::vector<float> x, y, M, bias;
+    std::vector<float> x, y, bias;
+    AlignedVector<float> M;  // as the runtime keeps float weights
 };
 GemvProblem make_gemv_problem(size_t rows, size_t cols, spec::Bits bits, bool with_float,
                               int act_iters = 2);

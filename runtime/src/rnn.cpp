@@ -50,7 +50,8 @@ std::shared_ptr<const Model> Model::from_file(const ModelFile &f) {
                             std::to_string(f.act_iters) +
                             ", the activation kernels are built for 0..3");
         } else {
-            mat.weights = f.floats.at(name).data;
+            const std::vector<float> &w = f.floats.at(name).data;
+            mat.weights.assign(w.begin(), w.end());
             mat.bias = bias ? std::vector<float>(bias, bias + rows) : std::vector<float>(rows, 0);
         }
         return mat;
