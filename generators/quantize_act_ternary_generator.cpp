@@ -1,6 +1,7 @@
 // Generator for quantize_act_ternary: see quantize_act_ternary.h.
 #include <stdexcept>
 
+#include "quantize_act.h"
 #include "quantize_act_ternary.h"
 
 namespace amq::gen {
@@ -24,16 +25,9 @@ public:
         bytes = f.bytes;
         beta = f.beta;
 
-        x.dim(0).set_bounds(0, ((n + 63) / 64) * 64);
-        bytes.dim(0).set_bounds(0, ((n + 63) / 64) * 8);
-        bytes.dim(1).set_bounds(0, 2);
-        bytes.dim(1).set_stride(bytes.dim(0).extent());
-        beta.dim(0).set_bounds(0, 2);
-
-        x.set_estimates({{0, ((int(est_n) + 63) / 64) * 64}});
-        n.set_estimate(est_n);
-        bytes.set_estimates({{0, ((int(est_n) + 63) / 64) * 8}, {0, 2}});
-        beta.set_estimates({{0, 2}});
+        // quantize_act's buffers with its two planes.
+        constrain_quantize_act_buffers(x, n, bytes, beta, 2);
+        set_quantize_act_estimates(x, n, bytes, beta, 2, est_n);
 
         if (!auto_schedule) quantize_act_ternary_schedule(f, k);
     }

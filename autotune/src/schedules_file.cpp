@@ -163,8 +163,14 @@ void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
                            const std::string &isa) {
     const bool top = isa.empty() || isa == isa_variants().front().name;
     // A lower variant: only what holds the top level's runtime knobs.
+    // (the file's top knobs read once per pipeline, not once per record)
+    std::map<std::string, Knobs> top_knobs;
     const auto usable = [&](const std::string &pipeline, const Knobs &knobs) {
-        return top || holds_runtime_knobs(pipeline, knobs, top_variant_knobs(path, pipeline));
+        if (top) return true;
+        auto it = top_knobs.find(pipeline);
+        if (it == top_knobs.end())
+            it = top_knobs.emplace(pipeline, top_variant_knobs(path, pipeline)).first;
+        return holds_runtime_knobs(pipeline, knobs, it->second);
     };
     std::vector<Record> records;
     for (const Record &r : all_records)

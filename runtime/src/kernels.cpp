@@ -110,17 +110,6 @@ WeightStrides weight_strides(const KernelLayout &l, int k, size_t tiles, size_t 
 
 namespace {
 
-// A u64 weight buffer W(r, i, w, t) over `data` with the strides of the layout.
-Buffer<uint64_t> weight_buffer(const KernelLayout &l, int k, size_t tiles, size_t words,
-                               uint64_t *data) {
-    const WeightStrides s = weight_strides(l, k, tiles, words);
-    halide_dimension_t d[4] = {{0, l.tile, int32_t(s.r)},
-                               {0, k, int32_t(s.i)},
-                               {0, int32_t(words), int32_t(s.w)},
-                               {0, int32_t(tiles), int32_t(s.t)}};
-    return Buffer<uint64_t>(data, 4, d);
-}
-
 // A halide_buffer_t over memory the caller owns, made on the stack: the hot
 // calls (products, quantize_act, fused steps) build several per call, and
 // Halide::Runtime::Buffer's shape bookkeeping and destructor cost tens of ns of
@@ -338,7 +327,7 @@ BinaryMatrix BinaryMatrix::from_codes(const float *src, const float *alpha, int 
         return from_planes(planes.data(), alpha, k_w, rows, cols, bias);
     }
     m.bind(bound);
-    Buffer<uint64_t> W = weight_buffer(m.layout_, k_w, m.tiles_, m.words(), m.planes_.data());
+    View<4> W = weight_view(m);
     Buffer<float> in(const_cast<float *>(src), int(cols), int(rows), k_w);
     detail::check(kernels::pack_bits_kernel(in, W), "pack_bits");
     return m;
