@@ -47,7 +47,7 @@ void BM_f32_halide(benchmark::State &st, size_t rows, size_t cols, int threads) 
     amq::bench::set_threads(threads);
     amq::bench::GemvProblem p = amq::bench::make_gemv_problem(rows, cols, {1, 1}, true);
     for (auto _ : st) {
-        amq::f32_gemv(p.M.data(), rows, cols, p.x.data(), p.bias.data(), p.y.data());
+        amq::f32_gemv(p.F, p.x.data(), cols, p.y.data());
         benchmark::DoNotOptimize(p.y.data());
     }
     st.counters["weight_bytes_per_s"] =

@@ -48,7 +48,7 @@ void BM_f32_decoder(benchmark::State &st) {
     amq::bench::set_threads(1);
     amq::bench::GemvProblem p = amq::bench::make_gemv_problem(s.rows, s.cols, {1, 1}, true);
     for (auto _ : st) {
-        amq::f32_gemv(p.M.data(), s.rows, s.cols, p.x.data(), p.bias.data(), p.y.data());
+        amq::f32_gemv(p.F, p.x.data(), s.cols, p.y.data());
         benchmark::DoNotOptimize(p.y.data());
     }
     st.counters["weight_bytes_per_s"] = benchmark::Counter(

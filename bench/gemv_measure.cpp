@@ -51,6 +51,7 @@ GemvProblem make_gemv_problem(size_t rows, size_t cols, spec::Bits bits, bool wi
     if (with_float) {
         p.M.resize(rows * cols);
         for (auto &v : p.M) v = nd(g);
+        p.F = FloatMatrix::from_rows(p.M.data(), rows, cols, p.bias.data());
     }
     p.W = BinaryMatrix::from_planes(planes.data(), alpha.data(), bits.w, rows, cols, p.bias.data());
     if (p.W.variant(bits.a))
@@ -68,6 +69,7 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
     BinaryVector &a = p.a;
     std::vector<float> &x = p.x, &y = p.y, &bias = p.bias;
     AlignedVector<float> &M = p.M;
+    const FloatMatrix &F = p.F;
 
     std::vector<std::function<void()>> fns = {
         [&] {
@@ -76,7 +78,7 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
         },
         [&] { bgemv(W, a, y.data()); },
         [&] { quantize_act(x.data(), cols, bits.a, act_iters, a); },
-        [&] { f32_gemv(M.data(), rows, cols, x.data(), bias.data(), y.data()); },
+        [&] { f32_gemv(F, x.data(), cols, y.data()); },
         [&] {
             std::copy(bias.begin(), bias.end(), y.begin());
             cblas_sgemv(CblasRowMajor, CblasNoTrans, int(rows), int(cols), 1.0f, M.data(),

@@ -21,7 +21,8 @@ struct GemvProblem {
     BinaryMatrix W_common;
     BinaryVector a;
     std::vector<float> x, y, bias;
-    AlignedVector<float> M;  // as the runtime keeps float weights
+    AlignedVector<float> M;  // row-major [rows][cols], 64-byte aligned (OpenBLAS sgemv's)
+    FloatMatrix F;         // M with bias, packed as the runtime keeps float weights
 };
 GemvProblem make_gemv_problem(size_t rows, size_t cols, spec::Bits bits, bool with_float,
                               int act_iters = 2);

@@ -18,14 +18,15 @@ function(amq_link_generated_kernels target dir)
                         "exist; write it with: amq generate --target <t> --bits <WxA> --out ${dir}")
   endif()
   include("${dir}/amqKernels.cmake")
-  foreach(v LAYOUT TILE BGEMM_ACCUMULATORS BGEMM_MAX_BATCH_TILE)
+  foreach(v LAYOUT TILE BGEMM_ACCUMULATORS BGEMM_MAX_BATCH_TILE F32_PANEL)
     if(DEFINED AMQ_KERNEL_${v} AND NOT "${AMQ_GENERATED_${v}}" STREQUAL "${AMQ_KERNEL_${v}}")
       message(FATAL_ERROR
         "amq_link_generated_kernels: the kernels in ${dir} were generated with "
         "${v} ${AMQ_GENERATED_${v}} but the installed amq::runtime was built for "
         "${AMQ_KERNEL_${v}}; generate with a schedules file that keeps "
         "bgemv layout=${AMQ_KERNEL_LAYOUT} tile=${AMQ_KERNEL_TILE} and bgemm "
-        "accumulators=${AMQ_BGEMM_ACCUMULATORS} max_batch_tile=${AMQ_BGEMM_MAX_BATCH_TILE}, "
+        "accumulators=${AMQ_BGEMM_ACCUMULATORS} max_batch_tile=${AMQ_BGEMM_MAX_BATCH_TILE} and "
+        "f32_gemv panel=${AMQ_KERNEL_F32_PANEL}, "
         "or build amq itself with -DAMQ_SCHEDULES=<that file>")
     endif()
   endforeach()

@@ -1,9 +1,15 @@
-// f32_gemv: the float baseline, y[r] = bias[r] + sum_c M[r][c] x[c].
+// f32_gemv: the float product, y[r] = bias[r] + sum_c M[r][c] x[c], on M packed
+// in row panels (amq/float_panels.h):
 //
-//   M(c, r)  f32  row-major [rows][cols]
-//   x(c)     f32
-//   bias(r)  f32
-//   y(r)     f32
+//   Mp(p, c, q)  f32  [panels][cols][panel]: Mp(p, c, q) = M[q panel + p][c],
+//                     rows past the last zero; `panel` is a knob the runtime
+//                     packs by ("runtime": true in schedules/manifest.json)
+//   x(c)         f32
+//   bias(r)      f32
+//   y(r)         f32
+//
+// A panel's outputs acc(p, q) take one vector FMA per column: the column
+// Mp(., c, q) times x(c) broadcast. No horizontal reduction, no column tail.
 #pragma once
 
 #include "Halide.h"
@@ -11,59 +17,45 @@
 namespace amq::gen {
 
 struct F32GemvKnobs {
-    int vector = 16;        // lanes of one partial sum over columns
-    int accumulators = 1;   // partial sums per row (independent add chains)
-    int rows_unroll = 4;    // rows computed together (reuse of x)
-    int parallel_rows = 0;  // rows per parallel task; 0 = serial
+    int panel = 16;         // rows per panel (the packed layout)
+    int vector = 16;        // lanes of one FMA (divides panel)
+    int panels = 2;         // panels computed together: independent FMA chains
+    int parallel_rows = 0;  // rows per parallel task (whole groups of panels); 0 = serial
 };
 
 struct F32GemvFuncs {
-    Halide::Func y, sum, dot;
-    Halide::Var r{"r"}, u{"u"};
-    Halide::RDom rc, tail, lanes;
-    Halide::Expr cols;
-    int block = 0;  // columns per block: vector x accumulators
+    Halide::Func y, acc;
+    Halide::Var r{"r"}, p{"p"}, q{"q"};
+    Halide::RDom c;
+    int panel = 0;
 };
 
-inline F32GemvFuncs f32_gemv_algorithm(Halide::Func M, Halide::Func x, Halide::Func bias,
-                                       Halide::Expr cols, int vector, int accumulators) {
+inline F32GemvFuncs f32_gemv_algorithm(Halide::Func Mp, Halide::Func x, Halide::Func bias,
+                                       Halide::Expr cols, int panel) {
     using namespace Halide;
     F32GemvFuncs f;
-    f.cols = cols;
-    f.block = vector * accumulators;
-    const int b = f.block;
-    // Partial sums dot(u, r), u < block: the full blocks of `block` columns as
-    // [blocks][lanes], then one window of `block` columns ending at the last
-    // column with its lanes before column blocks * block masked (those are
-    // summed already): dense loads, no serial tail. When cols < block the
-    // window starts at column 0 and its lanes past the last column are masked
-    // too. Never an empty domain (Adams2019 fails on those).
-    Expr blocks = cols / b;
-    f.rc = RDom(0, b, 0, blocks, "rc");
-    f.tail = RDom(0, b, "tail");
-    Expr ct = max(cols - b, 0) + f.tail.x, ctc = min(ct, cols - 1);
-    Expr c = f.rc.y * b + f.rc.x;
-    f.dot = Func("dot");
-    f.dot(f.u, f.r) = 0.0f;
-    f.dot(f.rc.x, f.r) += M(c, f.r) * x(c);
-    f.dot(f.tail.x, f.r) += select(ct >= blocks * b && ct < cols, M(ctc, f.r) * x(ctc), 0.0f);
-    // The sum of the partial sums, then the bias.
-    f.lanes = RDom(0, b, "lanes");
-    f.sum = Func("sum");
-    f.sum(f.r) = 0.0f;
-    f.sum(f.r) += f.dot(f.lanes, f.r);
+    f.panel = panel;
+    f.c = RDom(0, cols, "c");
+    f.acc = Func("acc");
+    f.acc(f.p, f.q) = 0.0f;
+    f.acc(f.p, f.q) += Mp(f.p, f.c, f.q) * x(f.c);
     f.y = Func("y");
-    f.y(f.r) = bias(f.r) + f.sum(f.r);
+    f.y(f.r) = bias(f.r) + f.acc(f.r % panel, f.r / panel);
     return f;
 }
 
 // The buffer constraints of the f32_gemv kernel, shared by its generator and
-// the tuner: x has the matrix's columns. y is the output buffer (the
-// generator's Output, or f.y.output_buffer()).
+// the tuner: Mp in panels of `panel` rows (64-byte aligned: the runtime's
+// packing), x has the matrix's columns. y is the output buffer (the generator's
+// Output, or f.y.output_buffer()).
 template <typename MBuffer, typename XBuffer, typename BiasBuffer, typename YBuffer>
-void constrain_f32_gemv_buffers(MBuffer &M, XBuffer &x, BiasBuffer &bias, YBuffer &&y) {
-    M.dim(0).set_min(0).dim(1).set_min(0);
-    x.dim(0).set_bounds(0, M.dim(0).extent());
+void constrain_f32_gemv_buffers(MBuffer &Mp, XBuffer &x, BiasBuffer &bias, YBuffer &&y,
+                                int panel) {
+    Mp.dim(0).set_bounds(0, panel).set_stride(1);
+    Mp.dim(1).set_min(0).set_stride(panel);
+    Mp.dim(2).set_min(0).set_stride(panel * Mp.dim(1).extent());
+    Mp.set_host_alignment(64);
+    x.dim(0).set_bounds(0, Mp.dim(1).extent());
     bias.dim(0).set_min(0);
     y.dim(0).set_min(0);
 }
@@ -72,9 +64,9 @@ void constrain_f32_gemv_buffers(MBuffer &M, XBuffer &x, BiasBuffer &bias, YBuffe
 // generator (est_rows, est_cols) and the tuner (the problem's shape).
 template <typename MBuffer, typename XBuffer, typename BiasBuffer, typename FlagParam,
           typename YFunc>
-void set_f32_gemv_estimates(MBuffer &M, XBuffer &x, BiasBuffer &bias, FlagParam &parallel_flag,
-                            YFunc &&y, int rows, int cols, bool parallel) {
-    M.set_estimates({{0, cols}, {0, rows}});
+void set_f32_gemv_estimates(MBuffer &Mp, XBuffer &x, BiasBuffer &bias, FlagParam &parallel_flag,
+                            YFunc &&y, int rows, int cols, int panel, bool parallel) {
+    Mp.set_estimates({{0, panel}, {0, cols}, {0, (rows + panel - 1) / panel}});
     x.set_estimates({{0, cols}});
     bias.set_estimates({{0, rows}});
     y.set_estimates({{0, rows}});
@@ -84,27 +76,28 @@ void set_f32_gemv_estimates(MBuffer &M, XBuffer &x, BiasBuffer &bias, FlagParam 
 // `parallel` (a run-time flag) picks the parallel variant, as for bgemv.
 inline void f32_gemv_schedule(F32GemvFuncs &f, const F32GemvKnobs &k, Halide::Expr parallel) {
     using namespace Halide;
-    Var ro("ro"), ri("ri");
-    Var rp("rp");
-    if (k.parallel_rows > 0) f.y.split(f.r, rp, f.r, k.parallel_rows, TailStrategy::GuardWithIf);
-    f.y.split(f.r, ro, ri, k.rows_unroll, TailStrategy::GuardWithIf);
-    // Every split before specialize(): each branch copies the schedule. With
-    // cols >= block the tail window's columns are a dense ramp (else clamped,
-    // a gather), in the serial and the parallel branch.
-    Stage wide = f.y.specialize(f.cols >= f.block);
-    if (k.parallel_rows > 0) {
-        wide.specialize(parallel).parallel(rp);
-        f.y.specialize(parallel).parallel(rp);
-    }
-    // Partial sums in registers: constant-size stack buffers (compute_at with
-    // a guarded split would size them at run time, on the heap) whose every
-    // index is constant after unrolling.
-    f.dot.compute_at(f.y, ro).store_in(MemoryType::Stack).vectorize(f.u).unroll(f.r);
-    f.dot.update(0).reorder(f.rc.x, f.r, f.rc.y).vectorize(f.rc.x).unroll(f.r);
-    f.dot.update(1).reorder(f.tail.x, f.r).vectorize(f.tail.x).unroll(f.r);
-    // The sum over the lanes as one vector reduction per row (a shuffle tree).
-    f.sum.compute_at(f.y, ro).store_in(MemoryType::Stack).unroll(f.r);
-    f.sum.update(0).atomic().vectorize(f.lanes).unroll(f.r);
+    Var q("q"), p("p"), qo("qo"), qi("qi"), task("task");
+    // y in groups of `panels` panels; the last panel's rows past the end and
+    // the last group's panels past the end are guarded (scalar), once.
+    f.y.split(f.r, q, p, f.panel, TailStrategy::GuardWithIf)
+        .split(q, qo, qi, k.panels, TailStrategy::GuardWithIf);
+    const int group = f.panel * k.panels;
+    if (k.parallel_rows > 0)
+        f.y.split(qo, task, qo, std::max(1, k.parallel_rows / group), TailStrategy::GuardWithIf);
+    f.y.vectorize(p, k.vector).unroll(qi);
+    if (k.parallel_rows > 0) f.y.specialize(parallel).parallel(task);
+    // The outputs of a group in registers: a constant-size stack buffer whose
+    // every index is constant after unrolling; per column, one broadcast of
+    // x(c) and panel / vector x panels independent FMAs.
+    Var pi("pi"), po("po");
+    f.acc.compute_at(f.y, qo).store_in(MemoryType::Stack);
+    f.acc.split(f.p, po, pi, k.vector).vectorize(pi).unroll(po).unroll(f.q);
+    f.acc.update()
+        .split(f.p, po, pi, k.vector)
+        .reorder(pi, po, f.q, f.c.x)
+        .vectorize(pi)
+        .unroll(po)
+        .unroll(f.q);
 }
 
 }  // namespace amq::gen

@@ -40,7 +40,7 @@ int main() {
         }
         auto M = amq::testing::normal(rows * cols, 8);
         std::vector<float> y(rows);
-        amq::f32_gemv(M.data(), rows, cols, x.data(), nullptr, y.data());
+        amq::f32_gemv(amq::FloatMatrix::from_rows(M.data(), rows, cols), x.data(), cols, y.data());
         for (size_t r = 0; r < rows; ++r) {
             double scale = 0;
             for (size_t c = 0; c < cols; ++c) scale += std::abs(double(M[r * cols + c]) * x[c]);

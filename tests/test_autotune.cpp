@@ -1151,7 +1151,7 @@ TEST(KnobSpace, EveryTunablePipelineHasASpaceAndDefaults) {
         // The hand defaults are a point of the space (so the search starts there).
         EXPECT_EQ(s.check(hand_defaults(name)), "") << name;
     }
-    EXPECT_EQ(builtin_space("f32_gemv").size(), 4u * 3u * 4u * 5u);
+    EXPECT_EQ(builtin_space("f32_gemv").size(), 4u * 4u * 6u * 5u);
     EXPECT_EQ(builtin_space("lstm_cell").size(), 5u * 6u);
     EXPECT_EQ(builtin_space("bgemm").size(), 4u * 7u * 5u * 6u);
     EXPECT_EQ(builtin_space("quantize_act").size(), 4u * 4u);
@@ -1161,29 +1161,28 @@ TEST(OtherPruning, F32GemvRules) {
     auto reason = [](const Problem &pr, const Halide::Target &t, Knobs k) {
         return make_pipeline(pr, t)->prune(k);
     };
-    auto knobs = [](int v, int u, int pr, int acc = 1) {
-        return Knobs{{"vector", v}, {"accumulators", acc}, {"rows_unroll", u}, {"parallel_rows", pr}};
+    auto knobs = [](int panel, int v, int panels, int pr) {
+        return Knobs{{"panel", panel}, {"vector", v}, {"panels", panels}, {"parallel_rows", pr}};
     };
     // One thread: the task size cannot matter.
     auto p = make_pipeline(f32_problem(4096, 1024), kAvx512);
-    Knobs a = knobs(16, 4, 64), b = knobs(16, 4, 1024);
+    Knobs a = knobs(16, 16, 2, 64), b = knobs(16, 16, 2, 1024);
     EXPECT_EQ(p->prune(a), "");
     EXPECT_EQ(p->prune(b), "");
     EXPECT_EQ(a, b);
-    EXPECT_NE(reason(f32_problem(64, 20), kAvx512, knobs(32, 1, 256)).find("exceeds the 20 column"),
+    EXPECT_NE(reason(f32_problem(64, 20), kAvx512, knobs(8, 16, 1, 256)).find("does not divide panel 8"),
               std::string::npos);
-    // The block is vector x accumulators columns.
-    EXPECT_NE(reason(f32_problem(64, 20), kAvx512, knobs(8, 1, 256, 4)).find("exceeds the 20 column"),
+    // 33 rows are 3 panels of 16 (the last padded): 4 panels at once is more.
+    EXPECT_EQ(reason(f32_problem(33, 64), kAvx512, knobs(16, 16, 3, 256)), "");
+    EXPECT_NE(reason(f32_problem(33, 64), kAvx512, knobs(16, 16, 4, 256)).find("exceeds the 3 panel"),
               std::string::npos);
-    EXPECT_NE(reason(f32_problem(3, 64), kAvx512, knobs(8, 4, 256)).find("exceeds the 3 row"),
+    // AVX2: a panel of 64 is 8 ymm, x 2 panels + x(c) = 17 registers of 16.
+    EXPECT_NE(reason(f32_problem(640, 64), kAvx2, knobs(64, 8, 2, 256)).find("need 17 vector"),
               std::string::npos);
-    // AVX2: 32 lanes are 4 ymm, x 8 rows = 32 registers of 16.
-    EXPECT_NE(reason(f32_problem(64, 64), kAvx2, knobs(32, 8, 256)).find("need 32 vector"),
+    EXPECT_EQ(reason(f32_problem(640, 64), kAvx512, knobs(64, 8, 2, 256)), "");
+    EXPECT_NE(reason(f32_problem(640, 64), kAvx512, knobs(64, 16, 8, 256)).find("need 33 vector"),
               std::string::npos);
-    EXPECT_EQ(reason(f32_problem(64, 64), kAvx512, knobs(32, 8, 256)), "");
-    EXPECT_NE(reason(f32_problem(64, 64), kAvx2, knobs(16, 8, 256, 2)).find("need 32 vector"),
-              std::string::npos);
-    EXPECT_NE(reason(f32_problem(200, 64, 2), kAvx512, knobs(16, 4, 256)).find("one task"),
+    EXPECT_NE(reason(f32_problem(200, 64, 2), kAvx512, knobs(16, 16, 2, 256)).find("one task"),
               std::string::npos);
     EXPECT_THROW(make_pipeline(f32_problem(0, 64), kAvx512), std::invalid_argument);
     Problem with_bits = f32_problem(64, 64);
@@ -1299,7 +1298,7 @@ TEST(OtherPipelines, QuantizeActDefaultsVerifyAndAWrongResultIsCaught) {
 }
 
 TEST(OtherPipelines, EveryCandidateOfTheSmallSpacesMatchesTheReference) {
-    // Every vector width of the cells and of f32_gemv, and bgemm at several
+    // Every vector width of the cells, every panel of f32_gemv, and bgemm at several
     // batch tiles in the tiled and plane-major layouts, on edge shapes.
     const Halide::Target host = Halide::get_host_target();
     struct Case {
@@ -1315,11 +1314,12 @@ TEST(OtherPipelines, EveryCandidateOfTheSmallSpacesMatchesTheReference) {
     gru.knobs.push_back({{"vector", 32}, {"parallel_batch", 2}});
     cases.push_back(gru);
     Case f32{f32_problem(150, 45, 2), {}};
-    f32.knobs.push_back({{"vector", 4}, {"accumulators", 1}, {"rows_unroll", 8}, {"parallel_rows", 64}});
-    f32.knobs.push_back({{"vector", 32}, {"accumulators", 1}, {"rows_unroll", 1}, {"parallel_rows", 64}});
-    // Blocks of 16 and 32 columns in several partial sums: 45 = 2 x 16 + 13, 1 x 32 + 13.
-    f32.knobs.push_back({{"vector", 8}, {"accumulators", 2}, {"rows_unroll", 4}, {"parallel_rows", 64}});
-    f32.knobs.push_back({{"vector", 8}, {"accumulators", 4}, {"rows_unroll", 2}, {"parallel_rows", 64}});
+    // Every panel; 150 rows are no multiple of any, nor of the groups of panels
+    // (a guarded last group), and the tasks of 64 rows round to whole groups.
+    f32.knobs.push_back({{"panel", 8}, {"vector", 4}, {"panels", 3}, {"parallel_rows", 64}});
+    f32.knobs.push_back({{"panel", 16}, {"vector", 8}, {"panels", 4}, {"parallel_rows", 64}});
+    f32.knobs.push_back({{"panel", 32}, {"vector", 32}, {"panels", 1}, {"parallel_rows", 64}});
+    f32.knobs.push_back({{"panel", 64}, {"vector", 16}, {"panels", 2}, {"parallel_rows", 64}});
     cases.push_back(f32);
     for (const std::string layout : {"tiled", "plane_major"}) {
         Case bg{bgemm_problem(45, 150, 9, 2, 2, layout, 4, 2), {}};

@@ -297,20 +297,26 @@ TEST(PackBits, KernelLayoutMatchesModelLayout) {
 
 namespace {
 
+// f32_gemv on M packed once (FloatMatrix) against the product in double.
+void expect_f32_gemv(const std::vector<float> &M, size_t rows, size_t cols,
+                     const std::vector<float> &x, const float *bias, const std::string &what,
+                     double abs_tol = 1e-6) {
+    const FloatMatrix F = FloatMatrix::from_rows(M.data(), rows, cols, bias);
+    std::vector<float> y(rows, std::nanf(""));
+    f32_gemv(F, x.data(), cols, y.data());
+    std::vector<double> scale;
+    const std::vector<double> want = ref::float_gemv(M.data(), rows, cols, x.data(), bias, &scale);
+    for (size_t r = 0; r < rows; ++r)
+        ASSERT_NEAR(y[r], want[r], 1e-5 * scale[r] + abs_tol)
+            << what << " " << rows << "x" << cols << " row " << r;
+}
+
 void check_f32_gemv(size_t rows, size_t cols, int threads) {
     auto M = normal(rows * cols, uint32_t(rows * 31 + cols));
     auto x = normal(cols, 3), b = normal(rows, 4);
-    std::vector<float> y(rows);
-    f32_gemv(M.data(), rows, cols, x.data(), b.data(), y.data());
-    for (size_t r = 0; r < rows; ++r) {
-        double s = b[r], scale = std::abs(b[r]);
-        for (size_t c = 0; c < cols; ++c) {
-            s += double(M[r * cols + c]) * x[c];
-            scale += std::abs(double(M[r * cols + c]) * x[c]);
-        }
-        ASSERT_NEAR(y[r], s, 1e-5 * scale + 1e-6)
-            << rows << "x" << cols << " row " << r << " threads " << threads;
-    }
+    const std::string what = "threads " + std::to_string(threads);
+    expect_f32_gemv(M, rows, cols, x, b.data(), what);
+    expect_f32_gemv(M, rows, cols, x, nullptr, what + " no bias");
 }
 
 }  // namespace
@@ -326,18 +332,69 @@ TEST(F32Gemv, MatchesNaiveProduct) {
     set_num_threads(1);
 }
 
-TEST(F32Gemv, ColumnTailsAndRowRemainders) {
-    // Columns around every block width the knobs give (vector x accumulators
-    // from 4 to 64: the masked window after the full blocks, fewer columns than
-    // one block), rows around the unrolls, and the language model's decoder.
+TEST(F32Gemv, PanelRemaindersAndAnyColumns) {
+    // Rows around the panel (the last panel padded with zero rows) and around
+    // groups of several panels, any column count (no column tail in the
+    // layout), and the language model's decoder.
+    const size_t P = float_panel();
     for (int threads : {1, 2}) {
         set_num_threads(threads);
-        for (size_t rows : {1, 2, 3, 5, 9, 17})
-            for (size_t cols : {2, 3, 5, 8, 9, 15, 16, 17, 31, 32, 33, 47, 63, 96, 129, 300})
-                check_f32_gemv(rows, cols, threads);
-        check_f32_gemv(spec::lm_decoder_shape.rows, spec::lm_decoder_shape.cols, threads);
+        for (size_t rows : {size_t(1), P - 1, P, P + 1, 2 * P + 1, 3 * P - 1, 5 * P + 3})
+            for (size_t cols : {1, 2, 7, 16, 17, 300, 1200}) check_f32_gemv(rows, cols, threads);
+        for (size_t cols : {1, 7, 300, 1200}) check_f32_gemv(6022, cols, threads);
     }
     set_num_threads(1);
+}
+
+TEST(F32Gemv, ZerosAndExtremeValues) {
+    const size_t rows = 2 * float_panel() + 3, cols = 301;
+    const std::vector<float> zeros(rows * cols, 0.0f), x = normal(cols, 5);
+    // All zeros: exactly the bias, or zeros.
+    const std::vector<float> b = normal(rows, 6);
+    std::vector<float> y(rows, 1.0f);
+    f32_gemv(FloatMatrix::from_rows(zeros.data(), rows, cols, b.data()), x.data(), cols, y.data());
+    EXPECT_EQ(y, b);
+    f32_gemv(FloatMatrix::from_rows(zeros.data(), rows, cols), x.data(), cols, y.data());
+    EXPECT_EQ(y, std::vector<float>(rows, 0.0f));
+    // Near the float range: terms of +-1e36 that cancel but for one column,
+    // and tiny ones (+-1e-15 x 1e-15, relative error only).
+    std::vector<float> M(rows * cols), ones(cols, 1.0f), tiny(cols, 1e-15f);
+    for (size_t r = 0; r < rows; ++r)
+        for (size_t c = 0; c < cols; ++c)
+            M[r * cols + c] = (c % 2 ? -1e36f : 1e36f) * float(1 + r % 3);
+    expect_f32_gemv(M, rows, cols, ones, nullptr, "+-1e36");
+    for (float &v : M) v = v > 0 ? 1e-15f : -3e-15f;
+    expect_f32_gemv(M, rows, cols, tiny, nullptr, "1e-15 x 1e-15", 0.0);
+    // One column of FLT_MAX, the others zero: exactly FLT_MAX per row.
+    std::fill(M.begin(), M.end(), 0.0f);
+    for (size_t r = 0; r < rows; ++r) M[r * cols + cols - 1] = std::numeric_limits<float>::max();
+    f32_gemv(FloatMatrix::from_rows(M.data(), rows, cols), ones.data(), cols, y.data());
+    EXPECT_EQ(y, std::vector<float>(rows, std::numeric_limits<float>::max()));
+}
+
+TEST(F32Gemv, PacksRowPanels) {
+    // [panels][cols][panel] with zero rows past the last, and the row-major
+    // entry (which packs per call) gives what the packed matrix gives.
+    const size_t P = float_panel(), rows = P + 3, cols = 5;
+    const auto M = normal(rows * cols, 9), x = normal(cols, 10), b = normal(rows, 11);
+    const FloatMatrix F = FloatMatrix::from_rows(M.data(), rows, cols, b.data());
+    ASSERT_EQ(F.panel(), P);
+    ASSERT_EQ(F.panels(), 2u);
+    ASSERT_EQ(F.packed().size(), 2 * cols * P);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(F.packed().data()) % 64, 0u);
+    for (size_t q = 0; q < 2; ++q)
+        for (size_t c = 0; c < cols; ++c)
+            for (size_t p = 0; p < P; ++p) {
+                const size_t r = q * P + p;
+                EXPECT_EQ(F.packed()[(q * cols + c) * P + p], r < rows ? M[r * cols + c] : 0.0f)
+                    << "row " << r << " col " << c;
+            }
+    EXPECT_EQ(F.bias(), b);
+    EXPECT_EQ(F.bytes(), (2 * cols * P + rows) * sizeof(float));
+    std::vector<float> y1(rows), y2(rows);
+    f32_gemv(F, x.data(), cols, y1.data());
+    f32_gemv(M.data(), rows, cols, x.data(), b.data(), y2.data());
+    EXPECT_EQ(y1, y2);
 }
 
 TEST(Bgemv, ParallelVariantMatchesReference) {
@@ -387,6 +444,18 @@ TEST(BadInput, ClearErrors) {
     expect_error([&] { bgemv(BinaryMatrix(), a, y.data()); }, "empty");
     expect_error([&] { pack_bits(x.data(), 0, 1, 99); }, "planes = 0");
     expect_error([&] { f32_gemv(x.data(), 0, 99, x.data(), nullptr, y.data()); }, "empty");
+    expect_error([&] { f32_gemv(nullptr, 8, 99, x.data(), nullptr, y.data()); }, "must not be null");
+    expect_error([&] { FloatMatrix::from_rows(x.data(), 1, 0); }, "shape 1x0 is empty");
+    expect_error([&] { FloatMatrix::from_rows(nullptr, 1, 99); }, "M is null");
+    expect_error([&] { FloatMatrix::from_rows(x.data(), 1, 99, nullptr, 0); }, "panel = 0");
+    const FloatMatrix F = FloatMatrix::from_rows(x.data(), 1, 99);
+    expect_error([&] { f32_gemv(F, x.data(), 98, y.data()); }, "x has 98 values, expected 99");
+    expect_error([&] { f32_gemv(F, nullptr, 99, y.data()); }, "must not be null");
+    expect_error([&] { f32_gemv(F, x.data(), 99, nullptr); }, "must not be null");
+    expect_error([&] { f32_gemv(FloatMatrix(), x.data(), 99, y.data()); }, "M is empty");
+    const size_t other = float_panel() == 8 ? 16 : 8;
+    expect_error([&] { f32_gemv(FloatMatrix::from_rows(x.data(), 1, 99, nullptr, other), x.data(), 99, y.data()); },
+                 "the kernel reads panels of " + std::to_string(float_panel()));
 }
 
 // ---- per-problem variants (schedules file "variants", built for winners only) --

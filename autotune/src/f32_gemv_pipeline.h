@@ -11,11 +11,10 @@ public:
     F32GemvPipeline(const Problem &problem, const Halide::Target &target);
 
     // Rules: with one thread parallel_rows takes its default (the serial
-    // variant runs); skipped are blocks (vector x accumulators) wider than the
-    // columns, more rows unrolled than there are rows, partial sums
-    // (vector x accumulators x rows_unroll floats) that need
-    // more vector registers than the target has, and with threads a task size
-    // that leaves a single task.
+    // variant runs); skipped are a vector that does not divide the panel, more
+    // panels computed together than the rows have, outputs (panels x panel
+    // floats) that need more vector registers than the target has, and with
+    // threads a task size that leaves a single task.
     std::string prune(Knobs &knobs) const override;
     Halide::Pipeline build(const Knobs &knobs) const override;
     Halide::Pipeline build_unscheduled(const Knobs &layout) const override;

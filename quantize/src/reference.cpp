@@ -252,4 +252,21 @@ std::vector<double> binary_gemv(const uint64_t *W, const float *alpha, int k_w, 
     return y;
 }
 
+std::vector<double> float_gemv(const float *M, size_t rows, size_t cols, const float *x,
+                               const float *bias, std::vector<double> *scale) {
+    std::vector<double> y(rows);
+    if (scale) scale->assign(rows, 0.0);
+    for (size_t r = 0; r < rows; ++r) {
+        double s = bias ? double(bias[r]) : 0.0, a = std::abs(s);
+        for (size_t c = 0; c < cols; ++c) {
+            const double t = double(M[r * cols + c]) * double(x[c]);
+            s += t;
+            a += std::abs(t);
+        }
+        y[r] = s;
+        if (scale) (*scale)[r] = a;
+    }
+    return y;
+}
+
 }  // namespace amq::ref

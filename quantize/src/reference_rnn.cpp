@@ -31,12 +31,7 @@ std::vector<float> product(const ModelFile &m, const std::string &name, const st
         const FloatTensor &W = m.floats.at(name);
         const size_t rows = size_t(W.shape[0]), cols = size_t(W.shape[1]);
         if (cols != v.size()) throw std::invalid_argument("ref::run_model: " + name + " width");
-        y.assign(rows, 0.0);
-        for (size_t r = 0; r < rows; ++r) {
-            double s = bias ? double(bias[r]) : 0.0;
-            for (size_t c = 0; c < cols; ++c) s += double(W.data[r * cols + c]) * double(v[c]);
-            y[r] = s;
-        }
+        y = float_gemv(W.data.data(), rows, cols, v.data(), bias);
     }
     return std::vector<float>(y.begin(), y.end());
 }

@@ -15,6 +15,7 @@
 #include "HalideBuffer.h"
 #include "HalideRuntime.h"
 #include "amq/batch_tile.h"
+#include "amq/float_panels.h"
 #include "amq/reference.h"
 #include "amq/thread_pool.h"
 #include "amq/weight_layout.h"
@@ -681,26 +682,64 @@ std::vector<uint64_t> pack_bits(const float *src, int planes, size_t rows, size_
     return out;
 }
 
+size_t float_panel() { return AMQ_F32_PANEL; }
+
+FloatMatrix FloatMatrix::from_rows(const float *M, size_t rows, size_t cols, const float *bias) {
+    return from_rows(M, rows, cols, bias, float_panel());
+}
+
+FloatMatrix FloatMatrix::from_rows(const float *M, size_t rows, size_t cols, const float *bias,
+                                   size_t panel) {
+    if (rows == 0 || cols == 0)
+        fail("FloatMatrix: shape " + std::to_string(rows) + "x" + std::to_string(cols) +
+             " is empty (expected rows >= 1 and cols >= 1)");
+    if (!M) fail("FloatMatrix: M is null");
+    if (panel == 0 || panel > 256)
+        fail("FloatMatrix: panel = " + std::to_string(panel) + " (expected 1..256)");
+    // The kernel's buffer extents and strides are int32.
+    if (float_panels_size(rows, cols, panel) > size_t(INT32_MAX))
+        fail("FloatMatrix: shape " + std::to_string(rows) + "x" + std::to_string(cols) +
+             " is too large (at most 2^31 - 1 packed floats)");
+    FloatMatrix m;
+    m.rows_ = rows;
+    m.cols_ = cols;
+    m.panel_ = panel;
+    m.packed_.resize(float_panels_size(rows, cols, panel));
+    pack_float_panels(M, rows, cols, panel, m.packed_.data());
+    m.bias_ = bias ? std::vector<float>(bias, bias + rows) : std::vector<float>(rows, 0.0f);
+    return m;
+}
+
+void f32_gemv(const FloatMatrix &M, const float *x, size_t x_size, float *y) {
+    detail::install_hooks();
+    if (M.rows() == 0) fail("f32_gemv: M is empty (build it with FloatMatrix::from_rows)");
+    if (!x || !y) fail("f32_gemv: x and y must not be null");
+    if (x_size != M.cols())
+        fail("f32_gemv: x has " + std::to_string(x_size) + " values, expected " +
+             std::to_string(M.cols()) + " (the matrix's columns)");
+    if (M.panel() != float_panel())
+        fail("f32_gemv: M is packed in panels of " + std::to_string(M.panel()) +
+             " rows, the kernel reads panels of " + std::to_string(float_panel()));
+    const int rows = int(M.rows()), cols = int(M.cols()), panel = int(M.panel());
+    halide_dimension_t d[3] = {
+        {0, panel, 1}, {0, cols, panel}, {0, int(M.panels()), panel * cols}};
+    Buffer<float> Mb(const_cast<float *>(M.packed().data()), 3, d);
+    Buffer<float> xb(const_cast<float *>(x), cols);
+    Buffer<float> bb(const_cast<float *>(M.bias().data()), rows);
+    Buffer<float> yb(y, rows);
+    detail::check(kernels::f32_gemv(Mb, xb, bb, parallel(M.packed().size() * sizeof(float)), yb),
+                  "f32_gemv");
+}
+
 void f32_gemv(const float *M, size_t rows, size_t cols, const float *x, const float *bias,
               float *y) {
-    detail::install_hooks();
     if (rows == 0 || cols == 0)
         fail("f32_gemv: shape " + std::to_string(rows) + "x" + std::to_string(cols) +
              " is empty (expected rows >= 1 and cols >= 1)");
     if (!M || !x || !y) fail("f32_gemv: M, x and y must not be null");
-    thread_local std::vector<float> zeros;
-    if (!bias) {
-        if (zeros.size() < rows) zeros.assign(rows, 0.0f);
-        bias = zeros.data();
-    }
-    Buffer<float> Mb(const_cast<float *>(M), int(cols), int(rows));
-    Buffer<float> xb(const_cast<float *>(x), int(cols));
-    Buffer<float> bb(const_cast<float *>(bias), int(rows));
-    Buffer<float> yb(y, int(rows));
-    detail::check(
-        kernels::f32_gemv(Mb, xb, bb,
-                          parallel(rows * cols * sizeof(float)), yb),
-        "f32_gemv");
+    thread_local FloatMatrix packed;
+    packed = FloatMatrix::from_rows(M, rows, cols, bias);
+    f32_gemv(packed, x, cols, y);
 }
 
 // ---- Fused recurrent steps ----------------------------------------------------

@@ -50,9 +50,7 @@ std::shared_ptr<const Model> Model::from_file(const ModelFile &f) {
                             std::to_string(f.act_iters) +
                             ", the activation kernels are built for 0..3");
         } else {
-            const std::vector<float> &w = f.floats.at(name).data;
-            mat.weights.assign(w.begin(), w.end());
-            mat.bias = bias ? std::vector<float>(bias, bias + rows) : std::vector<float>(rows, 0);
+            mat.floats = FloatMatrix::from_rows(f.floats.at(name).data.data(), rows, cols, bias);
         }
         return mat;
     };
@@ -79,7 +77,7 @@ std::shared_ptr<const Model> Model::from_file(const ModelFile &f) {
 
 size_t Model::weight_bytes() const {
     auto bytes = [](const Matrix &m) {
-        return m.quantized ? m.binary.bytes() : (m.weights.size() + m.bias.size()) * sizeof(float);
+        return m.quantized ? m.binary.bytes() : m.floats.bytes();
     };
     size_t total = 0;
     for (const Direction &d : dirs_)
@@ -227,8 +225,7 @@ void Session::product(const Model::Matrix &m, const BinaryBatch &aq, const float
         return;
     }
     for (size_t i = 0; i < items; ++i)
-        f32_gemv(m.weights.data(), m.rows, m.cols, a + i * a_stride, m.bias.data(),
-                 y + i * m.out_stride());
+        f32_gemv(m.floats, a + i * a_stride, m.cols, y + i * m.out_stride());
 }
 
 void Session::cell_step(size_t ld, const float *gx_data, size_t gx_stride, size_t gh_stride) {

@@ -4,6 +4,7 @@
 // W2A2 and W3A3 and f32_gemv, on shapes that are not multiples of the tile or of
 // 64. Prints one line per check and exits 1 if any differs.
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "HalideBuffer.h"
+#include "amq/float_panels.h"
 #include "amq/reference.h"
 #include "amq/weight_layout.h"
 #include "amq_kernels.h"  // every kernel, AMQ_GENERATED_LAYOUT and AMQ_GENERATED_TILE
@@ -211,18 +213,22 @@ void check_f32_gemv(size_t rows, size_t n, uint32_t seed) {
     const std::string what = "f32_gemv " + shape(rows, n);
     std::vector<float> M = normal(rows * n, seed), x = normal(n, seed + 1),
                        b = normal(rows, seed + 2), y(rows, NAN);
-    Buffer<float> Mb(M.data(), int(n), int(rows)), xb(x.data(), int(n)), bb(b.data(), int(rows)),
+    // Packed in row panels as amq::FloatMatrix packs it (amq/float_panels.h).
+    const size_t panel = AMQ_GENERATED_F32_PANEL;
+    std::vector<float> packed(amq::float_panels_size(rows, n, panel) + 16);
+    float *P = packed.data();
+    while (reinterpret_cast<uintptr_t>(P) % 64) ++P;  // the kernel's 64-byte alignment
+    amq::pack_float_panels(M.data(), rows, n, panel, P);
+    halide_dimension_t d[3] = {{0, int(panel), 1},
+                               {0, int(n), int(panel)},
+                               {0, int(amq::float_panels(rows, panel)), int(panel * n)}};
+    Buffer<float> Mb(P, 3, d), xb(x.data(), int(n)), bb(b.data(), int(rows)),
         yb(y.data(), int(rows));
     if (!called(amq_f32_gemv(Mb, xb, bb, false, yb), what)) return;
+    std::vector<double> scale;
+    const std::vector<double> expect = amq::ref::float_gemv(M.data(), rows, n, x.data(), b.data(), &scale);
     size_t bad = 0;
-    for (size_t r = 0; r < rows; ++r) {
-        double s = b[r], scale = std::fabs(b[r]);
-        for (size_t c = 0; c < n; ++c) {
-            s += double(M[r * n + c]) * x[c];
-            scale += std::fabs(double(M[r * n + c]) * x[c]);
-        }
-        bad += !(std::fabs(y[r] - s) <= 1e-5 * scale + 1e-6);
-    }
+    for (size_t r = 0; r < rows; ++r) bad += !(std::fabs(y[r] - expect[r]) <= 1e-5 * scale[r] + 1e-6);
     report(bad == 0, what, bad ? std::to_string(bad) + " rows differ" : "");
 }
 

@@ -113,4 +113,10 @@ std::vector<double> binary_gemv(const uint64_t *W, const float *alpha, int k_w, 
                                 const uint64_t *A, const float *beta, int k_a, size_t n,
                                 const float *bias);
 
+// The float product in double: y[r] = bias[r] + sum_c M[r][c] x[c], M row-major
+// [rows][cols], bias may be null. With `scale`, also per row the sum of the
+// absolute terms (what a float kernel's rounding error is relative to).
+std::vector<double> float_gemv(const float *M, size_t rows, size_t cols, const float *x,
+                               const float *bias, std::vector<double> *scale = nullptr);
+
 }  // namespace amq::ref

@@ -264,8 +264,47 @@ void gru_cell(ConstFloatBatch gx, ConstFloatBatch gh, ConstFloatBatch h_prev, Fl
 // src [planes][rows][cols] into the model-file layout [planes][rows][words].
 std::vector<uint64_t> pack_bits(const float *src, int planes, size_t rows, size_t cols);
 
-// The float baseline: y[r] = bias[r] + sum_c M[r][c] x[c], M row-major
-// [rows][cols]; bias may be null.
+// A float weight matrix prepared for f32_gemv: packed in row panels of
+// float_panel() rows (amq/float_panels.h: [panels][cols][panel], rows past the
+// last zero, 64-byte aligned), with its bias. Immutable once built; built once
+// (a model packs its float matrices at load), so that no call packs.
+class FloatMatrix {
+public:
+    FloatMatrix() = default;
+    // From row-major M [rows][cols] and bias [rows] or null (zeros).
+    static FloatMatrix from_rows(const float *M, size_t rows, size_t cols,
+                                 const float *bias = nullptr);
+    // The same in panels of `panel` rows, another than the build's (for tests;
+    // only a kernel built for that panel can run it).
+    static FloatMatrix from_rows(const float *M, size_t rows, size_t cols, const float *bias,
+                                 size_t panel);
+
+    size_t rows() const { return rows_; }
+    size_t cols() const { return cols_; }
+    size_t panel() const { return panel_; }
+    size_t panels() const { return panel_ ? (rows_ + panel_ - 1) / panel_ : 0; }
+    // Bytes of the packed floats and the bias (what the matrix costs in memory).
+    size_t bytes() const { return (packed_.size() + bias_.size()) * sizeof(float); }
+    const AlignedVector<float> &packed() const { return packed_; }
+    const std::vector<float> &bias() const { return bias_; }
+
+private:
+    size_t rows_ = 0, cols_ = 0, panel_ = 0;
+    AlignedVector<float> packed_;  // [panels][cols][panel]
+    std::vector<float> bias_;      // [rows]
+};
+
+// Rows per panel the build's f32_gemv kernel reads (the schedules' f32_gemv
+// panel knob).
+size_t float_panel();
+
+// The float product: y[r] = bias[r] + sum_c M[r][c] x[c] for r < M.rows();
+// x has x_size == M.cols() floats.
+void f32_gemv(const FloatMatrix &M, const float *x, size_t x_size, float *y);
+
+// The same on row-major M [rows][cols] (bias may be null): packs M into a
+// thread-local FloatMatrix on every call, which reads and writes all of M once
+// more. Slow; for one-off products. Build a FloatMatrix for repeated ones.
 void f32_gemv(const float *M, size_t rows, size_t cols, const float *x, const float *bias,
               float *y);
 

@@ -74,9 +74,8 @@ private:
     };
     struct Matrix {  // one weight matrix with its bias, on the binary or the f32 kernels
         BinaryMatrix binary;
-        // float: [rows][cols] (64-byte aligned: f32_gemv's loads), bias [rows] (0 if none)
-        AlignedVector<float> weights;
-        std::vector<float> bias;
+        // float: packed in row panels with its bias (zeros if none), at load
+        FloatMatrix floats;
         size_t rows = 0, cols = 0;
         bool quantized = false;
         ActQuant act;  // quantized: of its input vector
