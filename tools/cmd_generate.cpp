@@ -793,7 +793,7 @@ void run_generate(const GenerateArgs &a) {
         {"TILE", knob(sched.knobs.at("bgemv"), "tile", "")},
         {"BGEMM_ACCUMULATORS", knob(sched.knobs.at("bgemm"), "accumulators", "")},
         {"BGEMM_MAX_BATCH_TILE", knob(sched.knobs.at("bgemm"), "max_batch_tile", "")},
-        {"F32_PANEL", knob(sched.knobs.at("f32_gemv"), "panel", "")},
+        {"FLOAT_PANEL", knob(sched.knobs.at("f32_gemv"), "panel", "")},
         {"ARCH_REGEX", arch == "x86"   ? "^(x86_64|AMD64|amd64|i[3-6]86|x86)$"
                        : arch == "arm" ? "^(aarch64|arm64|ARM64|arm.*)$"
                                        : ""},
