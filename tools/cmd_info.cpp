@@ -50,6 +50,7 @@ nlohmann::ordered_json describe() {
     j["amq_isa_env"] = cap && *cap ? nlohmann::ordered_json(cap) : nlohmann::ordered_json(nullptr);
     j["layout"] = kernel_layout().layout;
     j["tile"] = kernel_layout().tile;
+    j["float_panel"] = float_panel();
     j["schedules"] = kernel_schedules();
     j["halide_version"] = halide_version();
     return j;
@@ -83,7 +84,8 @@ void print_text(const nlohmann::ordered_json &j) {
     if (!j["amq_isa_env"].is_null())
         std::cout << ", now AMQ_ISA=" << j["amq_isa_env"].get<std::string>();
     std::cout << ")\nLayout:   " << j["layout"].get<std::string>() << ", " << j["tile"]
-              << " rows per tile\nSchedule: " << j["schedules"].get<std::string>()
+              << " rows per tile; float matrices in panels of " << j["float_panel"]
+              << " rows\nSchedule: " << j["schedules"].get<std::string>()
               << "\nHalide:   " << j["halide_version"].get<std::string>() << "\n";
 }
 
