@@ -720,13 +720,11 @@ void f32_gemv(const FloatMatrix &M, const float *x, size_t x_size, float *y) {
     if (M.panel() != float_panel())
         fail("f32_gemv: M is packed in panels of " + std::to_string(M.panel()) +
              " rows, the kernel reads panels of " + std::to_string(float_panel()));
-    const int rows = int(M.rows()), cols = int(M.cols()), panel = int(M.panel());
-    halide_dimension_t d[3] = {
-        {0, panel, 1}, {0, cols, panel}, {0, int(M.panels()), panel * cols}};
-    Buffer<float> Mb(const_cast<float *>(M.packed().data()), 3, d);
-    Buffer<float> xb(const_cast<float *>(x), cols);
-    Buffer<float> bb(const_cast<float *>(M.bias().data()), rows);
-    Buffer<float> yb(y, rows);
+    const int rows = int(M.rows()), cols = int(M.cols());
+    View<3> Mb(M.packed().data(), {int(M.panel()), cols, int(M.panels())});  // dense panels
+    View<1> xb(x, {cols});
+    View<1> bb(M.bias().data(), {rows});
+    View<1> yb(y, {rows});
     detail::check(kernels::f32_gemv(Mb, xb, bb, parallel(M.packed().size() * sizeof(float)), yb),
                   "f32_gemv");
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "amq/aligned.h"
+#include "amq/float_panels.h"
 
 namespace amq {
 
@@ -282,7 +283,7 @@ public:
     size_t rows() const { return rows_; }
     size_t cols() const { return cols_; }
     size_t panel() const { return panel_; }
-    size_t panels() const { return panel_ ? (rows_ + panel_ - 1) / panel_ : 0; }
+    size_t panels() const { return panel_ ? float_panels(rows_, panel_) : 0; }
     // Bytes of the packed floats and the bias (what the matrix costs in memory).
     size_t bytes() const { return (packed_.size() + bias_.size()) * sizeof(float); }
     const AlignedVector<float> &packed() const { return packed_; }
