@@ -5,19 +5,23 @@
 // the scales}, exactly as amq::ref::alternating (quantize/reference.h), whose
 // conventions (double sums, tie breaks, singular fallback) it follows.
 //
-// Passes over x (each one vectorized loop; the sums in f64, the full blocks of
-// `lanes` elements rfactored over the lanes with no mask, the n % lanes left
-// in a serial tail):
+// Passes over x (each one vectorized loop; the sums in f64, one partial sum per
+// lane over the blocks of `lanes` elements, the last partial block masked to
+// e < n, then the lanes added as a tree):
 //   greedy i = 0..k-1   sum |r_i| (and sum x with i = 0), where |r_0| = |x| and
 //                       |r_{i+1}| = ||r_i| - alpha_i| (the same rounding as
 //                       r_{i+1} = r_i - alpha_i sign(r_i) of the reference)
 //   cycle c = 0..T-1    codes by compare-and-select against the 2^k - 1 sorted
 //                       midpoints, and in the same pass h'_i = sum over bit i set
 //                       of x and d_ij = #(bit i != bit j); then h_i = 2 h'_i -
-//                       sum x, G_ij = n - 2 d_ij and the k x k solve (scalars)
+//                       sum x, G_ij = n - 2 d_ij and the k x k solve (scalars:
+//                       for k <= 2 the reference's adjugate with its exact
+//                       integer determinant, else Gaussian elimination)
 //   pack                per word of 64 elements: the last cycle's codes again
 //                       (the greedy signs in f64 when T = 0), then the 8 bytes
 //                       of each plane as sums of (bit << b) over 8 lanes
+// Between the passes of a cycle, its tables over the 2^k combinations (values,
+// ranks, sorted values, midpoints) are computed once, as short vectors.
 // The midpoints are compared in f32: for a float x and a double m,
 // x > m  <=>  x > (m rounded down to a float), so the codes are the reference's.
 //
@@ -31,6 +35,7 @@
 //   beta(j)       f32  scales
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
@@ -47,19 +52,21 @@ struct QuantizeActKnobs {
 
 struct QuantizeActFuncs {
     std::vector<Halide::Func> scalars;  // per-stage scalars (scales, sorted levels), compute_root
-    std::vector<Halide::Func> sums;     // the passes over x: reductions, rfactored over lanes
-    std::vector<Halide::RVar> sum_lanes;
+    std::vector<Halide::Func> sums;     // the passes over x: partial sums per lane l
+    std::vector<Halide::Var> sum_lanes;
     Halide::Func codes;  // final code (combination index) per element
     Halide::Func pack;   // bytes as a reduction over the 8 bits
     Halide::RDom rb;     // the 8 elements of a byte
+    std::vector<Halide::Func> tables;   // per cycle, over the 2^k combinations s (compute_root)
     Halide::Func bytes, beta;
-    Halide::Var e{"e"}, q{"q"}, j{"j"};
+    Halide::Var e{"e"}, q{"q"}, j{"j"}, s{"s"};
+    int k = 1;
 };
 
 // Why a knob value cannot be built, or "" (the generator and the tuner check it).
 inline std::string quantize_act_knobs_error(const QuantizeActKnobs &k) {
-    if (k.lanes < 1 || k.lanes > 64)
-        return "lanes = " + std::to_string(k.lanes) + " (expected 1..64)";
+    if (k.lanes < 1 || k.lanes > 64 || 64 % k.lanes != 0)
+        return "lanes = " + std::to_string(k.lanes) + " (expected 1, 2, 4, .., 64: a divisor of 64)";
     if (k.pack_vector < 8 || k.pack_vector % 8 != 0 || k.pack_vector > 64)
         return "pack_vector = " + std::to_string(k.pack_vector) +
                " (expected 8, 16, .., 64: bytes per step, a multiple of one word)";
@@ -71,41 +78,67 @@ namespace detail {
 // A double constant (Halide's Expr(double) is ambiguous).
 inline Halide::Expr f64(double v) { return Halide::Internal::make_const(Halide::Float(64), v); }
 
-// Sums over e in [0, n) of each term(e), in one pass: the full blocks of
-// `lanes` elements as [blocks][lanes], so that the lanes vectorize (rfactor)
-// with dense loads and no mask, then the n % lanes elements left one by one.
-// The result is a Tuple, element t the sum of term t (one term is padded with a
-// dummy so that it is always a Tuple).
-// With split_tail = false: one pass over ceil(n / lanes) blocks, each term
-// masked to e < n (the padding of x is read but not counted), no tail.
+// Sums over e in [0, n) of each term(e), in one pass. The result is a scalar
+// Tuple, element t the sum of term t (one term is padded with a dummy so that
+// it is always a Tuple).
+// hand_schedule: the pass is lanes(l) over the blocks of `lanes` elements, one
+// partial sum per lane (vectorized over l, dense loads), the last partial block
+// masked to e < n (the padding of x is read but not counted; `lanes` divides
+// 64), then the lanes added as a tree. Otherwise one reduction over ceil(n /
+// lanes) blocks, each term masked, in the form the autoschedulers accept.
 inline Halide::Func block_sums(const std::string &name, Halide::Expr n, int lanes,
                                const std::vector<std::function<Halide::Expr(Halide::Expr)>> &terms,
-                               QuantizeActFuncs &f, bool split_tail = true) {
+                               QuantizeActFuncs &f, bool hand_schedule = true) {
     using namespace Halide;
-    RDom rr(0, lanes, 0, split_tail ? n / lanes : (n + lanes - 1) / lanes, name + "_r");
-    RDom rt((n / lanes) * lanes, n % lanes, name + "_tail");
-    std::vector<Expr> init, upd, tail;
+    std::vector<Expr> init;
+    for (size_t t = 0; t < terms.size(); ++t)
+        init.push_back(Internal::make_zero(terms[t](Expr(0)).type()));
+    auto masked = [&](size_t t, Expr e) { return select(e < n, terms[t](e), init[t]); };
     Func s(name);
-    for (size_t t = 0; t < terms.size(); ++t) {
-        Expr v = terms[t](Expr(0));
-        init.push_back(Internal::make_zero(v.type()));
+    std::vector<Expr> total;
+    if (hand_schedule) {
+        Var l("l");
+        Func part(name + "_lanes");
+        RDom rf(0, n / lanes, name + "_r");
+        RDom rl(n / lanes, select(n % lanes > 0, 1, 0), name + "_last");
+        part(l) = Tuple(init.size() == 1 ? std::vector<Expr>{init[0], init[0]} : init);
+        std::vector<Expr> full, last;
+        for (size_t t = 0; t < terms.size(); ++t) {
+            full.push_back(part(l)[int(t)] + terms[t](rf.x * lanes + l));
+            last.push_back(part(l)[int(t)] + masked(t, rl.x * lanes + l));
+        }
+        if (terms.size() == 1) {
+            full.push_back(part(l)[1]);
+            last.push_back(part(l)[1]);
+        }
+        part(l) = Tuple(full);
+        part(l) = Tuple(last);
+        f.sums.push_back(part);
+        f.sum_lanes.push_back(l);
+        for (size_t t = 0; t < terms.size(); ++t) {
+            std::vector<Expr> level;
+            for (int i = 0; i < lanes; ++i) level.push_back(part(i)[int(t)]);
+            while (level.size() > 1) {
+                std::vector<Expr> up;
+                for (size_t i = 0; i + 1 < level.size(); i += 2) up.push_back(level[i] + level[i + 1]);
+                if (level.size() % 2) up.push_back(level.back());
+                level = up;
+            }
+            total.push_back(level[0]);
+        }
+    } else {
+        RDom rr(0, lanes, 0, (n + lanes - 1) / lanes, name + "_r");
+        s() = Tuple(init.size() == 1 ? std::vector<Expr>{init[0], init[0]} : init);
+        std::vector<Expr> upd;
+        for (size_t t = 0; t < terms.size(); ++t)
+            upd.push_back(s()[int(t)] + masked(t, rr.y * lanes + rr.x));
+        if (upd.size() == 1) upd.push_back(s()[1]);
+        s() = Tuple(upd);
+        return s;
     }
-    if (init.size() == 1) init.push_back(Internal::make_zero(init[0].type()));
-    s() = Tuple(init);
-    for (size_t t = 0; t < terms.size(); ++t) {
-        Expr e = rr.y * lanes + rr.x;
-        Expr v = terms[t](e);
-        upd.push_back(s()[int(t)] + (split_tail ? v : select(e < n, v, init[t])));
-        tail.push_back(s()[int(t)] + terms[t](rt.x));
-    }
-    if (upd.size() == 1) {
-        upd.push_back(s()[1]);
-        tail.push_back(s()[1]);
-    }
-    s() = Tuple(upd);
-    if (split_tail) s() = Tuple(tail);
-    f.sums.push_back(s);
-    f.sum_lanes.push_back(rr.x);
+    if (total.size() == 1) total.push_back(total[0]);
+    s() = Tuple(total);
+    f.scalars.push_back(s);
     return s;
 }
 
@@ -144,6 +177,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
     using namespace Halide;
     using detail::f64;
     QuantizeActFuncs f;
+    f.k = k;
     Expr nd = cast<double>(n);
     auto xd = [&](Expr e) { return cast<double>(x(e)); };
 
@@ -171,62 +205,46 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
     const int S = 1 << k;
     for (int c = 0; c < T; ++c) {
         std::string cs = std::to_string(c);
-        // Rank of each combination s among the values v(s), by value then s
-        // descending; then the sorted table.
-        std::vector<Expr> v(S);
-        for (int s = 0; s < S; ++s) {
+        // The tables of this cycle, each over the 2^k combinations s (or ranks m),
+        // computed as short vectors: the values v(s) = sum_i +-alpha_i, the rank of
+        // each s by value then s descending, the values and combinations by rank,
+        // and the midpoints rounded down to f32.
+        Var s = f.s;
+        Func vals("vals" + cs);
+        {
             Expr val = f64(0);
-            for (int i = 0; i < k; ++i) val = val + ((s >> i) & 1 ? alpha[i] : -alpha[i]);
+            for (int i = 0; i < k; ++i) val = val + select(((s >> i) & 1) == 1, alpha[i], -alpha[i]);
             // strict_float: the levels and midpoints round as the reference's, in
             // its order (fast-math reassociation changes midpoints that cancel).
-            v[s] = strict_float(val);
+            vals(s) = strict_float(val);
         }
         Func rank("rank" + cs);
         {
-            std::vector<Expr> rk(S, Expr(0));
-            for (int s = 0; s < S; ++s)
-                for (int o = s + 1; o < S; ++o) {
-                    // o before s: v[o] <= v[s] (equal values: larger index first).
-                    Expr before = v[o] <= v[s];
-                    rk[s] = rk[s] + select(before, 1, 0);
-                    rk[o] = rk[o] + select(before, 0, 1);
-                }
-            rank() = Tuple(rk);
+            // o before s: v[o] < v[s], or equal values and o > s. Each pair is
+            // decided by one comparison, so the ranks are a permutation.
+            RDom ro(0, S, "ro" + cs);
+            Expr o = ro.x;
+            Expr before = select(o > s, vals(o) <= vals(s), o < s && !(vals(s) <= vals(o)));
+            rank(s) = 0;
+            rank(s) += select(before, 1, 0);
         }
-        f.scalars.push_back(rank);
-        // Values at ranks 0..S-1, then combinations at ranks 0..S-1 (selects, not a
-        // scatter to the ranks, which Halide 14's Li2018 autoscheduler rejects).
-        Func sorted("sorted" + cs);
+        Func sorted("sorted" + cs);  // value and combination at rank s
         {
-            std::vector<Expr> t(2 * S);
-            for (int mm = 0; mm < S; ++mm) {
-                Expr sv = f64(0), si = 0;
-                for (int s = 0; s < S; ++s) {
-                    sv = select(rank()[s] == mm, v[s], sv);
-                    si = select(rank()[s] == mm, s, si);
-                }
-                t[mm] = sv;
-                t[S + mm] = si;
-            }
-            sorted() = Tuple(t);
+            RDom rs(0, S, "rs" + cs);
+            Expr hit = rank(rs.x) == s;
+            sorted(s) = Tuple(f64(0), 0);
+            sorted(s) = Tuple(select(hit, vals(rs.x), sorted(s)[0]), select(hit, rs.x, sorted(s)[1]));
         }
-        f.scalars.push_back(sorted);
-        // Midpoints rounded down to f32, and the combination at each rank.
-        Func levels("levels" + cs);
-        {
-            std::vector<Expr> t;
-            for (int mm = 0; mm + 1 < S; ++mm)
-                t.push_back(
-                    detail::f32_below(strict_float((sorted()[mm] + sorted()[mm + 1]) / f64(2))));
-            for (int mm = 0; mm < S; ++mm) t.push_back(cast<uint8_t>(sorted()[S + mm]));
-            levels() = Tuple(t);
-        }
-        f.scalars.push_back(levels);
+        Func levels("levels" + cs);  // midpoint between ranks s and s + 1 (s < S - 1), combination at rank s
+        levels(s) = Tuple(detail::f32_below(strict_float(
+                              (sorted(s)[0] + sorted(min(s + 1, S - 1))[0]) * f64(0.5))),
+                          cast<uint8_t>(sorted(s)[1]));
+        for (Func t : {vals, rank, sorted, levels}) f.tables.push_back(t);
         auto code = [&, S, levels](Expr e) {
             Expr xe = x(e);
-            Expr s_e = levels()[S - 1];
+            Expr s_e = levels(0)[1];
             for (int mm = 0; mm + 1 < S; ++mm)
-                s_e = select(xe > levels()[mm], levels()[S + mm], s_e);
+                s_e = select(xe > levels(mm)[0], levels(mm + 1)[1], s_e);
             return s_e;
         };
         if (c == T - 1) {
@@ -238,6 +256,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         // all summed in one pass (a tuple reduction).
         std::vector<Expr> h(k);
         std::vector<std::vector<Expr>> G(k, std::vector<Expr>(k));
+        Expr d01;  // k = 2: #(bit 0 != bit 1)
         {
             std::vector<std::function<Expr(Expr)>> terms;
             for (int i = 0; i < k; ++i)
@@ -257,23 +276,41 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
                 for (int jx = 0; jx < i; ++jx)
                     G[i][jx] = G[jx][i] = cast<double>(n - 2 * sums()[idx++]);
             }
-        }
-        // Gaussian elimination in natural order (G is a Gram matrix: SPD unless
-        // singular). Singular when a pivot is <= 1e-9 n: keep the previous scales.
-        Expr ok = Internal::const_true();
-        for (int p = 0; p < k; ++p) {
-            ok = ok && (G[p][p] > f64(1e-9) * nd);
-            for (int r = p + 1; r < k; ++r) {
-                Expr fct = G[r][p] / G[p][p];
-                for (int cc = p; cc < k; ++cc) G[r][cc] = G[r][cc] - fct * G[p][cc];
-                h[r] = h[r] - fct * h[p];
-            }
+            if (k == 2) d01 = sums()[2];
         }
         std::vector<Expr> sol(k);
-        for (int p = k - 1; p >= 0; --p) {
-            Expr acc = h[p];
-            for (int cc = p + 1; cc < k; ++cc) acc = acc - G[p][cc] * sol[cc];
-            sol[p] = acc / G[p][p];
+        Expr ok = Internal::const_true();
+        if (k <= 2) {
+            // As the reference: alpha = adj(G) h / det with the exact integer
+            // cofactors (G_ij = n - 2 d_ij, |det| <= n^2 < 2^62), summed in its
+            // order; singular when det = 0.
+            Expr g01 = k == 2 ? cast<int64_t>(n) - 2 * cast<int64_t>(d01) : Expr(int64_t(0));
+            Expr det = k == 1 ? cast<int64_t>(n) : cast<int64_t>(n) * cast<int64_t>(n) - g01 * g01;
+            ok = det != 0;
+            Expr dd = cast<double>(det);
+            if (k == 1) {
+                sol[0] = h[0] / dd;
+            } else {
+                Expr nd0 = cast<double>(n), gd = cast<double>(g01);
+                sol[0] = strict_float((f64(0) + nd0 * h[0] + (-gd) * h[1]) / dd);
+                sol[1] = strict_float((f64(0) + (-gd) * h[0] + nd0 * h[1]) / dd);
+            }
+        } else {
+            // Gaussian elimination in natural order (G is a Gram matrix: SPD unless
+            // singular). Singular when a pivot is <= 1e-9 n: keep the previous scales.
+            for (int p = 0; p < k; ++p) {
+                ok = ok && (G[p][p] > f64(1e-9) * nd);
+                for (int r = p + 1; r < k; ++r) {
+                    Expr fct = G[r][p] / G[p][p];
+                    for (int cc = p; cc < k; ++cc) G[r][cc] = G[r][cc] - fct * G[p][cc];
+                    h[r] = h[r] - fct * h[p];
+                }
+            }
+            for (int p = k - 1; p >= 0; --p) {
+                Expr acc = h[p];
+                for (int cc = p + 1; cc < k; ++cc) acc = acc - G[p][cc] * sol[cc];
+                sol[p] = acc / G[p][p];
+            }
         }
         Func a("alt_alpha" + cs);
         std::vector<Expr> next(k);
@@ -356,12 +393,21 @@ void set_quantize_act_estimates(XBuffer &x, NParam &n_param, BytesFunc &&bytes, 
 inline void quantize_act_schedule(QuantizeActFuncs &f, const QuantizeActKnobs &kn) {
     using namespace Halide;
     for (auto &s : f.scalars) s.compute_root();
+    // The tables in vectors of at most 8 (16 lanes of k = 4 made LLVM's
+    // sapphirerapids target pick vmovsh, an AVX512-FP16 move Zen 4 and 5 lack).
+    // Not unrolled: Halide 14 partitions the unrolled rank loop of k = 2 wrongly
+    // (it drops the o > s part of the rank's select).
+    const int table_vector = std::min(1 << f.k, 8);
+    for (auto &t : f.tables) {
+        t.bound(f.s, 0, 1 << f.k).compute_root().vectorize(f.s, table_vector);
+        for (int u = 0; u < t.num_update_definitions(); ++u)
+            t.update(u).vectorize(f.s, table_vector);
+    }
     for (size_t i = 0; i < f.sums.size(); ++i) {
-        Var u("u");
-        Func intm = f.sums[i].update(0).rfactor(f.sum_lanes[i], u);
-        intm.compute_root().vectorize(u).update().vectorize(u);
-        f.sums[i].compute_root();
-        f.sums[i].update(1).unscheduled();  // the n % lanes tail: a serial loop
+        const Var &l = f.sum_lanes[i];
+        f.sums[i].compute_root().vectorize(l);
+        f.sums[i].update(0).vectorize(l);
+        f.sums[i].update(1).vectorize(l);
     }
     // Packing: per word (64 elements), its codes, then the 8 bytes of every plane;
     // pack_vector / 8 words unrolled per step.

@@ -63,7 +63,7 @@ inline RnnStepFuncs rnn_step_algorithm(bool lstm, Halide::Func W, Halide::Func a
                                        Halide::Func bias, Halide::Func A, Halide::Func beta,
                                        Halide::Func gx, Halide::Func prev, Halide::Expr H,
                                        Halide::Expr words, int tile, int k_w, int k_a, int iters,
-                                       int lanes) {
+                                       int lanes, bool hand_schedule = true) {
     using namespace Halide;
     RnnStepFuncs f;
     f.H = H;
@@ -114,7 +114,7 @@ inline RnnStepFuncs rnn_step_algorithm(bool lstm, Halide::Func W, Halide::Func a
     // The quantizer reads whole blocks and words (its padding is not counted).
     f.h_read = Func("h_read");
     f.h_read(e) = f.h_cell(clamp(likely(e), 0, H - 1));
-    f.q = quantize_act_algorithm(f.h_read, H, k_a, iters, lanes);
+    f.q = quantize_act_algorithm(f.h_read, H, k_a, iters, lanes, hand_schedule);
     return f;
 }
 
@@ -204,7 +204,7 @@ public:
                                         " (the fused step is built for the tiled layout only)");
         Halide::Expr H = hidden, words = (H + 63) / 64;
         RnnStepFuncs f = rnn_step_algorithm(kLstm, W, alpha, bias, A, beta, gx, prev, H, words,
-                                            tile, k_w, k_a, iters, lanes);
+                                            tile, k_w, k_a, iters, lanes, !this->auto_schedule);
         constrain_product_weights(W, alpha, bias, lay, tile, k_w, words);
         A.dim(0).set_bounds(0, words);
         A.dim(1).set_bounds(0, k_a);
