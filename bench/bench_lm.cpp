@@ -100,6 +100,6 @@ BENCHMARK(BM_top_k)->Args({6022, 1})->Args({6022, 40});
 BENCHMARK(BM_f32_decoder);
 BENCHMARK(BM_binary_decoder)->Args({2, 2})->Args({3, 3})->Args({4, 4})->Args({4, 2});
 BENCHMARK(BM_quantize_act_ternary)->Arg(300)->Arg(1024);
-BENCHMARK(BM_quantize_act_a2t2)->Arg(300)->Arg(1024);
+BENCHMARK(BM_quantize_act_a2t2)->Arg(64)->Arg(300)->Arg(1024);
 
 BENCHMARK_MAIN();
