@@ -87,56 +87,52 @@ inline Halide::Expr f64(double v) { return Halide::Internal::make_const(Halide::
 // 64), then the lanes added as a tree. Otherwise one reduction over ceil(n /
 // lanes) blocks, each term masked, in the form the autoschedulers accept.
 inline Halide::Func block_sums(const std::string &name, Halide::Expr n, int lanes,
-                               const std::vector<std::function<Halide::Expr(Halide::Expr)>> &terms,
+                               std::vector<std::function<Halide::Expr(Halide::Expr)>> terms,
                                QuantizeActFuncs &f, bool hand_schedule = true) {
     using namespace Halide;
+    if (terms.size() == 1) {  // a zero dummy, so that the sums are a Tuple
+        Expr zero = Internal::make_zero(terms[0](Expr(0)).type());
+        terms.push_back([zero](Expr) { return zero; });
+    }
     std::vector<Expr> init;
     for (size_t t = 0; t < terms.size(); ++t)
         init.push_back(Internal::make_zero(terms[t](Expr(0)).type()));
     auto masked = [&](size_t t, Expr e) { return select(e < n, terms[t](e), init[t]); };
     Func s(name);
-    std::vector<Expr> total;
-    if (hand_schedule) {
-        Var l("l");
-        Func part(name + "_lanes");
-        RDom rf(0, n / lanes, name + "_r");
-        RDom rl(n / lanes, select(n % lanes > 0, 1, 0), name + "_last");
-        part(l) = Tuple(init.size() == 1 ? std::vector<Expr>{init[0], init[0]} : init);
-        std::vector<Expr> full, last;
-        for (size_t t = 0; t < terms.size(); ++t) {
-            full.push_back(part(l)[int(t)] + terms[t](rf.x * lanes + l));
-            last.push_back(part(l)[int(t)] + masked(t, rl.x * lanes + l));
-        }
-        if (terms.size() == 1) {
-            full.push_back(part(l)[1]);
-            last.push_back(part(l)[1]);
-        }
-        part(l) = Tuple(full);
-        part(l) = Tuple(last);
-        f.sums.push_back(part);
-        f.sum_lanes.push_back(l);
-        for (size_t t = 0; t < terms.size(); ++t) {
-            std::vector<Expr> level;
-            for (int i = 0; i < lanes; ++i) level.push_back(part(i)[int(t)]);
-            while (level.size() > 1) {
-                std::vector<Expr> up;
-                for (size_t i = 0; i + 1 < level.size(); i += 2) up.push_back(level[i] + level[i + 1]);
-                if (level.size() % 2) up.push_back(level.back());
-                level = up;
-            }
-            total.push_back(level[0]);
-        }
-    } else {
+    if (!hand_schedule) {
         RDom rr(0, lanes, 0, (n + lanes - 1) / lanes, name + "_r");
-        s() = Tuple(init.size() == 1 ? std::vector<Expr>{init[0], init[0]} : init);
+        s() = Tuple(init);
         std::vector<Expr> upd;
         for (size_t t = 0; t < terms.size(); ++t)
             upd.push_back(s()[int(t)] + masked(t, rr.y * lanes + rr.x));
-        if (upd.size() == 1) upd.push_back(s()[1]);
         s() = Tuple(upd);
         return s;
     }
-    if (total.size() == 1) total.push_back(total[0]);
+    Var l("l");
+    Func part(name + "_lanes");
+    RDom rf(0, n / lanes, name + "_r");
+    RDom rl(n / lanes, select(n % lanes > 0, 1, 0), name + "_last");
+    part(l) = Tuple(init);
+    std::vector<Expr> full, last, total;
+    for (size_t t = 0; t < terms.size(); ++t) {
+        full.push_back(part(l)[int(t)] + terms[t](rf.x * lanes + l));
+        last.push_back(part(l)[int(t)] + masked(t, rl.x * lanes + l));
+    }
+    part(l) = Tuple(full);
+    part(l) = Tuple(last);
+    f.sums.push_back(part);
+    f.sum_lanes.push_back(l);
+    for (size_t t = 0; t < terms.size(); ++t) {
+        std::vector<Expr> level;
+        for (int i = 0; i < lanes; ++i) level.push_back(part(i)[int(t)]);
+        while (level.size() > 1) {
+            std::vector<Expr> up;
+            for (size_t i = 0; i + 1 < level.size(); i += 2) up.push_back(level[i] + level[i + 1]);
+            if (level.size() % 2) up.push_back(level.back());
+            level = up;
+        }
+        total.push_back(level[0]);
+    }
     s() = Tuple(total);
     f.scalars.push_back(s);
     return s;
@@ -280,21 +276,18 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         }
         std::vector<Expr> sol(k);
         Expr ok = Internal::const_true();
-        if (k <= 2) {
+        if (k == 1) {
+            sol[0] = h[0] / nd;  // G = (n), never singular (n >= 1)
+        } else if (k == 2) {
             // As the reference: alpha = adj(G) h / det with the exact integer
-            // cofactors (G_ij = n - 2 d_ij, |det| <= n^2 < 2^62), summed in its
+            // cofactors (G_01 = n - 2 d_01, |det| <= n^2 < 2^62), summed in its
             // order; singular when det = 0.
-            Expr g01 = k == 2 ? cast<int64_t>(n) - 2 * cast<int64_t>(d01) : Expr(int64_t(0));
-            Expr det = k == 1 ? cast<int64_t>(n) : cast<int64_t>(n) * cast<int64_t>(n) - g01 * g01;
+            Expr g01 = cast<int64_t>(n) - 2 * cast<int64_t>(d01);
+            Expr det = cast<int64_t>(n) * cast<int64_t>(n) - g01 * g01;
             ok = det != 0;
-            Expr dd = cast<double>(det);
-            if (k == 1) {
-                sol[0] = h[0] / dd;
-            } else {
-                Expr nd0 = cast<double>(n), gd = cast<double>(g01);
-                sol[0] = strict_float((f64(0) + nd0 * h[0] + (-gd) * h[1]) / dd);
-                sol[1] = strict_float((f64(0) + (-gd) * h[0] + nd0 * h[1]) / dd);
-            }
+            Expr dd = cast<double>(det), gd = cast<double>(g01);
+            sol[0] = strict_float((f64(0) + nd * h[0] + (-gd) * h[1]) / dd);
+            sol[1] = strict_float((f64(0) + (-gd) * h[0] + nd * h[1]) / dd);
         } else {
             // Gaussian elimination in natural order (G is a Gram matrix: SPD unless
             // singular). Singular when a pivot is <= 1e-9 n: keep the previous scales.
