@@ -1,5 +1,6 @@
 // Google Benchmark suite for the LSTM/GRU runner against oneDNN: one random
-// layer (PyTorch init; input = hidden) over a sequence of kSteps steps, batch 1,
+// layer (PyTorch init; input = hidden) over a sequence of kSteps steps, batch 1
+// (and 8 at H = 1024: BM_amq_rnn/<arch>/H:1024/B:8/W2A2),
 // one thread. Run with --benchmark_format=json.
 //
 //   BM_amq_rnn/<arch>/H:<H>/W<w>A<a>   amq::Session over the quantized model
@@ -28,8 +29,9 @@ using amq::bench::RnnBenchConfig;
 constexpr int kSteps = 100;
 constexpr int kThreads = 1;
 
-RnnBenchConfig config(amq::Arch arch, int hidden, amq::spec::Bits bits) {
+RnnBenchConfig config(amq::Arch arch, int hidden, amq::spec::Bits bits, int batch = 1) {
     RnnBenchConfig c;
+    c.batch = batch;
     c.arch = arch;
     c.hidden_size = size_t(hidden);
     c.bits = bits;
@@ -51,17 +53,19 @@ void time_sequences(benchmark::State &st, Run &&run) {
         benchmark::Counter(double(kSteps), benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void BM_amq_rnn(benchmark::State &st, amq::Arch arch, int hidden, amq::spec::Bits bits) {
+void BM_amq_rnn(benchmark::State &st, amq::Arch arch, int hidden, amq::spec::Bits bits,
+                int batch) {
     // Quantizing takes longer than a repetition at H = 1024: keep the runner of
     // the benchmark being repeated.
     static std::string cached_name;
     static std::unique_ptr<amq::bench::AmqRnnRunner> cached;
     const std::string name = std::string(amq::arch_name(arch)) + "/" + std::to_string(hidden) +
-                             "/" + std::to_string(bits.w) + "x" + std::to_string(bits.a);
+                             "/" + std::to_string(bits.w) + "x" + std::to_string(bits.a) + "/" +
+                             std::to_string(batch);
     if (name != cached_name) {
         cached.reset();
         cached = std::move(
-            amq::bench::make_rnn_candidates(config(arch, hidden, bits), false, false).amq);
+            amq::bench::make_rnn_candidates(config(arch, hidden, bits, batch), false, false).amq);
         cached_name = name;
     }
     amq::set_num_threads(kThreads);
@@ -86,7 +90,7 @@ void BM_onednn(benchmark::State &st, amq::Arch arch, int hidden, bool int8) {
 
 void register_all() {
     const amq::Arch archs[] = {amq::Arch::lstm, amq::Arch::gru};
-    const int hiddens[] = {256, 512, 1024};
+    const int hiddens[] = {64, 128, 256, 512, 1024};
     const amq::spec::Bits bits_list[] = {{2, 2}, {2, 3}, {3, 3}, {4, 4}};
     auto common = [](benchmark::internal::Benchmark *b) {
         b->UseRealTime()->Unit(benchmark::kMicrosecond);
@@ -99,7 +103,10 @@ void register_all() {
                     ("BM_amq_rnn/" + shape + "/W" + std::to_string(bits.w) + "A" +
                      std::to_string(bits.a))
                         .c_str(),
-                    BM_amq_rnn, arch, h, bits));
+                    BM_amq_rnn, arch, h, bits, 1));
+            if (h == 1024)  // a batch of 8 sequences at once (us_per_step: per step of all 8)
+                common(benchmark::RegisterBenchmark(("BM_amq_rnn/" + shape + "/B:8/W2A2").c_str(),
+                                                    BM_amq_rnn, arch, h, amq::spec::Bits{2, 2}, 8));
             common(benchmark::RegisterBenchmark(("BM_onednn_f32/" + shape).c_str(), BM_onednn, arch,
                                                 h, false));
             common(benchmark::RegisterBenchmark(("BM_onednn_int8/" + shape).c_str(), BM_onednn,

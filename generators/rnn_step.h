@@ -128,7 +128,10 @@ inline void rnn_step_schedule(RnnStepFuncs &f, const RnnStepKnobs &k, int tile, 
                               int k_a) {
     using namespace Halide;
     Var r = f.r, t = f.t;
-    f.gh_tiled.compute_root().bound(r, 0, tile).bound(t, 0, f.tiles).vectorize(r);
+    // The scratch of the product and the cell on the stack (Halide's pseudostack:
+    // the heap past 16 KB), not a heap allocation per step.
+    f.gh_tiled.compute_root().store_in(MemoryType::Stack);
+    f.gh_tiled.bound(r, 0, tile).bound(t, 0, f.tiles).vectorize(r);
     f.cnt.compute_at(f.gh_tiled, t).store_in(MemoryType::Register);
     f.cnt.bound_extent(r, tile).bound_extent(f.i, k_w).bound_extent(f.j, k_a);
     f.cnt.vectorize(r).unroll(f.i).unroll(f.j);
@@ -141,7 +144,9 @@ inline void rnn_step_schedule(RnnStepFuncs &f, const RnnStepKnobs &k, int tile, 
     }
     Expr H = f.H;
     for (Func cell : {f.c_cell, f.h_cell})
-        if (cell.defined()) cell.compute_root().vectorize(f.u, k.vector, TailStrategy::RoundUp);
+        if (cell.defined())
+            cell.compute_root().store_in(MemoryType::Stack).vectorize(f.u, k.vector,
+                                                                      TailStrategy::RoundUp);
     for (Func out : {f.c, f.h})
         if (out.defined())
             out.specialize(H >= k.vector).vectorize(f.u, k.vector, TailStrategy::ShiftInwards);
