@@ -88,6 +88,24 @@ void BM_quantize_act_a2t2(benchmark::State &st) {
     }
 }
 
+// 64 vectors (a run() chunk's inputs) in one quantize_act_batch call, against
+// the calls per vector above: the time per item is Time / 64 (items_per_second).
+void BM_quantize_act_a2t2_batch64(benchmark::State &st) {
+    const size_t n = size_t(st.range(0)), items = 64;
+    std::vector<float> x;
+    for (size_t i = 0; i < items; ++i) {
+        const std::vector<float> v = logits(n + i);  // a different vector per item
+        x.insert(x.end(), v.begin(), v.begin() + long(n));
+    }
+    amq::BinaryBatch a;
+    a.resize(2, n, items);
+    for (auto _ : st) {
+        amq::quantize_act_batch(x.data(), n, n, items, 2, 2, a);
+        benchmark::DoNotOptimize(a.beta.data());
+    }
+    st.SetItemsProcessed(int64_t(st.iterations()) * int64_t(items));
+}
+
 void vocab_args(benchmark::internal::Benchmark *b) {
     for (size_t v : amq::spec::bench_vocab) b->Arg(int64_t(v));
 }
@@ -100,6 +118,7 @@ BENCHMARK(BM_top_k)->Args({6022, 1})->Args({6022, 40});
 BENCHMARK(BM_f32_decoder);
 BENCHMARK(BM_binary_decoder)->Args({2, 2})->Args({3, 3})->Args({4, 4})->Args({4, 2});
 BENCHMARK(BM_quantize_act_ternary)->Arg(300)->Arg(1024);
-BENCHMARK(BM_quantize_act_a2t2)->Arg(64)->Arg(300)->Arg(1024);
+BENCHMARK(BM_quantize_act_a2t2)->Arg(64)->Arg(128)->Arg(300)->Arg(1024);
+BENCHMARK(BM_quantize_act_a2t2_batch64)->Arg(64)->Arg(128)->Arg(300)->Arg(1024);
 
 BENCHMARK_MAIN();

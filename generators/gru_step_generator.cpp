@@ -12,8 +12,8 @@ public:
     void generate() {
         RnnStepFuncs f = declare();
         h = f.h;
-        planes = f.q.bytes;
-        scales = f.q.beta;
+        planes = f.planes;
+        scales = f.scales;
         constrain_state_output(h);
         finish(f, planes, scales);
     }

@@ -25,14 +25,20 @@
 // The midpoints are compared in f32: for a float x and a double m,
 // x > m  <=>  x > (m rounded down to a float), so the codes are the reference's.
 //
+// A batch of vectors of the same length n is quantized in one call, each stage
+// for every item before the next stage: the items' chains of dependent scalar
+// stages (a sum, a division, the next pass) overlap, which a call per vector
+// cannot do. Every Func has the item b as its outermost dimension.
+//
 // Buffers:
-//   x(e)          f32  input, n >= 1 values, buffer padded to a multiple of 64
-//                      (the packing pass reads the padding; it is never counted
-//                      and its bits are masked off)
-//   n             i32  true length
-//   bytes(q, j)   u8   packed planes as bytes: q in [0, 8 * words); the memory of
-//                      a [k][words] u64 array (little-endian), padding bits 0
-//   beta(j)       f32  scales
+//   x(e, b)          f32  input: item b's n >= 1 values, padded to a multiple of
+//                         64 (the packing pass reads the padding; it is never
+//                         counted and its bits are masked off)
+//   n                i32  true length
+//   bytes(q, j, b)   u8   item b's packed planes as bytes: q in [0, 8 * words);
+//                         the memory of a [k][words] u64 array (little-endian),
+//                         padding bits 0
+//   beta(j, b)       f32  item b's scales
 #pragma once
 
 #include <algorithm>
@@ -60,6 +66,7 @@ struct QuantizeActFuncs {
     std::vector<Halide::Func> tables;   // per cycle, over the 2^k combinations s (compute_root)
     Halide::Func bytes, beta;
     Halide::Var e{"e"}, q{"q"}, j{"j"}, s{"s"};
+    Halide::Var b{"b"};  // the item of a batch of vectors (every Func has it, outermost)
     int k = 1;
 };
 
@@ -99,32 +106,33 @@ inline Halide::Func block_sums(const std::string &name, Halide::Expr n, int lane
         init.push_back(Internal::make_zero(terms[t](Expr(0)).type()));
     auto masked = [&](size_t t, Expr e) { return select(e < n, terms[t](e), init[t]); };
     Func s(name);
+    const Var b = f.b;
     if (!hand_schedule) {
         RDom rr(0, lanes, 0, (n + lanes - 1) / lanes, name + "_r");
-        s() = Tuple(init);
+        s(b) = Tuple(init);
         std::vector<Expr> upd;
         for (size_t t = 0; t < terms.size(); ++t)
-            upd.push_back(s()[int(t)] + masked(t, rr.y * lanes + rr.x));
-        s() = Tuple(upd);
+            upd.push_back(s(b)[int(t)] + masked(t, rr.y * lanes + rr.x));
+        s(b) = Tuple(upd);
         return s;
     }
     Var l("l");
     Func part(name + "_lanes");
     RDom rf(0, n / lanes, name + "_r");
     RDom rl(n / lanes, select(n % lanes > 0, 1, 0), name + "_last");
-    part(l) = Tuple(init);
+    part(l, b) = Tuple(init);
     std::vector<Expr> full, last, total;
     for (size_t t = 0; t < terms.size(); ++t) {
-        full.push_back(part(l)[int(t)] + terms[t](rf.x * lanes + l));
-        last.push_back(part(l)[int(t)] + masked(t, rl.x * lanes + l));
+        full.push_back(part(l, b)[int(t)] + terms[t](rf.x * lanes + l));
+        last.push_back(part(l, b)[int(t)] + masked(t, rl.x * lanes + l));
     }
-    part(l) = Tuple(full);
-    part(l) = Tuple(last);
+    part(l, b) = Tuple(full);
+    part(l, b) = Tuple(last);
     f.sums.push_back(part);
     f.sum_lanes.push_back(l);
     for (size_t t = 0; t < terms.size(); ++t) {
         std::vector<Expr> level;
-        for (int i = 0; i < lanes; ++i) level.push_back(part(i)[int(t)]);
+        for (int i = 0; i < lanes; ++i) level.push_back(part(i, b)[int(t)]);
         while (level.size() > 1) {
             std::vector<Expr> up;
             for (size_t i = 0; i + 1 < level.size(); i += 2) up.push_back(level[i] + level[i + 1]);
@@ -133,7 +141,7 @@ inline Halide::Func block_sums(const std::string &name, Halide::Expr n, int lane
         }
         total.push_back(level[0]);
     }
-    s() = Tuple(total);
+    s(b) = Tuple(total);
     f.scalars.push_back(s);
     return s;
 }
@@ -175,7 +183,9 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
     QuantizeActFuncs f;
     f.k = k;
     Expr nd = cast<double>(n);
-    auto xd = [&](Expr e) { return cast<double>(x(e)); };
+    const Var b = f.b;
+    auto xf = [&](Expr e) { return x(e, b); };
+    auto xd = [&](Expr e) { return cast<double>(xf(e)); };
 
     // Greedy: alpha_i = mean |r_i|, |r_0| = |x|, |r_{i+1}| = ||r_i| - alpha_i|.
     // The first pass also sums x (for h below).
@@ -192,10 +202,10 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         Func s =
             detail::block_sums("greedy" + std::to_string(i), n, lanes, terms, f, hand_schedule);
         Func a("greedy_alpha" + std::to_string(i));
-        a() = Tuple(s()[0] / nd, s()[1]);
+        a(b) = Tuple(s(b)[0] / nd, s(b)[1]);
         f.scalars.push_back(a);
-        alpha.push_back(a()[0]);
-        if (i == 0) xsum = a()[1];
+        alpha.push_back(a(b)[0]);
+        if (i == 0) xsum = a(b)[1];
     }
 
     const int S = 1 << k;
@@ -212,7 +222,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
             for (int i = 0; i < k; ++i) val = val + select(((s >> i) & 1) == 1, alpha[i], -alpha[i]);
             // strict_float: the levels and midpoints round as the reference's, in
             // its order (fast-math reassociation changes midpoints that cancel).
-            vals(s) = strict_float(val);
+            vals(s, b) = strict_float(val);
         }
         Func rank("rank" + cs);
         {
@@ -220,32 +230,34 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
             // decided by one comparison, so the ranks are a permutation.
             RDom ro(0, S, "ro" + cs);
             Expr o = ro.x;
-            Expr before = select(o > s, vals(o) <= vals(s), o < s && !(vals(s) <= vals(o)));
-            rank(s) = 0;
-            rank(s) += select(before, 1, 0);
+            Expr vo = vals(o, b), vs = vals(s, b);
+            Expr before = select(o > s, vo <= vs, o < s && !(vs <= vo));
+            rank(s, b) = 0;
+            rank(s, b) += select(before, 1, 0);
         }
         Func sorted("sorted" + cs);  // value and combination at rank s
         {
             RDom rs(0, S, "rs" + cs);
-            Expr hit = rank(rs.x) == s;
-            sorted(s) = Tuple(f64(0), 0);
-            sorted(s) = Tuple(select(hit, vals(rs.x), sorted(s)[0]), select(hit, rs.x, sorted(s)[1]));
+            Expr hit = rank(rs.x, b) == s;
+            sorted(s, b) = Tuple(f64(0), 0);
+            sorted(s, b) = Tuple(select(hit, vals(rs.x, b), sorted(s, b)[0]),
+                                 select(hit, rs.x, sorted(s, b)[1]));
         }
         Func levels("levels" + cs);  // midpoint between ranks s and s + 1 (s < S - 1), combination at rank s
-        levels(s) = Tuple(detail::f32_below(strict_float(
-                              (sorted(s)[0] + sorted(min(s + 1, S - 1))[0]) * f64(0.5))),
-                          cast<uint8_t>(sorted(s)[1]));
+        levels(s, b) = Tuple(detail::f32_below(strict_float(
+                                 (sorted(s, b)[0] + sorted(min(s + 1, S - 1), b)[0]) * f64(0.5))),
+                             cast<uint8_t>(sorted(s, b)[1]));
         for (Func t : {vals, rank, sorted, levels}) f.tables.push_back(t);
         auto code = [&, S, levels](Expr e) {
-            Expr xe = x(e);
-            Expr s_e = levels(0)[1];
+            Expr xe = xf(e);
+            Expr s_e = levels(0, b)[1];
             for (int mm = 0; mm + 1 < S; ++mm)
-                s_e = select(xe > levels(mm)[0], levels(mm + 1)[1], s_e);
+                s_e = select(xe > levels(mm, b)[0], levels(mm + 1, b)[1], s_e);
             return s_e;
         };
         if (c == T - 1) {
             f.codes = Func("codes");
-            f.codes(f.e) = code(f.e);
+            f.codes(f.e, b) = code(f.e);
         }
 
         // Refit: h_i = 2 sum_{bit i} x - sum x, G_ii = n, G_ij = n - 2 #(bit i != bit j),
@@ -266,13 +278,13 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
                     });
             Func sums = detail::block_sums("refit" + cs, n, lanes, terms, f, hand_schedule);
             int idx = 0;
-            for (int i = 0; i < k; ++i) h[i] = f64(2) * sums()[idx++] - xsum;
+            for (int i = 0; i < k; ++i) h[i] = f64(2) * sums(b)[idx++] - xsum;
             for (int i = 0; i < k; ++i) {
                 G[i][i] = nd;
                 for (int jx = 0; jx < i; ++jx)
-                    G[i][jx] = G[jx][i] = cast<double>(n - 2 * sums()[idx++]);
+                    G[i][jx] = G[jx][i] = cast<double>(n - 2 * sums(b)[idx++]);
             }
-            if (k == 2) d01 = sums()[2];
+            if (k == 2) d01 = sums(b)[2];
         }
         std::vector<Expr> sol(k);
         Expr ok = Internal::const_true();
@@ -308,9 +320,9 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         Func a("alt_alpha" + cs);
         std::vector<Expr> next(k);
         for (int i = 0; i < k; ++i) next[i] = select(ok, sol[i], alpha[i]);
-        a() = k == 1 ? Tuple(next[0], next[0]) : Tuple(next);
+        a(b) = k == 1 ? Tuple(next[0], next[0]) : Tuple(next);
         f.scalars.push_back(a);
-        for (int i = 0; i < k; ++i) alpha[i] = a()[i];
+        for (int i = 0; i < k; ++i) alpha[i] = a(b)[i];
     }
 
     if (T == 0) {
@@ -322,7 +334,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
             s_e = s_e | select(r >= f64(0), cast<uint8_t>(1 << i), cast<uint8_t>(0));
             if (i + 1 < k) r = r - select(r >= f64(0), alpha[i], -alpha[i]);
         }
-        f.codes(f.e) = s_e;
+        f.codes(f.e, b) = s_e;
     }
 
     // Pack: byte q of plane j holds elements 8q .. 8q+7, the sum over the 8 of
@@ -330,75 +342,94 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
     // reduction. The bits past n are masked off in the last byte(s).
     {
         f.rb = RDom(0, 8, "rb");
-        Expr s_e = f.codes(f.q * 8 + f.rb);
+        Expr s_e = f.codes(f.q * 8 + f.rb, b);
         Expr pow2 = cast<uint8_t>(128);  // 1 << rb (a shift by rb crashes Halide 14's trim_no_ops)
-        for (int b = 6; b >= 0; --b) pow2 = select(f.rb == b, cast<uint8_t>(1 << b), pow2);
+        for (int bit = 6; bit >= 0; --bit)
+            pow2 = select(f.rb == bit, cast<uint8_t>(1 << bit), pow2);
         Expr plane = cast<uint8_t>(1) << cast<uint8_t>(f.j);
         f.pack = Func("pack");
         if (hand_schedule) {
-            f.pack(f.q, f.j) = cast<uint8_t>(0);
-            f.pack(f.q, f.j) += select((s_e & plane) != 0, pow2, cast<uint8_t>(0));
+            f.pack(f.q, f.j, b) = cast<uint8_t>(0);
+            f.pack(f.q, f.j, b) += select((s_e & plane) != 0, pow2, cast<uint8_t>(0));
         } else {
             Expr acc = cast<uint8_t>(0);
-            for (int b = 0; b < 8; ++b)
-                acc = acc + select((f.codes(f.q * 8 + b) & plane) != 0, cast<uint8_t>(1 << b),
-                                   cast<uint8_t>(0));
-            f.pack(f.q, f.j) = acc;
+            for (int bit = 0; bit < 8; ++bit)
+                acc = acc + select((f.codes(f.q * 8 + bit, b) & plane) != 0,
+                                   cast<uint8_t>(1 << bit), cast<uint8_t>(0));
+            f.pack(f.q, f.j, b) = acc;
         }
         f.bytes = Func("bytes");
         Expr valid = clamp(n - f.q * 8, 0, 8);  // elements of byte q below n
         Expr mask = cast<uint8_t>(select(valid == 8, 255, (1 << valid) - 1));
-        f.bytes(f.q, f.j) = f.pack(f.q, f.j) & mask;
+        f.bytes(f.q, f.j, b) = f.pack(f.q, f.j, b) & mask;
     }
     f.beta = Func("beta");
     Expr bj = cast<float>(alpha[k - 1]);
     for (int i = k - 2; i >= 0; --i) bj = select(f.j == i, cast<float>(alpha[i]), bj);
-    f.beta(f.j) = bj;
+    f.beta(f.j, b) = bj;
     return f;
 }
 
 // The buffer constraints of quantize_act, shared by its generator and the tuner:
-// x padded to whole words, the planes' bytes [k][words * 8] packed, k scales.
-// bytes and beta are the output buffers (the generator's Outputs, or
-// f.bytes.output_buffer() and f.beta.output_buffer()).
+// x padded to whole words, the planes' bytes [k][words * 8] packed, k scales;
+// with `items`, one of each per item (x [items][padded], bytes [items][k][words
+// * 8], beta [items][k]; an item's x and bytes may be anywhere, the items of
+// bytes and beta as many as those of x). bytes and beta are the output buffers
+// (the generator's Outputs, or f.bytes.output_buffer() and f.beta.output_buffer()).
 template <typename XBuffer, typename BytesBuffer, typename BetaBuffer>
 void constrain_quantize_act_buffers(XBuffer &x, Halide::Expr n, BytesBuffer &&bytes,
-                                    BetaBuffer &&beta, int k) {
+                                    BetaBuffer &&beta, int k, bool items = false) {
     x.dim(0).set_bounds(0, ((n + 63) / 64) * 64);
     bytes.dim(0).set_bounds(0, ((n + 63) / 64) * 8);
     bytes.dim(1).set_bounds(0, k);
     bytes.dim(1).set_stride(bytes.dim(0).extent());
     beta.dim(0).set_bounds(0, k);
+    if (items) {
+        x.dim(1).set_min(0);
+        bytes.dim(2).set_bounds(0, x.dim(1).extent());
+        beta.dim(1).set_bounds(0, x.dim(1).extent());
+    }
 }
 
 // The estimates the autoschedulers plan with, at a vector of n values, shared
 // by the generator (est_n) and the tuner (the problem's length).
+// items > 0: that many items (the buffers of constrain_quantize_act_buffers with items).
 template <typename XBuffer, typename NParam, typename BytesFunc, typename BetaFunc>
 void set_quantize_act_estimates(XBuffer &x, NParam &n_param, BytesFunc &&bytes, BetaFunc &&beta,
-                                int k, int n) {
+                                int k, int n, int items = 0) {
     const int padded = (n + 63) / 64 * 64;
-    x.set_estimates({{0, padded}});
     n_param.set_estimate(n);
+    if (items > 0) {
+        x.set_estimates({{0, padded}, {0, items}});
+        bytes.set_estimates({{0, padded / 8}, {0, k}, {0, items}});
+        beta.set_estimates({{0, k}, {0, items}});
+        return;
+    }
+    x.set_estimates({{0, padded}});
     bytes.set_estimates({{0, padded / 8}, {0, k}});
     beta.set_estimates({{0, k}});
 }
 
 inline void quantize_act_schedule(QuantizeActFuncs &f, const QuantizeActKnobs &kn) {
     using namespace Halide;
-    for (auto &s : f.scalars) s.compute_root();
+    // Every stage over all the items before the next. Their storage is per item
+    // (a few hundred bytes): on Halide's stack, which takes the heap only past
+    // 16 KB (large batches), not a heap allocation per stage and call.
+    for (auto &s : f.scalars) s.compute_root().store_in(MemoryType::Stack);
     // The tables in vectors of at most 8 (16 lanes of k = 4 made LLVM's
     // sapphirerapids target pick vmovsh, an AVX512-FP16 move Zen 4 and 5 lack).
     // Not unrolled: Halide 14 partitions the unrolled rank loop of k = 2 wrongly
     // (it drops the o > s part of the rank's select).
     const int table_vector = std::min(1 << f.k, 8);
     for (auto &t : f.tables) {
-        t.bound(f.s, 0, 1 << f.k).compute_root().vectorize(f.s, table_vector);
+        t.bound(f.s, 0, 1 << f.k).compute_root().store_in(MemoryType::Stack);
+        t.vectorize(f.s, table_vector);
         for (int u = 0; u < t.num_update_definitions(); ++u)
             t.update(u).vectorize(f.s, table_vector);
     }
     for (size_t i = 0; i < f.sums.size(); ++i) {
         const Var &l = f.sum_lanes[i];
-        f.sums[i].compute_root().vectorize(l);
+        f.sums[i].compute_root().store_in(MemoryType::Stack).vectorize(l);
         f.sums[i].update(0).vectorize(l);
         f.sums[i].update(1).vectorize(l);
     }

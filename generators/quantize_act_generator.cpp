@@ -17,10 +17,10 @@ public:
     // Adams2019 fails on the then empty n % lanes tail loop.
     GeneratorParam<int> est_n{"est_n", 1000};
 
-    Input<Buffer<float, 1>> x{"x"};
+    Input<Buffer<float, 2>> x{"x"};  // [items][padded n]
     Input<int32_t> n{"n", 1, 1, 1 << 30};
-    Output<Buffer<uint8_t, 2>> bytes{"bytes"};
-    Output<Buffer<float, 1>> beta{"beta"};
+    Output<Buffer<uint8_t, 3>> bytes{"bytes"};  // [items][k][words * 8]
+    Output<Buffer<float, 2>> beta{"beta"};      // [items][k]
 
     void generate() {
         IsaKnobs isa(isa_knobs, get_target(), "quantize_act");
@@ -34,8 +34,8 @@ public:
         bytes = f.bytes;
         beta = f.beta;
 
-        constrain_quantize_act_buffers(x, n, bytes, beta, k);
-        set_quantize_act_estimates(x, n, bytes, beta, k, est_n);
+        constrain_quantize_act_buffers(x, n, bytes, beta, k, true);
+        set_quantize_act_estimates(x, n, bytes, beta, k, est_n, 1);
 
         if (!auto_schedule) quantize_act_schedule(f, kn);
     }

@@ -7,11 +7,23 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "amq/reference.h"
 
 namespace amq::testing {
+
+// Runs fn and expects it to throw an E whose message contains `needle`.
+template <typename E, typename Fn>
+void expect_throw_with(Fn &&fn, const std::string &needle) {
+    try {
+        fn();
+        ADD_FAILURE() << "no error; expected one mentioning '" << needle << "'";
+    } catch (const E &e) {
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+}
 
 inline std::vector<float> normal(size_t n, uint32_t seed, float scale = 1.0f) {
     std::mt19937 g(seed);

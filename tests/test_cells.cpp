@@ -25,12 +25,7 @@ const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 template <typename Fn>
 void expect_error(Fn &&fn, const std::string &needle) {
-    try {
-        fn();
-        ADD_FAILURE() << "no error; expected one mentioning '" << needle << "'";
-    } catch (const Error &e) {
-        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
+    amq::testing::expect_throw_with<Error>(fn, needle);
 }
 
 // B items of `size` values at `stride` floats apart, from `values` [B][size];

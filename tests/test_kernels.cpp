@@ -125,6 +125,11 @@ TEST(BinaryMatrix, RoundTripsToModelLayout) {
 
 namespace {
 
+template <typename Fn>
+void expect_error(Fn &&fn, const std::string &needle) {
+    amq::testing::expect_throw_with<Error>(fn, needle);
+}
+
 // Compares the kernel to ref::alternating: same codes except where the element
 // lies (within rounding) on a midpoint of the reference's sorted values; scales
 // within 1e-5 relative.
@@ -257,6 +262,84 @@ TEST_P(QuantizeActBits, NanAndInfAreErrors) {
         BinaryVector out;
         EXPECT_THROW(quantize_act(x.data(), x.size(), k, 2, out), Error);
     }
+}
+
+// A batch in one call gives every item exactly what a call per vector gives:
+// items of different scales (a zero and a constant vector among them), strides
+// with and without room for the padding, into the middle of a larger batch
+// whose other items stay as they were.
+TEST_P(QuantizeActBits, BatchMatchesOneCallPerVector) {
+    const int k = GetParam();
+    for (int T = 0; T <= 3; ++T)
+        for (size_t n : {1, 63, 64, 65, 130, 300})
+            for (size_t items : {1, 3, 9})
+                for (size_t stride : {n, n + 5, (n + 63) / 64 * 64 + 64}) {
+                    std::vector<float> x(items * stride, 7.0f);
+                    for (size_t i = 0; i < items; ++i) {
+                        const auto v = normal(n, uint32_t(n * 31 + i * 7 + k + T),
+                                              i == 2 ? 1e30f : float(i + 1));
+                        for (size_t e = 0; e < n; ++e)
+                            x[i * stride + e] = i == 1 ? 0.0f : i == 4 ? -2.5f : v[e];
+                    }
+                    BinaryBatch out;
+                    out.resize(k, n, items + 2);
+                    std::fill(out.planes.begin(), out.planes.end(), 0x5a5a5a5a5a5a5a5aull);
+                    std::fill(out.beta.begin(), out.beta.end(), 42.0f);
+                    quantize_act_batch(x.data(), n, stride, items, k, T, out, 1);
+                    const size_t iw = size_t(k) * out.words();
+                    const std::string what = "k=" + std::to_string(k) + " T=" + std::to_string(T) +
+                                             " n=" + std::to_string(n) + " items=" +
+                                             std::to_string(items) + " stride=" +
+                                             std::to_string(stride);
+                    for (size_t i = 0; i < items; ++i) {
+                        BinaryVector one;
+                        quantize_act(&x[i * stride], n, k, T, one);
+                        for (int j = 0; j < k; ++j)
+                            ASSERT_EQ(out.beta[(i + 1) * k + j], one.beta[j]) << what << " item " << i;
+                        for (size_t w = 0; w < iw; ++w)
+                            ASSERT_EQ(out.planes[(i + 1) * iw + w], one.planes[w])
+                                << what << " item " << i << " word " << w;
+                    }
+                    for (size_t b : {size_t(0), items + 1}) {  // not written
+                        for (int j = 0; j < k; ++j) ASSERT_EQ(out.beta[b * k + j], 42.0f) << what;
+                        for (size_t w = 0; w < iw; ++w)
+                            ASSERT_EQ(out.planes[b * iw + w], 0x5a5a5a5a5a5a5a5aull) << what;
+                    }
+                }
+}
+
+TEST(QuantizeAct, TernaryBatchMatchesOneCallPerVector) {
+    const size_t n = 77, items = 4;
+    const auto x = normal(n * items, 11);
+    BinaryBatch out;
+    out.resize(2, n, items);
+    quantize_act_batch(x.data(), n, n, items, 2, 0, out, 0, true);
+    for (size_t i = 0; i < items; ++i) {
+        BinaryVector one;
+        quantize_act_ternary(&x[i * n], n, one);
+        EXPECT_EQ(out.beta[i * 2], one.beta[0]) << i;
+        EXPECT_EQ(out.beta[i * 2 + 1], one.beta[1]) << i;
+        for (size_t w = 0; w < 2 * out.words(); ++w)
+            EXPECT_EQ(out.planes[i * 2 * out.words() + w], one.planes[w]) << i;
+    }
+}
+
+TEST(QuantizeAct, BatchErrorsNameWhatIsWrong) {
+    const size_t n = 100;
+    auto x = normal(n * 4, 3);
+    BinaryBatch out;
+    out.resize(2, n, 4);
+    expect_error([&] { quantize_act_batch(x.data(), n, n - 1, 2, 2, 2, out); }, "x_stride = 99");
+    expect_error([&] { quantize_act_batch(x.data(), n, n, 4, 2, 2, out, 1); },
+                 "item 4 is past the batch of 4");
+    expect_error([&] { quantize_act_batch(x.data(), n, n, 2, 3, 2, out); }, "k = 2");
+    x[2 * n + 17] = std::nanf("");
+    expect_error([&] { quantize_act_batch(x.data(), n, n, 4, 2, 2, out); },
+                 "of item 2 (length 100) contains NaN or Inf");
+    // No items: nothing to do, and nothing is written.
+    std::fill(out.beta.begin(), out.beta.end(), 5.0f);
+    quantize_act_batch(x.data(), n, n, 0, 2, 2, out);
+    for (float b : out.beta) EXPECT_EQ(b, 5.0f);
 }
 
 INSTANTIATE_TEST_SUITE_P(K, QuantizeActBits, ::testing::Values(1, 2, 3, 4),
@@ -409,14 +492,6 @@ TEST(Bgemv, ParallelVariantMatchesReference) {
 TEST(BadInput, ClearErrors) {
     auto W = random_planes(2, 8, 100, 1);
     std::vector<float> alpha(16, 1.0f);
-    auto expect_error = [](auto &&fn, const std::string &needle) {
-        try {
-            fn();
-            ADD_FAILURE() << "no error; expected one mentioning '" << needle << "'";
-        } catch (const Error &e) {
-            EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-        }
-    };
     expect_error([&] { BinaryMatrix::from_planes(W.data(), alpha.data(), 5, 8, 100); }, "k_w = 5");
     expect_error([&] { BinaryMatrix::from_planes(W.data(), alpha.data(), 0, 8, 100); }, "k_w = 0");
     expect_error([&] { BinaryMatrix::from_planes(W.data(), alpha.data(), 2, 8, 0); }, "empty");

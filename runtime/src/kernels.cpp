@@ -351,52 +351,91 @@ size_t BinaryMatrix::bytes() const {
 
 namespace {
 
-// Checks the arguments of quantize_act; `ready` sizes the destination once they
-// pass and returns its planes [k_a][words] and scales [k_a].
-// `ternary`: the quantize_act_ternary kernel (k_a = 2, iters unused).
+// Checks the arguments of quantize_act for `items` vectors of length n (item i
+// at x + i * x_stride); `ready` sizes the destination once they pass and returns
+// item 0's planes [k_a][words] and scales [k_a], the items' one after another.
+// `ternary`: the quantize_act_ternary kernel (k_a = 2, iters unused), item by item.
 template <typename Ready>
-void run_quantize_act(const float *x, size_t n, int k_a, int iters, Ready ready,
-                      bool ternary = false) {
+void run_quantize_act(const float *x, size_t n, size_t x_stride, size_t items, int k_a, int iters,
+                      Ready ready, bool ternary = false) {
     detail::install_hooks();
     check_bits("quantize_act", "k_a", k_a);
     if (ternary && k_a != 2)
         fail("quantize_act: k_a = " + std::to_string(k_a) +
              " with ternary activations, which have 2 planes (expected 2)");
     if (n == 0) fail("quantize_act: n = 0 (expected a vector of length >= 1)");
+    if (n > size_t(1) << 30)
+        fail("quantize_act: n = " + std::to_string(n) + " (the kernels take at most 2^30 values)");
     if (iters < 0 || iters > 3)
         fail("quantize_act: iters = " + std::to_string(iters) +
              " is not built (expected 0..3; 0 = greedy)");
     if (!x) fail("quantize_act: x is null");
+    if (items > 1 && x_stride < n)
+        fail("quantize_act: x_stride = " + std::to_string(x_stride) +
+             " is shorter than a vector (n = " + std::to_string(n) + ")");
+    if (items == 0) return;
     auto [planes, scales] = ready();
-    const size_t words = (n + 63) / 64;
-    // The kernel reads x padded to a multiple of 64 (the padding is not counted).
+    const size_t words = (n + 63) / 64, item_words = size_t(k_a) * words;
+    // The kernel reads x padded to a multiple of 64 (the padding is not counted):
+    // items whose padding is not in x are copied to scratch first, zero-padded.
     const size_t padded = round_up(n, 64);
+    const bool copy = padded != n;
+    const size_t stride = copy ? padded : x_stride;
+    // Halide indexes a buffer in int32: at most this many items per call.
+    const size_t per_call = std::max<size_t>(1, size_t(INT32_MAX) / std::max(stride, padded));
     thread_local std::vector<float> scratch;
-    const float *src = x;
-    if (padded != n) {
-        if (scratch.size() < padded) scratch.assign(padded, 0.0f);
-        std::memcpy(scratch.data(), x, n * sizeof(float));
-        src = scratch.data();
+    for (size_t i0 = 0; i0 < items; i0 += per_call) {
+        const size_t m = std::min(per_call, items - i0);
+        const float *src = x + i0 * x_stride;
+        if (copy) {
+            if (scratch.size() < m * padded) scratch.resize(m * padded);
+            for (size_t i = 0; i < m; ++i) {
+                std::memcpy(&scratch[i * padded], src + i * x_stride, n * sizeof(float));
+                std::fill(&scratch[i * padded + n], &scratch[(i + 1) * padded], 0.0f);
+            }
+            src = scratch.data();
+        }
+        uint8_t *bytes = reinterpret_cast<uint8_t *>(planes + i0 * item_words);
+        float *beta = scales + i0 * size_t(k_a);
+        if (ternary) {
+            for (size_t i = 0; i < m; ++i) {
+                View<1> xb(src + i * stride, {int(padded)});
+                View<2> bb(bytes + i * item_words * 8, {int(words * 8), k_a});
+                View<1> sb(beta + i * size_t(k_a), {k_a});
+                detail::check(kernels::quantize_act_ternary(xb, int(n), bb, sb), "quantize_act");
+            }
+        } else {
+            const halide_dimension_t xd[2] = {{0, int(padded), 1, 0},
+                                              {0, int(m), int(stride), 0}};
+            const halide_dimension_t bd[3] = {{0, int(words * 8), 1, 0},
+                                              {0, k_a, int(words * 8), 0},
+                                              {0, int(m), int(item_words * 8), 0}};
+            const halide_dimension_t sd[2] = {{0, k_a, 1, 0}, {0, int(m), k_a, 0}};
+            View<2> xb(src, xd);
+            View<3> bb(bytes, bd);
+            View<2> sb(beta, sd);
+            detail::check(kernels::quantize_act[k_a - 1][iters](xb, int(n), bb, sb),
+                          "quantize_act");
+        }
     }
-    View<1> xb(src, {int(padded)});
-    View<2> bytes(reinterpret_cast<uint8_t *>(planes), {int(words * 8), k_a});
-    View<1> beta(scales, {k_a});
-    const auto kernel = ternary ? kernels::quantize_act_ternary : kernels::quantize_act[k_a - 1][iters];
-    detail::check(kernel(xb, int(n), bytes, beta), "quantize_act");
-    bool finite = true;
-    for (int j = 0; j < k_a; ++j) finite = finite && std::isfinite(scales[j]);
-    // Ternary scales stay finite with NaN or Inf in x (nothing exceeds a
-    // non-finite threshold): its input is checked itself.
-    for (size_t e = 0; ternary && finite && e < n; ++e) finite = std::isfinite(x[e]);
-    if (!finite)
-        fail("quantize_act: the input vector (length " + std::to_string(n) +
-             ") contains NaN or Inf");
+    for (size_t i = 0; i < items; ++i) {
+        bool finite = true;
+        for (int j = 0; j < k_a; ++j) finite = finite && std::isfinite(scales[i * size_t(k_a) + j]);
+        // Ternary scales stay finite with NaN or Inf in x (nothing exceeds a
+        // non-finite threshold): its input is checked itself.
+        const float *xi = x + i * x_stride;
+        for (size_t e = 0; ternary && finite && e < n; ++e) finite = std::isfinite(xi[e]);
+        if (!finite)
+            fail("quantize_act: the input vector" +
+                 (items > 1 ? " of item " + std::to_string(i) : std::string()) + " (length " +
+                 std::to_string(n) + ") contains NaN or Inf");
+    }
 }
 
 }  // namespace
 
 void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryVector &out) {
-    run_quantize_act(x, n, k_a, iters, [&] {
+    run_quantize_act(x, n, n, 1, k_a, iters, [&] {
         out.resize(k_a, n);
         return std::pair<uint64_t *, float *>(out.planes.data(), out.beta.data());
     });
@@ -404,7 +443,7 @@ void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryVector &ou
 
 void quantize_act_ternary(const float *x, size_t n, BinaryVector &out) {
     run_quantize_act(
-        x, n, 2, 0,
+        x, n, n, 1, 2, 0,
         [&] {
             out.resize(2, n);
             return std::pair<uint64_t *, float *>(out.planes.data(), out.beta.data());
@@ -418,22 +457,27 @@ void quantize_act_ternary(const float *x, size_t n, BinaryBatch &out, size_t b) 
 
 void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryBatch &out, size_t b,
                   bool ternary) {
-    run_quantize_act(x, n, k_a, iters, [&] {
+    quantize_act_batch(x, n, n, 1, k_a, iters, out, b, ternary);
+}
+
+void quantize_act_batch(const float *x, size_t n, size_t x_stride, size_t items, int k_a,
+                        int iters, BinaryBatch &out, size_t first, bool ternary) {
+    run_quantize_act(x, n, x_stride, items, k_a, iters, [&] {
         if (out.k != k_a || out.n != n)
             fail("quantize_act: the batch has k = " + std::to_string(out.k) +
                  ", n = " + std::to_string(out.n) + " (expected k_a = " + std::to_string(k_a) +
                  ", n = " + std::to_string(n) + "; size it with BinaryBatch::resize)");
-        if (b >= out.batch)
-            fail("quantize_act: item " + std::to_string(b) + " is past the batch of " +
-                 std::to_string(out.batch));
+        if (first >= out.batch || items > out.batch - first)
+            fail("quantize_act: item " + std::to_string(first + items - 1) +
+                 " is past the batch of " + std::to_string(out.batch));
         const size_t stride = size_t(k_a) * out.words();
         if (out.planes.size() < out.batch * stride || out.beta.size() < out.batch * size_t(k_a))
             fail("quantize_act: the batch has " + std::to_string(out.planes.size()) +
                  " words and " + std::to_string(out.beta.size()) + " scales (expected " +
                  std::to_string(out.batch * stride) + " and " +
                  std::to_string(out.batch * size_t(k_a)) + ")");
-        return std::pair<uint64_t *, float *>(out.planes.data() + b * stride,
-                                              out.beta.data() + b * size_t(k_a));
+        return std::pair<uint64_t *, float *>(out.planes.data() + first * stride,
+                                              out.beta.data() + first * size_t(k_a));
     }, ternary);
 }
 

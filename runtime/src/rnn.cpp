@@ -275,10 +275,9 @@ void Session::run_direction(size_t l, size_t d, const float *in, size_t in_width
         const size_t c0 = (reverse ? chunks - 1 - j : j) * kRunChunk;
         const size_t cn = std::min(kRunChunk, n - c0), NB = cn * B;
         const float *cin = in + c0 * B * in_width;
-        if (quantized && !in_q) {
+        if (quantized && !in_q) {  // the chunk's NB input vectors in one call
             seq_in_.resize(a.k, in_width, NB);
-            for (size_t i = 0; i < NB; ++i)
-                quantize_act(cin + i * in_width, in_width, a.k, a.iters, seq_in_, i, a.ternary);
+            quantize_act_batch(cin, in_width, in_width, NB, a.k, a.iters, seq_in_, 0, a.ternary);
         }
         if (gx_seq_.size() < NB * sx) gx_seq_.resize(NB * sx);  // grows once
         product(dir.ih, in_q ? *in_q : seq_in_, cin, in_width, gx_seq_.data(), NB);
