@@ -12,8 +12,8 @@ public:
     void generate() {
         RnnStepFuncs f = declare();
         h = f.h;
-        planes = f.planes;
-        scales = f.scales;
+        planes = f.q.bytes;
+        scales = f.q.beta;
         constrain_state_output(h);
         finish(f, planes, scales);
     }

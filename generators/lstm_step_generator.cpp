@@ -14,8 +14,8 @@ public:
         RnnStepFuncs f = declare();
         h = f.h;
         c = f.c;
-        planes = f.planes;
-        scales = f.scales;
+        planes = f.q.bytes;
+        scales = f.q.beta;
         constrain_state_output(h);
         constrain_state_output(c);
         finish(f, planes, scales);

@@ -25,12 +25,14 @@
 // The midpoints are compared in f32: for a float x and a double m,
 // x > m  <=>  x > (m rounded down to a float), so the codes are the reference's.
 //
-// A batch of vectors of the same length n is quantized in one call, each stage
-// for every item before the next stage: the items' chains of dependent scalar
-// stages (a sum, a division, the next pass) overlap, which a call per vector
-// cannot do. Every Func has the item b as its outermost dimension.
+// batched (the quantize_act_batch kernels): a batch of vectors of the same
+// length n in one call, each stage for every item before the next stage, so
+// that the items' chains of dependent scalar stages (a sum, a division, the
+// next pass) overlap, which a call per vector cannot do; every Func then has the
+// item b as its outermost dimension. For one vector that loop costs more than it
+// saves (the quantize_act kernels leave it out).
 //
-// Buffers:
+// Buffers (without b when not batched):
 //   x(e, b)          f32  input: item b's n >= 1 values, padded to a multiple of
 //                         64 (the packing pass reads the padding; it is never
 //                         counted and its bits are masked off)
@@ -66,7 +68,17 @@ struct QuantizeActFuncs {
     std::vector<Halide::Func> tables;   // per cycle, over the 2^k combinations s (compute_root)
     Halide::Func bytes, beta;
     Halide::Var e{"e"}, q{"q"}, j{"j"}, s{"s"};
-    Halide::Var b{"b"};  // the item of a batch of vectors (every Func has it, outermost)
+    Halide::Var b{"b"};  // the item, when batched: every Func's outermost dimension
+    bool batched = false;
+    // A Func's arguments: `v`, then the item when batched.
+    std::vector<Halide::Var> vars(std::vector<Halide::Var> v) const {
+        if (batched) v.push_back(b);
+        return v;
+    }
+    std::vector<Halide::Expr> at(std::vector<Halide::Expr> v) const {
+        if (batched) v.push_back(b);
+        return v;
+    }
     int k = 1;
 };
 
@@ -106,33 +118,32 @@ inline Halide::Func block_sums(const std::string &name, Halide::Expr n, int lane
         init.push_back(Internal::make_zero(terms[t](Expr(0)).type()));
     auto masked = [&](size_t t, Expr e) { return select(e < n, terms[t](e), init[t]); };
     Func s(name);
-    const Var b = f.b;
     if (!hand_schedule) {
         RDom rr(0, lanes, 0, (n + lanes - 1) / lanes, name + "_r");
-        s(b) = Tuple(init);
+        s(f.vars({})) = Tuple(init);
         std::vector<Expr> upd;
         for (size_t t = 0; t < terms.size(); ++t)
-            upd.push_back(s(b)[int(t)] + masked(t, rr.y * lanes + rr.x));
-        s(b) = Tuple(upd);
+            upd.push_back(s(f.at({}))[int(t)] + masked(t, rr.y * lanes + rr.x));
+        s(f.at({})) = Tuple(upd);
         return s;
     }
     Var l("l");
     Func part(name + "_lanes");
     RDom rf(0, n / lanes, name + "_r");
     RDom rl(n / lanes, select(n % lanes > 0, 1, 0), name + "_last");
-    part(l, b) = Tuple(init);
+    part(f.vars({l})) = Tuple(init);
     std::vector<Expr> full, last, total;
     for (size_t t = 0; t < terms.size(); ++t) {
-        full.push_back(part(l, b)[int(t)] + terms[t](rf.x * lanes + l));
-        last.push_back(part(l, b)[int(t)] + masked(t, rl.x * lanes + l));
+        full.push_back(part(f.at({l}))[int(t)] + terms[t](rf.x * lanes + l));
+        last.push_back(part(f.at({l}))[int(t)] + masked(t, rl.x * lanes + l));
     }
-    part(l, b) = Tuple(full);
-    part(l, b) = Tuple(last);
+    part(f.at({l})) = Tuple(full);
+    part(f.at({l})) = Tuple(last);
     f.sums.push_back(part);
     f.sum_lanes.push_back(l);
     for (size_t t = 0; t < terms.size(); ++t) {
         std::vector<Expr> level;
-        for (int i = 0; i < lanes; ++i) level.push_back(part(i, b)[int(t)]);
+        for (int i = 0; i < lanes; ++i) level.push_back(part(f.at({i}))[int(t)]);
         while (level.size() > 1) {
             std::vector<Expr> up;
             for (size_t i = 0; i + 1 < level.size(); i += 2) up.push_back(level[i] + level[i + 1]);
@@ -141,7 +152,7 @@ inline Halide::Func block_sums(const std::string &name, Halide::Expr n, int lane
         }
         total.push_back(level[0]);
     }
-    s(b) = Tuple(total);
+    s(f.vars({})) = Tuple(total);
     f.scalars.push_back(s);
     return s;
 }
@@ -177,14 +188,15 @@ inline Halide::Expr f32_below(Halide::Expr m) {
 // with "atomic predicated store"): every sum one masked pass over the padded
 // blocks, and the bytes a plain sum of 8 terms.
 inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, int k, int T,
-                                               int lanes, bool hand_schedule = true) {
+                                               int lanes, bool hand_schedule = true,
+                                               bool batched = false) {
     using namespace Halide;
     using detail::f64;
     QuantizeActFuncs f;
     f.k = k;
+    f.batched = batched;
     Expr nd = cast<double>(n);
-    const Var b = f.b;
-    auto xf = [&](Expr e) { return x(e, b); };
+    auto xf = [&](Expr e) { return x(f.at({e})); };
     auto xd = [&](Expr e) { return cast<double>(xf(e)); };
 
     // Greedy: alpha_i = mean |r_i|, |r_0| = |x|, |r_{i+1}| = ||r_i| - alpha_i|.
@@ -202,10 +214,10 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         Func s =
             detail::block_sums("greedy" + std::to_string(i), n, lanes, terms, f, hand_schedule);
         Func a("greedy_alpha" + std::to_string(i));
-        a(b) = Tuple(s(b)[0] / nd, s(b)[1]);
+        a(f.vars({})) = Tuple(s(f.at({}))[0] / nd, s(f.at({}))[1]);
         f.scalars.push_back(a);
-        alpha.push_back(a(b)[0]);
-        if (i == 0) xsum = a(b)[1];
+        alpha.push_back(a(f.at({}))[0]);
+        if (i == 0) xsum = a(f.at({}))[1];
     }
 
     const int S = 1 << k;
@@ -222,7 +234,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
             for (int i = 0; i < k; ++i) val = val + select(((s >> i) & 1) == 1, alpha[i], -alpha[i]);
             // strict_float: the levels and midpoints round as the reference's, in
             // its order (fast-math reassociation changes midpoints that cancel).
-            vals(s, b) = strict_float(val);
+            vals(f.vars({s})) = strict_float(val);
         }
         Func rank("rank" + cs);
         {
@@ -230,34 +242,34 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
             // decided by one comparison, so the ranks are a permutation.
             RDom ro(0, S, "ro" + cs);
             Expr o = ro.x;
-            Expr vo = vals(o, b), vs = vals(s, b);
+            Expr vo = vals(f.at({o})), vs = vals(f.at({s}));
             Expr before = select(o > s, vo <= vs, o < s && !(vs <= vo));
-            rank(s, b) = 0;
-            rank(s, b) += select(before, 1, 0);
+            rank(f.vars({s})) = 0;
+            rank(f.at({s})) += select(before, 1, 0);
         }
         Func sorted("sorted" + cs);  // value and combination at rank s
         {
             RDom rs(0, S, "rs" + cs);
-            Expr hit = rank(rs.x, b) == s;
-            sorted(s, b) = Tuple(f64(0), 0);
-            sorted(s, b) = Tuple(select(hit, vals(rs.x, b), sorted(s, b)[0]),
-                                 select(hit, rs.x, sorted(s, b)[1]));
+            Expr hit = rank(f.at({rs.x})) == s;
+            sorted(f.vars({s})) = Tuple(f64(0), 0);
+            sorted(f.at({s})) = Tuple(select(hit, vals(f.at({rs.x})), sorted(f.at({s}))[0]),
+                                 select(hit, rs.x, sorted(f.at({s}))[1]));
         }
         Func levels("levels" + cs);  // midpoint between ranks s and s + 1 (s < S - 1), combination at rank s
-        levels(s, b) = Tuple(detail::f32_below(strict_float(
-                                 (sorted(s, b)[0] + sorted(min(s + 1, S - 1), b)[0]) * f64(0.5))),
-                             cast<uint8_t>(sorted(s, b)[1]));
+        levels(f.vars({s})) = Tuple(detail::f32_below(strict_float(
+                                 (sorted(f.at({s}))[0] + sorted(f.at({min(s + 1, S - 1)}))[0]) * f64(0.5))),
+                             cast<uint8_t>(sorted(f.at({s}))[1]));
         for (Func t : {vals, rank, sorted, levels}) f.tables.push_back(t);
         auto code = [&, S, levels](Expr e) {
             Expr xe = xf(e);
-            Expr s_e = levels(0, b)[1];
+            Expr s_e = levels(f.at({0}))[1];
             for (int mm = 0; mm + 1 < S; ++mm)
-                s_e = select(xe > levels(mm, b)[0], levels(mm + 1, b)[1], s_e);
+                s_e = select(xe > levels(f.at({mm}))[0], levels(f.at({mm + 1}))[1], s_e);
             return s_e;
         };
         if (c == T - 1) {
             f.codes = Func("codes");
-            f.codes(f.e, b) = code(f.e);
+            f.codes(f.vars({f.e})) = code(f.e);
         }
 
         // Refit: h_i = 2 sum_{bit i} x - sum x, G_ii = n, G_ij = n - 2 #(bit i != bit j),
@@ -278,13 +290,13 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
                     });
             Func sums = detail::block_sums("refit" + cs, n, lanes, terms, f, hand_schedule);
             int idx = 0;
-            for (int i = 0; i < k; ++i) h[i] = f64(2) * sums(b)[idx++] - xsum;
+            for (int i = 0; i < k; ++i) h[i] = f64(2) * sums(f.at({}))[idx++] - xsum;
             for (int i = 0; i < k; ++i) {
                 G[i][i] = nd;
                 for (int jx = 0; jx < i; ++jx)
-                    G[i][jx] = G[jx][i] = cast<double>(n - 2 * sums(b)[idx++]);
+                    G[i][jx] = G[jx][i] = cast<double>(n - 2 * sums(f.at({}))[idx++]);
             }
-            if (k == 2) d01 = sums(b)[2];
+            if (k == 2) d01 = sums(f.at({}))[2];
         }
         std::vector<Expr> sol(k);
         Expr ok = Internal::const_true();
@@ -320,9 +332,9 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         Func a("alt_alpha" + cs);
         std::vector<Expr> next(k);
         for (int i = 0; i < k; ++i) next[i] = select(ok, sol[i], alpha[i]);
-        a(b) = k == 1 ? Tuple(next[0], next[0]) : Tuple(next);
+        a(f.vars({})) = k == 1 ? Tuple(next[0], next[0]) : Tuple(next);
         f.scalars.push_back(a);
-        for (int i = 0; i < k; ++i) alpha[i] = a(b)[i];
+        for (int i = 0; i < k; ++i) alpha[i] = a(f.at({}))[i];
     }
 
     if (T == 0) {
@@ -334,7 +346,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
             s_e = s_e | select(r >= f64(0), cast<uint8_t>(1 << i), cast<uint8_t>(0));
             if (i + 1 < k) r = r - select(r >= f64(0), alpha[i], -alpha[i]);
         }
-        f.codes(f.e, b) = s_e;
+        f.codes(f.vars({f.e})) = s_e;
     }
 
     // Pack: byte q of plane j holds elements 8q .. 8q+7, the sum over the 8 of
@@ -342,31 +354,31 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
     // reduction. The bits past n are masked off in the last byte(s).
     {
         f.rb = RDom(0, 8, "rb");
-        Expr s_e = f.codes(f.q * 8 + f.rb, b);
+        Expr s_e = f.codes(f.at({f.q * 8 + f.rb}));
         Expr pow2 = cast<uint8_t>(128);  // 1 << rb (a shift by rb crashes Halide 14's trim_no_ops)
         for (int bit = 6; bit >= 0; --bit)
             pow2 = select(f.rb == bit, cast<uint8_t>(1 << bit), pow2);
         Expr plane = cast<uint8_t>(1) << cast<uint8_t>(f.j);
         f.pack = Func("pack");
         if (hand_schedule) {
-            f.pack(f.q, f.j, b) = cast<uint8_t>(0);
-            f.pack(f.q, f.j, b) += select((s_e & plane) != 0, pow2, cast<uint8_t>(0));
+            f.pack(f.vars({f.q, f.j})) = cast<uint8_t>(0);
+            f.pack(f.at({f.q, f.j})) += select((s_e & plane) != 0, pow2, cast<uint8_t>(0));
         } else {
             Expr acc = cast<uint8_t>(0);
             for (int bit = 0; bit < 8; ++bit)
-                acc = acc + select((f.codes(f.q * 8 + bit, b) & plane) != 0,
+                acc = acc + select((f.codes(f.at({f.q * 8 + bit})) & plane) != 0,
                                    cast<uint8_t>(1 << bit), cast<uint8_t>(0));
-            f.pack(f.q, f.j, b) = acc;
+            f.pack(f.vars({f.q, f.j})) = acc;
         }
         f.bytes = Func("bytes");
         Expr valid = clamp(n - f.q * 8, 0, 8);  // elements of byte q below n
         Expr mask = cast<uint8_t>(select(valid == 8, 255, (1 << valid) - 1));
-        f.bytes(f.q, f.j, b) = f.pack(f.q, f.j, b) & mask;
+        f.bytes(f.vars({f.q, f.j})) = f.pack(f.at({f.q, f.j})) & mask;
     }
     f.beta = Func("beta");
     Expr bj = cast<float>(alpha[k - 1]);
     for (int i = k - 2; i >= 0; --i) bj = select(f.j == i, cast<float>(alpha[i]), bj);
-    f.beta(f.j, b) = bj;
+    f.beta(f.vars({f.j})) = bj;
     return f;
 }
 

@@ -50,9 +50,8 @@ struct RnnStepFuncs {
     Halide::Func gh;             // the same by flat row
     Halide::Func h_cell, c_cell;  // the cell on whole vectors (c: LSTM only)
     Halide::Func h, c;            // the outputs: copies of the first H values
-    Halide::Func h_read;          // h_t as the quantizer reads it (clamped to [0, H)), one item
+    Halide::Func h_read;          // h_t as the quantizer reads it (clamped to [0, H))
     QuantizeActFuncs q;
-    Halide::Func planes, scales;  // the outputs: the quantizer's bytes and scales of item 0
     Halide::Var e{"e"}, i{"i"}, j{"j"}, u{"u"}, r{"r"}, t{"t"};
     Halide::RDom rw;
     Halide::Expr H, tiles;
@@ -114,12 +113,8 @@ inline RnnStepFuncs rnn_step_algorithm(bool lstm, Halide::Func W, Halide::Func a
     f.h(u) = f.h_cell(u);
     // The quantizer reads whole blocks and words (its padding is not counted).
     f.h_read = Func("h_read");
-    f.h_read(e, i) = f.h_cell(clamp(likely(e), 0, H - 1));  // i: the quantizer's item (one)
+    f.h_read(e) = f.h_cell(clamp(likely(e), 0, H - 1));
     f.q = quantize_act_algorithm(f.h_read, H, k_a, iters, lanes, hand_schedule);
-    f.planes = Func("next_planes");
-    f.planes(f.q.q, f.q.j) = f.q.bytes(f.q.q, f.q.j, 0);
-    f.scales = Func("next_scales");
-    f.scales(f.q.j) = f.q.beta(f.q.j, 0);
     return f;
 }
 
@@ -156,8 +151,6 @@ inline void rnn_step_schedule(RnnStepFuncs &f, const RnnStepKnobs &k, int tile, 
         if (out.defined())
             out.specialize(H >= k.vector).vectorize(f.u, k.vector, TailStrategy::ShiftInwards);
     quantize_act_schedule(f.q, k.quantize);
-    f.q.bytes.compute_root();  // the planes output copies its one item
-    f.planes.vectorize(f.q.q, 8);  // whole words (the output is constrained to them)
 }
 
 }  // namespace amq::gen

@@ -19,7 +19,7 @@ namespace {
 constexpr size_t kEdgeLength = 130;
 
 struct QactParams {
-    Halide::ImageParam x{Halide::Float(32), 2, "x"};  // one item
+    Halide::ImageParam x{Halide::Float(32), 1, "x"};
     Halide::Param<int32_t> n{"n", 1, 1, 1 << 30};
 };
 
@@ -30,7 +30,7 @@ gen::QuantizeActFuncs declare(QactParams &p, int k, int T, const gen::QuantizeAc
                               bool hand_schedule = true) {
     gen::QuantizeActFuncs f = gen::quantize_act_algorithm(p.x, p.n, k, T, kn.lanes, hand_schedule);
     gen::constrain_quantize_act_buffers(p.x, p.n, f.bytes.output_buffer(),
-                                        f.beta.output_buffer(), k, true);
+                                        f.beta.output_buffer(), k);
     return f;
 }
 
@@ -48,9 +48,9 @@ public:
         // The padding is read but must not count: fill it with a large value.
         xv_.assign(words_ * 64, 1e6f);
         std::copy(x.begin(), x.end(), xv_.begin());
-        x_ = Halide::Runtime::Buffer<float>(xv_.data(), int(words_ * 64), 1);
-        bytes_ = Halide::Runtime::Buffer<uint8_t>(int(words_ * 8), k, 1);
-        beta_ = Halide::Runtime::Buffer<float>(k, 1);
+        x_ = Halide::Runtime::Buffer<float>(xv_.data(), int(words_ * 64));
+        bytes_ = Halide::Runtime::Buffer<uint8_t>(int(words_ * 8), k);
+        beta_ = Halide::Runtime::Buffer<float>(k);
         n32_ = int32_t(n);
         ref_ = ref::alternating(x.data(), n, k, T);
     }
@@ -73,7 +73,7 @@ public:
         double amax = 0;
         for (double a : ref_.alpha) amax = std::max(amax, std::abs(a));
         std::string bad = compare_values(
-            size_t(k_), [&](size_t j) { return double(beta_(int(j), 0)); },
+            size_t(k_), [&](size_t j) { return double(beta_(int(j))); },
             [&](size_t j) { return ref_.alpha[j]; }, [&](size_t) { return 1e-5 * amax + 1e-30; },
             [](size_t j) { return "scale " + std::to_string(j); }, "scales", where);
         if (!bad.empty()) return bad;
@@ -81,7 +81,7 @@ public:
         std::vector<uint64_t> plane(words_);
         std::vector<int8_t> codes(n_);
         for (int j = 0; j < k_; ++j) {
-            std::memcpy(plane.data(), &bytes_(0, j, 0), words_ * 8);
+            std::memcpy(plane.data(), &bytes_(0, j), words_ * 8);
             if (n_ % 64 && (plane[words_ - 1] & ~ref::last_word_mask(n_)))
                 return "plane " + std::to_string(j) + " has padding bits set at " + where;
             ref::unpack_row(plane.data(), n_, codes.data());
@@ -153,7 +153,7 @@ Halide::Pipeline QuantizeActPipeline::build_unscheduled(const Knobs &layout) con
     q.lanes = layout.at("lanes").get<int>();
     QactParams p;
     gen::QuantizeActFuncs f = declare(p, pr.k_a, pr.iters, q, false);
-    gen::set_quantize_act_estimates(p.x, p.n, f.bytes, f.beta, pr.k_a, int(pr.cols), 1);
+    gen::set_quantize_act_estimates(p.x, p.n, f.bytes, f.beta, pr.k_a, int(pr.cols));
     return Halide::Pipeline({f.bytes, f.beta});
 }
 

@@ -68,12 +68,9 @@ int main(int argc, char **argv) {
 
     // 3. The activation vector, online (every step of an RNN).
     std::vector<uint64_t> A(size_t(k_a) * words);
-    // quantize_act takes a batch of vectors: here one item (x [1][words * 64]).
-    std::vector<float> beta_v(k_a);
-    Buffer<float> xb(x.data(), words * 64, 1), beta_items(beta_v.data(), k_a, 1);
-    Buffer<uint8_t> A_bytes(reinterpret_cast<uint8_t *>(A.data()), words * 8, k_a, 1);
-    if (amq_quantize_act_a2_t2(xb, cols, A_bytes, beta_items) != 0) return 1;
-    Buffer<float> beta(beta_v.data(), k_a);  // the product's scales: one vector's
+    Buffer<float> xb(x.data(), words * 64), beta(k_a);
+    Buffer<uint8_t> A_bytes(reinterpret_cast<uint8_t *>(A.data()), words * 8, k_a);
+    if (amq_quantize_act_a2_t2(xb, cols, A_bytes, beta) != 0) return 1;
 
     // 4. The product.
     Buffer<uint64_t> Ab(A.data(), words, k_a);

@@ -126,9 +126,9 @@ void check_quantize_act(int k, std::vector<float> x, const std::string &label) {
     std::memcpy(padded.data(), x.data(), n * sizeof(float));
     std::vector<uint64_t> planes(size_t(k) * words, ~0ull);
     std::vector<float> beta(size_t(k), NAN);
-    Buffer<float> xb(padded.data(), int(padded.size()), 1);  // one item
-    Buffer<uint8_t> bytes(reinterpret_cast<uint8_t *>(planes.data()), int(words * 8), k, 1);
-    Buffer<float> bb(beta.data(), k, 1);
+    Buffer<float> xb(padded.data(), int(padded.size()));
+    Buffer<uint8_t> bytes(reinterpret_cast<uint8_t *>(planes.data()), int(words * 8), k);
+    Buffer<float> bb(beta.data(), k);
     const int rc = k == 2 ? amq_quantize_act_a2_t2(xb, int(n), bytes, bb)
                           : amq_quantize_act_a3_t2(xb, int(n), bytes, bb);
     if (!called(rc, what)) return;
