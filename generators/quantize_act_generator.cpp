@@ -2,6 +2,7 @@
 // (a batch of vectors of one length): see quantize_act.h.
 #include <stdexcept>
 
+#include "generator_aliases.h"
 #include "quantize_act.h"
 #include "isa_knobs.h"
 
@@ -11,14 +12,6 @@ namespace amq::gen {
 template <typename Self, bool kBatch>
 class QuantizeActGeneratorBase : public Halide::Generator<Self> {
 public:
-    template <typename T>
-    using GeneratorParam = Halide::GeneratorParam<T>;
-    template <typename T>
-    using Input = Halide::GeneratorInput<T>;
-    template <typename T>
-    using Output = Halide::GeneratorOutput<T>;
-    template <typename T, int D>
-    using Buffer = Halide::Buffer<T, D>;
     static constexpr int kItems = kBatch ? 1 : 0;
 
     GeneratorParam<int> k{"k", 2, 1, 4};

@@ -26,6 +26,7 @@
 #pragma once
 
 #include "bgemv.h"
+#include "generator_aliases.h"
 #include "cell_math.h"
 #include "quantize_act.h"
 
@@ -163,14 +164,6 @@ namespace amq::gen {
 template <typename Self, bool kLstm>
 class RnnStepGeneratorBase : public Halide::Generator<Self> {
 public:
-    template <typename T>
-    using GeneratorParam = Halide::GeneratorParam<T>;
-    template <typename T>
-    using Input = Halide::GeneratorInput<T>;
-    template <typename T>
-    using Output = Halide::GeneratorOutput<T>;
-    template <typename T, int D>
-    using Buffer = Halide::Buffer<T, D>;
 
     GeneratorParam<int> k_w{"k_w", 2, 1, 4};
     GeneratorParam<int> k_a{"k_a", 2, 1, 4};

@@ -522,7 +522,7 @@ Selection model_selection(const std::string &path) {
                          "the kernels it calls");
     Selection sel;
     sel.bits = {{m.k_w, m.k_a}};
-    sel.pipelines = {"bgemv", "bgemm", "quantize_act",
+    sel.pipelines = {"bgemv", "bgemm", "quantize_act", "quantize_act_batch",
                      m.shape.arch == Arch::lstm ? "lstm_cell" : "gru_cell"};
     sel.iters = {m.act_method == "greedy" ? 0 : m.act_iters};
     for (const auto &[name, q] : m.quant) sel.shapes.insert({q.rows, q.cols});
