@@ -200,8 +200,7 @@ void Session::get_state(float *h_n, float *c_n) const {
 
 void Session::quantize_hidden(size_t ld) {
     const Model::ActQuant &a = model_->dirs_[ld].hh.act;  // for the recurrent product
-    for (size_t b = 0; b < batch_; ++b)
-        quantize_act(&h_[ld][b * Hs_], Hs_, a.k, a.iters, hq_[ld], b, a.ternary);
+    quantize_act_batch(h_[ld].data(), Hs_, Hs_, batch_, a.k, a.iters, hq_[ld], 0, a.ternary);
 }
 
 bool Session::fused_step(size_t ld, const float *gx, size_t gx_size) {
@@ -248,7 +247,7 @@ void Session::cell_step(size_t ld, const float *gx_data, size_t gx_stride, size_
     if (model_->quantized_) {
         const Model::ActQuant &a = hr.act;
         mq_.resize(a.k, H, B);  // the directions' projections may differ in k (no growth)
-        for (size_t b = 0; b < B; ++b) quantize_act(&m_[b * H], H, a.k, a.iters, mq_, b, a.ternary);
+        quantize_act_batch(m_.data(), H, H, B, a.k, a.iters, mq_, 0, a.ternary);
     }
     product(hr, mq_, m_.data(), H, proj_.data(), B);
     for (size_t b = 0; b < B; ++b)
@@ -400,9 +399,8 @@ const float *Session::step_tokens(const int64_t *tokens) {
     if (dec.quantized) {
         hq = &hq_.back();
         if (!(dec.act == model_->dirs_.back().hh.act)) {
-            for (size_t b = 0; b < batch_; ++b)
-                quantize_act(&h_.back()[b * Hs_], Hs_, dec.act.k, dec.act.iters, dq_, b,
-                             dec.act.ternary);
+            quantize_act_batch(h_.back().data(), Hs_, Hs_, batch_, dec.act.k, dec.act.iters, dq_,
+                               0, dec.act.ternary);
             hq = &dq_;
         }
     }
