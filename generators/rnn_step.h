@@ -26,8 +26,8 @@
 #pragma once
 
 #include "bgemv.h"
-#include "generator_aliases.h"
 #include "cell_math.h"
+#include "generator_aliases.h"
 #include "quantize_act.h"
 
 namespace amq::gen {
@@ -164,7 +164,6 @@ namespace amq::gen {
 template <typename Self, bool kLstm>
 class RnnStepGeneratorBase : public Halide::Generator<Self> {
 public:
-
     GeneratorParam<int> k_w{"k_w", 2, 1, 4};
     GeneratorParam<int> k_a{"k_a", 2, 1, 4};
     GeneratorParam<int> iters{"iters", 2, 0, 8};
