@@ -62,10 +62,10 @@ struct QuantizeActFuncs {
     std::vector<Halide::Func> scalars;  // per-stage scalars (scales, sorted levels), compute_root
     std::vector<Halide::Func> sums;     // the passes over x: partial sums per lane l
     std::vector<Halide::Var> sum_lanes;
-    Halide::Func codes;  // final code (combination index) per element
-    Halide::Func pack;   // bytes as a reduction over the 8 bits
-    Halide::RDom rb;     // the 8 elements of a byte
-    std::vector<Halide::Func> tables;   // per cycle, over the 2^k combinations s (compute_root)
+    Halide::Func codes;                // final code (combination index) per element
+    Halide::Func pack;                 // bytes as a reduction over the 8 bits
+    Halide::RDom rb;                   // the 8 elements of a byte
+    std::vector<Halide::Func> tables;  // per cycle, over the 2^k combinations s (compute_root)
     Halide::Func bytes, beta;
     Halide::Var e{"e"}, q{"q"}, j{"j"}, s{"s"};
     Halide::Var b{"b"};  // the item, when batched: every Func's outermost dimension
@@ -85,7 +85,8 @@ struct QuantizeActFuncs {
 // Why a knob value cannot be built, or "" (the generator and the tuner check it).
 inline std::string quantize_act_knobs_error(const QuantizeActKnobs &k) {
     if (k.lanes < 1 || k.lanes > 64 || 64 % k.lanes != 0)
-        return "lanes = " + std::to_string(k.lanes) + " (expected 1, 2, 4, .., 64: a divisor of 64)";
+        return "lanes = " + std::to_string(k.lanes) +
+               " (expected 1, 2, 4, .., 64: a divisor of 64)";
     if (k.pack_vector < 8 || k.pack_vector % 8 != 0 || k.pack_vector > 64)
         return "pack_vector = " + std::to_string(k.pack_vector) +
                " (expected 8, 16, .., 64: bytes per step, a multiple of one word)";
@@ -231,7 +232,8 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         Func vals("vals" + cs);
         {
             Expr val = f64(0);
-            for (int i = 0; i < k; ++i) val = val + select(((s >> i) & 1) == 1, alpha[i], -alpha[i]);
+            for (int i = 0; i < k; ++i)
+                val = val + select(((s >> i) & 1) == 1, alpha[i], -alpha[i]);
             // strict_float: the levels and midpoints round as the reference's, in
             // its order (fast-math reassociation changes midpoints that cancel).
             vals(f.vars({s})) = strict_float(val);
@@ -253,12 +255,14 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
             Expr hit = rank(f.at({rs.x})) == s;
             sorted(f.vars({s})) = Tuple(f64(0), 0);
             sorted(f.at({s})) = Tuple(select(hit, vals(f.at({rs.x})), sorted(f.at({s}))[0]),
-                                 select(hit, rs.x, sorted(f.at({s}))[1]));
+                                      select(hit, rs.x, sorted(f.at({s}))[1]));
         }
-        Func levels("levels" + cs);  // midpoint between ranks s and s + 1 (s < S - 1), combination at rank s
-        levels(f.vars({s})) = Tuple(detail::f32_below(strict_float(
-                                 (sorted(f.at({s}))[0] + sorted(f.at({min(s + 1, S - 1)}))[0]) * f64(0.5))),
-                             cast<uint8_t>(sorted(f.at({s}))[1]));
+        // The midpoint between ranks s and s + 1 (s < S - 1), the combination at rank s.
+        Func levels("levels" + cs);
+        levels(f.vars({s})) =
+            Tuple(detail::f32_below(strict_float(
+                      (sorted(f.at({s}))[0] + sorted(f.at({min(s + 1, S - 1)}))[0]) * f64(0.5))),
+                  cast<uint8_t>(sorted(f.at({s}))[1]));
         for (Func t : {vals, rank, sorted, levels}) f.tables.push_back(t);
         auto code = [&, S, levels](Expr e) {
             Expr xe = xf(e);
@@ -410,23 +414,20 @@ template <typename XBuffer, typename NParam, typename BytesFunc, typename BetaFu
 void set_quantize_act_estimates(XBuffer &x, NParam &n_param, BytesFunc &&bytes, BetaFunc &&beta,
                                 int k, int n, int items = 0) {
     const int padded = (n + 63) / 64 * 64;
+    Halide::Region xr = {{0, padded}}, br = {{0, padded / 8}, {0, k}}, sr = {{0, k}};
+    if (items > 0)
+        for (Halide::Region *r : {&xr, &br, &sr}) r->push_back({0, items});
     n_param.set_estimate(n);
-    if (items > 0) {
-        x.set_estimates({{0, padded}, {0, items}});
-        bytes.set_estimates({{0, padded / 8}, {0, k}, {0, items}});
-        beta.set_estimates({{0, k}, {0, items}});
-        return;
-    }
-    x.set_estimates({{0, padded}});
-    bytes.set_estimates({{0, padded / 8}, {0, k}});
-    beta.set_estimates({{0, k}});
+    x.set_estimates(xr);
+    bytes.set_estimates(br);
+    beta.set_estimates(sr);
 }
 
 inline void quantize_act_schedule(QuantizeActFuncs &f, const QuantizeActKnobs &kn) {
     using namespace Halide;
-    // Every stage over all the items before the next. Their storage is per item
-    // (a few hundred bytes): on Halide's stack, which takes the heap only past
-    // 16 KB (large batches), not a heap allocation per stage and call.
+    // Every stage for all the items (when batched) before the next. Their storage
+    // is a few hundred bytes per item: on Halide's stack, which takes the heap
+    // only past 16 KB (large batches), not a heap allocation per stage and call.
     for (auto &s : f.scalars) s.compute_root().store_in(MemoryType::Stack);
     // The tables in vectors of at most 8 (16 lanes of k = 4 made LLVM's
     // sapphirerapids target pick vmovsh, an AVX512-FP16 move Zen 4 and 5 lack).

@@ -146,8 +146,9 @@ inline void rnn_step_schedule(RnnStepFuncs &f, const RnnStepKnobs &k, int tile, 
     Expr H = f.H;
     for (Func cell : {f.c_cell, f.h_cell})
         if (cell.defined())
-            cell.compute_root().store_in(MemoryType::Stack).vectorize(f.u, k.vector,
-                                                                      TailStrategy::RoundUp);
+            cell.compute_root()
+                .store_in(MemoryType::Stack)
+                .vectorize(f.u, k.vector, TailStrategy::RoundUp);
     for (Func out : {f.c, f.h})
         if (out.defined())
             out.specialize(H >= k.vector).vectorize(f.u, k.vector, TailStrategy::ShiftInwards);

@@ -288,14 +288,15 @@ TEST_P(QuantizeActBits, BatchMatchesOneCallPerVector) {
                     quantize_act_batch(x.data(), n, stride, items, k, T, out, 1);
                     const size_t iw = size_t(k) * out.words();
                     const std::string what = "k=" + std::to_string(k) + " T=" + std::to_string(T) +
-                                             " n=" + std::to_string(n) + " items=" +
-                                             std::to_string(items) + " stride=" +
-                                             std::to_string(stride);
+                                             " n=" + std::to_string(n) +
+                                             " items=" + std::to_string(items) +
+                                             " stride=" + std::to_string(stride);
                     for (size_t i = 0; i < items; ++i) {
                         BinaryVector one;
                         quantize_act(&x[i * stride], n, k, T, one);
                         for (int j = 0; j < k; ++j)
-                            ASSERT_EQ(out.beta[(i + 1) * k + j], one.beta[j]) << what << " item " << i;
+                            ASSERT_EQ(out.beta[(i + 1) * k + j], one.beta[j])
+                                << what << " item " << i;
                         for (size_t w = 0; w < iw; ++w)
                             ASSERT_EQ(out.planes[(i + 1) * iw + w], one.planes[w])
                                 << what << " item " << i << " word " << w;

@@ -353,10 +353,10 @@ namespace {
 
 // The longest vectors (padded to whole words) quantize_act_batch takes: its
 // stages run for all the items before the next, which overlaps the items'
-// chains of scalar stages but streams every item's x once per pass. Measured
-// with BM_quantize_act_a2t2 and BM_quantize_act_a2t2_batch64 (amq_bench_lm, Zen 5
-// VM): per vector 125 against 217 ns at n = 64, about even at n = 300, 897
-// against 775 ns at n = 1024.
+// chains of scalar stages but streams every item's x once per pass. Per vector
+// in a batch of 64 against a call each (amq_bench_lm, Zen 5 VM, docs/PERFORMANCE.md):
+// 117 against 192 ns at n = 64, 349 against 357 at n = 300, 897 against 745 at
+// n = 1024.
 constexpr size_t kBatchQuantizeMaxLength = 256;
 
 // Checks the arguments of quantize_act for `items` vectors of length n (item i
@@ -384,46 +384,45 @@ void run_quantize_act(const float *x, size_t n, size_t x_stride, size_t items, i
     if (items == 0) return;
     auto [planes, scales] = ready();
     const size_t words = (n + 63) / 64, item_words = size_t(k_a) * words;
-    // The kernel reads x padded to a multiple of 64 (the padding is not counted):
-    // items whose padding is not in x are copied to scratch first, zero-padded.
+    // The kernels read x padded to a multiple of 64 (the padding is not counted):
+    // vectors whose padding is not in x are copied to scratch first, zero-padded.
     const size_t padded = round_up(n, 64);
     const bool copy = padded != n;
-    const size_t stride = copy ? padded : x_stride;
-    // Halide indexes a buffer in int32: at most this many items per call.
-    const size_t per_call = std::max<size_t>(1, size_t(INT32_MAX) / std::max(stride, padded));
     thread_local std::vector<float> scratch;
-    for (size_t i0 = 0; i0 < items; i0 += per_call) {
-        const size_t m = std::min(per_call, items - i0);
-        const float *src = x + i0 * x_stride;
-        if (copy) {
-            if (scratch.size() < m * padded) scratch.resize(m * padded);
-            for (size_t i = 0; i < m; ++i) {
-                std::memcpy(&scratch[i * padded], src + i * x_stride, n * sizeof(float));
-                std::fill(&scratch[i * padded + n], &scratch[(i + 1) * padded], 0.0f);
-            }
-            src = scratch.data();
+    // Items i0 .. i0 + m - 1 into scratch, `padded` floats apart.
+    auto copy_items = [&](size_t i0, size_t m) {
+        if (scratch.size() < m * padded) scratch.resize(m * padded);
+        for (size_t i = 0; i < m; ++i) {
+            std::memcpy(&scratch[i * padded], x + (i0 + i) * x_stride, n * sizeof(float));
+            std::fill(&scratch[i * padded + n], &scratch[(i + 1) * padded], 0.0f);
         }
-        uint8_t *bytes = reinterpret_cast<uint8_t *>(planes + i0 * item_words);
-        float *beta = scales + i0 * size_t(k_a);
-        if (ternary || m == 1 || padded > kBatchQuantizeMaxLength) {  // a call per vector
-            for (size_t i = 0; i < m; ++i) {
-                View<1> xb(src + i * stride, {int(padded)});
-                View<2> bb(bytes + i * item_words * 8, {int(words * 8), k_a});
-                View<1> sb(beta + i * size_t(k_a), {k_a});
-                const auto kernel =
-                    ternary ? kernels::quantize_act_ternary : kernels::quantize_act[k_a - 1][iters];
-                detail::check(kernel(xb, int(n), bb, sb), "quantize_act");
-            }
-        } else {
+        return scratch.data();
+    };
+    auto bytes_of = [&](size_t i) { return reinterpret_cast<uint8_t *>(planes + i * item_words); };
+    if (ternary || items == 1 || padded > kBatchQuantizeMaxLength) {  // a call per vector
+        const auto kernel =
+            ternary ? kernels::quantize_act_ternary : kernels::quantize_act[k_a - 1][iters];
+        for (size_t i = 0; i < items; ++i) {
+            View<1> xb(copy ? copy_items(i, 1) : x + i * x_stride, {int(padded)});
+            View<2> bb(bytes_of(i), {int(words * 8), k_a});
+            View<1> sb(scales + i * size_t(k_a), {k_a});
+            detail::check(kernel(xb, int(n), bb, sb), "quantize_act");
+        }
+    } else {
+        const size_t stride = copy ? padded : x_stride;
+        // Halide indexes a buffer in int32: at most this many items per call.
+        const size_t per_call = std::max<size_t>(1, size_t(INT32_MAX) / stride);
+        for (size_t i0 = 0; i0 < items; i0 += per_call) {
+            const size_t m = std::min(per_call, items - i0);
             const halide_dimension_t xd[2] = {{0, int(padded), 1, 0},
                                               {0, int(m), int(stride), 0}};
             const halide_dimension_t bd[3] = {{0, int(words * 8), 1, 0},
                                               {0, k_a, int(words * 8), 0},
                                               {0, int(m), int(item_words * 8), 0}};
             const halide_dimension_t sd[2] = {{0, k_a, 1, 0}, {0, int(m), k_a, 0}};
-            View<2> xb(src, xd);
-            View<3> bb(bytes, bd);
-            View<2> sb(beta, sd);
+            View<2> xb(copy ? copy_items(i0, m) : x + i0 * x_stride, xd);
+            View<3> bb(bytes_of(i0), bd);
+            View<2> sb(scales + i0 * size_t(k_a), sd);
             detail::check(kernels::quantize_act_batch[k_a - 1][iters](xb, int(n), bb, sb),
                           "quantize_act");
         }
