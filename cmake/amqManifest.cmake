@@ -16,7 +16,8 @@
 #   AMQ_KNOBS_<isa>_<pipeline> a lower ISA variant's: its "isa" section over the top's
 #   AMQ_ISA_PARAM_<pipeline>   "isa_knobs=..." of the lower variants' own knobs, or ""
 #   AMQ_KERNELS                kernel names (each amq_<name>), manifest order
-#   AMQ_KERNEL_<name>_GENERATOR / _PIPELINE / _PARAMS
+#   AMQ_KERNEL_<name>_GENERATOR / _PIPELINE / _PARAMS, and _FEATURES (Halide
+#                              target features added to every target, or unset)
 #   AMQ_TABLES                 pipelines with a dispatch table (array of kernels)
 #   AMQ_TABLE_<pipeline>_DIMS  sizes of the array; AMQ_TABLE_<pipeline>_KERNELS
 #   AMQ_VARIANTS               ids of the variants to build (tuned_us < 0.97 common_us)
@@ -180,6 +181,13 @@ endfunction()
 # The instances of pipeline p: AMQ_KERNELS and the dispatch tables.
 macro(_amq_instances p)
   string(JSON _ni LENGTH "${AMQ_MANIFEST_TEXT}" pipelines ${p} instances)
+  # "unchecked_copies": each kernel also as <name>_unchecked, without Halide's
+  # checks of its buffers (AMQ_KERNEL_<name>_FEATURES, appended to every target).
+  string(JSON _unchecked ERROR_VARIABLE _err GET "${AMQ_MANIFEST_TEXT}" pipelines ${p}
+         unchecked_copies)
+  if(_err)
+    set(_unchecked OFF)
+  endif()
   math(EXPR _li "${_ni} - 1")
   foreach(_ii RANGE ${_li})
     string(JSON _inst GET "${AMQ_MANIFEST_TEXT}" pipelines ${p} instances ${_ii})
@@ -237,10 +245,21 @@ macro(_amq_instances p)
         string(REGEX MATCH "^([^=]*)=(.*)$" _ "${_e}")
         string(REPLACE "{${CMAKE_MATCH_1}}" "${CMAKE_MATCH_2}" _name "${_name}")
       endforeach()
-      list(APPEND AMQ_KERNELS ${_name})
-      set(AMQ_KERNEL_${_name}_GENERATOR ${_gen})
-      set(AMQ_KERNEL_${_name}_PIPELINE ${p})
-      set(AMQ_KERNEL_${_name}_PARAMS ${_ps} ${_extra} ${AMQ_KNOBS_${p}} ${AMQ_ISA_PARAM_${p}})
+      set(_copies ${_name})
+      if(_unchecked)
+        if(_table)
+          message(FATAL_ERROR "amq: manifest ${AMQ_MANIFEST_FILE}: pipeline ${p}: "
+                              "unchecked_copies is for instances without a table")
+        endif()
+        list(APPEND _copies ${_name}_unchecked)
+        set(AMQ_KERNEL_${_name}_unchecked_FEATURES "no_asserts-no_bounds_query")
+      endif()
+      foreach(_k IN LISTS _copies)
+        list(APPEND AMQ_KERNELS ${_k})
+        set(AMQ_KERNEL_${_k}_GENERATOR ${_gen})
+        set(AMQ_KERNEL_${_k}_PIPELINE ${p})
+        set(AMQ_KERNEL_${_k}_PARAMS ${_ps} ${_extra} ${AMQ_KNOBS_${p}} ${AMQ_ISA_PARAM_${p}})
+      endforeach()
       if(_table)
         list(APPEND AMQ_TABLE_${p}_KERNELS ${_name})
       endif()

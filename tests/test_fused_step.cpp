@@ -167,6 +167,21 @@ TEST(FusedStep, BadStateBuffersAreClearErrors) {
                  "activation length 21");
     expect_error([&] { lstm_step(W, hq, gx.data(), gx.size(), nullptr, h.data(), next, 2); },
                  "must not be null");
+    expect_error([&] { gru_step(W, hq, gx.data(), gx.size(), nullptr, next, 2); },
+                 "must not be null");
+    // The runtime calls the kernels' unchecked copies: these are caught before them.
+    BinaryBatch short_planes = hq;
+    short_planes.planes.resize(1);
+    expect_error(
+        [&] { lstm_step(W, short_planes, gx.data(), gx.size(), c.data(), h.data(), next, 2); },
+        "h_q has 1 words");
+    BinaryBatch short_scales = hq;
+    short_scales.beta.resize(1);
+    expect_error(
+        [&] { lstm_step(W, short_scales, gx.data(), gx.size(), c.data(), h.data(), next, 2); },
+        "and 1 scales");
+    expect_error([&] { lstm_step(W, hq, nullptr, gx.size(), c.data(), h.data(), next, 2); },
+                 "gx is null");
 }
 
 // ---- the runner ---------------------------------------------------------------

@@ -411,6 +411,7 @@ struct Kernel {
     std::string name, generator, pipeline, bits;
     size_t rows = 0, cols = 0;  // a per-problem variant's shape; 0 = any
     Knobs params;
+    std::string features;  // Halide target features added to every target ("" = none)
 };
 
 // Which kernels to make: bit pairs, and with --model only what the model calls.
@@ -473,6 +474,13 @@ std::vector<Kernel> kernel_list(const Selection &sel, const Schedules &s) {
                 k.params.insert(k.params.end(), knobs.begin(), knobs.end());
                 if (s.isa_knobs.count(p)) k.params.push_back({"isa_knobs", s.isa_knobs.at(p)});
                 out.push_back(k);
+                // The manifest's unchecked_copies: the same kernel without Halide's
+                // checks of its buffers, which the runtime calls once a step.
+                if (spec.value("unchecked_copies", false)) {
+                    k.name += "_unchecked";
+                    k.features = "no_asserts-no_bounds_query";
+                    out.push_back(k);
+                }
             }
         }
     }
@@ -735,9 +743,12 @@ void run_generate(const GenerateArgs &a) {
     }
     std::vector<Job> jobs;
     for (const Kernel &k : kernels) {
+        std::vector<std::string> kt = kernel_targets;
+        if (!k.features.empty())
+            for (std::string &t : kt) t += "-" + k.features;
         Job j{k.name,
               {gen.string(), "-g", k.generator, "-f", "amq_" + k.name, "-n", "amq_" + k.name, "-o",
-               out.string(), "-e", emit, "target=" + join(kernel_targets, ",")},
+               out.string(), "-e", emit, "target=" + join(kt, ",")},
               logs / ("amq_" + k.name + ".log")};
         for (const auto &[key, value] : k.params) j.argv.push_back(key + "=" + value);
         jobs.push_back(std::move(j));

@@ -807,8 +807,13 @@ bool fused_step_built(int k_w, int k_a, int iters) {
 
 namespace {
 
+// The largest hidden size the fused step kernels take (their `hidden` input's range).
+constexpr int kMaxFusedHidden = 1 << 24;
+
 // Checks the arguments of a fused step with G gates and wraps them as buffers;
 // `call` runs the kernel on (W, alpha, bias, A, beta, gx, H, planes, scales).
+// Every check the kernel's own would make is made here: the runtime calls the
+// kernels' _unchecked copies (the manifest's unchecked_copies), which have none.
 template <typename Call>
 void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBatch &hq,
                     const float *gx, size_t gx_size, BinaryBatch &next, int iters, Call call) {
@@ -820,6 +825,9 @@ void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBat
         fail(k + ": W_hh is " + std::to_string(W.rows()) + "x" + std::to_string(H) +
              " (expected " + std::to_string(G) + " x hidden = " + std::to_string(G * H) +
              " rows for hidden " + std::to_string(H) + ")");
+    if (H > size_t(kMaxFusedHidden))
+        fail(k + ": hidden " + std::to_string(H) + " is larger than the fused kernels' " +
+             std::to_string(kMaxFusedHidden) + " (generators/rnn_step.h)");
     if (!fused_step_built(W.k_w(), hq.k, iters))
         fail(k + ": no fused kernel for W" + std::to_string(W.k_w()) + "A" + std::to_string(hq.k) +
              " with " + std::to_string(iters) + " alternating cycles (see fused_step_built)");
