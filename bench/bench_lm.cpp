@@ -88,10 +88,11 @@ void BM_quantize_act_a2t2(benchmark::State &st) {
     }
 }
 
-// 64 vectors (a run() chunk's inputs) in one quantize_act_batch call, against
-// the calls per vector above: the time per item is Time / 64 (items_per_second).
-void BM_quantize_act_a2t2_batch64(benchmark::State &st) {
-    const size_t n = size_t(st.range(0)), items = 64;
+// `items` vectors in one quantize_act_batch call (64: a run() chunk's inputs at
+// batch 1; 8: the h_t of a batch of 8 sequences), against the calls per vector
+// above: the time per item is Time / items (items_per_second).
+void quantize_act_a2t2_batch(benchmark::State &st, size_t items) {
+    const size_t n = size_t(st.range(0));
     std::vector<float> x;
     for (size_t i = 0; i < items; ++i) {
         const std::vector<float> v = logits(n + i);  // a different vector per item
@@ -105,6 +106,8 @@ void BM_quantize_act_a2t2_batch64(benchmark::State &st) {
     }
     st.SetItemsProcessed(int64_t(st.iterations()) * int64_t(items));
 }
+void BM_quantize_act_a2t2_batch64(benchmark::State &st) { quantize_act_a2t2_batch(st, 64); }
+void BM_quantize_act_a2t2_batch8(benchmark::State &st) { quantize_act_a2t2_batch(st, 8); }
 
 void vocab_args(benchmark::internal::Benchmark *b) {
     for (size_t v : amq::spec::bench_vocab) b->Arg(int64_t(v));
@@ -120,5 +123,6 @@ BENCHMARK(BM_binary_decoder)->Args({2, 2})->Args({3, 3})->Args({4, 4})->Args({4,
 BENCHMARK(BM_quantize_act_ternary)->Arg(300)->Arg(1024);
 BENCHMARK(BM_quantize_act_a2t2)->Arg(64)->Arg(128)->Arg(300)->Arg(1024);
 BENCHMARK(BM_quantize_act_a2t2_batch64)->Arg(64)->Arg(128)->Arg(300)->Arg(1024);
+BENCHMARK(BM_quantize_act_a2t2_batch8)->Arg(64)->Arg(256)->Arg(512)->Arg(1024);
 
 BENCHMARK_MAIN();

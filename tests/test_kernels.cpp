@@ -267,11 +267,12 @@ TEST_P(QuantizeActBits, NanAndInfAreErrors) {
 // A batch in one call gives every item exactly what a call per vector gives:
 // items of different scales (a zero and a constant vector among them), strides
 // with and without room for the padding, into the middle of a larger batch
-// whose other items stay as they were.
+// whose other items stay as they were. n = 1024 with 9 items takes two batch
+// kernel calls (8 + 1: 32 KB of inputs a call), n = 9000 a call per vector.
 TEST_P(QuantizeActBits, BatchMatchesOneCallPerVector) {
     const int k = GetParam();
     for (int T = 0; T <= 3; ++T)
-        for (size_t n : {1, 63, 64, 65, 130, 300})
+        for (size_t n : {1, 63, 64, 65, 130, 300, 1024, 9000})
             for (size_t items : {1, 3, 9})
                 for (size_t stride : {n, n + 5, (n + 63) / 64 * 64 + 64}) {
                     std::vector<float> x(items * stride, 7.0f);

@@ -351,13 +351,15 @@ size_t BinaryMatrix::bytes() const {
 
 namespace {
 
-// The longest vectors (padded to whole words) quantize_act_batch takes: its
-// stages run for all the items before the next, which overlaps the items'
-// chains of scalar stages but streams every item's x once per pass. Per vector
-// in a batch of 64 against a call each (amq_bench_lm, Zen 5 VM, docs/PERFORMANCE.md):
-// 117 against 192 ns at n = 64, 349 against 357 at n = 300, 897 against 745 at
-// n = 1024.
-constexpr size_t kBatchQuantizeMaxLength = 256;
+// The most input bytes (items x padded length x 4) of one quantize_act_batch
+// call: its stages run for all the items before the next, which overlaps the
+// items' chains of scalar stages but reads every item's x once per pass, so a
+// call's inputs should stay in L1 (32 KB on Zen 4, 48 on Zen 5). A longer batch
+// takes several calls; a vector of more than half this takes a call of its own.
+// Per vector, Zen 5 VM (amq_bench_lm, docs/PERFORMANCE.md): 117 against 192 ns
+// one call each at n = 64 (64 items a call); 897 against 745 ns at n = 1024 in
+// calls of 64 items (256 KB), 0.66-0.70 against 0.75-0.78 us in calls of 8 (32 KB).
+constexpr size_t kBatchQuantizeBytes = 32 * 1024;
 
 // Checks the arguments of quantize_act for `items` vectors of length n (item i
 // at x + i * x_stride); `ready` sizes the destination once they pass and returns
@@ -399,7 +401,12 @@ void run_quantize_act(const float *x, size_t n, size_t x_stride, size_t items, i
         return scratch.data();
     };
     auto bytes_of = [&](size_t i) { return reinterpret_cast<uint8_t *>(planes + i * item_words); };
-    if (ternary || items == 1 || padded > kBatchQuantizeMaxLength) {  // a call per vector
+    // Items per batch call: as many as kBatchQuantizeBytes holds, and Halide
+    // indexes a buffer in int32.
+    const size_t stride = copy ? padded : x_stride;
+    const size_t per_call = std::min(kBatchQuantizeBytes / (padded * sizeof(float)),
+                                     std::max<size_t>(1, size_t(INT32_MAX) / stride));
+    if (ternary || items == 1 || per_call < 2) {  // a call per vector
         const auto kernel =
             ternary ? kernels::quantize_act_ternary : kernels::quantize_act[k_a - 1][iters];
         for (size_t i = 0; i < items; ++i) {
@@ -409,9 +416,6 @@ void run_quantize_act(const float *x, size_t n, size_t x_stride, size_t items, i
             detail::check(kernel(xb, int(n), bb, sb), "quantize_act");
         }
     } else {
-        const size_t stride = copy ? padded : x_stride;
-        // Halide indexes a buffer in int32: at most this many items per call.
-        const size_t per_call = std::max<size_t>(1, size_t(INT32_MAX) / stride);
         for (size_t i0 = 0; i0 < items; i0 += per_call) {
             const size_t m = std::min(per_call, items - i0);
             const halide_dimension_t xd[2] = {{0, int(padded), 1, 0},

@@ -212,10 +212,11 @@ void quantize_act(const float *x, size_t n, int k_a, int iters, BinaryBatch &out
 
 // The same for `items` vectors of length n at once, item i at x + i * x_stride
 // (x_stride >= n), into items first .. first + items - 1 of out (sized as above,
-// out.batch >= first + items): the planes and scales of `items` calls. Vectors
-// of up to 256 values (padded) go through one quantize_act_batch kernel call,
-// whose items' stages overlap (about 1.5x as fast per vector at n = 64..128);
-// longer ones, and ternary, through a kernel call each.
+// out.batch >= first + items): the planes and scales of `items` calls. The
+// vectors go through quantize_act_batch kernel calls of up to 32 KB of inputs
+// each (64 vectors of 128 values, 8 of 1024), whose items' stages overlap
+// (about 1.5x as fast per vector at n = 64..128, 1.1x at 1024); vectors longer
+// than 4096 values (padded), and ternary, through a kernel call each.
 void quantize_act_batch(const float *x, size_t n, size_t x_stride, size_t items, int k_a,
                         int iters, BinaryBatch &out, size_t first = 0, bool ternary = false);
 
