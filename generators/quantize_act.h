@@ -28,9 +28,10 @@
 // batched (the quantize_act_batch kernels): a batch of vectors of the same
 // length n in one call, each stage for every item before the next stage, so
 // that the items' chains of dependent scalar stages (a sum, a division, the
-// next pass) overlap, which a call per vector cannot do; every Func then has the
-// item b as its outermost dimension. For one vector that loop costs more than it
-// saves (the quantize_act kernels leave it out).
+// next pass) overlap, which a call per vector cannot do, and run as vectors
+// over the items (quantize_act_batch_stages_schedule); every Func then has the
+// item b as its outermost dimension. For one vector that loop costs more than
+// it saves (the quantize_act kernels leave it out).
 //
 // Buffers (without b when not batched):
 //   x(e, b)          f32  input: item b's n >= 1 values, padded to a multiple of
@@ -423,11 +424,11 @@ void set_quantize_act_estimates(XBuffer &x, NParam &n_param, BytesFunc &&bytes, 
     beta.set_estimates(sr);
 }
 
-inline void quantize_act_schedule(QuantizeActFuncs &f, const QuantizeActKnobs &kn) {
+// The stages of one vector: the scalar stages and the tables once, the tables
+// as short vectors over the 2^k combinations; each pass vectorized over its
+// lanes. Storage on Halide's stack, not a heap allocation per stage and call.
+inline void quantize_act_vector_stages_schedule(QuantizeActFuncs &f) {
     using namespace Halide;
-    // Every stage for all the items (when batched) before the next. Their storage
-    // is a few hundred bytes per item: on Halide's stack, which takes the heap
-    // only past 16 KB (large batches), not a heap allocation per stage and call.
     for (auto &s : f.scalars) s.compute_root().store_in(MemoryType::Stack);
     // The tables in vectors of at most 8 (16 lanes of k = 4 made LLVM's
     // sapphirerapids target pick vmovsh, an AVX512-FP16 move Zen 4 and 5 lack).
@@ -446,6 +447,50 @@ inline void quantize_act_schedule(QuantizeActFuncs &f, const QuantizeActKnobs &k
         f.sums[i].update(0).vectorize(l);
         f.sums[i].update(1).vectorize(l);
     }
+}
+
+// The items per vector of the batched scalar stages: the f64 lanes of a 512-bit vector.
+constexpr int kItemVector = 8;
+
+// batched: every stage for all the items before the next. The stages between
+// the passes over x (the lane trees, the scales, the solve, the tables) are a
+// short chain of scalar work per item, the same operations in the same order
+// for every item: vectorized over the items, kItemVector at a time (the codes
+// stay those of one call per vector). The passes stay one item at a time,
+// vectorized over its lanes; each copies its lane partials out once, items
+// innermost, for the trees to read as vectors. Storage as above (the stack
+// takes the heap past 16 KB, for large batches).
+inline void quantize_act_batch_stages_schedule(QuantizeActFuncs &f) {
+    using namespace Halide;
+    const Var b = f.b;
+    const TailStrategy tail = TailStrategy::GuardWithIf;  // masked, in Halide 14
+    for (auto &s : f.scalars)
+        s.compute_root().store_in(MemoryType::Stack).vectorize(b, kItemVector, tail);
+    for (auto &t : f.tables) {
+        t.bound(f.s, 0, 1 << f.k).compute_root().store_in(MemoryType::Stack);
+        t.reorder_storage(b, f.s).reorder(b, f.s).vectorize(b, kItemVector, tail);
+        for (int u = 0; u < t.num_update_definitions(); ++u) {
+            std::vector<VarOrRVar> order = {b, f.s};
+            for (const RVar &r : t.rvars(u)) order.push_back(r);
+            t.update(u).reorder(order).vectorize(b, kItemVector, tail);
+        }
+    }
+    for (size_t i = 0; i < f.sums.size(); ++i) {
+        const Var &l = f.sum_lanes[i];
+        Func items_inner = f.sums[i].in();  // what the trees read
+        items_inner.compute_root().store_in(MemoryType::Stack).reorder_storage(b, l).vectorize(l);
+        f.sums[i].compute_at(items_inner, b).store_in(MemoryType::Stack).vectorize(l);
+        f.sums[i].update(0).vectorize(l);
+        f.sums[i].update(1).vectorize(l);
+    }
+}
+
+inline void quantize_act_schedule(QuantizeActFuncs &f, const QuantizeActKnobs &kn) {
+    using namespace Halide;
+    if (f.batched)
+        quantize_act_batch_stages_schedule(f);
+    else
+        quantize_act_vector_stages_schedule(f);
     // Packing: per word (64 elements), its codes, then the 8 bytes of every plane;
     // pack_vector / 8 words unrolled per step.
     Var w("w"), qi("qi");
