@@ -356,9 +356,10 @@ namespace {
 // items' chains of scalar stages but reads every item's x once per pass, so a
 // call's inputs should stay in L1 (32 KB on Zen 4, 48 on Zen 5). A longer batch
 // takes several calls; a vector of more than half this takes a call of its own.
-// Per vector, Zen 5 VM (amq_bench_lm, docs/PERFORMANCE.md): 117 against 192 ns
-// one call each at n = 64 (64 items a call); 897 against 745 ns at n = 1024 in
-// calls of 64 items (256 KB), 0.66-0.70 against 0.75-0.78 us in calls of 8 (32 KB).
+// Per vector in calls of 64 items against a call each (amq_bench_lm, Zen 5 VM,
+// docs/PERFORMANCE.md): 84 against 217 ns at n = 64; in calls of 64 items of
+// 1024 values (256 KB) the batch was slower than a call each (897 against 745
+// ns), in calls of 8 (32 KB) it is faster (679-690 against 778).
 constexpr size_t kBatchQuantizeBytes = 32 * 1024;
 
 // Checks the arguments of quantize_act for `items` vectors of length n (item i
