@@ -868,7 +868,7 @@ void lstm_step(const BinaryMatrix &W_hh, const BinaryBatch &h_q, const float *gx
                    [&](auto &W, auto &alpha, auto &bias, auto &A, auto &beta, auto &gxb, int H,
                        auto &planes, auto &scales) {
 #if AMQ_HAVE_FUSED_STEPS
-                       Buffer<float> cb(c, H), hb(h, H);
+                       View<1> cb(c, {H}), hb(h, {H});
                        return kernels::lstm_step[W_hh.k_w() - 1][h_q.k - 1](
                            W, alpha, bias, A, beta, gxb, cb, H, hb, cb, planes, scales);
 #else
@@ -884,7 +884,7 @@ void gru_step(const BinaryMatrix &W_hh, const BinaryBatch &h_q, const float *gx,
                    [&](auto &W, auto &alpha, auto &bias, auto &A, auto &beta, auto &gxb, int H,
                        auto &planes, auto &scales) {
 #if AMQ_HAVE_FUSED_STEPS
-                       Buffer<float> hb(h, H);
+                       View<1> hb(h, {H});
                        return kernels::gru_step[W_hh.k_w() - 1][h_q.k - 1](
                            W, alpha, bias, A, beta, gxb, hb, H, hb, planes, scales);
 #else
