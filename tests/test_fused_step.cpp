@@ -136,6 +136,11 @@ TEST(FusedStep, SomeBitPairsAreBuilt) {
     EXPECT_TRUE(fused_step_built(2, 2, 2));
     EXPECT_FALSE(fused_step_built(2, 2, 5));
     EXPECT_FALSE(fused_step_built(0, 2, 2));
+    // Sizes the kernels take (the refused ones need a matrix of more than 16 GB).
+    const size_t H = 130;
+    const std::vector<float> codes = uniform(2 * 4 * H * H, 3, -1, 1);
+    const std::vector<float> alpha = uniform(4 * H * 2, 4, 0.01f, 0.1f);
+    EXPECT_TRUE(fused_step_fits(BinaryMatrix::from_codes(codes.data(), alpha.data(), 2, 4 * H, H)));
 }
 
 TEST(FusedStep, BadStateBuffersAreClearErrors) {

@@ -809,6 +809,17 @@ namespace {
 // The largest hidden size the fused step kernels take (their `hidden` input's range).
 constexpr int kMaxFusedHidden = 1 << 24;
 
+}  // namespace
+
+bool fused_step_fits(const BinaryMatrix &W_hh) {
+    // What the kernels' own checks would refuse (the runtime calls their
+    // unchecked copies): Halide indexes each buffer in int32.
+    return W_hh.cols() <= size_t(kMaxFusedHidden) &&
+           W_hh.kernel_planes().size() <= size_t(INT32_MAX);
+}
+
+namespace {
+
 // Checks the arguments of a fused step with G gates and wraps them as buffers;
 // `call` runs the kernel on (W, alpha, bias, A, beta, gx, H, planes, scales).
 // Every check the kernel's own would make is made here: the runtime calls the
@@ -825,9 +836,11 @@ void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBat
         fail(k + ": W_hh is " + std::to_string(W.rows()) + "x" + std::to_string(H) +
              " (expected " + std::to_string(G) + " x hidden = " + std::to_string(G * H) +
              " rows for hidden " + std::to_string(H) + ")");
-    if (H > size_t(kMaxFusedHidden))
-        fail(k + ": hidden " + std::to_string(H) + " is larger than the fused kernels' " +
-             std::to_string(kMaxFusedHidden) + " (generators/rnn_step.h)");
+    if (!fused_step_fits(W))
+        fail(k + ": W_hh (hidden " + std::to_string(H) + ", " +
+             std::to_string(W.kernel_planes().size()) + " words) is larger than the fused " +
+             "kernels take (hidden at most " + std::to_string(kMaxFusedHidden) +
+             ", at most 2^31 - 1 words)");
     if (!fused_step_built(W.k_w(), hq.k, iters))
         fail(k + ": no fused kernel for W" + std::to_string(W.k_w()) + "A" + std::to_string(hq.k) +
              " with " + std::to_string(iters) + " alternating cycles (see fused_step_built)");

@@ -150,7 +150,7 @@ Session::Session(std::shared_ptr<const Model> model, size_t batch)
             // (hh's own activation quantizer), and it reads the common weight layout
             // (not that of a per-problem variant).
             fused_[ld] = hh.quantized && !hh.act.ternary &&
-                         hh.binary.layout() == kernel_layout() &&
+                         hh.binary.layout() == kernel_layout() && fused_step_fits(hh.binary) &&
                          fused_step_built(hh.binary.k_w(), hh.act.k, hh.act.iters);
         }
     if (s.lm()) {

@@ -328,6 +328,9 @@ void f32_gemv(const float *M, size_t rows, size_t cols, const float *x, const fl
 // Built for some (k_w, k_a, iters) only: fused_step_built() says which; the
 // functions throw amq::Error for the others.
 bool fused_step_built(int k_w, int k_a, int iters);
+// Whether the fused kernels take W_hh's size (hidden at most 2^24, the planes
+// indexable in int32); the runner uses the separate kernels when not.
+bool fused_step_fits(const BinaryMatrix &W_hh);
 
 // LSTM: W_hh [4H x H]; h_q: planes and scales of h_{t-1} (k_a, n = H, batch 1);
 // gx: W_ih x_t + b_ih, gx_size >= 4H floats; c: c_{t-1} in, c_t out [H];
