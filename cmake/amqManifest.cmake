@@ -6,9 +6,9 @@
 # amq_manifest_load(<manifest.json>)
 #   AMQ_MANIFEST_TEXT, AMQ_MANIFEST_PIPELINES, AMQ_MANIFEST_GENERATOR_SOURCES,
 #   AMQ_MANIFEST_GENERATORS (unique generator names), AMQ_MANIFEST_ISAS (most
-#   capable first),
-#   AMQ_MANIFEST_ISA_TARGET_<isa>, AMQ_KNOBS_defaults_<pipeline> (the hand
-#   defaults, "key=value").
+#   capable first), AMQ_MANIFEST_UNCHECKED_FEATURES (the target features of the
+#   unchecked copies), AMQ_MANIFEST_ISA_TARGET_<isa>,
+#   AMQ_KNOBS_defaults_<pipeline> (the hand defaults, "key=value").
 # amq_schedules_load(<schedules.json>)
 #   checks the file against the manifest (FATAL_ERROR naming the file, the entry
 #   and the reason), then sets
@@ -52,6 +52,8 @@ macro(amq_manifest_load manifest)
   endforeach()
   list(REMOVE_DUPLICATES AMQ_MANIFEST_GENERATORS)
   _amq_json_list(AMQ_MANIFEST_GENERATOR_SOURCES "${AMQ_MANIFEST_TEXT}" generator_sources)
+  string(JSON AMQ_MANIFEST_UNCHECKED_FEATURES GET "${AMQ_MANIFEST_TEXT}"
+         unchecked_target_features)
   set(AMQ_MANIFEST_ISAS "")
   string(JSON _n LENGTH "${AMQ_MANIFEST_TEXT}" isa)
   math(EXPR _last "${_n} - 1")
@@ -252,7 +254,7 @@ macro(_amq_instances p)
                               "unchecked_copies is for instances without a table")
         endif()
         list(APPEND _copies ${_name}_unchecked)
-        set(AMQ_KERNEL_${_name}_unchecked_FEATURES "no_asserts-no_bounds_query")
+        set(AMQ_KERNEL_${_name}_unchecked_FEATURES "${AMQ_MANIFEST_UNCHECKED_FEATURES}")
       endif()
       foreach(_k IN LISTS _copies)
         list(APPEND AMQ_KERNELS ${_k})

@@ -478,7 +478,7 @@ std::vector<Kernel> kernel_list(const Selection &sel, const Schedules &s) {
                 // checks of its buffers, which the runtime calls once a step.
                 if (spec.value("unchecked_copies", false)) {
                     k.name += "_unchecked";
-                    k.features = "no_asserts-no_bounds_query";
+                    k.features = s.manifest["unchecked_target_features"].get<std::string>();
                     out.push_back(k);
                 }
             }
