@@ -7,7 +7,8 @@ knobs of that shape's winner in the schedules file's "variants", every bgemv
 kernel for any shape the common knobs ("pipelines" over the manifest's
 defaults) and, per lower ISA variant, the knobs its "isa" section sets apart
 from those, and the specialized kernels are exactly the winners (tuned_us <
-0.97 common_us, top ISA) of the model's bits and product shapes. MODEL_INFO_JSON
+0.97 common_us, top ISA) of the model's bits and product shapes, and the fused
+step kernels are those of the model's architecture, bits and cycles. MODEL_INFO_JSON
 is `amq info MODEL --json`. Exits 1 naming the first difference.
 """
 import json
@@ -72,11 +73,29 @@ def main():
                      % (k["name"], k.get("isa_knobs"), common_isa))
         if k["target"] != generated["target"]:
             sys.exit("%s: target %s, generated for %s" % (k["name"], k["target"], generated["target"]))
+    # The fused step of the model's architecture at its bits and cycles, with its
+    # unchecked copy, where the kernel manifest builds one; no other step kernel.
+    step = info["arch"] + "_step"
+    iters = 0 if info["act_method"] == "greedy" else int(info["metadata"]["act_iters"])
+    want_steps = set()
+    spec = manifest["pipelines"][step]
+    if info["proj_size"] == 0 and info["act_method"] != "ternary":
+        for inst in spec["instances"]:
+            f = inst["fixed"]
+            if ("W%dA%d" % (f["k_w"], f["k_a"]), f["iters"]) == (bits, iters):
+                want_steps.add(inst["name"])
+                if spec.get("unchecked_copies"):
+                    want_steps.add(inst["name"] + "_unchecked")
+    got_steps = {k["name"] for k in generated["kernels"] if k["pipeline"].endswith("_step")}
+    if got_steps != want_steps:
+        sys.exit("fused step kernels %s, the model (%s %s, %d cycles) calls %s"
+                 % (sorted(got_steps), info["arch"], bits, iters, sorted(want_steps)))
     missing = {s for (b, s) in winners if b == bits and s in shapes} - seen
     if missing:
         sys.exit("no specialized kernel for the model's tuned products %s" % sorted(missing))
     print("generated manifest: %d kernels; bgemv %s specialized to %s with the tuned knobs, "
-          "common knobs elsewhere" % (len(generated["kernels"]), bits, sorted(seen) or "no shape"))
+          "common knobs elsewhere; fused steps %s"
+          % (len(generated["kernels"]), bits, sorted(seen) or "no shape", sorted(got_steps)))
 
 
 if __name__ == "__main__":

@@ -460,8 +460,14 @@ std::vector<Kernel> kernel_list(const Selection &sel, const Schedules &s) {
                     const std::string brace = "{" + key + "}";
                     k.name.replace(k.name.find(brace), brace.size(), value);
                 }
-                const std::string w = knob(c, "k_w", ""), a = knob(c, "k_a", ""),
-                                  q = knob(c, "k", ""), it = knob(c, "iters", "");
+                // The bits and cycles of the instance: its params, or its fixed
+                // values (the fused steps are built for a few fixed bit pairs).
+                auto value = [&](const std::string &key) {
+                    const std::string v = knob(c, key, "");
+                    return v.empty() && fixed.contains(key) ? knob_text(fixed[key]) : v;
+                };
+                const std::string w = value("k_w"), a = value("k_a"), q = value("k"),
+                                  it = value("iters");
                 if (!w.empty() && !selected_pair(sel, std::stoi(w), std::stoi(a))) continue;
                 if (!q.empty() && std::none_of(sel.bits.begin(), sel.bits.end(), [&](const spec::Bits &b) {
                         return b.a == std::stoi(q);
@@ -520,8 +526,8 @@ std::vector<Kernel> kernel_list(const Selection &sel, const Schedules &s) {
     return out;
 }
 
-// --model: the bit pair, quantize_act's cycles, the cell and the shapes of the
-// binary products of the model; f32_gemv when it has float matrices.
+// --model: the bit pair, quantize_act's cycles, the cell, the fused step and the
+// shapes of the binary products of the model; f32_gemv when it has float matrices.
 Selection model_selection(const std::string &path) {
     const ModelFile m = load_model(path);  // throws, naming the file and tensor
     if (!m.quantized())
@@ -530,8 +536,14 @@ Selection model_selection(const std::string &path) {
                          "the kernels it calls");
     Selection sel;
     sel.bits = {{m.k_w, m.k_a}};
+    const bool lstm = m.shape.arch == Arch::lstm;
     sel.pipelines = {"bgemv", "bgemm", "quantize_act", "quantize_act_batch",
-                     m.shape.arch == Arch::lstm ? "lstm_cell" : "gru_cell"};
+                     lstm ? "lstm_cell" : "gru_cell"};
+    // The fused step of the architecture, which the runner calls at batch 1 (where
+    // one is built for the model's bits and cycles; never with a projection or
+    // ternary activations).
+    if (m.shape.proj_size == 0 && m.act_method != "ternary")
+        sel.pipelines.insert(lstm ? "lstm_step" : "gru_step");
     sel.iters = {m.act_method == "greedy" ? 0 : m.act_iters};
     for (const auto &[name, q] : m.quant) sel.shapes.insert({q.rows, q.cols});
     // A float decoder (or a tied one: the float embedding) runs on f32_gemv.
