@@ -365,6 +365,9 @@ constexpr size_t kBatchQuantizeBytes = 32 * 1024;
 // at x + i * x_stride); `ready` sizes the destination once they pass and returns
 // item 0's planes [k_a][words] and scales [k_a], the items' one after another.
 // `ternary`: the quantize_act_ternary kernel (k_a = 2, iters unused), item by item.
+// The one-vector kernels of the table are the unchecked copies (the manifest's
+// unchecked_copies): every check of theirs is made here, and the buffers are
+// built from n, k_a and the items alone.
 template <typename Ready>
 void run_quantize_act(const float *x, size_t n, size_t x_stride, size_t items, int k_a, int iters,
                       Ready ready, bool ternary = false) {
@@ -507,6 +510,12 @@ void check_product(const char *kernel, const BinaryMatrix &W, int bound, bool la
              " but the kernels were built for " + want.layout + "/" + std::to_string(want.tile));
     }
     check_bits(kernel, "k_a", k_a);
+    // Halide indexes a buffer in int32, and the bgemv kernels the runtime calls
+    // are the unchecked copies (the manifest's unchecked_copies).
+    if (W.kernel_planes().size() > size_t(INT32_MAX))
+        fail(k + ": the " + std::to_string(W.rows()) + "x" + std::to_string(W.cols()) +
+             " weight matrix has " + std::to_string(W.kernel_planes().size()) +
+             " plane words (the kernels index at most 2^31 - 1)");
     if (n != W.cols())
         fail(k + ": activation length " + std::to_string(n) + " does not match the " +
              std::to_string(W.rows()) + "x" + std::to_string(W.cols()) + " weight matrix");
