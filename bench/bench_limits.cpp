@@ -70,6 +70,34 @@ BENCHMARK(BM_stream_read)
     ->Arg(16384)
     ->Arg(65536);
 
+// Both at once: a block streamed as above, each 512-bit vector combined with
+// k_a activation words (k_a groups), as a bgemv does with its weights. Neither
+// floor alone (ALU or memory) says how well the two overlap; this loop is the
+// yardstick for a product whose weights leave L2 (4096 x 1024 W2A2: 1 MB, k_a 2).
+void BM_stream_groups(benchmark::State &st) {
+    if (!amq::bench::cpu_limits_supported()) {
+        st.SkipWithError("needs AVX-512 VPOPCNTDQ");
+        return;
+    }
+    const size_t bytes = size_t(st.range(0)) << 10, words = bytes / 8, vectors = words / 8;
+    const int k_a = int(st.range(1));
+    AlignedWords w(words);
+    uint64_t sink = 0;
+    for (auto _ : st) {
+        sink += amq::bench::stream_groups(w.data(), vectors, k_a);
+        benchmark::DoNotOptimize(sink);
+    }
+    st.SetBytesProcessed(int64_t(bytes) * st.iterations());
+    st.counters["groups_per_s"] = benchmark::Counter(
+        double(vectors) * k_a * double(st.iterations()), benchmark::Counter::kIsRate);
+    st.SetLabel(std::to_string(bytes >> 10) + " KiB, k_a " + std::to_string(k_a));
+}
+// The spec's weight sizes (256 KB: 1024 x 1024 W2A2; 1 MB: 4096 x 1024 W2A2;
+// 1.5 MB: W3A3) at k_a 1..3.
+BENCHMARK(BM_stream_groups)
+    ->ArgNames({"KiB", "k_a"})
+    ->ArgsProduct({{256, 1024, 1536, 4096}, {1, 2, 3}});
+
 }  // namespace
 
 BENCHMARK_MAIN();

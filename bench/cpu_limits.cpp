@@ -81,6 +81,27 @@ __attribute__((target("avx512f"))) uint64_t read_zmm(const uint64_t *w, size_t v
     return r;
 }
 
+// Each 512-bit vector read once and combined with k_a broadcast activation
+// words (KA groups), four vectors in flight: a bgemv's work per weight vector.
+template <int KA>
+__attribute__((target("avx512f,avx512vl,avx512vpopcntdq"))) uint64_t stream_groups_of(
+    const uint64_t *w, size_t vectors) {
+    constexpr int kIn = 4;
+    __m512i acc[kIn][KA], a[KA];
+    for (int j = 0; j < KA; ++j) a[j] = Zmm::broadcast(0x5555AAAA3333CCCCull * uint64_t(j + 1));
+    for (auto &row : acc)
+        for (auto &x : row) x = Zmm::zero();
+    for (size_t v = 0; v < vectors; v += kIn)
+        for (int u = 0; u < kIn; ++u) {
+            const __m512i x = Zmm::load(w + (v + u) * 8);
+            for (int j = 0; j < KA; ++j) acc[u][j] = Zmm::group(acc[u][j], x, a[j]);
+        }
+    __m512i s = Zmm::zero();
+    for (auto &row : acc)
+        for (auto &x : row) s = Zmm::add(s, x);
+    return Zmm::sum(s);
+}
+
 double now_ns() {
     using namespace std::chrono;
     return duration<double, std::nano>(steady_clock::now().time_since_epoch()).count();
@@ -119,6 +140,15 @@ uint64_t xor_popcnt_groups(const uint64_t *w, size_t vectors, size_t passes, int
 }
 
 uint64_t stream_read(const uint64_t *w, size_t vectors) { return read_zmm(w, vectors); }
+
+uint64_t stream_groups(const uint64_t *w, size_t vectors, int k_a) {
+    switch (k_a) {
+        case 1: return stream_groups_of<1>(w, vectors);
+        case 2: return stream_groups_of<2>(w, vectors);
+        case 3: return stream_groups_of<3>(w, vectors);
+        default: return stream_groups_of<4>(w, vectors);
+    }
+}
 
 AlignedWords::AlignedWords(size_t words)
     : p_(static_cast<uint64_t *>(std::aligned_alloc(64, ((words * 8 + 63) / 64) * 64))) {

@@ -23,6 +23,12 @@ uint64_t xor_popcnt_groups(const uint64_t *w, size_t vectors, size_t passes, int
 // 64-byte aligned); returns a checksum.
 uint64_t stream_read(const uint64_t *w, size_t vectors);
 
+// One streaming pass over `vectors` 512-bit vectors at w (a multiple of 4,
+// 64-byte aligned), each combined with k_a (1..4) broadcast words by the group
+// above: the work of a bgemv per weight vector, at the speed memory delivers
+// it. Needs cpu_limits_supported(); returns a checksum.
+uint64_t stream_groups(const uint64_t *w, size_t vectors, int k_a);
+
 // 64-byte aligned words filled with a fixed non-trivial pattern.
 struct AlignedWords {
     explicit AlignedWords(size_t words);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <random>
 #include <thread>
 #include <vector>
@@ -92,6 +93,20 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
         fns.push_back([&] { bgemv(W, a, y.data()); });
         fn_threads.push_back(1);
     }
+    // The product's work in an intrinsics loop (cpu_limits.h): its weight bytes
+    // streamed once, each 512-bit vector combined with k_a activation words.
+    size_t stream_fn = 0;
+    const size_t stream_vectors = (product_weight_bytes(rows, cols, bits.w) / 64 + 3) / 4 * 4;
+    std::unique_ptr<AlignedWords> stream_block;
+    if (cpu_limits_supported()) {
+        stream_block = std::make_unique<AlignedWords>(stream_vectors * 8);
+        stream_fn = fns.size();
+        fns.push_back([&] {
+            volatile uint64_t sink = stream_groups(stream_block->data(), stream_vectors, bits.a);
+            (void)sink;
+        });
+        fn_threads.push_back(1);
+    }
     if (W.variant(bits.a)) {
         common_fn = fns.size();
         fns.push_back([&] { bgemv(p.W_common, a, y.data()); });
@@ -142,6 +157,7 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
     res.sgemv_us = t[4].median_us;
     if (one_thread_fn) res.amq_gemv_only_1thread_us = t[one_thread_fn].median_us;
     if (common_fn) res.common_gemv_only_us = t[common_fn].median_us;
+    if (stream_fn) res.stream_groups_us = t[stream_fn].median_us;
     res.amq_spread = t[0].spread;
     res.rounds = rounds;
     res.weight_bytes = W.bytes();

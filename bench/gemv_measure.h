@@ -43,6 +43,11 @@ struct GemvResult {
     // the measured XOR+popcount rate and its weight bytes at the read bandwidth
     // of that size, both measured in this process; 0 when not measurable.
     double floor_us = 0;
+    // The same work in an intrinsics loop, timed in the same rounds on one
+    // thread: the weight bytes streamed once, each 512-bit vector combined with
+    // k_a activation words (cpu_limits.h, stream_groups): how close ALU and
+    // memory overlap in practice; 0 when not measurable.
+    double stream_groups_us = 0;
     int rounds = 0;
     size_t weight_bytes = 0, f32_weight_bytes = 0;
 };

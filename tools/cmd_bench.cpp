@@ -79,6 +79,12 @@ nlohmann::ordered_json to_json(const bench::GemvResult &r) {
         {"floor_us", r.floor_us > 0 ? nlohmann::ordered_json(round_to(r.floor_us, 3)) : nullptr},
         {"amq_vs_floor",
          r.floor_us > 0 ? nlohmann::ordered_json(round_to(r.amq_us / r.floor_us, 3)) : nullptr},
+        {"stream_groups_us",
+         r.stream_groups_us > 0 ? nlohmann::ordered_json(round_to(r.stream_groups_us, 3)) : nullptr},
+        {"gemv_only_vs_stream_groups",
+         r.stream_groups_us > 0
+             ? nlohmann::ordered_json(round_to(r.amq_gemv_only_us / r.stream_groups_us, 3))
+             : nullptr},
         {"speedup_vs_sgemv", round_to(ratio(r.sgemv_us, r.amq_us), 3)},
         {"speedup_gemv_only_vs_sgemv", round_to(ratio(r.sgemv_us, r.amq_gemv_only_us), 3)},
         {"speedup_vs_f32_halide", round_to(ratio(r.f32_halide_us, r.amq_us), 3)},
