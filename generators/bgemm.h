@@ -17,6 +17,7 @@
 #pragma once
 
 #include "amq/batch_tile.h"
+#include "binary_count.h"
 #include "layout.h"
 
 namespace amq::gen {
@@ -46,19 +47,12 @@ inline BgemmFuncs bgemm_algorithm(Halide::Func W, Halide::Func alpha, Halide::Fu
     f.y = Func("y");
     Var r = f.r, i = f.i, j = f.j, b = f.b, t = f.t;
     f.rw = RDom(0, words, "rw");
-    f.cnt(r, i, j, b, t) = cast<uint64_t>(0);
+    f.cnt(r, i, j, b, t) = binary_count_start(n);
     f.cnt(r, i, j, b, t) += popcount(W(r, i, f.rw, t) ^ A(f.rw, j, b));
-
-    Expr acc;
-    for (int ii = 0; ii < k_w; ++ii) {
-        Expr inner;
-        for (int jj = 0; jj < k_a; ++jj) {
-            Expr d = cast<float>(n - 2 * cast<int32_t>(f.cnt(r, ii, jj, b, t)));
-            inner = (jj == 0) ? beta(jj, b) * d : inner + beta(jj, b) * d;
-        }
-        acc = (ii == 0) ? alpha(r, ii, t) * inner : acc + alpha(r, ii, t) * inner;
-    }
-    f.y(r, t, b) = bias(r, t) + acc;
+    f.y(r, t, b) =
+        bias(r, t) + binary_count_sum([&](int ii, int jj) { return f.cnt(r, ii, jj, b, t); },
+                                      [&](int ii) { return alpha(r, ii, t); },
+                                      [&](int jj) { return beta(jj, b); }, n, k_w, k_a);
     return f;
 }
 

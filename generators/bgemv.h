@@ -15,6 +15,7 @@
 //   y(r, t)        f32  row-tiled output, rows padded to a multiple of tile
 #pragma once
 
+#include "binary_count.h"
 #include "layout.h"
 
 namespace amq::gen {
@@ -41,19 +42,11 @@ inline BgemvFuncs bgemv_algorithm(Halide::Func W, Halide::Func alpha, Halide::Fu
     f.y = Func("y");
     Var r = f.r, i = f.i, j = f.j, t = f.t;
     f.rw = RDom(0, words, "rw");
-    f.cnt(r, i, j, t) = cast<uint64_t>(0);
+    f.cnt(r, i, j, t) = binary_count_start(n);
     f.cnt(r, i, j, t) += popcount(W(r, i, f.rw, t) ^ A(f.rw, j));
-
-    Expr acc = alpha(r, 0, t) * 0.0f;
-    for (int ii = 0; ii < k_w; ++ii) {
-        Expr inner = 0.0f;
-        for (int jj = 0; jj < k_a; ++jj) {
-            Expr d = cast<float>(n - 2 * cast<int32_t>(f.cnt(r, ii, jj, t)));
-            inner = (jj == 0) ? beta(jj) * d : inner + beta(jj) * d;
-        }
-        acc = (ii == 0) ? alpha(r, ii, t) * inner : acc + alpha(r, ii, t) * inner;
-    }
-    f.y(r, t) = bias(r, t) + acc;
+    f.y(r, t) = bias(r, t) + binary_count_sum([&](int ii, int jj) { return f.cnt(r, ii, jj, t); },
+                                              [&](int ii) { return alpha(r, ii, t); },
+                                              [&](int jj) { return beta(jj); }, n, k_w, k_a);
     return f;
 }
 

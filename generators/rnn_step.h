@@ -74,19 +74,13 @@ inline RnnStepFuncs rnn_step_algorithm(bool lstm, Halide::Func W, Halide::Func a
     // are dense loads; the cell reads it by flat row e = t * tile + r.
     Var r = f.r, t = f.t;
     f.cnt = Func("cnt");
-    f.cnt(r, i, j, t) = cast<uint64_t>(0);
+    f.cnt(r, i, j, t) = binary_count_start(H);
     f.cnt(r, i, j, t) += popcount(W(r, i, f.rw, t) ^ A(f.rw, j));
-    Expr acc;
-    for (int ii = 0; ii < k_w; ++ii) {
-        Expr inner;
-        for (int jj = 0; jj < k_a; ++jj) {
-            Expr d = beta(jj) * cast<float>(H - 2 * cast<int32_t>(f.cnt(r, ii, jj, t)));
-            inner = jj == 0 ? d : inner + d;
-        }
-        acc = ii == 0 ? alpha(r, ii, t) * inner : acc + alpha(r, ii, t) * inner;
-    }
     f.gh_tiled = Func("gh_tiled");
-    f.gh_tiled(r, t) = bias(r, t) + acc;
+    f.gh_tiled(r, t) =
+        bias(r, t) + binary_count_sum([&](int ii, int jj) { return f.cnt(r, ii, jj, t); },
+                                      [&](int ii) { return alpha(r, ii, t); },
+                                      [&](int jj) { return beta(jj); }, H, k_w, k_a);
     f.tiles = ((lstm ? 4 : 3) * H + tile - 1) / tile;
     f.gh = Func("gh");
     f.gh(e) = f.gh_tiled(e % tile, e / tile);
