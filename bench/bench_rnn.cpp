@@ -3,7 +3,8 @@
 // (and 8 at H = 1024: BM_amq_rnn/<arch>/H:1024/B:8/W2A2),
 // one thread. Run with --benchmark_format=json.
 //
-//   BM_amq_rnn/<arch>/H:<H>/W<w>A<a>   amq::Session over the quantized model
+//   BM_amq_rnn/<arch>/H:<H>/W<w>A<a>   amq::Session over the quantized model (run())
+//   BM_amq_rnn_step/<arch>/H:<H>/W2A2  the same as kSteps calls of step()
 //   BM_onednn_f32/<arch>/H:<H>         oneDNN lstm_forward / lbr_gru_forward, f32
 //   BM_onednn_int8/<arch>/H:<H>        LSTM: the same in int8; GRU: oneDNN's plain
 //                                      gru_forward in int8 (oneDNN 2.6.3 has no
@@ -53,19 +54,22 @@ void time_sequences(benchmark::State &st, Run &&run) {
         benchmark::Counter(double(kSteps), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// by_step: the sequence as kSteps calls of Session::step (streaming input)
+// instead of one Session::run.
 void BM_amq_rnn(benchmark::State &st, amq::Arch arch, int hidden, amq::spec::Bits bits,
-                int batch) {
+                int batch, bool by_step) {
     // Quantizing takes longer than a repetition at H = 1024: keep the runner of
     // the benchmark being repeated.
     static std::string cached_name;
     static std::unique_ptr<amq::bench::AmqRnnRunner> cached;
     const std::string name = std::string(amq::arch_name(arch)) + "/" + std::to_string(hidden) +
                              "/" + std::to_string(bits.w) + "x" + std::to_string(bits.a) + "/" +
-                             std::to_string(batch);
+                             std::to_string(batch) + (by_step ? "/step" : "");
     if (name != cached_name) {
         cached.reset();
-        cached = std::move(
-            amq::bench::make_rnn_candidates(config(arch, hidden, bits, batch), false, false).amq);
+        amq::bench::RnnCandidates c =
+            amq::bench::make_rnn_candidates(config(arch, hidden, bits, batch), false, false);
+        cached = std::move(by_step ? c.amq_step : c.amq);
         cached_name = name;
     }
     amq::set_num_threads(kThreads);
@@ -103,10 +107,14 @@ void register_all() {
                     ("BM_amq_rnn/" + shape + "/W" + std::to_string(bits.w) + "A" +
                      std::to_string(bits.a))
                         .c_str(),
-                    BM_amq_rnn, arch, h, bits, 1));
+                    BM_amq_rnn, arch, h, bits, 1, false));
+            common(benchmark::RegisterBenchmark(("BM_amq_rnn_step/" + shape + "/W2A2").c_str(),
+                                                BM_amq_rnn, arch, h, amq::spec::Bits{2, 2}, 1,
+                                                true));
             if (h == 1024)  // a batch of 8 sequences at once (us_per_step: per step of all 8)
                 common(benchmark::RegisterBenchmark(("BM_amq_rnn/" + shape + "/B:8/W2A2").c_str(),
-                                                    BM_amq_rnn, arch, h, amq::spec::Bits{2, 2}, 8));
+                                                    BM_amq_rnn, arch, h, amq::spec::Bits{2, 2}, 8,
+                                                    false));
             common(benchmark::RegisterBenchmark(("BM_onednn_f32/" + shape).c_str(), BM_onednn, arch,
                                                 h, false));
             common(benchmark::RegisterBenchmark(("BM_onednn_int8/" + shape).c_str(), BM_onednn,
