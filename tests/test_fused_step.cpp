@@ -174,6 +174,11 @@ TEST(FusedStep, BadStateBuffersAreClearErrors) {
                  "must not be null");
     expect_error([&] { gru_step(W, hq, gx.data(), gx.size(), nullptr, next, 2); },
                  "must not be null");
+    BinaryMatrix moved = BinaryMatrix::from_codes(codes.data(), alpha.data(), 2, 4 * H, H);
+    const BinaryMatrix taken = std::move(moved);
+    // (A moved-from matrix has lost its layout's name too: whichever check sees it first.)
+    expect_error([&] { lstm_step(moved, hq, gx.data(), gx.size(), c.data(), h.data(), next, 2); },
+                 "lstm_step: ");
     // The runtime calls the kernels' unchecked copies: these are caught before them.
     BinaryBatch short_planes = hq;
     short_planes.planes.resize(1);

@@ -112,6 +112,26 @@ TEST(Bgemv, ZeroScalesGiveBias) {
     for (size_t r = 0; r < rows; ++r) EXPECT_EQ(y[r], bias[r]);
 }
 
+// The runtime calls the products' unchecked kernels: a matrix whose buffers no
+// longer hold its shape (moved from) is an error naming it, not a read of null.
+TEST(Bgemv, MovedFromMatrixIsAClearError) {
+    const size_t rows = 13, cols = 100;
+    auto W = random_planes(2, rows, cols, 11);
+    std::vector<float> alpha(rows * 2, 0.5f);
+    auto M = BinaryMatrix::from_planes(W.data(), alpha.data(), 2, rows, cols);
+    BinaryMatrix taken = std::move(M);
+    BinaryVector a;
+    std::vector<float> x = normal(cols, 12), y(rows);
+    quantize_act(x.data(), cols, 2, 2, a);
+    bgemv(taken, a, y.data());  // the matrix it moved to works
+    amq::testing::expect_throw_with<Error>([&] { bgemv(M, a, y.data()); }, "was it moved from?");
+    BinaryBatch batch;
+    batch.resize(2, cols, 1);
+    quantize_act(x.data(), cols, 2, 2, batch, 0);
+    amq::testing::expect_throw_with<Error>([&] { bgemm(M, batch, y.data()); },
+                                           "was it moved from?");
+}
+
 TEST(BinaryMatrix, RoundTripsToModelLayout) {
     for (size_t rows : spec::test_rows) {
         auto W = random_planes(3, rows, 130, uint32_t(rows));

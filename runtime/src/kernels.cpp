@@ -510,8 +510,20 @@ void check_product(const char *kernel, const BinaryMatrix &W, int bound, bool la
              " but the kernels were built for " + want.layout + "/" + std::to_string(want.tile));
     }
     check_bits(kernel, "k_a", k_a);
-    // Halide indexes a buffer in int32, and the bgemv kernels the runtime calls
-    // are the unchecked copies (the manifest's unchecked_copies).
+    // The bgemv kernels the runtime calls are the unchecked copies (the
+    // manifest's unchecked_copies): the buffers must hold what the shape says
+    // (a moved-from matrix keeps its shape but not its data), and Halide indexes
+    // a buffer in int32.
+    const size_t tiles = W.tiles(), tile = size_t(W.tile()), kw = size_t(W.k_w());
+    if (W.kernel_planes().size() != kw * tiles * tile * W.words() ||
+        W.kernel_alpha().size() != kw * tiles * tile || W.kernel_bias().size() != tiles * tile)
+        fail(k + ": the " + std::to_string(W.rows()) + "x" + std::to_string(W.cols()) +
+             " weight matrix holds " + std::to_string(W.kernel_planes().size()) +
+             " plane words, " + std::to_string(W.kernel_alpha().size()) + " scales and " +
+             std::to_string(W.kernel_bias().size()) + " biases (expected " +
+             std::to_string(kw * tiles * tile * W.words()) + ", " +
+             std::to_string(kw * tiles * tile) + " and " + std::to_string(tiles * tile) +
+             "; was it moved from?)");
     if (W.kernel_planes().size() > size_t(INT32_MAX))
         fail(k + ": the " + std::to_string(W.rows()) + "x" + std::to_string(W.cols()) +
              " weight matrix has " + std::to_string(W.kernel_planes().size()) +
