@@ -34,6 +34,17 @@ double round_to(double v, int digits) {
     return std::round(v * p) / p;
 }
 
+// A time (or rate) in microseconds to 3 decimals, null where it was not
+// measured (0).
+nlohmann::ordered_json measured_or_null(double us) {
+    return us > 0 ? nlohmann::ordered_json(round_to(us, 3)) : nullptr;
+}
+
+// num / den to 3 decimals, null where either was not measured (0).
+nlohmann::ordered_json ratio_or_null(double num, double den) {
+    return num > 0 && den > 0 ? nlohmann::ordered_json(round_to(num / den, 3)) : nullptr;
+}
+
 // The bgemv kernel the product ran: the per-problem variant a matrix of this
 // shape and bits is bound to, or the common kernel.
 nlohmann::ordered_json variant_json(const bench::GemvResult &r) {
@@ -67,24 +78,15 @@ nlohmann::ordered_json to_json(const bench::GemvResult &r) {
         {"amq_us", round_to(r.amq_us, 3)},
         {"amq_gemv_only_us", round_to(r.amq_gemv_only_us, 3)},
         // A per-problem variant ran: the common kernel on the same weights, same rounds.
-        {"common_gemv_only_us",
-         r.common_gemv_only_us > 0 ? nlohmann::ordered_json(round_to(r.common_gemv_only_us, 3)) : nullptr},
-        {"variant_speedup",
-         r.common_gemv_only_us > 0
-             ? nlohmann::ordered_json(round_to(r.common_gemv_only_us / r.amq_gemv_only_us, 3))
-             : nullptr},
+        {"common_gemv_only_us", measured_or_null(r.common_gemv_only_us)},
+        {"variant_speedup", ratio_or_null(r.common_gemv_only_us, r.amq_gemv_only_us)},
         {"quantize_act_us", round_to(r.quantize_act_us, 3)},
         {"f32_halide_us", round_to(r.f32_halide_us, 3)},
         {"sgemv_us", round_to(r.sgemv_us, 3)},
-        {"floor_us", r.floor_us > 0 ? nlohmann::ordered_json(round_to(r.floor_us, 3)) : nullptr},
-        {"amq_vs_floor",
-         r.floor_us > 0 ? nlohmann::ordered_json(round_to(r.amq_us / r.floor_us, 3)) : nullptr},
-        {"stream_groups_us",
-         r.stream_groups_us > 0 ? nlohmann::ordered_json(round_to(r.stream_groups_us, 3)) : nullptr},
-        {"gemv_only_vs_stream_groups",
-         r.stream_groups_us > 0
-             ? nlohmann::ordered_json(round_to(r.amq_gemv_only_us / r.stream_groups_us, 3))
-             : nullptr},
+        {"floor_us", measured_or_null(r.floor_us)},
+        {"amq_vs_floor", ratio_or_null(r.amq_us, r.floor_us)},
+        {"stream_groups_us", measured_or_null(r.stream_groups_us)},
+        {"gemv_only_vs_stream_groups", ratio_or_null(r.amq_gemv_only_us, r.stream_groups_us)},
         {"speedup_vs_sgemv", round_to(ratio(r.sgemv_us, r.amq_us), 3)},
         {"speedup_gemv_only_vs_sgemv", round_to(ratio(r.sgemv_us, r.amq_gemv_only_us), 3)},
         {"speedup_vs_f32_halide", round_to(ratio(r.f32_halide_us, r.amq_us), 3)},
@@ -200,12 +202,8 @@ nlohmann::ordered_json to_json(const bench::RnnResult &r) {
         r.onednn_f32.ok ? nlohmann::ordered_json(r.max_abs_diff_amq) : nullptr;
     // The floor (docs/PERFORMANCE.md): the step's binary products alone at the
     // rates measured in this process.
-    const auto floor_or_null = [](double v) {
-        return v > 0 ? nlohmann::ordered_json(round_to(v, 3)) : nullptr;
-    };
     const auto vs_floor = [](const bench::RnnTiming &t, double floor) {
-        return t.ok && floor > 0 ? nlohmann::ordered_json(round_to(t.us_per_step / floor, 3))
-                                 : nullptr;
+        return t.ok ? ratio_or_null(t.us_per_step, floor) : nullptr;
     };
     // The same runner on the separate kernels (when it runs fused steps).
     j["amq_separate_us_per_step"] = us_or_null(r.amq_separate);
@@ -217,8 +215,8 @@ nlohmann::ordered_json to_json(const bench::RnnResult &r) {
     j["amq_step_common_us_per_step"] = us_or_null(r.amq_step_common);
     j["variant_speedup_run"] = speedup_or_null(r.amq_common, r.amq);
     j["variant_speedup_step"] = speedup_or_null(r.amq_step_common, r.amq_step);
-    j["floor_us_per_step"] = floor_or_null(r.floor.run_us);
-    j["step_floor_us_per_step"] = floor_or_null(r.floor.step_us);
+    j["floor_us_per_step"] = measured_or_null(r.floor.run_us);
+    j["step_floor_us_per_step"] = measured_or_null(r.floor.step_us);
     j["amq_vs_floor"] = vs_floor(r.amq, r.floor.run_us);
     j["step_vs_floor"] = vs_floor(r.amq_step, r.floor.step_us);
     j["floor_rates"] = {{"groups_per_ns", round_to(r.floor.groups_per_ns, 3)},
