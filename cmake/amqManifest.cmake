@@ -18,6 +18,8 @@
 #   AMQ_KERNELS                kernel names (each amq_<name>), manifest order
 #   AMQ_KERNEL_<name>_GENERATOR / _PIPELINE / _PARAMS, and _FEATURES (Halide
 #                              target features added to every target, or unset)
+#   AMQ_KERNEL_<name>_DISPATCH what the runtime calls for instance <name>: its
+#                              _unchecked copy where one is built, else <name>
 #   AMQ_TABLES                 pipelines with a dispatch table (array of kernels)
 #   AMQ_TABLE_<pipeline>_DIMS  sizes of the array; AMQ_TABLE_<pipeline>_KERNELS
 #   AMQ_VARIANTS               ids of the variants to build (tuned_us < 0.97 common_us)
@@ -254,6 +256,7 @@ macro(_amq_instances p)
         set(AMQ_KERNEL_${_name}_unchecked_FEATURES "${AMQ_MANIFEST_UNCHECKED_FEATURES}")
         set(_dispatch ${_name}_unchecked)
       endif()
+      set(AMQ_KERNEL_${_name}_DISPATCH ${_dispatch})
       foreach(_k IN LISTS _copies)
         list(APPEND AMQ_KERNELS ${_k})
         set(AMQ_KERNEL_${_k}_GENERATOR ${_gen})
