@@ -184,7 +184,7 @@ RnnCandidates make_rnn_candidates(const RnnBenchConfig &cfg, bool with_float, bo
     const size_t T = size_t(cfg.steps), B = size_t(cfg.batch);
     c.amq = std::make_unique<AmqRnnRunner>(quantized, x, T, false, B);
     c.amq_step = std::make_unique<AmqRnnRunner>(quantized, x, T, true, B);
-    if (B == 1 && fused_step_built(cfg.bits.w, cfg.bits.a, 2)) {
+    if (fused_step_built(cfg.bits.w, cfg.bits.a, 2, B)) {
         setenv("AMQ_FUSED_STEP", "0", 1);  // read by Session's constructor
         c.amq_separate = std::make_unique<AmqRnnRunner>(quantized, x, T, false, B);
         c.amq_step_separate = std::make_unique<AmqRnnRunner>(quantized, x, T, true, B);

@@ -1,24 +1,32 @@
-// Generator for gru_step_w<k_w>a<k_a>_t<iters>: see rnn_step.h.
+// Generators for gru_step_w<k_w>a<k_a>_t<iters> (one sequence) and
+// gru_step_batch_w<k_w>a<k_a>_t<iters> (a batch of sequences): see rnn_step.h.
 #include "rnn_step.h"
 
 namespace amq::gen {
 
-class GruStepGenerator : public RnnStepGeneratorBase<GruStepGenerator, false> {
+template <typename Self, bool kBatch>
+class GruStepGeneratorBase : public RnnStepGeneratorBase<Self, false, kBatch> {
+    static constexpr int kItems = kBatch ? 1 : 0;
+
 public:
-    Output<Buffer<float, 1>> h{"h"};
-    Output<Buffer<uint8_t, 2>> planes{"planes"};
-    Output<Buffer<float, 1>> scales{"scales"};
+    Output<Buffer<float, 1 + kItems>> h{"h"};
+    Output<Buffer<uint8_t, 2 + kItems>> planes{"planes"};
+    Output<Buffer<float, 1 + kItems>> scales{"scales"};
 
     void generate() {
-        RnnStepFuncs f = declare();
+        RnnStepFuncs f = this->declare();
         h = f.h;
         planes = f.q.bytes;
         scales = f.q.beta;
-        constrain_state_output(h);
-        finish(f, planes, scales);
+        this->constrain_state_output(h);
+        this->finish(f, planes, scales);
     }
 };
+
+class GruStepGenerator : public GruStepGeneratorBase<GruStepGenerator, false> {};
+class GruStepBatchGenerator : public GruStepGeneratorBase<GruStepBatchGenerator, true> {};
 
 }  // namespace amq::gen
 
 HALIDE_REGISTER_GENERATOR(amq::gen::GruStepGenerator, gru_step)
+HALIDE_REGISTER_GENERATOR(amq::gen::GruStepBatchGenerator, gru_step_batch)

@@ -1,9 +1,9 @@
-// The fused recurrent steps (lstm_step, gru_step; generators/rnn_step.h): the
-// kernel against the separate kernels it replaces (bgemm + lstm_cell/gru_cell +
-// quantize_act) on odd sizes, and the runner using it (batch 1) against the
-// scalar reference runner for every bit pair (built ones fused, the others on
-// the separate kernels), LSTM and GRU, two layers, run() and step(); batch > 1
-// and the fallbacks give the same results; bad state buffers are clear errors.
+// The fused recurrent steps (lstm_step, gru_step and their batched kernels;
+// generators/rnn_step.h): the kernel against the separate kernels it replaces
+// (bgemm + lstm_cell/gru_cell + quantize_act) on odd sizes and batches, and the
+// runner using it against the scalar reference runner for every bit pair (built
+// ones fused, the others on the separate kernels), LSTM and GRU, two layers,
+// run() and step(), batch 1 and more; bad state buffers are clear errors.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -63,62 +63,74 @@ struct StepCase {
     Arch arch;
     size_t H;
     int k_w, k_a;
+    size_t B = 1;  // > 1: the batched kernels
 };
 
-// One step from a random state: the fused kernel and bgemm + cell + quantize_act.
+// One step from a random state of B sequences: the fused kernel and bgemm + cell
+// + quantize_act. gx's items are further apart than 4H (or 3H) floats.
 void check_step_kernel(const StepCase &c) {
     const bool lstm = c.arch == Arch::lstm;
-    const size_t G = lstm ? 4 : 3, H = c.H;
+    const size_t G = lstm ? 4 : 3, H = c.H, B = c.B;
     SCOPED_TRACE(std::string(lstm ? "lstm" : "gru") + " H=" + std::to_string(H) + " W" +
-                 std::to_string(c.k_w) + "A" + std::to_string(c.k_a));
+                 std::to_string(c.k_w) + "A" + std::to_string(c.k_a) + " B=" + std::to_string(B));
     const std::vector<float> codes = uniform(size_t(c.k_w) * G * H * H, 1, -1, 1);
     const std::vector<float> alpha = uniform(G * H * size_t(c.k_w), 2, 0.01f, 0.1f);
     const std::vector<float> bias = uniform(G * H, 3, -0.5f, 0.5f);
     const BinaryMatrix W = BinaryMatrix::from_codes(codes.data(), alpha.data(), c.k_w, G * H, H,
                                                     bias.data());
-    const std::vector<float> h_prev = uniform(H, 4, -1, 1), c_prev = uniform(H, 5, -2, 2);
-    std::vector<float> gx = uniform(W.rows_padded(), 6, -1, 1);
+    const std::vector<float> h_prev = uniform(B * H, 4, -1, 1), c_prev = uniform(B * H, 5, -2, 2);
+    const size_t sx = W.rows_padded() + 3;  // gx's item stride
+    std::vector<float> gx = uniform(B * sx, 6, -1, 1);
     BinaryBatch hq;
-    hq.resize(c.k_a, H, 1);
-    quantize_act(h_prev.data(), H, c.k_a, 2, hq, 0);
+    hq.resize(c.k_a, H, B);
+    for (size_t b = 0; b < B; ++b) quantize_act(&h_prev[b * H], H, c.k_a, 2, hq, b);
 
     // Separate kernels.
-    std::vector<float> gh(W.rows_padded()), h_sep(H), c_sep = c_prev;
-    bgemm(W, hq, gh.data(), W.rows_padded());
+    const size_t sh = W.rows_padded();
+    std::vector<float> gh(B * sh), h_sep(B * H), c_sep = c_prev;
+    bgemm(W, hq, gh.data(), sh);
     if (lstm) {
-        lstm_cell({gx.data(), 1, G * H, 0}, {gh.data(), 1, G * H, 0}, {c_sep.data(), 1, H, 0},
-                  {h_sep.data(), 1, H, 0}, {c_sep.data(), 1, H, 0});
+        lstm_cell({gx.data(), B, G * H, sx}, {gh.data(), B, G * H, sh}, {c_sep.data(), B, H, H},
+                  {h_sep.data(), B, H, H}, {c_sep.data(), B, H, H});
     } else {
         h_sep = h_prev;
-        gru_cell({gx.data(), 1, G * H, 0}, {gh.data(), 1, G * H, 0}, {h_sep.data(), 1, H, 0},
-                 {h_sep.data(), 1, H, 0});
+        gru_cell({gx.data(), B, G * H, sx}, {gh.data(), B, G * H, sh}, {h_sep.data(), B, H, H},
+                 {h_sep.data(), B, H, H});
     }
     BinaryBatch q_sep;
-    q_sep.resize(c.k_a, H, 1);
-    quantize_act(h_sep.data(), H, c.k_a, 2, q_sep, 0);
+    q_sep.resize(c.k_a, H, B);
+    for (size_t b = 0; b < B; ++b) quantize_act(&h_sep[b * H], H, c.k_a, 2, q_sep, b);
 
     // Fused.
-    std::vector<float> h_fused = lstm ? std::vector<float>(H) : h_prev, c_fused = c_prev;
+    std::vector<float> h_fused = lstm ? std::vector<float>(B * H) : h_prev, c_fused = c_prev;
     BinaryBatch q_fused;
     if (lstm)
-        lstm_step(W, hq, gx.data(), gx.size(), c_fused.data(), h_fused.data(), q_fused, 2);
+        lstm_step(W, hq, gx.data(), sx, c_fused.data(), h_fused.data(), q_fused, 2);
     else
-        gru_step(W, hq, gx.data(), gx.size(), h_fused.data(), q_fused, 2);
+        gru_step(W, hq, gx.data(), sx, h_fused.data(), q_fused, 2);
 
     EXPECT_LE(max_abs_diff(h_fused, h_sep), 1e-5);
     if (lstm) EXPECT_LE(max_abs_diff(c_fused, c_sep), 1e-5);
     ASSERT_EQ(q_fused.k, c.k_a);
     ASSERT_EQ(q_fused.n, H);
-    // The same planes unless h differs by rounding right at a midpoint.
-    if (max_abs_diff(h_fused, h_sep) == 0) {
-        EXPECT_EQ(std::vector<uint64_t>(q_fused.planes.begin(),
-                                        q_fused.planes.begin() + c.k_a * q_fused.words()),
-                  std::vector<uint64_t>(q_sep.planes.begin(),
-                                        q_sep.planes.begin() + c.k_a * q_sep.words()));
-        for (int j = 0; j < c.k_a; ++j) EXPECT_EQ(q_fused.beta[j], q_sep.beta[j]);
+    ASSERT_EQ(q_fused.batch, B);
+    const size_t item_words = size_t(c.k_a) * q_fused.words();
+    for (size_t b = 0; b < B; ++b) {
+        SCOPED_TRACE("item " + std::to_string(b));
+        const std::vector<float> hf(&h_fused[b * H], &h_fused[b * H] + H),
+            hs(&h_sep[b * H], &h_sep[b * H] + H);
+        // The same planes unless h differs by rounding right at a midpoint.
+        if (max_abs_diff(hf, hs) == 0) {
+            EXPECT_EQ(std::vector<uint64_t>(q_fused.planes.begin() + b * item_words,
+                                            q_fused.planes.begin() + (b + 1) * item_words),
+                      std::vector<uint64_t>(q_sep.planes.begin() + b * item_words,
+                                            q_sep.planes.begin() + (b + 1) * item_words));
+            for (int j = 0; j < c.k_a; ++j)
+                EXPECT_EQ(q_fused.beta[b * c.k_a + j], q_sep.beta[b * c.k_a + j]);
+        }
+        // Not vacuous: the state moved.
+        EXPECT_GT(max_abs_diff(hf, std::vector<float>(H, 0.0f)), 1e-2);
     }
-    // Not vacuous: the state moved.
-    EXPECT_GT(max_abs_diff(h_fused, std::vector<float>(H, 0.0f)), 1e-2);
 }
 
 TEST(FusedStep, MatchesTheSeparateKernels) {
@@ -131,9 +143,25 @@ TEST(FusedStep, MatchesTheSeparateKernels) {
         }
 }
 
+TEST(FusedStep, BatchedMatchesTheSeparateKernels) {
+    for (Arch arch : {Arch::lstm, Arch::gru})
+        for (int b = 1; b <= 4; ++b) {
+            if (!fused_step_built(b, b, 2, 2)) continue;
+            // Batches below, at and past the batch tile (with a last tile shifted
+            // inwards), odd hidden sizes.
+            for (size_t B : {2, 3, 7, 8})
+                for (size_t H : {1, 13, 77, 130}) check_step_kernel({arch, H, b, b, B});
+            check_step_kernel({arch, 1100, b, b, 3});
+        }
+}
+
 TEST(FusedStep, SomeBitPairsAreBuilt) {
-    // The build instantiates the fused steps for W2A2 at least (schedules/manifest.json: lstm_step, gru_step).
+    // The build instantiates the fused steps for W2A2 at least (schedules/manifest.json:
+    // lstm_step, gru_step and their _batch forms).
     EXPECT_TRUE(fused_step_built(2, 2, 2));
+    EXPECT_TRUE(fused_step_built(2, 2, 2, 8));
+    EXPECT_FALSE(fused_step_built(2, 2, 2, 0));
+    EXPECT_FALSE(fused_step_built(2, 2, 5, 8));
     EXPECT_FALSE(fused_step_built(2, 2, 5));
     EXPECT_FALSE(fused_step_built(0, 2, 2));
     // Sizes the kernels take (the refused ones need a matrix of more than 16 GB).
@@ -162,10 +190,20 @@ TEST(FusedStep, BadStateBuffersAreClearErrors) {
                  "expected 3 x hidden");
     expect_error([&] { lstm_step(W, hq, gx.data(), gx.size(), c.data(), h.data(), next, 1); },
                  "no fused kernel");
+    BinaryBatch h0;
+    h0.resize(2, H, 0);
+    expect_error([&] { lstm_step(W, h0, gx.data(), gx.size(), c.data(), h.data(), next, 2); },
+                 "batch 0");
     BinaryBatch h3;
     h3.resize(2, H, 3);
-    expect_error([&] { lstm_step(W, h3, gx.data(), gx.size(), c.data(), h.data(), next, 2); },
-                 "batch 3");
+    expect_error([&] { lstm_step(W, h3, gx.data(), gx.size(), c.data(), h.data(), next, 1); },
+                 "and batch 3");
+    // A batch's planes and scales must hold every item.
+    BinaryBatch h3_short = h3;
+    h3_short.beta.resize(5);
+    expect_error(
+        [&] { lstm_step(W, h3_short, gx.data(), gx.size(), c.data(), h.data(), next, 2); },
+        "and 5 scales (expected 6 and 6 for batch 3)");
     BinaryBatch wrong_n;
     wrong_n.resize(2, H + 1, 1);
     expect_error([&] { lstm_step(W, wrong_n, gx.data(), gx.size(), c.data(), h.data(), next, 2); },
@@ -222,10 +260,12 @@ TEST(FusedStepRunner, EveryBitPairMatchesTheReferenceRunner) {
             for (int k_a = 1; k_a <= 4; ++k_a) check_runner(arch, k_w, k_a, 1);
 }
 
-TEST(FusedStepRunner, BatchAndFallbackMatchTheReferenceRunner) {
+TEST(FusedStepRunner, BatchesMatchTheReferenceRunner) {
     for (Arch arch : {Arch::lstm, Arch::gru}) {
-        check_runner(arch, 2, 2, 3);  // batch > 1: the separate kernels
+        check_runner(arch, 2, 2, 3);  // the batched fused steps
         check_runner(arch, 3, 3, 2);
+        check_runner(arch, 1, 1, 8);
+        check_runner(arch, 2, 3, 3);  // none built: the separate kernels
     }
 }
 

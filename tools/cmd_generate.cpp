@@ -539,11 +539,13 @@ Selection model_selection(const std::string &path) {
     const bool lstm = m.shape.arch == Arch::lstm;
     sel.pipelines = {"bgemv", "bgemm", "quantize_act", "quantize_act_batch",
                      lstm ? "lstm_cell" : "gru_cell"};
-    // The fused step of the architecture, which the runner calls at batch 1 (where
-    // one is built for the model's bits and cycles; never with a projection or
-    // ternary activations).
-    if (m.shape.proj_size == 0 && m.act_method != "ternary")
+    // The fused steps of the architecture, which the runner calls at batch 1 and
+    // for batches (where one is built for the model's bits and cycles; never with
+    // a projection or ternary activations).
+    if (m.shape.proj_size == 0 && m.act_method != "ternary") {
         sel.pipelines.insert(lstm ? "lstm_step" : "gru_step");
+        sel.pipelines.insert(lstm ? "lstm_step_batch" : "gru_step_batch");
+    }
     sel.iters = {m.act_method == "greedy" ? 0 : m.act_iters};
     for (const auto &[name, q] : m.quant) sel.shapes.insert({q.rows, q.cols});
     // A float decoder (or a tied one: the float embedding) runs on f32_gemv.

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <iterator>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "HalideBuffer.h"
@@ -815,14 +816,20 @@ void f32_gemv(const float *M, size_t rows, size_t cols, const float *x, const fl
 
 // ---- Fused recurrent steps ----------------------------------------------------
 
-bool fused_step_built(int k_w, int k_a, int iters) {
+bool fused_step_built(int k_w, int k_a, int iters, size_t batch) {
+    if (k_w < 1 || k_w > 4 || k_a < 1 || k_a > 4 || batch == 0) return false;
 #if AMQ_HAVE_FUSED_STEPS
-    return k_w >= 1 && k_w <= 4 && k_a >= 1 && k_a <= 4 && iters == kernels::fused_step_iters &&
-           kernels::lstm_step[k_w - 1][k_a - 1] != nullptr;
-#else
-    (void)k_w, (void)k_a, (void)iters;
-    return false;
+    if (batch == 1)
+        return iters == kernels::fused_step_iters &&
+               kernels::lstm_step[k_w - 1][k_a - 1] != nullptr;
 #endif
+#if AMQ_HAVE_FUSED_BATCH_STEPS
+    if (batch > 1)
+        return iters == kernels::fused_step_iters &&
+               kernels::lstm_step_batch[k_w - 1][k_a - 1] != nullptr;
+#endif
+    (void)iters;
+    return false;
 }
 
 namespace {
@@ -841,18 +848,21 @@ bool fused_step_fits(const BinaryMatrix &W_hh) {
 
 namespace {
 
-// Checks the arguments of a fused step with G gates and wraps them as buffers;
-// `call` runs the kernel on (W, alpha, bias, A, beta, gx, H, planes, scales).
-// Every check the kernel's own would make is made here: the runtime calls the
-// kernels' _unchecked copies (the manifest's unchecked_copies), which have none.
+// Checks the arguments of a fused step with G gates for the h_q.batch items and
+// wraps them as buffers; `call` runs the kernel on (W, alpha, bias, A, beta, gx,
+// H, planes, scales, batch_tile, batched), batched a std::bool_constant: true
+// for a batch (every per-item buffer with the items as its last dimension, the
+// _batch kernels), false for one sequence. Every check the kernel's own would
+// make is made here: the runtime calls the kernels' _unchecked copies (the
+// manifest's unchecked_copies), which have none.
 template <typename Call>
 void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBatch &hq,
-                    const float *gx, size_t gx_size, BinaryBatch &next, int iters, Call call) {
+                    const float *gx, size_t gx_stride, BinaryBatch &next, int iters, Call call) {
     detail::install_hooks();
     const std::string k = K;
     static const KernelLayout common = kernel_layout();
     check_product(K, W, -1, W.layout() == common, hq.k, hq.n);  // the common layout only
-    const size_t H = W.cols();
+    const size_t H = W.cols(), B = hq.batch;
     if (W.rows() != size_t(G) * H)
         fail(k + ": W_hh is " + std::to_string(W.rows()) + "x" + std::to_string(H) +
              " (expected " + std::to_string(G) + " x hidden = " + std::to_string(G * H) +
@@ -862,68 +872,112 @@ void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBat
              std::to_string(W.kernel_planes().size()) + " words) is larger than the fused " +
              "kernels take (hidden at most " + std::to_string(kMaxFusedHidden) +
              ", at most 2^31 - 1 words)");
-    if (!fused_step_built(W.k_w(), hq.k, iters))
+    if (B == 0) fail(k + ": h_q has batch 0 (expected at least 1)");
+    if (!fused_step_built(W.k_w(), hq.k, iters, B))
         fail(k + ": no fused kernel for W" + std::to_string(W.k_w()) + "A" + std::to_string(hq.k) +
-             " with " + std::to_string(iters) + " alternating cycles (see fused_step_built)");
-    if (hq.batch != 1)
-        fail(k + ": h_q has batch " + std::to_string(hq.batch) + " (the fused step is batch 1)");
-    if (hq.planes.size() < size_t(hq.k) * hq.words() || hq.beta.size() < size_t(hq.k))
+             " with " + std::to_string(iters) + " alternating cycles" +
+             (B > 1 ? " and batch " + std::to_string(B) : std::string()) +
+             " (see fused_step_built)");
+    const size_t item_words = size_t(hq.k) * hq.words();
+    if (hq.planes.size() < B * item_words || hq.beta.size() < B * size_t(hq.k))
         fail(k + ": h_q has " + std::to_string(hq.planes.size()) + " words and " +
              std::to_string(hq.beta.size()) + " scales (expected " +
-             std::to_string(size_t(hq.k) * hq.words()) + " and " + std::to_string(hq.k) + ")");
+             std::to_string(B * item_words) + " and " + std::to_string(B * size_t(hq.k)) +
+             " for batch " + std::to_string(B) + ")");
     if (!gx) fail(k + ": gx is null");
-    if (gx_size < size_t(G) * H)
-        fail(k + ": gx has " + std::to_string(gx_size) + " floats (expected at least " +
+    if (gx_stride < size_t(G) * H)
+        fail(k + ": gx has " + std::to_string(gx_stride) + " floats per item (expected at least " +
              std::to_string(G) + " x hidden = " + std::to_string(G * H) + ")");
+    // Halide indexes each buffer in int32 (H <= 2^24 keeps the others in range).
+    if (B > size_t(INT32_MAX) / std::max<size_t>(gx_stride, item_words * 8))
+        fail(k + ": batch " + std::to_string(B) + " with " + std::to_string(gx_stride) +
+             " floats of gx per item is more than the kernels index (2^31 - 1 elements)");
     if (&next == &hq) fail(k + ": h_q_next must not be h_q (h_q is read while it is written)");
-    next.resize(hq.k, H, 1);
+    next.resize(hq.k, H, B);
     View<4> wb = weight_view(W);
-    const int tile = W.tile(), tiles = int(W.tiles());
+    const int tile = W.tile(), tiles = int(W.tiles()), words = int(hq.words()), ka = hq.k;
     View<3> alpha(W.kernel_alpha().data(), {tile, W.k_w(), tiles});
     View<2> bias(W.kernel_bias().data(), {tile, tiles});
-    View<2> A(hq.planes.data(), {int(hq.words()), hq.k});
-    View<1> beta(hq.beta.data(), {hq.k});
-    View<1> gxb(gx, {int(std::min(gx_size, size_t(INT32_MAX)))});
-    View<2> planes(reinterpret_cast<uint8_t *>(next.planes.data()), {int(next.words() * 8), hq.k});
-    View<1> scales(next.beta.data(), {hq.k});
-    detail::check(call(wb, alpha, bias, A, beta, gxb, int(H), planes, scales), K);
-    for (int j = 0; j < hq.k; ++j)
-        if (!std::isfinite(next.beta[size_t(j)]))
-            fail(k + ": h_t (hidden " + std::to_string(H) + ") contains NaN or Inf");
+    uint8_t *bytes = reinterpret_cast<uint8_t *>(next.planes.data());
+    int status;
+    if (B == 1) {
+        View<2> A(hq.planes.data(), {words, ka});
+        View<1> beta(hq.beta.data(), {ka});
+        View<1> gxb(gx, {int(std::min(gx_stride, size_t(INT32_MAX)))});
+        View<2> planes(bytes, {words * 8, ka});
+        View<1> scales(next.beta.data(), {ka});
+        status = call(wb, alpha, bias, A, beta, gxb, int(H), planes, scales, 1, std::false_type{});
+    } else {
+        const int b = int(B);
+        View<3> A(hq.planes.data(), {words, ka, b});
+        View<2> beta(hq.beta.data(), {ka, b});
+        View<2> gxb(gx, {int(gx_stride), b});
+        View<3> planes(bytes, {words * 8, ka, b});
+        View<2> scales(next.beta.data(), {ka, b});
+        const int bt = bgemm_batch_tile(
+            B, bgemm_max_batch_tile(AMQ_BGEMM_ACCUMULATORS, AMQ_BGEMM_MAX_BATCH_TILE, W.k_w(), ka));
+        status = call(wb, alpha, bias, A, beta, gxb, int(H), planes, scales, bt, std::true_type{});
+    }
+    detail::check(status, K);
+    for (size_t j = 0; j < B * size_t(ka); ++j)
+        if (!std::isfinite(next.beta[j]))
+            fail(k + ": h_t (hidden " + std::to_string(H) +
+                 (B > 1 ? ", batch item " + std::to_string(j / size_t(ka)) : std::string()) +
+                 ") contains NaN or Inf");
 }
 
 }  // namespace
 
-void lstm_step(const BinaryMatrix &W_hh, const BinaryBatch &h_q, const float *gx, size_t gx_size,
-               float *c, float *h, BinaryBatch &h_q_next, int iters) {
+void lstm_step(const BinaryMatrix &W_hh, const BinaryBatch &h_q, const float *gx,
+               size_t gx_stride, float *c, float *h, BinaryBatch &h_q_next, int iters) {
     if (!c || !h) fail("lstm_step: c and h must not be null");
     if (c == h) fail("lstm_step: c and h must be different buffers");
-    run_fused_step("lstm_step", 4, W_hh, h_q, gx, gx_size, h_q_next, iters,
+    run_fused_step("lstm_step", 4, W_hh, h_q, gx, gx_stride, h_q_next, iters,
                    [&](auto &W, auto &alpha, auto &bias, auto &A, auto &beta, auto &gxb, int H,
-                       auto &planes, auto &scales) {
-#if AMQ_HAVE_FUSED_STEPS
-                       View<1> cb(c, {H}), hb(h, {H});
-                       return kernels::lstm_step[W_hh.k_w() - 1][h_q.k - 1](
-                           W, alpha, bias, A, beta, gxb, cb, H, hb, cb, planes, scales);
-#else
-                       return -1;
+                       auto &planes, auto &scales, int bt, auto batched) -> int {
+                       const int kw = W_hh.k_w() - 1, ka = h_q.k - 1;
+                       if constexpr (decltype(batched)::value) {
+#if AMQ_HAVE_FUSED_BATCH_STEPS
+                           const int B = int(h_q.batch);
+                           View<2> cb(c, {H, B}), hb(h, {H, B});
+                           return kernels::lstm_step_batch[kw][ka](W, alpha, bias, A, beta, gxb,
+                                                                   cb, H, bt, hb, cb, planes,
+                                                                   scales);
 #endif
+                       } else {
+#if AMQ_HAVE_FUSED_STEPS
+                           View<1> cb(c, {H}), hb(h, {H});
+                           return kernels::lstm_step[kw][ka](W, alpha, bias, A, beta, gxb, cb, H,
+                                                             hb, cb, planes, scales);
+#endif
+                       }
+                       (void)bt, (void)kw, (void)ka;
+                       return -1;  // (fused_step_built refused it first)
                    });
 }
 
-void gru_step(const BinaryMatrix &W_hh, const BinaryBatch &h_q, const float *gx, size_t gx_size,
-              float *h, BinaryBatch &h_q_next, int iters) {
+void gru_step(const BinaryMatrix &W_hh, const BinaryBatch &h_q, const float *gx,
+              size_t gx_stride, float *h, BinaryBatch &h_q_next, int iters) {
     if (!h) fail("gru_step: h must not be null");
-    run_fused_step("gru_step", 3, W_hh, h_q, gx, gx_size, h_q_next, iters,
+    run_fused_step("gru_step", 3, W_hh, h_q, gx, gx_stride, h_q_next, iters,
                    [&](auto &W, auto &alpha, auto &bias, auto &A, auto &beta, auto &gxb, int H,
-                       auto &planes, auto &scales) {
-#if AMQ_HAVE_FUSED_STEPS
-                       View<1> hb(h, {H});
-                       return kernels::gru_step[W_hh.k_w() - 1][h_q.k - 1](
-                           W, alpha, bias, A, beta, gxb, hb, H, hb, planes, scales);
-#else
-                       return -1;
+                       auto &planes, auto &scales, int bt, auto batched) -> int {
+                       const int kw = W_hh.k_w() - 1, ka = h_q.k - 1;
+                       if constexpr (decltype(batched)::value) {
+#if AMQ_HAVE_FUSED_BATCH_STEPS
+                           View<2> hb(h, {H, int(h_q.batch)});
+                           return kernels::gru_step_batch[kw][ka](W, alpha, bias, A, beta, gxb,
+                                                                  hb, H, bt, hb, planes, scales);
 #endif
+                       } else {
+#if AMQ_HAVE_FUSED_STEPS
+                           View<1> hb(h, {H});
+                           return kernels::gru_step[kw][ka](W, alpha, bias, A, beta, gxb, hb, H,
+                                                            hb, planes, scales);
+#endif
+                       }
+                       (void)bt, (void)kw, (void)ka;
+                       return -1;  // (fused_step_built refused it first)
                    });
 }
 

@@ -138,11 +138,11 @@ Session::Session(std::shared_ptr<const Model> model, size_t batch)
         if (s.lm() && model_->decoder_.quantized)
             dq_.resize(model_->decoder_.act.k, Hs_, B);
     }
-    // The fused step kernel where one was built for the direction (batch 1, no
-    // projection); AMQ_FUSED_STEP=0 keeps the separate kernels (to compare them).
+    // The fused step kernel where one was built for the direction and the batch
+    // (no projection); AMQ_FUSED_STEP=0 keeps the separate kernels (to compare them).
     fused_.assign(LD, 0);
     const char *fused_env = std::getenv("AMQ_FUSED_STEP");
-    if (model_->quantized_ && B == 1 && s.proj_size == 0 &&
+    if (model_->quantized_ && s.proj_size == 0 &&
         !(fused_env && std::string(fused_env) == "0"))
         for (size_t ld = 0; ld < LD; ++ld) {
             const Model::Matrix &hh = model_->dirs_[ld].hh;
@@ -151,7 +151,7 @@ Session::Session(std::shared_ptr<const Model> model, size_t batch)
             // (not that of a per-problem variant).
             fused_[ld] = hh.quantized && !hh.act.ternary &&
                          hh.binary.layout() == kernel_layout() && fused_step_fits(hh.binary) &&
-                         fused_step_built(hh.binary.k_w(), hh.act.k, hh.act.iters);
+                         fused_step_built(hh.binary.k_w(), hh.act.k, hh.act.iters, B);
         }
     if (s.lm()) {
         logits_.assign(B * s.vocab_size, 0.0f);
@@ -203,14 +203,14 @@ void Session::quantize_hidden(size_t ld) {
     quantize_act_batch(h_[ld].data(), Hs_, Hs_, batch_, a.k, a.iters, hq_[ld], 0, a.ternary);
 }
 
-bool Session::fused_step(size_t ld, const float *gx, size_t gx_size) {
+bool Session::fused_step(size_t ld, const float *gx, size_t gx_stride) {
     if (!fused_[ld]) return false;
     const Model::Matrix &hh = model_->dirs_[ld].hh;
     if (model_->shape_.arch == Arch::lstm)
-        lstm_step(hh.binary, hq_[ld], gx, gx_size, c_[ld].data(), h_[ld].data(), hq_next_,
+        lstm_step(hh.binary, hq_[ld], gx, gx_stride, c_[ld].data(), h_[ld].data(), hq_next_,
                   hh.act.iters);
     else
-        gru_step(hh.binary, hq_[ld], gx, gx_size, h_[ld].data(), hq_next_, hh.act.iters);
+        gru_step(hh.binary, hq_[ld], gx, gx_stride, h_[ld].data(), hq_next_, hh.act.iters);
     std::swap(hq_[ld], hq_next_);
     return true;
 }

@@ -321,25 +321,27 @@ void f32_gemv(const float *M, size_t rows, size_t cols, const float *x, const fl
               float *y);
 
 // ---- Fused recurrent steps ----------------------------------------------------
-// One step of a quantized layer (batch 1) in one kernel: the recurrent product
-// W_hh h_{t-1} + b_hh on the planes of h_{t-1}, the cell on it and gx, and the
-// planes of h_t (quantized to h_q's k planes with `iters` alternating cycles) for
-// the next step. The same results as bgemm + lstm_cell/gru_cell + quantize_act.
-// Built for some (k_w, k_a, iters) only: fused_step_built() says which; the
-// functions throw amq::Error for the others.
-bool fused_step_built(int k_w, int k_a, int iters);
+// One step of a quantized layer for a batch of sequences in one kernel: the
+// recurrent product W_hh h_{t-1} + b_hh on the planes of h_{t-1}, the cell on it
+// and gx, and the planes of h_t (quantized to h_q's k planes with `iters`
+// alternating cycles) for the next step. The same results as bgemm +
+// lstm_cell/gru_cell + quantize_act. Built for some (k_w, k_a, iters) only, for
+// batch 1 and for batches: fused_step_built() says which; the functions throw
+// amq::Error for the others.
+bool fused_step_built(int k_w, int k_a, int iters, size_t batch = 1);
 // Whether the fused kernels take W_hh's size (hidden at most 2^24, the planes
 // indexable in int32); the runner uses the separate kernels when not.
 bool fused_step_fits(const BinaryMatrix &W_hh);
 
-// LSTM: W_hh [4H x H]; h_q: planes and scales of h_{t-1} (k_a, n = H, batch 1);
-// gx: W_ih x_t + b_ih, gx_size >= 4H floats; c: c_{t-1} in, c_t out [H];
-// h: h_t out [H]; h_q_next: the planes of h_t, sized by the call (batch 1), not
-// h_q itself.
-void lstm_step(const BinaryMatrix &W_hh, const BinaryBatch &h_q, const float *gx, size_t gx_size,
-               float *c, float *h, BinaryBatch &h_q_next, int iters);
-// GRU: W_hh [3H x H]; h: h_{t-1} in, h_t out [H]; the rest as lstm_step.
-void gru_step(const BinaryMatrix &W_hh, const BinaryBatch &h_q, const float *gx, size_t gx_size,
-              float *h, BinaryBatch &h_q_next, int iters);
+// LSTM: W_hh [4H x H]; h_q: planes and scales of h_{t-1} (k_a, n = H) for its
+// B = h_q.batch sequences; gx: item b's W_ih x_t + b_ih at gx + b gx_stride,
+// gx_stride >= 4H floats; c: c_{t-1} in, c_t out [B][H]; h: h_t out [B][H];
+// h_q_next: the planes of h_t, sized by the call (batch B), not h_q itself.
+void lstm_step(const BinaryMatrix &W_hh, const BinaryBatch &h_q, const float *gx,
+               size_t gx_stride, float *c, float *h, BinaryBatch &h_q_next, int iters);
+// GRU: W_hh [3H x H]; h: h_{t-1} in, h_t out [B][H]; gx_stride >= 3H; the rest as
+// lstm_step.
+void gru_step(const BinaryMatrix &W_hh, const BinaryBatch &h_q, const float *gx,
+              size_t gx_stride, float *h, BinaryBatch &h_q_next, int iters);
 
 }  // namespace amq

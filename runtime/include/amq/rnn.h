@@ -177,10 +177,10 @@ private:
     void check_finite(const float *x, size_t count, size_t width, const char *what) const;
     void quantize_hidden(size_t ld);
     // The recurrent half of direction ld's step (product, cell, quantized h_t)
-    // in one fused kernel, when one was chosen for it (at construction: batch 1,
-    // no projection, a kernel built for its bits, and AMQ_FUSED_STEP is not
-    // "0"); false: do it apart.
-    bool fused_step(size_t ld, const float *gx, size_t gx_size);
+    // in one fused kernel, when one was chosen for it (at construction: no
+    // projection, a kernel built for its bits and the batch, and AMQ_FUSED_STEP
+    // is not "0"); false: do it apart. gx: item b's at gx + b gx_stride.
+    bool fused_step(size_t ld, const float *gx, size_t gx_stride);
     void product(const Model::Matrix &m, const BinaryBatch &aq, const float *a, size_t a_stride,
                  float *y, size_t items);
 
