@@ -265,14 +265,14 @@ void Session::run_direction(size_t l, size_t d, const float *in, size_t in_width
     const bool quantized = model_->quantized_, reverse = d == 1;
     const bool lstm = model_->shape_.arch == Arch::lstm;
     const Model::ActQuant &a = dir.ih.act;  // the layer input, for weight_ih
-    const size_t chunks = (n + kRunChunk - 1) / kRunChunk;
+    const size_t chunk = run_chunk(), chunks = (n + chunk - 1) / chunk;
     if (in_q && chunks != 1) fail("internal: quantized inputs of more than one chunk");
     const BinaryBatch &hq = quantized ? hq_[ld] : seq_in_;  // seq_in_: unused by a float model
     std::vector<float> &h = h_[ld], &c = c_[ld];
     for (size_t j = 0; j < chunks; ++j) {
         // The reverse direction takes the chunks, and their steps, from the end.
-        const size_t c0 = (reverse ? chunks - 1 - j : j) * kRunChunk;
-        const size_t cn = std::min(kRunChunk, n - c0), NB = cn * B;
+        const size_t c0 = (reverse ? chunks - 1 - j : j) * chunk;
+        const size_t cn = std::min(chunk, n - c0), NB = cn * B;
         const float *cin = in + c0 * B * in_width;
         if (quantized && !in_q) {  // the chunk's NB input vectors in one call
             seq_in_.resize(a.k, in_width, NB);
@@ -461,7 +461,7 @@ void Session::run(const float *x, size_t T, float *out, const int64_t *lengths) 
     check_finite(x, T * B, I, "run: x");
     // One direction: blocks of a chunk, every layer over each (memory does not
     // grow with T); two: the whole sequence, as the reverse direction needs it.
-    const size_t block = D_ == 1 ? kRunChunk : T;
+    const size_t block = D_ == 1 ? run_chunk() : T;
     for (size_t t0 = 0; t0 < T; t0 += block)
         run_block(x + t0 * B * I, t0, std::min(block, T - t0), out ? out + t0 * B * OW : nullptr,
                   lengths);

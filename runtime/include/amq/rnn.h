@@ -31,6 +31,7 @@
 // decoder's input with the decoder's.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -151,10 +152,15 @@ public:
     // at step lengths[b]-1), and its x at the padding steps (which must be finite)
     // does not change any result. A unidirectional model without lengths gets the same
     // results as T step() calls. The model runs layer by layer, the input
-    // products over chunks of up to kRunChunk steps in one batched product (each
+    // products over chunks of run_chunk() steps in one batched product (each
     // weight word read once for all its steps), as oneDNN does for a sequence.
     void run(const float *x, size_t T, float *out, const int64_t *lengths = nullptr);
     static constexpr size_t kRunChunk = 64;
+    // The steps of a chunk: kRunChunk items (steps times the batch; at least one
+    // step), so that a chunk's input gates stay in cache for its steps (at batch
+    // 8 and hidden 1024, 8 steps: 1 MB, where 64 steps took 8 MB and ran 5-14%
+    // slower).
+    size_t run_chunk() const { return std::max<size_t>(1, kRunChunk / batch_); }
     // T steps of tokens [T][batch] -> h_out [T][batch][hidden] (may be null) and
     // logits_out [T][batch][vocab] (may be null).
     void run_tokens(const int64_t *tokens, size_t T, float *h_out, float *logits_out);
