@@ -111,10 +111,10 @@ void register_all() {
             common(benchmark::RegisterBenchmark(("BM_amq_rnn_step/" + shape + "/W2A2").c_str(),
                                                 BM_amq_rnn, arch, h, amq::spec::Bits{2, 2}, 1,
                                                 true));
-            if (h == 1024)  // a batch of 8 sequences at once (us_per_step: per step of all 8)
-                common(benchmark::RegisterBenchmark(("BM_amq_rnn/" + shape + "/B:8/W2A2").c_str(),
-                                                    BM_amq_rnn, arch, h, amq::spec::Bits{2, 2}, 8,
-                                                    false));
+            // A batch of 8 sequences at once (us_per_step: per step of all 8).
+            common(benchmark::RegisterBenchmark(("BM_amq_rnn/" + shape + "/B:8/W2A2").c_str(),
+                                                BM_amq_rnn, arch, h, amq::spec::Bits{2, 2}, 8,
+                                                false));
             common(benchmark::RegisterBenchmark(("BM_onednn_f32/" + shape).c_str(), BM_onednn, arch,
                                                 h, false));
             common(benchmark::RegisterBenchmark(("BM_onednn_int8/" + shape).c_str(), BM_onednn,
