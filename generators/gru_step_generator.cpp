@@ -1,12 +1,13 @@
-// Generators for gru_step_w<k_w>a<k_a>_t<iters> (one sequence) and
-// gru_step_batch_w<k_w>a<k_a>_t<iters> (a batch of sequences): see rnn_step.h.
+// Generators for gru_step_w<k_w>a<k_a>_t<iters> (one sequence),
+// gru_step_batch_w<k_w>a<k_a>_t<iters> (a batch of sequences) and
+// gru_full_step_w<k_w>a<k_a>_t<iters> (one sequence from x_t): see rnn_step.h.
 #include "rnn_step.h"
 
 namespace amq::gen {
 
-template <typename Self, bool kBatch>
-class GruStepGeneratorBase : public RnnStepGeneratorBase<Self, false, kBatch> {
-    static constexpr int kItems = kBatch ? 1 : 0;
+template <typename Self, StepForm kForm>
+class GruStepGeneratorBase : public RnnStepGeneratorBase<Self, false, kForm> {
+    static constexpr int kItems = kForm == StepForm::batch ? 1 : 0;
 
 public:
     Output<Buffer<float, 1 + kItems>> h{"h"};
@@ -23,10 +24,13 @@ public:
     }
 };
 
-class GruStepGenerator : public GruStepGeneratorBase<GruStepGenerator, false> {};
-class GruStepBatchGenerator : public GruStepGeneratorBase<GruStepBatchGenerator, true> {};
+class GruStepGenerator : public GruStepGeneratorBase<GruStepGenerator, StepForm::step> {};
+class GruStepBatchGenerator
+    : public GruStepGeneratorBase<GruStepBatchGenerator, StepForm::batch> {};
+class GruFullStepGenerator : public GruStepGeneratorBase<GruFullStepGenerator, StepForm::full> {};
 
 }  // namespace amq::gen
 
 HALIDE_REGISTER_GENERATOR(amq::gen::GruStepGenerator, gru_step)
 HALIDE_REGISTER_GENERATOR(amq::gen::GruStepBatchGenerator, gru_step_batch)
+HALIDE_REGISTER_GENERATOR(amq::gen::GruFullStepGenerator, gru_full_step)

@@ -1,12 +1,13 @@
-// Generators for lstm_step_w<k_w>a<k_a>_t<iters> (one sequence) and
-// lstm_step_batch_w<k_w>a<k_a>_t<iters> (a batch of sequences): see rnn_step.h.
+// Generators for lstm_step_w<k_w>a<k_a>_t<iters> (one sequence),
+// lstm_step_batch_w<k_w>a<k_a>_t<iters> (a batch of sequences) and
+// lstm_full_step_w<k_w>a<k_a>_t<iters> (one sequence from x_t): see rnn_step.h.
 #include "rnn_step.h"
 
 namespace amq::gen {
 
-template <typename Self, bool kBatch>
-class LstmStepGeneratorBase : public RnnStepGeneratorBase<Self, true, kBatch> {
-    static constexpr int kItems = kBatch ? 1 : 0;
+template <typename Self, StepForm kForm>
+class LstmStepGeneratorBase : public RnnStepGeneratorBase<Self, true, kForm> {
+    static constexpr int kItems = kForm == StepForm::batch ? 1 : 0;
 
 public:
     Output<Buffer<float, 1 + kItems>> h{"h"};
@@ -26,10 +27,13 @@ public:
     }
 };
 
-class LstmStepGenerator : public LstmStepGeneratorBase<LstmStepGenerator, false> {};
-class LstmStepBatchGenerator : public LstmStepGeneratorBase<LstmStepBatchGenerator, true> {};
+class LstmStepGenerator : public LstmStepGeneratorBase<LstmStepGenerator, StepForm::step> {};
+class LstmStepBatchGenerator
+    : public LstmStepGeneratorBase<LstmStepBatchGenerator, StepForm::batch> {};
+class LstmFullStepGenerator : public LstmStepGeneratorBase<LstmFullStepGenerator, StepForm::full> {};
 
 }  // namespace amq::gen
 
 HALIDE_REGISTER_GENERATOR(amq::gen::LstmStepGenerator, lstm_step)
 HALIDE_REGISTER_GENERATOR(amq::gen::LstmStepBatchGenerator, lstm_step_batch)
+HALIDE_REGISTER_GENERATOR(amq::gen::LstmFullStepGenerator, lstm_full_step)

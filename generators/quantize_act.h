@@ -189,11 +189,14 @@ inline Halide::Expr f32_below(Halide::Expr m) {
 // autoschedulers accept (Li2018 fails on the tail loops and the byte reduction
 // with "atomic predicated store"): every sum one masked pass over the padded
 // blocks, and the bytes a plain sum of 8 terms.
+// prefix: put before every Func's name (a pipeline with two quantizers).
 inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, int k, int T,
                                                int lanes, bool hand_schedule = true,
-                                               bool batched = false) {
+                                               bool batched = false,
+                                               const std::string &prefix = "") {
     using namespace Halide;
     using detail::f64;
+    auto nm = [&](const std::string &name) { return prefix + name; };
     QuantizeActFuncs f;
     f.k = k;
     f.batched = batched;
@@ -214,8 +217,8 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         std::vector<std::function<Expr(Expr)>> terms = {absr};
         if (i == 0) terms.push_back(xd);
         Func s =
-            detail::block_sums("greedy" + std::to_string(i), n, lanes, terms, f, hand_schedule);
-        Func a("greedy_alpha" + std::to_string(i));
+            detail::block_sums(nm("greedy" + std::to_string(i)), n, lanes, terms, f, hand_schedule);
+        Func a(nm("greedy_alpha" + std::to_string(i)));
         a(f.vars({})) = Tuple(s(f.at({}))[0] / nd, s(f.at({}))[1]);
         f.scalars.push_back(a);
         alpha.push_back(a(f.at({}))[0]);
@@ -230,7 +233,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         // each s by value then s descending, the values and combinations by rank,
         // and the midpoints rounded down to f32.
         Var s = f.s;
-        Func vals("vals" + cs);
+        Func vals(nm("vals" + cs));
         {
             Expr val = f64(0);
             for (int i = 0; i < k; ++i)
@@ -239,27 +242,27 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
             // its order (fast-math reassociation changes midpoints that cancel).
             vals(f.vars({s})) = strict_float(val);
         }
-        Func rank("rank" + cs);
+        Func rank(nm("rank" + cs));
         {
             // o before s: v[o] < v[s], or equal values and o > s. Each pair is
             // decided by one comparison, so the ranks are a permutation.
-            RDom ro(0, S, "ro" + cs);
+            RDom ro(0, S, nm("ro" + cs));
             Expr o = ro.x;
             Expr vo = vals(f.at({o})), vs = vals(f.at({s}));
             Expr before = select(o > s, vo <= vs, o < s && !(vs <= vo));
             rank(f.vars({s})) = 0;
             rank(f.at({s})) += select(before, 1, 0);
         }
-        Func sorted("sorted" + cs);  // value and combination at rank s
+        Func sorted(nm("sorted" + cs));  // value and combination at rank s
         {
-            RDom rs(0, S, "rs" + cs);
+            RDom rs(0, S, nm("rs" + cs));
             Expr hit = rank(f.at({rs.x})) == s;
             sorted(f.vars({s})) = Tuple(f64(0), 0);
             sorted(f.at({s})) = Tuple(select(hit, vals(f.at({rs.x})), sorted(f.at({s}))[0]),
                                       select(hit, rs.x, sorted(f.at({s}))[1]));
         }
         // The midpoint between ranks s and s + 1 (s < S - 1), the combination at rank s.
-        Func levels("levels" + cs);
+        Func levels(nm("levels" + cs));
         levels(f.vars({s})) =
             Tuple(detail::f32_below(strict_float(
                       (sorted(f.at({s}))[0] + sorted(f.at({min(s + 1, S - 1)}))[0]) * f64(0.5))),
@@ -273,7 +276,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
             return s_e;
         };
         if (c == T - 1) {
-            f.codes = Func("codes");
+            f.codes = Func(nm("codes"));
             f.codes(f.vars({f.e})) = code(f.e);
         }
 
@@ -293,7 +296,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
                         Expr s_e = code(e);
                         return select(detail::bit_of(s_e, i) != detail::bit_of(s_e, jx), 1, 0);
                     });
-            Func sums = detail::block_sums("refit" + cs, n, lanes, terms, f, hand_schedule);
+            Func sums = detail::block_sums(nm("refit" + cs), n, lanes, terms, f, hand_schedule);
             int idx = 0;
             for (int i = 0; i < k; ++i) h[i] = f64(2) * sums(f.at({}))[idx++] - xsum;
             for (int i = 0; i < k; ++i) {
@@ -334,7 +337,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
                 sol[p] = acc / G[p][p];
             }
         }
-        Func a("alt_alpha" + cs);
+        Func a(nm("alt_alpha" + cs));
         std::vector<Expr> next(k);
         for (int i = 0; i < k; ++i) next[i] = select(ok, sol[i], alpha[i]);
         a(f.vars({})) = k == 1 ? Tuple(next[0], next[0]) : Tuple(next);
@@ -344,7 +347,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
 
     if (T == 0) {
         // Greedy codes: sign of each residual (in f64, as the reference).
-        f.codes = Func("codes");
+        f.codes = Func(nm("codes"));
         Expr r = xd(f.e);
         Expr s_e = cast<uint8_t>(0);
         for (int i = 0; i < k; ++i) {
@@ -358,13 +361,13 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
     // (bit j of the code) << b, which vectorizes to dense loads and a lane
     // reduction. The bits past n are masked off in the last byte(s).
     {
-        f.rb = RDom(0, 8, "rb");
+        f.rb = RDom(0, 8, nm("rb"));
         Expr s_e = f.codes(f.at({f.q * 8 + f.rb}));
         Expr pow2 = cast<uint8_t>(128);  // 1 << rb (a shift by rb crashes Halide 14's trim_no_ops)
         for (int bit = 6; bit >= 0; --bit)
             pow2 = select(f.rb == bit, cast<uint8_t>(1 << bit), pow2);
         Expr plane = cast<uint8_t>(1) << cast<uint8_t>(f.j);
-        f.pack = Func("pack");
+        f.pack = Func(nm("pack"));
         if (hand_schedule) {
             f.pack(f.vars({f.q, f.j})) = cast<uint8_t>(0);
             f.pack(f.at({f.q, f.j})) += select((s_e & plane) != 0, pow2, cast<uint8_t>(0));
@@ -375,12 +378,12 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
                                    cast<uint8_t>(1 << bit), cast<uint8_t>(0));
             f.pack(f.vars({f.q, f.j})) = acc;
         }
-        f.bytes = Func("bytes");
+        f.bytes = Func(nm("bytes"));
         Expr valid = clamp(n - f.q * 8, 0, 8);  // elements of byte q below n
         Expr mask = cast<uint8_t>(select(valid == 8, 255, (1 << valid) - 1));
         f.bytes(f.vars({f.q, f.j})) = f.pack(f.at({f.q, f.j})) & mask;
     }
-    f.beta = Func("beta");
+    f.beta = Func(nm("beta"));
     Expr bj = cast<float>(alpha[k - 1]);
     for (int i = k - 2; i >= 0; --i) bj = select(f.j == i, cast<float>(alpha[i]), bj);
     f.beta(f.vars({f.j})) = bj;

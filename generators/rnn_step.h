@@ -11,7 +11,10 @@
 // there. A batch of B sequences (lstm_step_batch, gru_step_batch): the product
 // is bgemm's (bgemm.h: the weights streamed once for all B items, in batch
 // tiles), the cell and the quantizer per item, every per-item buffer with the
-// item b as its outermost dimension. The cell is lstm_cell.h's / gru_cell.h's
+// item b as its outermost dimension. The full step of one sequence
+// (lstm_full_step, gru_full_step, for step()): gx is not given but computed,
+// x_t quantized as h is (quantize_act.h, its Funcs named x_...) and multiplied
+// with W_ih by the same product as the recurrent one. The cell is lstm_cell.h's / gru_cell.h's
 // math (cell_math.h); the quantizer is quantize_act.h's (batched as the
 // quantize_act_batch kernels), reading h_t back from the h output, so the planes
 // are those the quantize_act kernel with the same k_a and T gives
@@ -21,7 +24,9 @@
 //   W, alpha, bias  the recurrent weights in the kernel layout (as bgemv)
 //   A(w, j, b), beta(j, b)  planes [B][k_a][words] and scales of h_{t-1};
 //                words = ceil(H / 64)
-//   gx(e, b)     f32  W_ih x_t + b_ih, e in [0, G H) (more is allowed: padded rows)
+//   gx(e, b)     f32  W_ih x_t + b_ih, e in [0, G H) (more is allowed: padded rows);
+//                     the full step has instead W_ih, alpha_ih, bias_ih (W's layout,
+//                     the same rows), x(e) f32 [input_size] and input_size
 //   prev(u, b)   f32  LSTM: c_{t-1}; GRU: h_{t-1}. [B][H]; c (h) may be written over it
 //   H            i32  hidden size
 //   batch_tile   i32  batched only: items counted together, as bgemm's
@@ -60,9 +65,65 @@ inline std::string rnn_step_knobs_error(const RnnStepKnobs &k) {
     return quantize_act_knobs_error(k.quantize);
 }
 
+// One sequence's binary product in bgemv's (row in tile, tile) form: y(r, t).
+struct TiledProduct {
+    Halide::Func cnt, y;
+    Halide::RDom rw;
+};
+
+inline TiledProduct tiled_product(const std::string &name, Halide::Func W, Halide::Func alpha,
+                                  Halide::Func bias, Halide::Func A, Halide::Func beta,
+                                  Halide::Expr n, Halide::Expr words, int k_w, int k_a,
+                                  Halide::Var r, Halide::Var i, Halide::Var j, Halide::Var t) {
+    using namespace Halide;
+    TiledProduct p;
+    p.rw = RDom(0, words, name + "_rw");
+    p.cnt = Func(name + "_cnt");
+    p.cnt(r, i, j, t) = binary_count_start(n);
+    p.cnt(r, i, j, t) += popcount(W(r, i, p.rw, t) ^ A(p.rw, j));
+    p.y = Func(name + "_tiled");
+    p.y(r, t) = bias(r, t) + binary_count_sum([&](int ii, int jj) { return p.cnt(r, ii, jj, t); },
+                                              [&](int ii) { return alpha(r, ii, t); },
+                                              [&](int jj) { return beta(jj); }, n, k_w, k_a);
+    return p;
+}
+
+// bgemv's schedule: whole tiles of rows, computed first, into scratch on the stack.
+inline void tiled_product_schedule(TiledProduct &p, Halide::Expr tiles, int tile, int k_w,
+                                   int k_a, int unroll_words, Halide::Var r, Halide::Var i,
+                                   Halide::Var j, Halide::Var t) {
+    using namespace Halide;
+    p.y.compute_root().store_in(MemoryType::Stack);
+    p.y.bound(r, 0, tile).bound(t, 0, tiles).vectorize(r);
+    p.cnt.compute_at(p.y, t).store_in(MemoryType::Register);
+    p.cnt.bound_extent(r, tile).bound_extent(i, k_w).bound_extent(j, k_a);
+    p.cnt.vectorize(r).unroll(i).unroll(j);
+    auto upd = p.cnt.update();
+    RVar rw = p.rw.x;
+    upd.reorder(r, j, i, rw).vectorize(r).unroll(i).unroll(j);
+    if (unroll_words > 1) {
+        RVar wo("wo"), wi("wi");
+        upd.split(rw, wo, wi, unroll_words, TailStrategy::GuardWithIf).unroll(wi);
+    }
+}
+
+// The full step's input side (step()): x_t, its planes (k_a, T as h's) and the
+// input product W_ih x_t + b_ih, all in the pipeline.
+struct StepInput {
+    Halide::Func W, alpha, bias, x;
+    Halide::Expr I;  // input size
+};
+
 struct RnnStepFuncs {
     Halide::Func cnt, gh_tiled;  // the product, bgemv's (r, t) form (bgemm's y when batched)
+    TiledProduct product;        // one sequence: the recurrent product
     BgemmFuncs batch_product;    // batched: the product as bgemm's
+    // The full step: x_t read clamped to [0, I), its quantizer, its planes as
+    // words, the input product and gx by flat row.
+    Halide::Func x_read, x_words, gx;
+    QuantizeActFuncs qx;
+    TiledProduct in_product;
+    bool full = false;
     Halide::Func gh;             // the same by flat row
     Halide::Func h_cell, c_cell;  // the cell on whole vectors (c: LSTM only)
     Halide::Func h, c;            // the outputs: copies of the first H values
@@ -92,12 +153,31 @@ inline RnnStepFuncs rnn_step_algorithm(bool lstm, Halide::Func W, Halide::Func a
                                        Halide::Func gx, Halide::Func prev, Halide::Expr H,
                                        Halide::Expr words, int tile, int k_w, int k_a, int iters,
                                        int lanes, bool hand_schedule = true,
-                                       bool batched = false) {
+                                       bool batched = false, const StepInput *input = nullptr) {
     using namespace Halide;
     RnnStepFuncs f;
     f.H = H;
     f.batched = batched;
     Var e = f.e, i = f.i, j = f.j, u = f.u;
+    if (input) {  // gx from x_t in the pipeline (one sequence)
+        f.full = true;
+        Expr I = input->I, words_x = (I + 63) / 64;
+        f.x_read = Func("x_read");
+        f.x_read(e) = input->x(clamp(likely(e), 0, I - 1));
+        f.qx = quantize_act_algorithm(f.x_read, I, k_a, iters, lanes, hand_schedule, false, "x_");
+        // Word w of plane j: its 8 bytes, little-endian.
+        Var w("w");
+        f.x_words = Func("x_words");
+        Expr word = cast<uint64_t>(0);
+        for (int b = 0; b < 8; ++b)
+            word = word | (cast<uint64_t>(f.qx.bytes(w * 8 + b, j)) << (8 * b));
+        f.x_words(w, j) = word;
+        f.in_product = tiled_product("gx", input->W, input->alpha, input->bias, f.x_words,
+                                     f.qx.beta, I, words_x, k_w, k_a, f.r, i, j, f.t);
+        f.gx = Func("gx");
+        f.gx(e) = f.in_product.y(e % tile, e / tile);
+        gx = f.gx;
+    }
     // The product in bgemv's (row in tile, tile) form, so that the tile lanes
     // are dense loads; the cell reads it by flat row e = t * tile + r.
     Var r = f.r, t = f.t;
@@ -106,15 +186,10 @@ inline RnnStepFuncs rnn_step_algorithm(bool lstm, Halide::Func W, Halide::Func a
         f.gh_tiled = f.batch_product.y;  // (r, t, b)
         f.rw = f.batch_product.rw;
     } else {
-        f.rw = RDom(0, words, "rw");
-        f.cnt = Func("cnt");
-        f.cnt(r, i, j, t) = binary_count_start(H);
-        f.cnt(r, i, j, t) += popcount(W(r, i, f.rw, t) ^ A(f.rw, j));
-        f.gh_tiled = Func("gh_tiled");
-        f.gh_tiled(r, t) =
-            bias(r, t) + binary_count_sum([&](int ii, int jj) { return f.cnt(r, ii, jj, t); },
-                                          [&](int ii) { return alpha(r, ii, t); },
-                                          [&](int jj) { return beta(jj); }, H, k_w, k_a);
+        f.product = tiled_product("gh", W, alpha, bias, A, beta, H, words, k_w, k_a, r, i, j, t);
+        f.cnt = f.product.cnt;
+        f.gh_tiled = f.product.y;
+        f.rw = f.product.rw;
     }
     f.tiles = ((lstm ? 4 : 3) * H + tile - 1) / tile;
     f.gh = Func("gh");
@@ -173,17 +248,18 @@ inline void rnn_step_schedule(RnnStepFuncs &f, const RnnStepKnobs &k, int tile, 
         bk.max_batch_tile = k.max_batch_tile;
         bgemm_schedule(f.batch_product, bk, k_w, k_a, batch_tile, Expr(false));
     } else {
-        f.gh_tiled.bound(r, 0, tile).bound(t, 0, f.tiles).vectorize(r);
-        f.cnt.compute_at(f.gh_tiled, t).store_in(MemoryType::Register);
-        f.cnt.bound_extent(r, tile).bound_extent(f.i, k_w).bound_extent(f.j, k_a);
-        f.cnt.vectorize(r).unroll(f.i).unroll(f.j);
-        auto upd = f.cnt.update();
-        RVar rw = f.rw.x;
-        upd.reorder(r, f.j, f.i, rw).vectorize(r).unroll(f.i).unroll(f.j);
-        if (k.unroll_words > 1) {
-            RVar wo("wo"), wi("wi");
-            upd.split(rw, wo, wi, k.unroll_words, TailStrategy::GuardWithIf).unroll(wi);
-        }
+        tiled_product_schedule(f.product, f.tiles, tile, k_w, k_a, k.unroll_words, r, f.i, f.j,
+                               t);
+    }
+    if (f.full) {
+        // x_t's quantizer as quantize_act's, its planes and scales into scratch,
+        // then the input product as the recurrent one (the same rows).
+        f.qx.bytes.compute_root().store_in(MemoryType::Stack);
+        f.qx.beta.compute_root().store_in(MemoryType::Stack);
+        quantize_act_schedule(f.qx, k.quantize);
+        f.x_words.compute_root().store_in(MemoryType::Stack);
+        tiled_product_schedule(f.in_product, f.tiles, tile, k_w, k_a, k.unroll_words, r, f.i,
+                               f.j, t);
     }
     Expr H = f.H;
     for (Func cell : {f.c_cell, f.h_cell})
@@ -207,16 +283,25 @@ struct NoInput {
     explicit NoInput(Args &&...) {}
 };
 
+// What a step generator builds: one sequence's recurrent step (gx given), a
+// batch's, or one sequence's full step (x_t given: its quantization and the
+// input product in the pipeline too, for step()).
+enum class StepForm { step, batch, full };
+
 // The generator of lstm_step_w<k_w>a<k_a>_t<iters>, gru_step_... and their
-// batched forms lstm_step_batch_..., gru_step_batch_...: the inputs, outputs,
-// constraints and estimates all share (lstm_step_generator.cpp and
-// gru_step_generator.cpp each register one arch, batched and not). kBatch: every
+// forms lstm_step_batch_... and lstm_full_step_... (gru_ alike): the inputs,
+// outputs, constraints and estimates all share (lstm_step_generator.cpp and
+// gru_step_generator.cpp each register one arch in every form). batch: every
 // per-item buffer has the item as its last dimension, and the kernel takes
-// bgemm's batch_tile.
-template <typename Self, bool kLstm, bool kBatch>
+// bgemm's batch_tile. full: no gx; the input weights (W_ih, alpha_ih, bias_ih in
+// the same layout), x [input_size] and input_size instead.
+template <typename Self, bool kLstm, StepForm kForm>
 class RnnStepGeneratorBase : public Halide::Generator<Self> {
 public:
+    static constexpr bool kBatch = kForm == StepForm::batch, kFull = kForm == StepForm::full;
     static constexpr int kItems = kBatch ? 1 : 0;
+    template <typename T>
+    using FullInput = std::conditional_t<kFull, Input<T>, NoInput>;
 
     GeneratorParam<int> k_w{"k_w", 2, 1, 4};
     GeneratorParam<int> k_a{"k_a", 2, 1, 4};
@@ -238,12 +323,18 @@ public:
     // Not "beta": quantize_act.h names a Func so (Halide names must be unique).
     Input<Buffer<uint64_t, 2 + kItems>> A{"h_planes"};
     Input<Buffer<float, 1 + kItems>> beta{"h_scales"};
-    Input<Buffer<float, 1 + kItems>> gx{"gx"};
+    std::conditional_t<kFull, NoInput, Input<Buffer<float, 1 + kItems>>> gx{"gx"};
     Input<Buffer<float, 1 + kItems>> prev{"prev"};
     Input<int32_t> hidden{"hidden", 1, 1, 1 << 24};
     // Batched: items per batch tile, 1 .. amq::bgemm_max_batch_tile(accumulators,
     // max_batch_tile, k_w, k_a), at most the batch: amq::bgemm_batch_tile().
     std::conditional_t<kBatch, Input<int32_t>, NoInput> batch_tile{"batch_tile", 1, 1, 64};
+    // Full: the input side.
+    FullInput<Buffer<uint64_t, 4>> W_ih{"W_ih"};
+    FullInput<Buffer<float, 3>> alpha_ih{"alpha_ih"};
+    FullInput<Buffer<float, 2>> bias_ih{"bias_ih"};
+    FullInput<Buffer<float, 1>> x{"x"};
+    FullInput<int32_t> input_size{"input_size", 1, 1, 1 << 24};
 
     // Declares the step on the inputs and constrains them; the subclass binds
     // the outputs, then calls finish().
@@ -262,14 +353,26 @@ public:
             throw std::invalid_argument("rnn_step generator: layout " + std::string(layout) +
                                         " (the fused step is built for the tiled layout only)");
         Halide::Expr H = hidden, words = (H + 63) / 64;
+        Halide::Func gx_in;
+        StepInput in;
+        if constexpr (kFull) {
+            in = {W_ih, alpha_ih, bias_ih, x, input_size};
+            // The input product's rows are the recurrent one's (G H, in tiles).
+            constrain_product_weights(W_ih, alpha_ih, bias_ih, lay, tile, k_w,
+                                      (Halide::Expr(input_size) + 63) / 64);
+            x.dim(0).set_bounds(0, input_size);
+        } else {
+            gx_in = gx;
+            gx.dim(0).set_min(0);
+        }
         RnnStepFuncs f =
-            rnn_step_algorithm(kLstm, W, alpha, bias, A, beta, gx, prev, H, words, tile, k_w,
-                               k_a, iters, lanes, !this->auto_schedule, kBatch);
+            rnn_step_algorithm(kLstm, W, alpha, bias, A, beta, gx_in, prev, H, words, tile, k_w,
+                               k_a, iters, lanes, !this->auto_schedule, kBatch,
+                               kFull ? &in : nullptr);
         constrain_product_weights(W, alpha, bias, lay, tile, k_w, words);
         A.dim(0).set_bounds(0, words);
         A.dim(1).set_bounds(0, k_a);
         beta.dim(0).set_bounds(0, k_a);
-        gx.dim(0).set_min(0);
         prev.dim(0).set_bounds(0, H);
         if constexpr (kBatch) {
             A.dim(2).set_bounds(0, batch());
@@ -314,7 +417,15 @@ public:
         bias.set_estimates({{0, int(tile)}, {0, tiles}});
         A.set_estimates(items({{0, ew}, {0, int(k_a)}}));
         beta.set_estimates(items({{0, int(k_a)}}));
-        gx.set_estimates(items({{0, tiles * int(tile)}}));
+        if constexpr (kFull) {  // the input size estimated as the hidden size
+            W_ih.set_estimates({{0, int(tile)}, {0, int(k_w)}, {0, ew}, {0, tiles}});
+            alpha_ih.set_estimates({{0, int(tile)}, {0, int(k_w)}, {0, tiles}});
+            bias_ih.set_estimates({{0, int(tile)}, {0, tiles}});
+            x.set_estimates({{0, eh}});
+            input_size.set_estimate(eh);
+        } else {
+            gx.set_estimates(items({{0, tiles * int(tile)}}));
+        }
         prev.set_estimates(items({{0, eh}}));
         hidden.set_estimate(eh);
         planes.set_estimates(items({{0, ew * 8}, {0, int(k_a)}}));

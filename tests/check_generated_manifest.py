@@ -73,12 +73,13 @@ def main():
                      % (k["name"], k.get("isa_knobs"), common_isa))
         if k["target"] != generated["target"]:
             sys.exit("%s: target %s, generated for %s" % (k["name"], k["target"], generated["target"]))
-    # The fused steps of the model's architecture (batch 1 and batched) at its
-    # bits and cycles, with their unchecked copies, where the kernel manifest
+    # The fused steps of the model's architecture (batch 1, batched and full) at
+    # its bits and cycles, with their unchecked copies, where the kernel manifest
     # builds them; no other step kernel.
     iters = 0 if info["act_method"] == "greedy" else int(info["metadata"]["act_iters"])
     want_steps = set()
-    for step in (info["arch"] + "_step", info["arch"] + "_step_batch"):
+    for form in ("_step", "_step_batch", "_full_step"):
+        step = info["arch"] + form
         spec = manifest["pipelines"][step]
         if info["proj_size"] != 0 or info["act_method"] == "ternary":
             continue
@@ -89,7 +90,7 @@ def main():
                 if spec.get("unchecked_copies"):
                     want_steps.add(inst["name"] + "_unchecked")
     got_steps = {k["name"] for k in generated["kernels"]
-                 if k["pipeline"].endswith("_step") or k["pipeline"].endswith("_step_batch")}
+                 if k["pipeline"].endswith(("_step", "_step_batch"))}
     if got_steps != want_steps:
         sys.exit("fused step kernels %s, the model (%s %s, %d cycles) calls %s"
                  % (sorted(got_steps), info["arch"], bits, iters, sorted(want_steps)))

@@ -1,6 +1,7 @@
-// The fused recurrent steps (lstm_step, gru_step and their batched kernels;
-// generators/rnn_step.h): the kernel against the separate kernels it replaces
-// (bgemm + lstm_cell/gru_cell + quantize_act) on odd sizes and batches, and the
+// The fused recurrent steps (lstm_step, gru_step, their batched kernels and the
+// full steps from x_t; generators/rnn_step.h): the kernel against the separate
+// kernels it replaces (bgemm + lstm_cell/gru_cell + quantize_act; for the full
+// step quantize_act + bgemv first) on odd sizes and batches, and the
 // runner using it against the scalar reference runner for every bit pair (built
 // ones fused, the others on the separate kernels), LSTM and GRU, two layers,
 // run() and step(), batch 1 and more; bad state buffers are clear errors.
@@ -155,6 +156,111 @@ TEST(FusedStep, BatchedMatchesTheSeparateKernels) {
         }
 }
 
+// One full step (x_t in) against quantize_act + bgemv + the recurrent fused step,
+// which the tests above hold to the separate kernels.
+void check_full_step_kernel(Arch arch, size_t I, size_t H, int k) {
+    const bool lstm = arch == Arch::lstm;
+    const size_t G = lstm ? 4 : 3;
+    SCOPED_TRACE(std::string(lstm ? "lstm" : "gru") + " I=" + std::to_string(I) + " H=" +
+                 std::to_string(H) + " W" + std::to_string(k) + "A" + std::to_string(k));
+    auto matrix = [&](size_t cols, uint32_t seed) {
+        const std::vector<float> codes = uniform(size_t(k) * G * H * cols, seed, -1, 1);
+        const std::vector<float> alpha = uniform(G * H * size_t(k), seed + 1, 0.01f, 0.1f);
+        const std::vector<float> bias = uniform(G * H, seed + 2, -0.5f, 0.5f);
+        return BinaryMatrix::from_codes(codes.data(), alpha.data(), k, G * H, cols, bias.data());
+    };
+    const BinaryMatrix W_ih = matrix(I, 10), W_hh = matrix(H, 20);
+    const std::vector<float> x = uniform(I, 4, -2, 2), h_prev = uniform(H, 5, -1, 1),
+                             c_prev = uniform(H, 6, -2, 2);
+    BinaryBatch hq;
+    hq.resize(k, H, 1);
+    quantize_act(h_prev.data(), H, k, 2, hq, 0);
+
+    // quantize_act + bgemv, then the recurrent step on gx.
+    BinaryVector xq;
+    quantize_act(x.data(), I, k, 2, xq);
+    std::vector<float> gx(W_ih.rows_padded());
+    bgemv(W_ih, xq, gx.data());
+    std::vector<float> h_sep = lstm ? std::vector<float>(H) : h_prev, c_sep = c_prev;
+    BinaryBatch q_sep;
+    if (lstm)
+        lstm_step(W_hh, hq, gx.data(), gx.size(), c_sep.data(), h_sep.data(), q_sep, 2);
+    else
+        gru_step(W_hh, hq, gx.data(), gx.size(), h_sep.data(), q_sep, 2);
+
+    std::vector<float> h_full = lstm ? std::vector<float>(H) : h_prev, c_full = c_prev;
+    BinaryBatch q_full;
+    if (lstm)
+        lstm_full_step(W_ih, W_hh, x.data(), hq, c_full.data(), h_full.data(), q_full, 2);
+    else
+        gru_full_step(W_ih, W_hh, x.data(), hq, h_full.data(), q_full, 2);
+
+    EXPECT_LE(max_abs_diff(h_full, h_sep), 1e-5);
+    if (lstm) EXPECT_LE(max_abs_diff(c_full, c_sep), 1e-5);
+    ASSERT_EQ(q_full.k, k);
+    ASSERT_EQ(q_full.n, H);
+    ASSERT_EQ(q_full.batch, 1u);
+    if (max_abs_diff(h_full, h_sep) == 0) {
+        EXPECT_EQ(std::vector<uint64_t>(q_full.planes.begin(),
+                                        q_full.planes.begin() + k * q_full.words()),
+                  std::vector<uint64_t>(q_sep.planes.begin(),
+                                        q_sep.planes.begin() + k * q_sep.words()));
+        for (int j = 0; j < k; ++j) EXPECT_EQ(q_full.beta[j], q_sep.beta[j]);
+    }
+    EXPECT_GT(max_abs_diff(h_full, std::vector<float>(H, 0.0f)), 1e-2);
+}
+
+TEST(FusedStep, FullStepMatchesQuantizeProductAndStep) {
+    for (Arch arch : {Arch::lstm, Arch::gru})
+        for (int k = 1; k <= 4; ++k) {
+            if (!fused_full_step_built(k, k, 2)) continue;
+            // Input sizes apart from H, below, at and past a word; 1100: scratch past
+            // Halide's 16 KB of stack.
+            for (auto [I, H] : std::vector<std::pair<size_t, size_t>>{
+                     {1, 1}, {19, 70}, {64, 13}, {130, 77}, {300, 64}, {1100, 1100}})
+                check_full_step_kernel(arch, I, H, k);
+        }
+}
+
+TEST(FusedStep, BadFullStepInputsAreClearErrors) {
+    const size_t I = 30, H = 20;
+    auto matrix = [&](size_t rows, size_t cols, int k) {
+        const std::vector<float> codes = uniform(size_t(k) * rows * cols, 1, -1, 1);
+        const std::vector<float> alpha = uniform(rows * size_t(k), 2, 0.01f, 0.1f);
+        return BinaryMatrix::from_codes(codes.data(), alpha.data(), k, rows, cols);
+    };
+    const BinaryMatrix W_ih = matrix(4 * H, I, 2), W_hh = matrix(4 * H, H, 2);
+    std::vector<float> x(I, 0.5f), c(H), h(H);
+    BinaryBatch hq, next;
+    hq.resize(2, H, 1);
+    auto expect_error = [](auto f, const std::string &what) {
+        amq::testing::expect_throw_with<Error>(f, what);
+    };
+    expect_error([&] { lstm_full_step(W_ih, W_hh, nullptr, hq, c.data(), h.data(), next, 2); },
+                 "lstm_full_step: x is null");
+    expect_error([&] { lstm_full_step(W_ih, matrix(4 * H, H, 3), x.data(), hq, c.data(), h.data(),
+                                      next, 2); },
+                 "k_w = 2 (expected 80 rows, as W_hh, and k_w = 3)");
+    expect_error([&] { lstm_full_step(matrix(3 * H, I, 2), W_hh, x.data(), hq, c.data(),
+                                      h.data(), next, 2); },
+                 "W_ih is 60x30");
+    expect_error([&] { gru_full_step(matrix(3 * H, I, 2), matrix(3 * H, H, 2), x.data(), hq,
+                                     nullptr, next, 2); },
+                 "must not be null");
+    BinaryBatch h2;
+    h2.resize(2, H, 2);
+    expect_error([&] { lstm_full_step(W_ih, W_hh, x.data(), h2, c.data(), h.data(), next, 2); },
+                 "a full step is batch 1");
+    expect_error([&] { lstm_full_step(W_ih, W_hh, x.data(), hq, c.data(), h.data(), next, 1); },
+                 "see fused_full_step_built");
+    expect_error([&] { lstm_full_step(W_ih, W_hh, x.data(), hq, c.data(), h.data(), hq, 2); },
+                 "must not be h_q");
+    std::vector<float> bad = x;
+    bad[7] = std::nanf("");
+    expect_error([&] { lstm_full_step(W_ih, W_hh, bad.data(), hq, c.data(), h.data(), next, 2); },
+                 "contains NaN or Inf (from x_t or the state)");
+}
+
 TEST(FusedStep, SomeBitPairsAreBuilt) {
     // The build instantiates the fused steps for W2A2 at least (schedules/manifest.json:
     // lstm_step, gru_step and their _batch forms).
@@ -162,6 +268,9 @@ TEST(FusedStep, SomeBitPairsAreBuilt) {
     EXPECT_TRUE(fused_step_built(2, 2, 2, 8));
     EXPECT_FALSE(fused_step_built(2, 2, 2, 0));
     EXPECT_FALSE(fused_step_built(2, 2, 5, 8));
+    EXPECT_TRUE(fused_full_step_built(2, 2, 2));
+    EXPECT_FALSE(fused_full_step_built(2, 2, 5));
+    EXPECT_FALSE(fused_full_step_built(2, 3, 2));
     EXPECT_FALSE(fused_step_built(2, 2, 5));
     EXPECT_FALSE(fused_step_built(0, 2, 2));
     // Sizes the kernels take (the refused ones need a matrix of more than 16 GB).

@@ -539,12 +539,13 @@ Selection model_selection(const std::string &path) {
     const bool lstm = m.shape.arch == Arch::lstm;
     sel.pipelines = {"bgemv", "bgemm", "quantize_act", "quantize_act_batch",
                      lstm ? "lstm_cell" : "gru_cell"};
-    // The fused steps of the architecture, which the runner calls at batch 1 and
-    // for batches (where one is built for the model's bits and cycles; never with
-    // a projection or ternary activations).
+    // The fused steps of the architecture, which the runner calls at batch 1, for
+    // batches and (the full step, from x_t) in step() (where one is built for the
+    // model's bits and cycles; never with a projection or ternary activations).
     if (m.shape.proj_size == 0 && m.act_method != "ternary") {
-        sel.pipelines.insert(lstm ? "lstm_step" : "gru_step");
-        sel.pipelines.insert(lstm ? "lstm_step_batch" : "gru_step_batch");
+        const std::string arch = lstm ? "lstm" : "gru";
+        for (const char *form : {"_step", "_step_batch", "_full_step"})
+            sel.pipelines.insert(arch + form);
     }
     sel.iters = {m.act_method == "greedy" ? 0 : m.act_iters};
     for (const auto &[name, q] : m.quant) sel.shapes.insert({q.rows, q.cols});

@@ -832,6 +832,17 @@ bool fused_step_built(int k_w, int k_a, int iters, size_t batch) {
     return false;
 }
 
+bool fused_full_step_built(int k_w, int k_a, int iters) {
+    if (k_w < 1 || k_w > 4 || k_a < 1 || k_a > 4) return false;
+#if AMQ_HAVE_FUSED_FULL_STEPS
+    return iters == kernels::fused_step_iters &&
+           kernels::lstm_full_step[k_w - 1][k_a - 1] != nullptr;
+#else
+    (void)iters;
+    return false;
+#endif
+}
+
 namespace {
 
 // The largest hidden size the fused step kernels take (their `hidden` input's range).
@@ -855,14 +866,51 @@ namespace {
 // _batch kernels), false for one sequence. Every check the kernel's own would
 // make is made here: the runtime calls the kernels' _unchecked copies (the
 // manifest's unchecked_copies), which have none.
+// The input side of a full step (the _full_step kernels): W_ih and x_t.
+struct FullStepInput {
+    const BinaryMatrix &W;
+    const float *x;
+};
+
+// The full step's input views, passed to `call` after the others.
+struct FullViews {
+    View<4> W;
+    View<3> alpha;
+    View<2> bias;
+    View<1> x;
+    int I;
+};
+
 template <typename Call>
 void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBatch &hq,
-                    const float *gx, size_t gx_stride, BinaryBatch &next, int iters, Call call) {
+                    const float *gx, size_t gx_stride, BinaryBatch &next, int iters, Call call,
+                    const FullStepInput *in = nullptr) {
     detail::install_hooks();
     const std::string k = K;
     static const KernelLayout common = kernel_layout();
     check_product(K, W, -1, W.layout() == common, hq.k, hq.n);  // the common layout only
     const size_t H = W.cols(), B = hq.batch;
+    if (in) {
+        // x_t is quantized as h is (h_q's k) and multiplied with W_ih: the
+        // kernels take one k_w for both, the common layout, and batch 1.
+        check_product(K, in->W, -1, in->W.layout() == common, hq.k, in->W.cols());
+        if (in->W.rows() != W.rows() || in->W.k_w() != W.k_w())
+            fail(k + ": W_ih is " + std::to_string(in->W.rows()) + "x" +
+                 std::to_string(in->W.cols()) + " with k_w = " + std::to_string(in->W.k_w()) +
+                 " (expected " + std::to_string(W.rows()) + " rows, as W_hh, and k_w = " +
+                 std::to_string(W.k_w()) + ")");
+        if (!fused_step_fits(in->W))
+            fail(k + ": W_ih (input " + std::to_string(in->W.cols()) +
+                 ") is larger than the fused kernels take (input at most " +
+                 std::to_string(kMaxFusedHidden) + ", at most 2^31 - 1 words)");
+        if (!in->x) fail(k + ": x is null");
+        if (B != 1) fail(k + ": h_q has batch " + std::to_string(B) + " (a full step is batch 1)");
+        if (!fused_full_step_built(W.k_w(), hq.k, iters))
+            fail(k + ": no fused kernel for W" + std::to_string(W.k_w()) + "A" +
+                 std::to_string(hq.k) + " with " + std::to_string(iters) +
+                 " alternating cycles (see fused_full_step_built)");
+        gx = in->x, gx_stride = size_t(G) * H;  // (checked as x; not read)
+    }
     if (W.rows() != size_t(G) * H)
         fail(k + ": W_hh is " + std::to_string(W.rows()) + "x" + std::to_string(H) +
              " (expected " + std::to_string(G) + " x hidden = " + std::to_string(G * H) +
@@ -873,7 +921,7 @@ void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBat
              "kernels take (hidden at most " + std::to_string(kMaxFusedHidden) +
              ", at most 2^31 - 1 words)");
     if (B == 0) fail(k + ": h_q has batch 0 (expected at least 1)");
-    if (!fused_step_built(W.k_w(), hq.k, iters, B))
+    if (!in && !fused_step_built(W.k_w(), hq.k, iters, B))
         fail(k + ": no fused kernel for W" + std::to_string(W.k_w()) + "A" + std::to_string(hq.k) +
              " with " + std::to_string(iters) + " alternating cycles" +
              (B > 1 ? " and batch " + std::to_string(B) : std::string()) +
@@ -900,13 +948,28 @@ void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBat
     View<2> bias(W.kernel_bias().data(), {tile, tiles});
     uint8_t *bytes = reinterpret_cast<uint8_t *>(next.planes.data());
     int status;
-    if (B == 1) {
+    if (in) {
+        const BinaryMatrix &Wi = in->W;
+        const int I = int(Wi.cols());
+        FullViews fv{weight_view(Wi),
+                     {Wi.kernel_alpha().data(), {tile, Wi.k_w(), tiles}},
+                     {Wi.kernel_bias().data(), {tile, tiles}},
+                     {in->x, {I}},
+                     I};
+        View<2> A(hq.planes.data(), {words, ka});
+        View<1> beta(hq.beta.data(), {ka});
+        View<2> planes(bytes, {words * 8, ka});
+        View<1> scales(next.beta.data(), {ka});
+        status = call(wb, alpha, bias, A, beta, fv, int(H), planes, scales, 1,
+                      std::integral_constant<int, 2>{});
+    } else if (B == 1) {
         View<2> A(hq.planes.data(), {words, ka});
         View<1> beta(hq.beta.data(), {ka});
         View<1> gxb(gx, {int(std::min(gx_stride, size_t(INT32_MAX)))});
         View<2> planes(bytes, {words * 8, ka});
         View<1> scales(next.beta.data(), {ka});
-        status = call(wb, alpha, bias, A, beta, gxb, int(H), planes, scales, 1, std::false_type{});
+        status = call(wb, alpha, bias, A, beta, gxb, int(H), planes, scales, 1,
+                      std::integral_constant<int, 0>{});
     } else {
         const int b = int(B);
         View<3> A(hq.planes.data(), {words, ka, b});
@@ -916,14 +979,82 @@ void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBat
         View<2> scales(next.beta.data(), {ka, b});
         const int bt = bgemm_batch_tile(
             B, bgemm_max_batch_tile(AMQ_BGEMM_ACCUMULATORS, AMQ_BGEMM_MAX_BATCH_TILE, W.k_w(), ka));
-        status = call(wb, alpha, bias, A, beta, gxb, int(H), planes, scales, bt, std::true_type{});
+        status = call(wb, alpha, bias, A, beta, gxb, int(H), planes, scales, bt,
+                      std::integral_constant<int, 1>{});
     }
     detail::check(status, K);
     for (size_t j = 0; j < B * size_t(ka); ++j)
         if (!std::isfinite(next.beta[j]))
             fail(k + ": h_t (hidden " + std::to_string(H) +
                  (B > 1 ? ", batch item " + std::to_string(j / size_t(ka)) : std::string()) +
-                 ") contains NaN or Inf");
+                 ") contains NaN or Inf" + (in ? " (from x_t or the state)" : ""));
+}
+
+}  // namespace
+
+namespace {
+
+// The kernel call of a fused LSTM step in each form (run_fused_step's `call`):
+// 0 one sequence, 1 a batch, 2 a full step (gx is then the input's FullViews).
+auto lstm_call(const BinaryMatrix &W_hh, const BinaryBatch &h_q, float *c, float *h) {
+    return [&W_hh, &h_q, c, h](auto &W, auto &alpha, auto &bias, auto &A, auto &beta, auto &gx,
+                               int H, auto &planes, auto &scales, int bt, auto form) -> int {
+        const int kw = W_hh.k_w() - 1, ka = h_q.k - 1;
+        constexpr int F = decltype(form)::value;
+        if constexpr (F == 0) {
+#if AMQ_HAVE_FUSED_STEPS
+            View<1> cb(c, {H}), hb(h, {H});
+            return kernels::lstm_step[kw][ka](W, alpha, bias, A, beta, gx, cb, H, hb, cb, planes,
+                                              scales);
+#endif
+        } else if constexpr (F == 1) {
+#if AMQ_HAVE_FUSED_BATCH_STEPS
+            const int B = int(h_q.batch);
+            View<2> cb(c, {H, B}), hb(h, {H, B});
+            return kernels::lstm_step_batch[kw][ka](W, alpha, bias, A, beta, gx, cb, H, bt, hb,
+                                                    cb, planes, scales);
+#endif
+        } else {
+#if AMQ_HAVE_FUSED_FULL_STEPS
+            View<1> cb(c, {H}), hb(h, {H});
+            return kernels::lstm_full_step[kw][ka](W, alpha, bias, A, beta, cb, H, gx.W,
+                                                   gx.alpha, gx.bias, gx.x, gx.I, hb, cb, planes,
+                                                   scales);
+#endif
+        }
+        (void)kw, (void)ka, (void)bt;
+        return -1;  // (not built: fused_step_built refused it first)
+    };
+}
+
+// The same for a GRU step (h_{t-1} in h, h_t written over it).
+auto gru_call(const BinaryMatrix &W_hh, const BinaryBatch &h_q, float *h) {
+    return [&W_hh, &h_q, h](auto &W, auto &alpha, auto &bias, auto &A, auto &beta, auto &gx,
+                            int H, auto &planes, auto &scales, int bt, auto form) -> int {
+        const int kw = W_hh.k_w() - 1, ka = h_q.k - 1;
+        constexpr int F = decltype(form)::value;
+        if constexpr (F == 0) {
+#if AMQ_HAVE_FUSED_STEPS
+            View<1> hb(h, {H});
+            return kernels::gru_step[kw][ka](W, alpha, bias, A, beta, gx, hb, H, hb, planes,
+                                             scales);
+#endif
+        } else if constexpr (F == 1) {
+#if AMQ_HAVE_FUSED_BATCH_STEPS
+            View<2> hb(h, {H, int(h_q.batch)});
+            return kernels::gru_step_batch[kw][ka](W, alpha, bias, A, beta, gx, hb, H, bt, hb,
+                                                   planes, scales);
+#endif
+        } else {
+#if AMQ_HAVE_FUSED_FULL_STEPS
+            View<1> hb(h, {H});
+            return kernels::gru_full_step[kw][ka](W, alpha, bias, A, beta, hb, H, gx.W, gx.alpha,
+                                                  gx.bias, gx.x, gx.I, hb, planes, scales);
+#endif
+        }
+        (void)kw, (void)ka, (void)bt;
+        return -1;  // (not built: fused_step_built refused it first)
+    };
 }
 
 }  // namespace
@@ -933,52 +1064,32 @@ void lstm_step(const BinaryMatrix &W_hh, const BinaryBatch &h_q, const float *gx
     if (!c || !h) fail("lstm_step: c and h must not be null");
     if (c == h) fail("lstm_step: c and h must be different buffers");
     run_fused_step("lstm_step", 4, W_hh, h_q, gx, gx_stride, h_q_next, iters,
-                   [&](auto &W, auto &alpha, auto &bias, auto &A, auto &beta, auto &gxb, int H,
-                       auto &planes, auto &scales, int bt, auto batched) -> int {
-                       const int kw = W_hh.k_w() - 1, ka = h_q.k - 1;
-                       if constexpr (decltype(batched)::value) {
-#if AMQ_HAVE_FUSED_BATCH_STEPS
-                           const int B = int(h_q.batch);
-                           View<2> cb(c, {H, B}), hb(h, {H, B});
-                           return kernels::lstm_step_batch[kw][ka](W, alpha, bias, A, beta, gxb,
-                                                                   cb, H, bt, hb, cb, planes,
-                                                                   scales);
-#endif
-                       } else {
-#if AMQ_HAVE_FUSED_STEPS
-                           View<1> cb(c, {H}), hb(h, {H});
-                           return kernels::lstm_step[kw][ka](W, alpha, bias, A, beta, gxb, cb, H,
-                                                             hb, cb, planes, scales);
-#endif
-                       }
-                       (void)bt, (void)kw, (void)ka;
-                       return -1;  // (fused_step_built refused it first)
-                   });
+                   lstm_call(W_hh, h_q, c, h));
 }
 
 void gru_step(const BinaryMatrix &W_hh, const BinaryBatch &h_q, const float *gx,
               size_t gx_stride, float *h, BinaryBatch &h_q_next, int iters) {
     if (!h) fail("gru_step: h must not be null");
     run_fused_step("gru_step", 3, W_hh, h_q, gx, gx_stride, h_q_next, iters,
-                   [&](auto &W, auto &alpha, auto &bias, auto &A, auto &beta, auto &gxb, int H,
-                       auto &planes, auto &scales, int bt, auto batched) -> int {
-                       const int kw = W_hh.k_w() - 1, ka = h_q.k - 1;
-                       if constexpr (decltype(batched)::value) {
-#if AMQ_HAVE_FUSED_BATCH_STEPS
-                           View<2> hb(h, {H, int(h_q.batch)});
-                           return kernels::gru_step_batch[kw][ka](W, alpha, bias, A, beta, gxb,
-                                                                  hb, H, bt, hb, planes, scales);
-#endif
-                       } else {
-#if AMQ_HAVE_FUSED_STEPS
-                           View<1> hb(h, {H});
-                           return kernels::gru_step[kw][ka](W, alpha, bias, A, beta, gxb, hb, H,
-                                                            hb, planes, scales);
-#endif
-                       }
-                       (void)bt, (void)kw, (void)ka;
-                       return -1;  // (fused_step_built refused it first)
-                   });
+                   gru_call(W_hh, h_q, h));
+}
+
+void lstm_full_step(const BinaryMatrix &W_ih, const BinaryMatrix &W_hh, const float *x,
+                    const BinaryBatch &h_q, float *c, float *h, BinaryBatch &h_q_next,
+                    int iters) {
+    if (!c || !h) fail("lstm_full_step: c and h must not be null");
+    if (c == h) fail("lstm_full_step: c and h must be different buffers");
+    const FullStepInput in{W_ih, x};
+    run_fused_step("lstm_full_step", 4, W_hh, h_q, nullptr, 0, h_q_next, iters,
+                   lstm_call(W_hh, h_q, c, h), &in);
+}
+
+void gru_full_step(const BinaryMatrix &W_ih, const BinaryMatrix &W_hh, const float *x,
+                   const BinaryBatch &h_q, float *h, BinaryBatch &h_q_next, int iters) {
+    if (!h) fail("gru_full_step: h must not be null");
+    const FullStepInput in{W_ih, x};
+    run_fused_step("gru_full_step", 3, W_hh, h_q, nullptr, 0, h_q_next, iters,
+                   gru_call(W_hh, h_q, h), &in);
 }
 
 }  // namespace amq

@@ -141,6 +141,7 @@ Session::Session(std::shared_ptr<const Model> model, size_t batch)
     // The fused step kernel where one was built for the direction and the batch
     // (no projection); AMQ_FUSED_STEP=0 keeps the separate kernels (to compare them).
     fused_.assign(LD, 0);
+    full_.assign(LD, 0);
     const char *fused_env = std::getenv("AMQ_FUSED_STEP");
     if (model_->quantized_ && s.proj_size == 0 &&
         !(fused_env && std::string(fused_env) == "0"))
@@ -152,6 +153,14 @@ Session::Session(std::shared_ptr<const Model> model, size_t batch)
             fused_[ld] = hh.quantized && !hh.act.ternary &&
                          hh.binary.layout() == kernel_layout() && fused_step_fits(hh.binary) &&
                          fused_step_built(hh.binary.k_w(), hh.act.k, hh.act.iters, B);
+            // The full step (step() of one sequence) also quantizes the input as
+            // h and multiplies it with W_ih in the kernel: the same quantizer and
+            // k_w for both.
+            const Model::Matrix &ih = model_->dirs_[ld].ih;
+            full_[ld] = fused_[ld] && B == 1 && ih.quantized && ih.act == hh.act &&
+                        ih.binary.k_w() == hh.binary.k_w() &&
+                        ih.binary.layout() == kernel_layout() && fused_step_fits(ih.binary) &&
+                        fused_full_step_built(hh.binary.k_w(), hh.act.k, hh.act.iters);
         }
     if (s.lm()) {
         logits_.assign(B * s.vocab_size, 0.0f);
@@ -215,6 +224,17 @@ bool Session::fused_step(size_t ld, const float *gx, size_t gx_stride) {
     return true;
 }
 
+void Session::full_step(size_t ld, const float *x) {
+    const Model::Direction &dir = model_->dirs_[ld];
+    if (model_->shape_.arch == Arch::lstm)
+        lstm_full_step(dir.ih.binary, dir.hh.binary, x, hq_[ld], c_[ld].data(), h_[ld].data(),
+                       hq_next_, dir.hh.act.iters);
+    else
+        gru_full_step(dir.ih.binary, dir.hh.binary, x, hq_[ld], h_[ld].data(), hq_next_,
+                      dir.hh.act.iters);
+    std::swap(hq_[ld], hq_next_);
+}
+
 // y [items][m.out_stride()] = m a + bias: binary on the quantized batch aq (of
 // `items` items), or float on a [items][a_stride].
 void Session::product(const Model::Matrix &m, const BinaryBatch &aq, const float *a,
@@ -274,12 +294,15 @@ void Session::run_direction(size_t l, size_t d, const float *in, size_t in_width
         const size_t c0 = (reverse ? chunks - 1 - j : j) * chunk;
         const size_t cn = std::min(chunk, n - c0), NB = cn * B;
         const float *cin = in + c0 * B * in_width;
-        if (quantized && !in_q) {  // the chunk's NB input vectors in one call
+        // One step of one sequence from its float input (step()): the full step
+        // kernel, where one was chosen, takes x_t itself.
+        const bool full = cn == 1 && !in_q && !lengths && full_[ld];
+        if (quantized && !in_q && !full) {  // the chunk's NB input vectors in one call
             seq_in_.resize(a.k, in_width, NB);
             quantize_act_batch(cin, in_width, in_width, NB, a.k, a.iters, seq_in_, 0, a.ternary);
         }
         if (gx_seq_.size() < NB * sx) gx_seq_.resize(NB * sx);  // grows once
-        product(dir.ih, in_q ? *in_q : seq_in_, cin, in_width, gx_seq_.data(), NB);
+        if (!full) product(dir.ih, in_q ? *in_q : seq_in_, cin, in_width, gx_seq_.data(), NB);
         for (size_t s = 0; s < cn; ++s) {
             const size_t ts = reverse ? cn - 1 - s : s, t = c0 + ts;
             // Sequences whose length ends before step t0 + t keep their state.
@@ -292,7 +315,9 @@ void Session::run_direction(size_t l, size_t d, const float *in, size_t in_width
                     if (lstm) std::copy(&c[b * H], &c[b * H] + H, &saved_c_[b * H]);
                 }
             // One fused kernel (its planes of h_t swapped into hq_[ld]), or apart.
-            if (any_done || !fused_step(ld, gx_seq_.data() + ts * B * sx, sx)) {
+            if (full) {
+                full_step(ld, cin);
+            } else if (any_done || !fused_step(ld, gx_seq_.data() + ts * B * sx, sx)) {
                 product(dir.hh, hq, h.data(), Hs, gh_.data(), B);
                 cell_step(ld, gx_seq_.data() + ts * B * sx, sx, sh);
                 if (any_done)

@@ -344,4 +344,17 @@ void lstm_step(const BinaryMatrix &W_hh, const BinaryBatch &h_q, const float *gx
 void gru_step(const BinaryMatrix &W_hh, const BinaryBatch &h_q, const float *gx,
               size_t gx_stride, float *h, BinaryBatch &h_q_next, int iters);
 
+// The full step of one sequence from x_t, for step(): x_t quantized in the kernel
+// as h is (h_q's k planes, `iters` cycles), the input product W_ih x_t + b_ih,
+// then lstm_step's / gru_step's on it, in one kernel. W_ih [G H x I] with W_hh's
+// k_w; x: x_t [I], I = W_ih.cols(); h_q batch 1; the rest as lstm_step /
+// gru_step. The same results as quantize_act + bgemv + lstm_step. Built for some
+// (k_w, k_a, iters): fused_full_step_built() says which.
+bool fused_full_step_built(int k_w, int k_a, int iters);
+void lstm_full_step(const BinaryMatrix &W_ih, const BinaryMatrix &W_hh, const float *x,
+                    const BinaryBatch &h_q, float *c, float *h, BinaryBatch &h_q_next,
+                    int iters);
+void gru_full_step(const BinaryMatrix &W_ih, const BinaryMatrix &W_hh, const float *x,
+                   const BinaryBatch &h_q, float *h, BinaryBatch &h_q_next, int iters);
+
 }  // namespace amq

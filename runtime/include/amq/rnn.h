@@ -187,6 +187,9 @@ private:
     // projection, a kernel built for its bits and the batch, and AMQ_FUSED_STEP
     // is not "0"); false: do it apart. gx: item b's at gx + b gx_stride.
     bool fused_step(size_t ld, const float *gx, size_t gx_stride);
+    // Direction ld's whole step of one sequence from its float input x (the
+    // full step kernel: x's quantization and product too); only where full_[ld].
+    void full_step(size_t ld, const float *x);
     void product(const Model::Matrix &m, const BinaryBatch &aq, const float *a, size_t a_stride,
                  float *y, size_t items);
 
@@ -208,6 +211,7 @@ private:
     std::vector<float> logits_;              // [B][vocab] (dense)
     std::vector<float> logits_padded_;       // [B][rows_padded] from bgemm
     std::vector<char> fused_;                // per direction: runs on fused_step()
+    std::vector<char> full_;                 // per direction: step() runs on full_step()
     BinaryBatch hq_next_;                    // fused_step(): planes of h_t
 };
 
