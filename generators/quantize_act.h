@@ -16,10 +16,13 @@
 //                       of x and d_ij = #(bit i != bit j); then h_i = 2 h'_i -
 //                       sum x, G_ij = n - 2 d_ij and the k x k solve (scalars:
 //                       for k <= 2 the reference's adjugate with its exact
-//                       integer determinant, else Gaussian elimination)
-//   pack                per word of 64 elements: the last cycle's codes again
-//                       (the greedy signs in f64 when T = 0), then the 8 bytes
-//                       of each plane as sums of (bit << b) over 8 lanes
+//                       integer determinant, else Gaussian elimination). The
+//                       last cycle's codes are a pass of their own, stored as
+//                       bytes, which its sums and the packing both read
+//   pack                per word of 64 elements: the last cycle's codes (the
+//                       greedy signs in f64 when T = 0, computed there), then
+//                       the 8 bytes of each plane as sums of (bit << b) over 8
+//                       lanes
 // Between the passes of a cycle, its tables over the 2^k combinations (values,
 // ranks, sorted values, midpoints) are computed once, as short vectors.
 // The midpoints are compared in f32: for a float x and a double m,
@@ -64,6 +67,7 @@ struct QuantizeActFuncs {
     std::vector<Halide::Func> sums;     // the passes over x: partial sums per lane l
     std::vector<Halide::Var> sum_lanes;
     Halide::Func codes;                // final code (combination index) per element
+    bool codes_shared = false;         // T >= 1: the last refit reads codes as the packing does
     Halide::Func pack;                 // bytes as a reduction over the 8 bits
     Halide::RDom rb;                   // the 8 elements of a byte
     std::vector<Halide::Func> tables;  // per cycle, over the 2^k combinations s (compute_root)
@@ -278,6 +282,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         if (c == T - 1) {
             f.codes = Func(nm("codes"));
             f.codes(f.vars({f.e})) = code(f.e);
+            f.codes_shared = true;
         }
 
         // Refit: h_i = 2 sum_{bit i} x - sum x, G_ii = n, G_ij = n - 2 #(bit i != bit j),
@@ -287,13 +292,18 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         Expr d01;  // k = 2: #(bit 0 != bit 1)
         {
             std::vector<std::function<Expr(Expr)>> terms;
+            // The last cycle reads its codes from `codes`, which the packing
+            // reads too: computed once.
+            const bool last = c == T - 1;
+            auto code_at = [&, last](Expr e) { return last ? f.codes(f.at({e})) : code(e); };
             for (int i = 0; i < k; ++i)
-                terms.push_back(
-                    [&, i](Expr e) { return detail::masked64(detail::bit_of(code(e), i), xd(e)); });
+                terms.push_back([&, i](Expr e) {
+                    return detail::masked64(detail::bit_of(code_at(e), i), xd(e));
+                });
             for (int i = 0; i < k; ++i)
                 for (int jx = 0; jx < i; ++jx)
                     terms.push_back([&, i, jx](Expr e) {
-                        Expr s_e = code(e);
+                        Expr s_e = code_at(e);
                         return select(detail::bit_of(s_e, i) != detail::bit_of(s_e, jx), 1, 0);
                     });
             Func sums = detail::block_sums(nm("refit" + cs), n, lanes, terms, f, hand_schedule);
@@ -505,7 +515,10 @@ inline void quantize_act_schedule(QuantizeActFuncs &f, const QuantizeActKnobs &k
     }
     f.pack.compute_at(f.bytes, w).vectorize(f.q);
     f.pack.update().atomic().vectorize(f.rb).vectorize(f.q);
-    f.codes.compute_at(f.bytes, w).vectorize(f.e, 64);
+    if (f.codes_shared)  // the last refit's pass reads them too: once, before it
+        f.codes.compute_root().store_in(MemoryType::Stack).vectorize(f.e, 64, TailStrategy::RoundUp);
+    else
+        f.codes.compute_at(f.bytes, w).vectorize(f.e, 64);
 }
 
 }  // namespace amq::gen
