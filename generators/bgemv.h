@@ -33,15 +33,17 @@ struct BgemvFuncs {
     Halide::RDom rw;
 };
 
+// prefix: put before every Func's name (a pipeline with two products).
 inline BgemvFuncs bgemv_algorithm(Halide::Func W, Halide::Func alpha, Halide::Func bias,
                                   Halide::Func A, Halide::Func beta, Halide::Expr n,
-                                  Halide::Expr words, int k_w, int k_a) {
+                                  Halide::Expr words, int k_w, int k_a,
+                                  const std::string &prefix = "") {
     using namespace Halide;
     BgemvFuncs f;
-    f.cnt = Func("cnt");
-    f.y = Func("y");
+    f.cnt = Func(prefix + "cnt");
+    f.y = Func(prefix + "y");
     Var r = f.r, i = f.i, j = f.j, t = f.t;
-    f.rw = RDom(0, words, "rw");
+    f.rw = RDom(0, words, prefix + "rw");
     f.cnt(r, i, j, t) = binary_count_start(n);
     f.cnt(r, i, j, t) += popcount(W(r, i, f.rw, t) ^ A(f.rw, j));
     f.y(r, t) = bias(r, t) + binary_count_sum([&](int ii, int jj) { return f.cnt(r, ii, jj, t); },

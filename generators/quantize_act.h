@@ -62,18 +62,10 @@ struct QuantizeActKnobs {
                           // of 64 codes; 16, 24, ... unroll that many words
 };
 
-struct QuantizeActFuncs {
-    std::vector<Halide::Func> scalars;  // per-stage scalars (scales, sorted levels), compute_root
-    std::vector<Halide::Func> sums;     // the passes over x: partial sums per lane l
-    std::vector<Halide::Var> sum_lanes;
-    Halide::Func codes;                // final code (combination index) per element
-    bool codes_shared = false;         // T >= 1: the last refit reads codes as the packing does
-    Halide::Func pack;                 // bytes as a reduction over the 8 bits
-    Halide::RDom rb;                   // the 8 elements of a byte
-    std::vector<Halide::Func> tables;  // per cycle, over the 2^k combinations s (compute_root)
-    Halide::Func bytes, beta;
-    Halide::Var e{"e"}, q{"q"}, j{"j"}, s{"s"};
-    Halide::Var b{"b"};  // the item, when batched: every Func's outermost dimension
+// The arguments of a Func that has the item b as its outermost dimension when
+// batched (quantize_act's and rnn_step's Funcs).
+struct ItemArgs {
+    Halide::Var b{"b"};  // the item, when batched
     bool batched = false;
     // A Func's arguments: `v`, then the item when batched.
     std::vector<Halide::Var> vars(std::vector<Halide::Var> v) const {
@@ -84,6 +76,19 @@ struct QuantizeActFuncs {
         if (batched) v.push_back(b);
         return v;
     }
+};
+
+struct QuantizeActFuncs : ItemArgs {
+    std::vector<Halide::Func> scalars;  // per-stage scalars (scales, sorted levels), compute_root
+    std::vector<Halide::Func> sums;     // the passes over x: partial sums per lane l
+    std::vector<Halide::Var> sum_lanes;
+    Halide::Func codes;                // final code (combination index) per element
+    bool codes_shared = false;         // T >= 1: the last refit reads codes as the packing does
+    Halide::Func pack;                 // bytes as a reduction over the 8 bits
+    Halide::RDom rb;                   // the 8 elements of a byte
+    std::vector<Halide::Func> tables;  // per cycle, over the 2^k combinations s (compute_root)
+    Halide::Func bytes, beta;
+    Halide::Var e{"e"}, q{"q"}, j{"j"}, s{"s"};
     int k = 1;
 };
 

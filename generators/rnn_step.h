@@ -65,46 +65,15 @@ inline std::string rnn_step_knobs_error(const RnnStepKnobs &k) {
     return quantize_act_knobs_error(k.quantize);
 }
 
-// One sequence's binary product in bgemv's (row in tile, tile) form: y(r, t).
-struct TiledProduct {
-    Halide::Func cnt, y;
-    Halide::RDom rw;
-};
-
-inline TiledProduct tiled_product(const std::string &name, Halide::Func W, Halide::Func alpha,
-                                  Halide::Func bias, Halide::Func A, Halide::Func beta,
-                                  Halide::Expr n, Halide::Expr words, int k_w, int k_a,
-                                  Halide::Var r, Halide::Var i, Halide::Var j, Halide::Var t) {
-    using namespace Halide;
-    TiledProduct p;
-    p.rw = RDom(0, words, name + "_rw");
-    p.cnt = Func(name + "_cnt");
-    p.cnt(r, i, j, t) = binary_count_start(n);
-    p.cnt(r, i, j, t) += popcount(W(r, i, p.rw, t) ^ A(p.rw, j));
-    p.y = Func(name + "_tiled");
-    p.y(r, t) = bias(r, t) + binary_count_sum([&](int ii, int jj) { return p.cnt(r, ii, jj, t); },
-                                              [&](int ii) { return alpha(r, ii, t); },
-                                              [&](int jj) { return beta(jj); }, n, k_w, k_a);
-    return p;
-}
-
-// bgemv's schedule: whole tiles of rows, computed first, into scratch on the stack.
-inline void tiled_product_schedule(TiledProduct &p, Halide::Expr tiles, int tile, int k_w,
-                                   int k_a, int unroll_words, Halide::Var r, Halide::Var i,
-                                   Halide::Var j, Halide::Var t) {
-    using namespace Halide;
-    p.y.compute_root().store_in(MemoryType::Stack);
-    p.y.bound(r, 0, tile).bound(t, 0, tiles).vectorize(r);
-    p.cnt.compute_at(p.y, t).store_in(MemoryType::Register);
-    p.cnt.bound_extent(r, tile).bound_extent(i, k_w).bound_extent(j, k_a);
-    p.cnt.vectorize(r).unroll(i).unroll(j);
-    auto upd = p.cnt.update();
-    RVar rw = p.rw.x;
-    upd.reorder(r, j, i, rw).vectorize(r).unroll(i).unroll(j);
-    if (unroll_words > 1) {
-        RVar wo("wo"), wi("wi");
-        upd.split(rw, wo, wi, unroll_words, TailStrategy::GuardWithIf).unroll(wi);
-    }
+// One sequence's product as bgemv's, computed first into scratch on the stack.
+inline void tiled_product_schedule(BgemvFuncs &p, Halide::Expr tiles, int tile,
+                                   int unroll_words, int k_w, int k_a) {
+    p.y.compute_root().store_in(Halide::MemoryType::Stack).bound(p.t, 0, tiles);
+    BgemvKnobs k;
+    k.tile = tile;
+    k.unroll_words = unroll_words;
+    k.parallel_tiles = 0;
+    bgemv_schedule(p, k, k_w, k_a, Halide::Expr(false));
 }
 
 // The full step's input side (step()): x_t, its planes (k_a, T as h's) and the
@@ -114,17 +83,17 @@ struct StepInput {
     Halide::Expr I;  // input size
 };
 
-struct RnnStepFuncs {
+struct RnnStepFuncs : ItemArgs {  // b: the same Var as the quantizer's (by name)
     Halide::Func cnt, gh_tiled;  // the product, bgemv's (r, t) form (bgemm's y when batched)
-    TiledProduct product;        // one sequence: the recurrent product
+    Halide::Func gh;             // the same by flat row
+    BgemvFuncs product;          // one sequence: the recurrent product
     BgemmFuncs batch_product;    // batched: the product as bgemm's
     // The full step: x_t read clamped to [0, I), its quantizer, its planes as
     // words, the input product and gx by flat row.
     Halide::Func x_read, x_words, gx;
     QuantizeActFuncs qx;
-    TiledProduct in_product;
+    BgemvFuncs in_product;
     bool full = false;
-    Halide::Func gh;             // the same by flat row
     Halide::Func h_cell, c_cell;  // the cell on whole vectors (c: LSTM only)
     Halide::Func h, c;            // the outputs: copies of the first H values
     Halide::Func h_read;          // h_t as the quantizer reads it (clamped to [0, H))
@@ -132,17 +101,6 @@ struct RnnStepFuncs {
     Halide::Var e{"e"}, i{"i"}, j{"j"}, u{"u"}, r{"r"}, t{"t"};
     Halide::RDom rw;
     Halide::Expr H, tiles;
-    bool batched = false;
-    // A Func's arguments: `v`, then the item when batched (q.b, the quantizer's).
-    std::vector<Halide::Var> vars(std::vector<Halide::Var> v) const {
-        if (batched) v.push_back(item);
-        return v;
-    }
-    std::vector<Halide::Expr> at(std::vector<Halide::Expr> v) const {
-        if (batched) v.push_back(item);
-        return v;
-    }
-    Halide::Var item{"b"};  // the same Var as the quantizer's (by name)
 };
 
 // lstm: the LSTM cell (gates i, f, g, o), else the GRU cell (r, z, n; the
@@ -158,7 +116,7 @@ inline RnnStepFuncs rnn_step_algorithm(bool lstm, Halide::Func W, Halide::Func a
     RnnStepFuncs f;
     f.H = H;
     f.batched = batched;
-    Var e = f.e, i = f.i, j = f.j, u = f.u;
+    Var e = f.e, j = f.j, u = f.u;
     if (input) {  // gx from x_t in the pipeline (one sequence)
         f.full = true;
         Expr I = input->I, words_x = (I + 63) / 64;
@@ -172,8 +130,8 @@ inline RnnStepFuncs rnn_step_algorithm(bool lstm, Halide::Func W, Halide::Func a
         for (int b = 0; b < 8; ++b)
             word = word | (cast<uint64_t>(f.qx.bytes(w * 8 + b, j)) << (8 * b));
         f.x_words(w, j) = word;
-        f.in_product = tiled_product("gx", input->W, input->alpha, input->bias, f.x_words,
-                                     f.qx.beta, I, words_x, k_w, k_a, f.r, i, j, f.t);
+        f.in_product = bgemv_algorithm(input->W, input->alpha, input->bias, f.x_words,
+                                       f.qx.beta, I, words_x, k_w, k_a, "gx_");
         f.gx = Func("gx");
         f.gx(e) = f.in_product.y(e % tile, e / tile);
         gx = f.gx;
@@ -186,7 +144,7 @@ inline RnnStepFuncs rnn_step_algorithm(bool lstm, Halide::Func W, Halide::Func a
         f.gh_tiled = f.batch_product.y;  // (r, t, b)
         f.rw = f.batch_product.rw;
     } else {
-        f.product = tiled_product("gh", W, alpha, bias, A, beta, H, words, k_w, k_a, r, i, j, t);
+        f.product = bgemv_algorithm(W, alpha, bias, A, beta, H, words, k_w, k_a, "gh_");
         f.cnt = f.product.cnt;
         f.gh_tiled = f.product.y;
         f.rw = f.product.rw;
@@ -248,8 +206,7 @@ inline void rnn_step_schedule(RnnStepFuncs &f, const RnnStepKnobs &k, int tile, 
         bk.max_batch_tile = k.max_batch_tile;
         bgemm_schedule(f.batch_product, bk, k_w, k_a, batch_tile, Expr(false));
     } else {
-        tiled_product_schedule(f.product, f.tiles, tile, k_w, k_a, k.unroll_words, r, f.i, f.j,
-                               t);
+        tiled_product_schedule(f.product, f.tiles, tile, k.unroll_words, k_w, k_a);
     }
     if (f.full) {
         // x_t's quantizer as quantize_act's, its planes and scales into scratch,
@@ -258,8 +215,7 @@ inline void rnn_step_schedule(RnnStepFuncs &f, const RnnStepKnobs &k, int tile, 
         f.qx.beta.compute_root().store_in(MemoryType::Stack);
         quantize_act_schedule(f.qx, k.quantize);
         f.x_words.compute_root().store_in(MemoryType::Stack);
-        tiled_product_schedule(f.in_product, f.tiles, tile, k_w, k_a, k.unroll_words, r, f.i,
-                               f.j, t);
+        tiled_product_schedule(f.in_product, f.tiles, tile, k.unroll_words, k_w, k_a);
     }
     Expr H = f.H;
     for (Func cell : {f.c_cell, f.h_cell})
