@@ -859,13 +859,6 @@ bool fused_step_fits(const BinaryMatrix &W_hh) {
 
 namespace {
 
-// Checks the arguments of a fused step with G gates for the h_q.batch items and
-// wraps them as buffers; `call` runs the kernel on (W, alpha, bias, A, beta, gx,
-// H, planes, scales, batch_tile, batched), batched a std::bool_constant: true
-// for a batch (every per-item buffer with the items as its last dimension, the
-// _batch kernels), false for one sequence. Every check the kernel's own would
-// make is made here: the runtime calls the kernels' _unchecked copies (the
-// manifest's unchecked_copies), which have none.
 // The input side of a full step (the _full_step kernels): W_ih and x_t.
 struct FullStepInput {
     const BinaryMatrix &W;
@@ -881,6 +874,14 @@ struct FullViews {
     int I;
 };
 
+// Checks the arguments of a fused step with G gates for the h_q.batch items and
+// wraps them as buffers; `call` runs the kernel on (W, alpha, bias, A, beta, gx,
+// H, planes, scales, batch_tile, form), form a std::integral_constant: 0 one
+// sequence, 1 a batch (every per-item buffer with the items as its last
+// dimension, the _batch kernels), 2 a full step (`in` given: gx is then its
+// FullViews). Every check the kernel's own would make is made here: the
+// runtime calls the kernels' _unchecked copies (the manifest's
+// unchecked_copies), which have none.
 template <typename Call>
 void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBatch &hq,
                     const float *gx, size_t gx_stride, BinaryBatch &next, int iters, Call call,
@@ -909,7 +910,6 @@ void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBat
             fail(k + ": no fused kernel for W" + std::to_string(W.k_w()) + "A" +
                  std::to_string(hq.k) + " with " + std::to_string(iters) +
                  " alternating cycles (see fused_full_step_built)");
-        gx = in->x, gx_stride = size_t(G) * H;  // (checked as x; not read)
     }
     if (W.rows() != size_t(G) * H)
         fail(k + ": W_hh is " + std::to_string(W.rows()) + "x" + std::to_string(H) +
@@ -932,8 +932,8 @@ void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBat
              std::to_string(hq.beta.size()) + " scales (expected " +
              std::to_string(B * item_words) + " and " + std::to_string(B * size_t(hq.k)) +
              " for batch " + std::to_string(B) + ")");
-    if (!gx) fail(k + ": gx is null");
-    if (gx_stride < size_t(G) * H)
+    if (!in && !gx) fail(k + ": gx is null");
+    if (!in && gx_stride < size_t(G) * H)
         fail(k + ": gx has " + std::to_string(gx_stride) + " floats per item (expected at least " +
              std::to_string(G) + " x hidden = " + std::to_string(G * H) + ")");
     // Halide indexes each buffer in int32 (H <= 2^24 keeps the others in range).
@@ -948,28 +948,26 @@ void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBat
     View<2> bias(W.kernel_bias().data(), {tile, tiles});
     uint8_t *bytes = reinterpret_cast<uint8_t *>(next.planes.data());
     int status;
-    if (in) {
-        const BinaryMatrix &Wi = in->W;
-        const int I = int(Wi.cols());
-        FullViews fv{weight_view(Wi),
-                     {Wi.kernel_alpha().data(), {tile, Wi.k_w(), tiles}},
-                     {Wi.kernel_bias().data(), {tile, tiles}},
-                     {in->x, {I}},
-                     I};
+    if (B == 1) {
         View<2> A(hq.planes.data(), {words, ka});
         View<1> beta(hq.beta.data(), {ka});
         View<2> planes(bytes, {words * 8, ka});
         View<1> scales(next.beta.data(), {ka});
-        status = call(wb, alpha, bias, A, beta, fv, int(H), planes, scales, 1,
-                      std::integral_constant<int, 2>{});
-    } else if (B == 1) {
-        View<2> A(hq.planes.data(), {words, ka});
-        View<1> beta(hq.beta.data(), {ka});
-        View<1> gxb(gx, {int(std::min(gx_stride, size_t(INT32_MAX)))});
-        View<2> planes(bytes, {words * 8, ka});
-        View<1> scales(next.beta.data(), {ka});
-        status = call(wb, alpha, bias, A, beta, gxb, int(H), planes, scales, 1,
-                      std::integral_constant<int, 0>{});
+        if (in) {
+            const BinaryMatrix &Wi = in->W;
+            const int I = int(Wi.cols());
+            FullViews fv{weight_view(Wi),
+                         {Wi.kernel_alpha().data(), {tile, Wi.k_w(), tiles}},
+                         {Wi.kernel_bias().data(), {tile, tiles}},
+                         {in->x, {I}},
+                         I};
+            status = call(wb, alpha, bias, A, beta, fv, int(H), planes, scales, 1,
+                          std::integral_constant<int, 2>{});
+        } else {
+            View<1> gxb(gx, {int(std::min(gx_stride, size_t(INT32_MAX)))});
+            status = call(wb, alpha, bias, A, beta, gxb, int(H), planes, scales, 1,
+                          std::integral_constant<int, 0>{});
+        }
     } else {
         const int b = int(B);
         View<3> A(hq.planes.data(), {words, ka, b});
