@@ -23,8 +23,11 @@
 //                       greedy signs in f64 when T = 0, computed there), then
 //                       the 8 bytes of each plane as sums of (bit << b) over 8
 //                       lanes
-// Between the passes of a cycle, its tables over the 2^k combinations (values,
-// ranks, sorted values, midpoints) are computed once, as short vectors.
+// Between the passes of a cycle, its levels (the sorted values' midpoints and
+// the combination at each rank) are computed once: for k <= 2 as one scalar
+// Tuple in registers (a min/max network, ranks counted in integers), for k >= 3
+// as tables over the 2^k combinations (values, ranks, sorted values,
+// midpoints), each a short vector.
 // The midpoints are compared in f32: for a float x and a double m,
 // x > m  <=>  x > (m rounded down to a float), so the codes are the reference's.
 //
@@ -86,7 +89,7 @@ struct QuantizeActFuncs : ItemArgs {
     bool codes_shared = false;         // T >= 1: the last refit reads codes as the packing does
     Halide::Func pack;                 // bytes as a reduction over the 8 bits
     Halide::RDom rb;                   // the 8 elements of a byte
-    std::vector<Halide::Func> tables;  // per cycle, over the 2^k combinations s (compute_root)
+    std::vector<Halide::Func> tables;  // k >= 3: per cycle, over the 2^k combinations s (compute_root)
     Halide::Func bytes, beta;
     Halide::Var e{"e"}, q{"q"}, j{"j"}, s{"s"};
     int k = 1;
@@ -192,6 +195,107 @@ inline Halide::Expr f32_below(Halide::Expr m) {
     return select(cast<double>(f) > m, down, f);
 }
 
+
+// The values v(s) = sum_i +-alpha_i (bit i of s: +), summed in the
+// reference's order. strict_float: the levels and midpoints round as the
+// reference's (fast-math reassociation changes midpoints that cancel).
+inline Halide::Expr level_value(const std::vector<Halide::Expr> &alpha, int k, Halide::Expr s) {
+    using namespace Halide;
+    Expr val = f64(0);
+    for (int i = 0; i < k; ++i) val = val + select(((s >> i) & 1) == 1, alpha[i], -alpha[i]);
+    return strict_float(val);
+}
+
+// Sorts v ascending in place by compare-exchanges (min, max): Batcher's
+// odd-even merge sort, for a power-of-two size.
+inline void sort_network(std::vector<Halide::Expr> &v) {
+    const int n = int(v.size());
+    for (int p = 1; p < n; p *= 2)
+        for (int k = p; k >= 1; k /= 2)
+            for (int j = k % p; j + k < n; j += 2 * k)
+                for (int i = 0; i < std::min(k, n - j - k); ++i)
+                    if ((i + j) / (2 * p) == (i + j + k) / (2 * p)) {
+                        Halide::Expr a = v[i + j], b = v[i + j + k];
+                        v[i + j] = Halide::min(a, b);
+                        v[i + j + k] = Halide::max(a, b);
+                    }
+}
+
+// The levels as one scalar Tuple, S - 1 midpoints then S combinations, all in
+// registers (k <= 2: 2 or 4 values): the values sorted by a min/max network
+// (equal values need no order), the ranks counted in integers. For k >= 3 the
+// tables below are faster.
+inline void scalar_levels(QuantizeActFuncs &f, const std::string &name,
+                          const std::vector<Halide::Expr> &alpha, int k,
+                          std::function<Halide::Expr(int)> &mid,
+                          std::function<Halide::Expr(int)> &comb) {
+    using namespace Halide;
+    const int S = 1 << k;
+    std::vector<Expr> v(S);
+    for (int s = 0; s < S; ++s) v[s] = level_value(alpha, k, s);
+    std::vector<Expr> sorted = v, out;
+    sort_network(sorted);
+    for (int m = 0; m + 1 < S; ++m)
+        out.push_back(f32_below(strict_float((sorted[m] + sorted[m + 1]) * f64(0.5))));
+    std::vector<Expr> rank(S);
+    for (int s = 0; s < S; ++s) {
+        Expr r = 0;
+        for (int o = 0; o < S; ++o)
+            if (o != s) r = r + cast<int>(o > s ? v[o] <= v[s] : v[o] < v[s]);
+        rank[s] = r;
+    }
+    for (int m = 0; m < S; ++m) {
+        Expr at = 0;
+        for (int s = 1; s < S; ++s) at = at + s * cast<int>(rank[s] == m);
+        out.push_back(cast<uint8_t>(at));
+    }
+    Func levels(name);
+    levels(f.vars({})) = Tuple(out);
+    f.scalars.push_back(levels);
+    mid = [levels, &f](int m) { return levels(f.at({}))[m]; };
+    comb = [levels, &f, S](int m) { return levels(f.at({}))[S - 1 + m]; };
+}
+
+// The levels as tables over the 2^k combinations s (or ranks m), each computed
+// as a short vector: the values, the rank of each s, the values and
+// combinations by rank, and the midpoints.
+inline void table_levels(QuantizeActFuncs &f, const std::function<std::string(const std::string &)> &nm,
+                         const std::string &cs, const std::vector<Halide::Expr> &alpha, int k,
+                         std::function<Halide::Expr(int)> &mid,
+                         std::function<Halide::Expr(int)> &comb) {
+    using namespace Halide;
+    const int S = 1 << k;
+    Var s = f.s;
+    Func vals(nm("vals" + cs));
+    vals(f.vars({s})) = level_value(alpha, k, s);
+    Func rank(nm("rank" + cs));
+    {
+        RDom ro(0, S, nm("ro" + cs));
+        Expr o = ro.x;
+        Expr vo = vals(f.at({o})), vs = vals(f.at({s}));
+        Expr before = select(o > s, vo <= vs, o < s && !(vs <= vo));
+        rank(f.vars({s})) = 0;
+        rank(f.at({s})) += select(before, 1, 0);
+    }
+    Func sorted(nm("sorted" + cs));  // value and combination at rank s
+    {
+        RDom rs(0, S, nm("rs" + cs));
+        Expr hit = rank(f.at({rs.x})) == s;
+        sorted(f.vars({s})) = Tuple(f64(0), 0);
+        sorted(f.at({s})) = Tuple(select(hit, vals(f.at({rs.x})), sorted(f.at({s}))[0]),
+                                  select(hit, rs.x, sorted(f.at({s}))[1]));
+    }
+    // The midpoint between ranks s and s + 1 (s < S - 1), the combination at rank s.
+    Func levels(nm("levels" + cs));
+    levels(f.vars({s})) =
+        Tuple(f32_below(strict_float(
+                  (sorted(f.at({s}))[0] + sorted(f.at({min(s + 1, S - 1)}))[0]) * f64(0.5))),
+              cast<uint8_t>(sorted(f.at({s}))[1]));
+    for (Func t : {vals, rank, sorted, levels}) f.tables.push_back(t);
+    mid = [levels, &f](int m) { return levels(f.at({m}))[0]; };
+    comb = [levels, &f](int m) { return levels(f.at({m}))[1]; };
+}
+
 }  // namespace detail
 
 // hand_schedule = false gives the same values in forms Halide 14's
@@ -237,51 +341,20 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
     const int S = 1 << k;
     for (int c = 0; c < T; ++c) {
         std::string cs = std::to_string(c);
-        // The tables of this cycle, each over the 2^k combinations s (or ranks m),
-        // computed as short vectors: the values v(s) = sum_i +-alpha_i, the rank of
-        // each s by value then s descending, the values and combinations by rank,
-        // and the midpoints rounded down to f32.
-        Var s = f.s;
-        Func vals(nm("vals" + cs));
-        {
-            Expr val = f64(0);
-            for (int i = 0; i < k; ++i)
-                val = val + select(((s >> i) & 1) == 1, alpha[i], -alpha[i]);
-            // strict_float: the levels and midpoints round as the reference's, in
-            // its order (fast-math reassociation changes midpoints that cancel).
-            vals(f.vars({s})) = strict_float(val);
-        }
-        Func rank(nm("rank" + cs));
-        {
-            // o before s: v[o] < v[s], or equal values and o > s. Each pair is
-            // decided by one comparison, so the ranks are a permutation.
-            RDom ro(0, S, nm("ro" + cs));
-            Expr o = ro.x;
-            Expr vo = vals(f.at({o})), vs = vals(f.at({s}));
-            Expr before = select(o > s, vo <= vs, o < s && !(vs <= vo));
-            rank(f.vars({s})) = 0;
-            rank(f.at({s})) += select(before, 1, 0);
-        }
-        Func sorted(nm("sorted" + cs));  // value and combination at rank s
-        {
-            RDom rs(0, S, nm("rs" + cs));
-            Expr hit = rank(f.at({rs.x})) == s;
-            sorted(f.vars({s})) = Tuple(f64(0), 0);
-            sorted(f.at({s})) = Tuple(select(hit, vals(f.at({rs.x})), sorted(f.at({s}))[0]),
-                                      select(hit, rs.x, sorted(f.at({s}))[1]));
-        }
-        // The midpoint between ranks s and s + 1 (s < S - 1), the combination at rank s.
-        Func levels(nm("levels" + cs));
-        levels(f.vars({s})) =
-            Tuple(detail::f32_below(strict_float(
-                      (sorted(f.at({s}))[0] + sorted(f.at({min(s + 1, S - 1)}))[0]) * f64(0.5))),
-                  cast<uint8_t>(sorted(f.at({s}))[1]));
-        for (Func t : {vals, rank, sorted, levels}) f.tables.push_back(t);
-        auto code = [&, S, levels](Expr e) {
+        // This cycle's levels: the midpoints between consecutive sorted values
+        // v(s) = sum_i +-alpha_i, rounded down to f32 (mid(m), m < S - 1), and
+        // the combination at each rank (comb(m)), ranked by value, then s
+        // descending (o before s: v[o] < v[s], or equal values and o > s; each
+        // pair is decided by one comparison, so the ranks are a permutation).
+        std::function<Expr(int)> mid, comb;
+        if (k <= 2)
+            detail::scalar_levels(f, nm("levels" + cs), alpha, k, mid, comb);
+        else
+            detail::table_levels(f, nm, cs, alpha, k, mid, comb);
+        auto code = [&, S](Expr e) {
             Expr xe = xf(e);
-            Expr s_e = levels(f.at({0}))[1];
-            for (int mm = 0; mm + 1 < S; ++mm)
-                s_e = select(xe > levels(f.at({mm}))[0], levels(f.at({mm + 1}))[1], s_e);
+            Expr s_e = comb(0);
+            for (int mm = 0; mm + 1 < S; ++mm) s_e = select(xe > mid(mm), comb(mm + 1), s_e);
             return s_e;
         };
         if (c == T - 1) {
