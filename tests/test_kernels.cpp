@@ -274,6 +274,25 @@ TEST(QuantizeAct, ExactTiesOnMidpoints) {
             }
 }
 
+// Half the elements at +-v and half at 0 give greedy scales alpha_0 = alpha_1 =
+// v/2, so two combinations share the value 0 (+0.0 both): the levels' tie, in
+// which the larger combination takes the lower rank, decides the codes of the
+// zeros. Also with the zeros and the +-v in runs, and with a tail.
+TEST(QuantizeAct, EqualScalesTieTheLevels) {
+    for (int k = 1; k <= 2; ++k)
+        for (int T = 0; T <= 3; ++T)
+            for (size_t n : {2, 8, 64, 130, 301})
+                for (float v : {1.0f, -3.0f, 0.375f}) {
+                    std::vector<float> alternating(n), runs(n);
+                    for (size_t e = 0; e < n; ++e) {
+                        alternating[e] = e % 2 ? 0.0f : (e % 4 ? -v : v);
+                        runs[e] = (e / 8) % 2 ? 0.0f : ((e / 16) % 2 ? -v : v);
+                    }
+                    check_quantize_act(alternating, k, T, "alternating " + std::to_string(v));
+                    check_quantize_act(runs, k, T, "runs " + std::to_string(v));
+                }
+}
+
 TEST_P(QuantizeActBits, NanAndInfAreErrors) {
     const int k = GetParam();
     for (float bad : {std::nanf(""), std::numeric_limits<float>::infinity()}) {
