@@ -459,13 +459,12 @@ const float *Session::cell(int layer, int direction) const {
 namespace {
 
 // Whether any of x[0, n) is Inf or NaN (its exponent bits all ones): one pass
-// with no early exit, which vectorizes; built for AVX-512 and AVX2 as well as
-// the baseline, chosen at load time (run() checks all of its input with it:
-// 8 floats per ns on SSE2, 4x that on AVX-512).
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#endif
-bool any_non_finite(const float *x, size_t n) {
+// with no early exit, which vectorizes. Compiled for AVX-512 and AVX2 as well
+// as the baseline, the best one this CPU runs chosen on the first call (run()
+// checks all of its input with it: 8 floats per ns on SSE2, 4x that on
+// AVX-512). Not target_clones: its ifunc resolver runs before ThreadSanitizer's
+// runtime is up, and the instrumented program crashes at start.
+inline __attribute__((always_inline)) bool scan_non_finite(const float *x, size_t n) {
     uint32_t any = 0;
     for (size_t i = 0; i < n; ++i) {
         uint32_t u;
@@ -473,6 +472,33 @@ bool any_non_finite(const float *x, size_t n) {
         any |= uint32_t((u & 0x7F800000u) == 0x7F800000u);
     }
     return any != 0;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f,avx512bw,avx512vl"))) bool scan_non_finite_avx512(const float *x,
+                                                                               size_t n) {
+    return scan_non_finite(x, n);
+}
+__attribute__((target("avx2"))) bool scan_non_finite_avx2(const float *x, size_t n) {
+    return scan_non_finite(x, n);
+}
+#endif
+
+bool any_non_finite(const float *x, size_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    using Scan = bool (*)(const float *, size_t);
+    static const Scan scan = [] {
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl"))
+            return Scan(scan_non_finite_avx512);
+        if (__builtin_cpu_supports("avx2")) return Scan(scan_non_finite_avx2);
+        return Scan([](const float *p, size_t m) { return scan_non_finite(p, m); });
+    }();
+    return scan(x, n);
+#else
+    return scan_non_finite(x, n);
+#endif
 }
 
 }  // namespace
