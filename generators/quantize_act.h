@@ -89,7 +89,7 @@ struct QuantizeActFuncs : ItemArgs {
     bool codes_shared = false;         // T >= 1: the last refit reads codes as the packing does
     Halide::Func pack;                 // bytes as a reduction over the 8 bits
     Halide::RDom rb;                   // the 8 elements of a byte
-    std::vector<Halide::Func> tables;  // k >= 3: per cycle, over the 2^k combinations s (compute_root)
+    std::vector<Halide::Func> tables;  // k >= 3: per cycle, over the 2^k s (compute_root)
     Halide::Func bytes, beta;
     Halide::Var e{"e"}, q{"q"}, j{"j"}, s{"s"};
     int k = 1;
@@ -195,7 +195,6 @@ inline Halide::Expr f32_below(Halide::Expr m) {
     return select(cast<double>(f) > m, down, f);
 }
 
-
 // The values v(s) = sum_i +-alpha_i (bit i of s: +), summed in the
 // reference's order. strict_float: the levels and midpoints round as the
 // reference's (fast-math reassociation changes midpoints that cancel).
@@ -221,14 +220,18 @@ inline void sort_network(std::vector<Halide::Expr> &v) {
                     }
 }
 
+// A cycle's levels: mid(m), the midpoint between ranks m and m + 1 rounded
+// down to f32 (m < S - 1), and comb(m), the combination at rank m.
+struct Levels {
+    std::function<Halide::Expr(int)> mid, comb;
+};
+
 // The levels as one scalar Tuple, S - 1 midpoints then S combinations, all in
 // registers (k <= 2: 2 or 4 values): the values sorted by a min/max network
 // (equal values need no order), the ranks counted in integers. For k >= 3 the
 // tables below are faster.
-inline void scalar_levels(QuantizeActFuncs &f, const std::string &name,
-                          const std::vector<Halide::Expr> &alpha, int k,
-                          std::function<Halide::Expr(int)> &mid,
-                          std::function<Halide::Expr(int)> &comb) {
+inline Levels scalar_levels(QuantizeActFuncs &f, const std::string &name,
+                            const std::vector<Halide::Expr> &alpha, int k) {
     using namespace Halide;
     const int S = 1 << k;
     std::vector<Expr> v(S);
@@ -252,17 +255,16 @@ inline void scalar_levels(QuantizeActFuncs &f, const std::string &name,
     Func levels(name);
     levels(f.vars({})) = Tuple(out);
     f.scalars.push_back(levels);
-    mid = [levels, &f](int m) { return levels(f.at({}))[m]; };
-    comb = [levels, &f, S](int m) { return levels(f.at({}))[S - 1 + m]; };
+    return {[levels, &f](int m) { return levels(f.at({}))[m]; },
+            [levels, &f, S](int m) { return levels(f.at({}))[S - 1 + m]; }};
 }
 
 // The levels as tables over the 2^k combinations s (or ranks m), each computed
 // as a short vector: the values, the rank of each s, the values and
 // combinations by rank, and the midpoints.
-inline void table_levels(QuantizeActFuncs &f, const std::function<std::string(const std::string &)> &nm,
-                         const std::string &cs, const std::vector<Halide::Expr> &alpha, int k,
-                         std::function<Halide::Expr(int)> &mid,
-                         std::function<Halide::Expr(int)> &comb) {
+inline Levels table_levels(QuantizeActFuncs &f,
+                           const std::function<std::string(const std::string &)> &nm,
+                           const std::string &cs, const std::vector<Halide::Expr> &alpha, int k) {
     using namespace Halide;
     const int S = 1 << k;
     Var s = f.s;
@@ -292,8 +294,8 @@ inline void table_levels(QuantizeActFuncs &f, const std::function<std::string(co
                   (sorted(f.at({s}))[0] + sorted(f.at({min(s + 1, S - 1)}))[0]) * f64(0.5))),
               cast<uint8_t>(sorted(f.at({s}))[1]));
     for (Func t : {vals, rank, sorted, levels}) f.tables.push_back(t);
-    mid = [levels, &f](int m) { return levels(f.at({m}))[0]; };
-    comb = [levels, &f](int m) { return levels(f.at({m}))[1]; };
+    return {[levels, &f](int m) { return levels(f.at({m}))[0]; },
+            [levels, &f](int m) { return levels(f.at({m}))[1]; }};
 }
 
 }  // namespace detail
@@ -346,15 +348,13 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         // the combination at each rank (comb(m)), ranked by value, then s
         // descending (o before s: v[o] < v[s], or equal values and o > s; each
         // pair is decided by one comparison, so the ranks are a permutation).
-        std::function<Expr(int)> mid, comb;
-        if (k <= 2)
-            detail::scalar_levels(f, nm("levels" + cs), alpha, k, mid, comb);
-        else
-            detail::table_levels(f, nm, cs, alpha, k, mid, comb);
-        auto code = [&, S](Expr e) {
+        const detail::Levels lv = k <= 2 ? detail::scalar_levels(f, nm("levels" + cs), alpha, k)
+                                         : detail::table_levels(f, nm, cs, alpha, k);
+        auto code = [&, S, lv](Expr e) {
             Expr xe = xf(e);
-            Expr s_e = comb(0);
-            for (int mm = 0; mm + 1 < S; ++mm) s_e = select(xe > mid(mm), comb(mm + 1), s_e);
+            Expr s_e = lv.comb(0);
+            for (int mm = 0; mm + 1 < S; ++mm)
+                s_e = select(xe > lv.mid(mm), lv.comb(mm + 1), s_e);
             return s_e;
         };
         if (c == T - 1) {
@@ -594,7 +594,9 @@ inline void quantize_act_schedule(QuantizeActFuncs &f, const QuantizeActKnobs &k
     f.pack.compute_at(f.bytes, w).vectorize(f.q);
     f.pack.update().atomic().vectorize(f.rb).vectorize(f.q);
     if (f.codes_shared)  // the last refit's pass reads them too: once, before it
-        f.codes.compute_root().store_in(MemoryType::Stack).vectorize(f.e, 64, TailStrategy::RoundUp);
+        f.codes.compute_root()
+            .store_in(MemoryType::Stack)
+            .vectorize(f.e, 64, TailStrategy::RoundUp);
     else
         f.codes.compute_at(f.bytes, w).vectorize(f.e, 64);
 }
