@@ -29,11 +29,15 @@ namespace {
 using Halide::Runtime::Buffer;
 
 [[noreturn]] void fail(const std::string &msg) { throw Error(msg); }
+// A kernel's check: "kernel: what".
+[[noreturn]] void fail(const char *kernel, const std::string &what) {
+    throw Error(std::string(kernel) + ": " + what);
+}
 
 void check_bits(const char *kernel, const char *what, int k) {
     if (k < 1 || k > 4)
-        fail(std::string(kernel) + ": " + what + " = " + std::to_string(k) +
-             " is out of range (expected 1..4)");
+        fail(kernel,
+             std::string(what) + " = " + std::to_string(k) + " is out of range (expected 1..4)");
 }
 
 size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
@@ -501,14 +505,14 @@ namespace {
 // and `layout_ok` whether W is packed in it (BinaryMatrix knows since packing).
 void check_product(const char *kernel, const BinaryMatrix &W, int bound, bool layout_ok, int k_a,
                    size_t n) {
-    if (W.k_w() == 0) fail(std::string(kernel) + ": the weight matrix is empty (not built)");
+    if (W.k_w() == 0) fail(kernel, "the weight matrix is empty (not built)");
     if (!layout_ok) {
         const KernelLayout want =
             bound < 0 ? kernel_layout()
                       : KernelLayout{kernels::variants[bound].layout, kernels::variants[bound].tile};
-        fail(std::string(kernel) + ": the matrix is in layout " + W.layout().layout + "/" +
-             std::to_string(W.tile()) + " but the kernels were built for " + want.layout + "/" +
-             std::to_string(want.tile));
+        fail(kernel, "the matrix is in layout " + W.layout().layout + "/" +
+                         std::to_string(W.tile()) + " but the kernels were built for " +
+                         want.layout + "/" + std::to_string(want.tile));
     }
     check_bits(kernel, "k_a", k_a);
     // The bgemv kernels the runtime calls are the unchecked copies (the
@@ -518,23 +522,21 @@ void check_product(const char *kernel, const BinaryMatrix &W, int bound, bool la
     const size_t tiles = W.tiles(), tile = size_t(W.tile()), kw = size_t(W.k_w());
     if (W.kernel_planes().size() != kw * tiles * tile * W.words() ||
         W.kernel_alpha().size() != kw * tiles * tile || W.kernel_bias().size() != tiles * tile)
-        fail(std::string(kernel) + ": the " + std::to_string(W.rows()) + "x" +
-             std::to_string(W.cols()) + " weight matrix holds " +
-             std::to_string(W.kernel_planes().size()) + " plane words, " +
-             std::to_string(W.kernel_alpha().size()) + " scales and " +
-             std::to_string(W.kernel_bias().size()) + " biases (expected " +
-             std::to_string(kw * tiles * tile * W.words()) + ", " +
-             std::to_string(kw * tiles * tile) + " and " + std::to_string(tiles * tile) +
-             "; was it moved from?)");
+        fail(kernel, "the " + std::to_string(W.rows()) + "x" + std::to_string(W.cols()) +
+                         " weight matrix holds " + std::to_string(W.kernel_planes().size()) +
+                         " plane words, " + std::to_string(W.kernel_alpha().size()) +
+                         " scales and " + std::to_string(W.kernel_bias().size()) +
+                         " biases (expected " + std::to_string(kw * tiles * tile * W.words()) +
+                         ", " + std::to_string(kw * tiles * tile) + " and " +
+                         std::to_string(tiles * tile) + "; was it moved from?)");
     if (W.kernel_planes().size() > size_t(INT32_MAX))
-        fail(std::string(kernel) + ": the " + std::to_string(W.rows()) + "x" +
-             std::to_string(W.cols()) + " weight matrix has " +
-             std::to_string(W.kernel_planes().size()) +
-             " plane words (the kernels index at most 2^31 - 1)");
+        fail(kernel, "the " + std::to_string(W.rows()) + "x" + std::to_string(W.cols()) +
+                         " weight matrix has " + std::to_string(W.kernel_planes().size()) +
+                         " plane words (the kernels index at most 2^31 - 1)");
     if (n != W.cols())
-        fail(std::string(kernel) + ": activation length " + std::to_string(n) +
-             " does not match the " + std::to_string(W.rows()) + "x" + std::to_string(W.cols()) +
-             " weight matrix");
+        fail(kernel, "activation length " + std::to_string(n) + " does not match the " +
+                         std::to_string(W.rows()) + "x" + std::to_string(W.cols()) +
+                         " weight matrix");
 }
 
 // The kernels of a product on a matrix bound to `bound` (variant per k_a in
@@ -647,7 +649,7 @@ size_t stride_of(const ConstFloatBatch &v) { return v.stride ? v.stride : v.size
 Span check_cell_arg(const char *kernel, const char *name, const ConstFloatBatch &v, size_t size,
                     const char *size_what, size_t batch, const char *batch_from) {
     // The message is built only on failure: a step must not allocate.
-    auto bad = [&](const std::string &what) { fail(std::string(kernel) + ": " + name + what); };
+    auto bad = [&](const std::string &what) { fail(kernel, name + what); };
     if (!v.data) bad(".data is null");
     if (v.size != size)
         bad(" has " + std::to_string(v.size) + " values per item (expected " + size_what + " = " +
@@ -672,8 +674,8 @@ bool overlap(const Span &a, const Span &b) { return a.begin < b.end && b.begin <
 void check_apart(const char *kernel, const char *out, const Span &o, const char *in,
                  const Span &i) {
     if (overlap(o, i))
-        fail(std::string(kernel) + ": " + out + " overlaps " + in +
-             " (outputs must not share memory with the other arguments)");
+        fail(kernel, std::string(out) + " overlaps " + in +
+                         " (outputs must not share memory with the other arguments)");
 }
 
 // A 2-D f32 buffer over a batch view: dim 0 the item's values, dim 1 the items.
@@ -898,59 +900,54 @@ void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBat
         // kernels take one k_w for both, the common layout, and batch 1.
         check_product(K, in->W, -1, in->W.layout() == common, hq.k, in->W.cols());
         if (in->W.rows() != W.rows() || in->W.k_w() != W.k_w())
-            fail(std::string(K) + ": W_ih is " + std::to_string(in->W.rows()) + "x" +
-                 std::to_string(in->W.cols()) + " with k_w = " + std::to_string(in->W.k_w()) +
-                 " (expected " + std::to_string(W.rows()) +
-                 " rows, as W_hh, and k_w = " + std::to_string(W.k_w()) + ")");
+            fail(K, "W_ih is " + std::to_string(in->W.rows()) + "x" + std::to_string(in->W.cols()) +
+                        " with k_w = " + std::to_string(in->W.k_w()) + " (expected " +
+                        std::to_string(W.rows()) +
+                        " rows, as W_hh, and k_w = " + std::to_string(W.k_w()) + ")");
         if (!fused_step_fits(in->W))
-            fail(std::string(K) + ": W_ih (input " + std::to_string(in->W.cols()) +
-                 ") is larger than the fused kernels take (input at most " +
-                 std::to_string(kMaxFusedHidden) + ", at most 2^31 - 1 words)");
-        if (!in->x) fail(std::string(K) + ": x is null");
-        if (B != 1)
-            fail(std::string(K) + ": h_q has batch " + std::to_string(B) +
-                 " (a full step is batch 1)");
+            fail(K, "W_ih (input " + std::to_string(in->W.cols()) +
+                        ") is larger than the fused kernels take (input at most " +
+                        std::to_string(kMaxFusedHidden) + ", at most 2^31 - 1 words)");
+        if (!in->x) fail(K, "x is null");
+        if (B != 1) fail(K, "h_q has batch " + std::to_string(B) + " (a full step is batch 1)");
         if (!fused_full_step_built(W.k_w(), hq.k, iters))
-            fail(std::string(K) + ": no fused kernel for W" + std::to_string(W.k_w()) + "A" +
-                 std::to_string(hq.k) + " with " + std::to_string(iters) +
-                 " alternating cycles (see fused_full_step_built)");
+            fail(K, "no fused kernel for W" + std::to_string(W.k_w()) + "A" + std::to_string(hq.k) +
+                        " with " + std::to_string(iters) +
+                        " alternating cycles (see fused_full_step_built)");
     }
     if (W.rows() != size_t(G) * H)
-        fail(std::string(K) + ": W_hh is " + std::to_string(W.rows()) + "x" + std::to_string(H) +
-             " (expected " + std::to_string(G) + " x hidden = " + std::to_string(G * H) +
-             " rows for hidden " + std::to_string(H) + ")");
+        fail(K, "W_hh is " + std::to_string(W.rows()) + "x" + std::to_string(H) + " (expected " +
+                    std::to_string(G) + " x hidden = " + std::to_string(G * H) +
+                    " rows for hidden " + std::to_string(H) + ")");
     if (!fused_step_fits(W))
-        fail(std::string(K) + ": W_hh (hidden " + std::to_string(H) + ", " +
-             std::to_string(W.kernel_planes().size()) + " words) is larger than the fused " +
-             "kernels take (hidden at most " + std::to_string(kMaxFusedHidden) +
-             ", at most 2^31 - 1 words)");
-    if (B == 0) fail(std::string(K) + ": h_q has batch 0 (expected at least 1)");
+        fail(K, "W_hh (hidden " + std::to_string(H) + ", " +
+                    std::to_string(W.kernel_planes().size()) + " words) is larger than the fused " +
+                    "kernels take (hidden at most " + std::to_string(kMaxFusedHidden) +
+                    ", at most 2^31 - 1 words)");
+    if (B == 0) fail(K, "h_q has batch 0 (expected at least 1)");
     if (!in && !fused_step_built(W.k_w(), hq.k, iters, B))
-        fail(std::string(K) + ": no fused kernel for W" + std::to_string(W.k_w()) + "A" +
-             std::to_string(hq.k) + " with " + std::to_string(iters) + " alternating cycles" +
-             (B > 1 ? " and batch " + std::to_string(B) : std::string()) +
-             " (see fused_step_built)");
+        fail(K, "no fused kernel for W" + std::to_string(W.k_w()) + "A" + std::to_string(hq.k) +
+                    " with " + std::to_string(iters) + " alternating cycles" +
+                    (B > 1 ? " and batch " + std::to_string(B) : std::string()) +
+                    " (see fused_step_built)");
     const size_t item_words = size_t(hq.k) * hq.words();
     if (hq.planes.size() < B * item_words || hq.beta.size() < B * size_t(hq.k))
-        fail(std::string(K) + ": h_q has " + std::to_string(hq.planes.size()) + " words and " +
-             std::to_string(hq.beta.size()) + " scales (expected " +
-             std::to_string(B * item_words) + " and " + std::to_string(B * size_t(hq.k)) +
-             " for batch " + std::to_string(B) + ")");
-    if (!in && !gx) fail(std::string(K) + ": gx is null");
+        fail(K, "h_q has " + std::to_string(hq.planes.size()) + " words and " +
+                    std::to_string(hq.beta.size()) + " scales (expected " +
+                    std::to_string(B * item_words) + " and " + std::to_string(B * size_t(hq.k)) +
+                    " for batch " + std::to_string(B) + ")");
+    if (!in && !gx) fail(K, "gx is null");
     if (!in && gx_stride < size_t(G) * H)
-        fail(std::string(K) + ": gx has " + std::to_string(gx_stride) +
-             " floats per item (expected at least " + std::to_string(G) +
-             " x hidden = " + std::to_string(G * H) + ")");
+        fail(K, "gx has " + std::to_string(gx_stride) + " floats per item (expected at least " +
+                    std::to_string(G) + " x hidden = " + std::to_string(G * H) + ")");
     // Halide indexes each buffer in int32 (H <= 2^24 keeps the others in range).
     // (A product, not a division: this runs every step.)
     uint64_t span = 0;
     if (__builtin_mul_overflow(uint64_t(B), std::max<uint64_t>(gx_stride, item_words * 8), &span) ||
         span > uint64_t(INT32_MAX))
-        fail(std::string(K) + ": batch " + std::to_string(B) + " with " +
-             std::to_string(gx_stride) +
-             " floats of gx per item is more than the kernels index (2^31 - 1 elements)");
-    if (&next == &hq)
-        fail(std::string(K) + ": h_q_next must not be h_q (h_q is read while it is written)");
+        fail(K, "batch " + std::to_string(B) + " with " + std::to_string(gx_stride) +
+                    " floats of gx per item is more than the kernels index (2^31 - 1 elements)");
+    if (&next == &hq) fail(K, "h_q_next must not be h_q (h_q is read while it is written)");
     next.resize(hq.k, H, B);
     View<4> wb = weight_view(W);
     const int tile = W.tile(), tiles = int(W.tiles()), words = int(hq.words()), ka = hq.k;
@@ -993,9 +990,9 @@ void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBat
     detail::check(status, K);
     for (size_t j = 0; j < B * size_t(ka); ++j)
         if (!std::isfinite(next.beta[j]))
-            fail(std::string(K) + ": h_t (hidden " + std::to_string(H) +
-                 (B > 1 ? ", batch item " + std::to_string(j / size_t(ka)) : std::string()) +
-                 ") contains NaN or Inf" + (in ? " (from x_t or the state)" : ""));
+            fail(K, "h_t (hidden " + std::to_string(H) +
+                        (B > 1 ? ", batch item " + std::to_string(j / size_t(ka)) : std::string()) +
+                        ") contains NaN or Inf" + (in ? " (from x_t or the state)" : ""));
 }
 
 }  // namespace
