@@ -134,20 +134,26 @@ void check_step_kernel(const StepCase &c) {
     }
 }
 
-// The bit pairs the build has fused steps for (schedules/manifest.json), at
-// least one: the tests below are not vacuous.
-std::vector<std::pair<int, int>> built_pairs(size_t batch) {
+// The bit pairs the build has fused kernels for (schedules/manifest.json), by
+// `built(k_w, k_a)`, at least one: the tests below are not vacuous.
+template <typename Built>
+std::vector<std::pair<int, int>> built_pairs(Built built) {
     std::vector<std::pair<int, int>> pairs;
     for (int k_w = 1; k_w <= 4; ++k_w)
         for (int k_a = 1; k_a <= 4; ++k_a)
-            if (fused_step_built(k_w, k_a, 2, batch)) pairs.push_back({k_w, k_a});
+            if (built(k_w, k_a)) pairs.push_back({k_w, k_a});
     EXPECT_FALSE(pairs.empty());
     return pairs;
 }
 
+// The pairs with fused steps for a batch of `batch` (at T = 2).
+std::vector<std::pair<int, int>> step_pairs(size_t batch) {
+    return built_pairs([batch](int k_w, int k_a) { return fused_step_built(k_w, k_a, 2, batch); });
+}
+
 TEST(FusedStep, MatchesTheSeparateKernels) {
     for (Arch arch : {Arch::lstm, Arch::gru})
-        for (auto [k_w, k_a] : built_pairs(1))
+        for (auto [k_w, k_a] : step_pairs(1))
             // 1100: the product's and the cell's scratch past Halide's 16 KB of
             // stack (the heap then).
             for (size_t H : {1, 13, 64, 77, 130, 1100}) check_step_kernel({arch, H, k_w, k_a});
@@ -155,7 +161,7 @@ TEST(FusedStep, MatchesTheSeparateKernels) {
 
 TEST(FusedStep, BatchedMatchesTheSeparateKernels) {
     for (Arch arch : {Arch::lstm, Arch::gru})
-        for (auto [k_w, k_a] : built_pairs(2)) {
+        for (auto [k_w, k_a] : step_pairs(2)) {
             // Batches below, at and past the batch tile (with a last tile shifted
             // inwards), odd hidden sizes.
             for (size_t B : {2, 3, 7, 8})
@@ -220,15 +226,13 @@ void check_full_step_kernel(Arch arch, size_t I, size_t H, int k_w, int k_a) {
 
 TEST(FusedStep, FullStepMatchesQuantizeProductAndStep) {
     for (Arch arch : {Arch::lstm, Arch::gru})
-        for (int k_w = 1; k_w <= 4; ++k_w)
-            for (int k_a = 1; k_a <= 4; ++k_a) {
-                if (!fused_full_step_built(k_w, k_a, 2)) continue;  // the pairs built
-                // Input sizes apart from H, below, at and past a word; 1100:
-                // scratch past Halide's 16 KB of stack.
-                for (auto [I, H] : std::vector<std::pair<size_t, size_t>>{
-                         {1, 1}, {19, 70}, {64, 13}, {130, 77}, {300, 64}, {1100, 1100}})
-                    check_full_step_kernel(arch, I, H, k_w, k_a);
-            }
+        for (auto [k_w, k_a] :
+             built_pairs([](int w, int a) { return fused_full_step_built(w, a, 2); }))
+            // Input sizes apart from H, below, at and past a word; 1100: scratch
+            // past Halide's 16 KB of stack.
+            for (auto [I, H] : std::vector<std::pair<size_t, size_t>>{
+                     {1, 1}, {19, 70}, {64, 13}, {130, 77}, {300, 64}, {1100, 1100}})
+                check_full_step_kernel(arch, I, H, k_w, k_a);
 }
 
 TEST(FusedStep, BadFullStepInputsAreClearErrors) {
