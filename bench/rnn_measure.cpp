@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <functional>
 #include <random>
+#include <tuple>
 #include <stdexcept>
 
 #include "amq/kernels.h"
@@ -122,8 +123,8 @@ std::vector<float> random_rnn_input(const RnnBenchConfig &cfg) {
 }
 
 AmqRnnRunner::AmqRnnRunner(std::shared_ptr<const Model> model, std::vector<float> x, size_t steps,
-                           bool by_step, size_t batch)
-    : session_(std::move(model), batch), x_(std::move(x)), steps_(steps), by_step_(by_step) {
+                           bool by_step, size_t batch, StepKernels kernels)
+    : session_(std::move(model), batch, kernels), x_(std::move(x)), steps_(steps), by_step_(by_step) {
     const RnnShape &s = session_.model().shape();
     if (x_.size() != steps_ * batch * s.input_size)
         throw std::invalid_argument("AmqRnnRunner: x must be [T=" + std::to_string(steps_) +
@@ -185,10 +186,12 @@ RnnCandidates make_rnn_candidates(const RnnBenchConfig &cfg, bool with_float, bo
     c.amq = std::make_unique<AmqRnnRunner>(quantized, x, T, false, B);
     c.amq_step = std::make_unique<AmqRnnRunner>(quantized, x, T, true, B);
     if (fused_step_built(cfg.bits.w, cfg.bits.a, 2, B)) {
-        setenv("AMQ_FUSED_STEP", "0", 1);  // read by Session's constructor
-        c.amq_separate = std::make_unique<AmqRnnRunner>(quantized, x, T, false, B);
-        c.amq_step_separate = std::make_unique<AmqRnnRunner>(quantized, x, T, true, B);
-        unsetenv("AMQ_FUSED_STEP");
+        for (auto [kernels, run, step] :
+             {std::tuple{StepKernels::fused, &c.amq_fused, &c.amq_step_fused},
+              std::tuple{StepKernels::separate, &c.amq_separate, &c.amq_step_separate}}) {
+            *run = std::make_unique<AmqRnnRunner>(quantized, x, T, false, B, kernels);
+            *step = std::make_unique<AmqRnnRunner>(quantized, x, T, true, B, kernels);
+        }
     }
     const size_t G = cfg.arch == Arch::lstm ? 4 : 3;
     if (BinaryMatrix::variant_for(cfg.bits.w, cfg.bits.a, G * cfg.hidden_size, cfg.hidden_size) ||
@@ -242,9 +245,17 @@ RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms
     }
     add(&res.amq_float, [&] { c.amq_float->run(); });
     add(&res.amq_step, [&] { c.amq_step->run(); });
+    res.fused_run = c.amq->session().fused(StepCall::run);
+    res.fused_step = c.amq_step->session().fused(StepCall::step) ||
+                     c.amq_step->session().fused(StepCall::run);
     if (c.amq_separate) {
         add(&res.amq_separate, [&] { c.amq_separate->run(); });
         add(&res.amq_step_separate, [&] { c.amq_step_separate->run(); });
+        // The fused kernels where the build chose the separate ones.
+        if (!res.fused_run) add(&res.amq_fused, [&] { c.amq_fused->run(); });
+        if (c.amq_step->session().fused(StepCall::step) !=
+            c.amq_step_fused->session().fused(StepCall::step))
+            add(&res.amq_step_fused, [&] { c.amq_step_fused->run(); });
     }
     if (c.amq_common) {
         add(&res.amq_common, [&] { c.amq_common->run(); });
@@ -273,6 +284,41 @@ RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms
         timings[i]->runs_per_round = t[i].calls;
     }
     res.floor = rnn_floor(cfg);
+    return res;
+}
+
+StepChoiceTiming measure_step_choice(const RnnBenchConfig &cfg, int rounds, double min_round_ms) {
+    if (rounds <= 0)
+        throw std::invalid_argument("measure_step_choice: rounds = " + std::to_string(rounds) +
+                                    ", expected at least 1");
+    RnnCandidates c = make_rnn_candidates(cfg, false, false);
+    StepChoiceTiming res;
+    if (!c.amq_fused) return res;
+    res.has_run = c.amq_fused->session().fused(StepCall::run);
+    res.has_step = c.amq_step_fused->session().fused(StepCall::step);
+    std::vector<double *> out;
+    std::vector<timing::Candidate> cands;
+    auto add = [&](double *us, AmqRnnRunner *r) {
+        out.push_back(us);
+        cands.push_back({[r] { r->run(); }, nullptr, nullptr, double(cfg.steps)});
+    };
+    if (res.has_run) {
+        add(&res.run_fused_us, c.amq_fused.get());
+        add(&res.run_separate_us, c.amq_separate.get());
+    }
+    if (res.has_step) {
+        add(&res.step_fused_us, c.amq_step_fused.get());
+        add(&res.step_separate_us, c.amq_step_separate.get());
+    }
+    if (cands.empty()) return res;
+    for (auto &k : cands) k.run();
+    timing::Options o;
+    o.round_ms = min_round_ms;
+    o.min_rounds = o.max_rounds = rounds;
+    o.stable = 0;
+    o.warm_each_round = false;
+    const std::vector<timing::Result> t = timing::time_interleaved(cands, o);
+    for (size_t i = 0; i < cands.size(); ++i) *out[i] = t[i].median_us;
     return res;
 }
 

@@ -58,14 +58,17 @@ std::vector<float> random_rnn_input(const RnnBenchConfig &cfg);
 // One sequence of T steps from zero state through an amq::Session (batch 1).
 class AmqRnnRunner {
 public:
-    // by_step: T single step() calls instead of one run() over the sequence.
+    // by_step: T single step() calls instead of one run() over the sequence;
+    // kernels: the session's step kernels.
     AmqRnnRunner(std::shared_ptr<const Model> model, std::vector<float> x, size_t steps,
-                 bool by_step = false, size_t batch = 1);
+                 bool by_step = false, size_t batch = 1,
+                 StepKernels kernels = StepKernels::chosen);
     // reset() and run() (or T step() calls) over the T steps of x, h of every step
     // into output().
     void run();
     const std::vector<float> &output() const { return h_; }  // [T][1][H]
     const Model &model() const { return session_.model(); }
+    const Session &session() const { return session_; }
 
 private:
     Session session_;
@@ -79,8 +82,9 @@ private:
 struct RnnCandidates {
     RnnBenchConfig cfg;
     std::unique_ptr<AmqRnnRunner> amq, amq_step, amq_float;  // amq_step: step() calls
-    // The same on the separate kernels (AMQ_FUSED_STEP=0), when amq runs fused steps.
-    std::unique_ptr<AmqRnnRunner> amq_separate, amq_step_separate;
+    // The same on the fused kernels wherever built and on the separate kernels
+    // (StepKernels), when a fused step is built for the bits and the batch.
+    std::unique_ptr<AmqRnnRunner> amq_fused, amq_step_fused, amq_separate, amq_step_separate;
     // The same weights packed for the common kernels (AMQ_VARIANTS=0), when a
     // matrix of the layer is bound to a per-problem variant.
     std::unique_ptr<AmqRnnRunner> amq_common, amq_step_common;
@@ -116,7 +120,12 @@ struct RnnResult {
     std::string isa;
     int rounds = 0;
     RnnTiming amq, amq_step, amq_float, onednn_f32, onednn_int8;
-    RnnTiming amq_separate, amq_step_separate;  // ok when amq runs fused steps
+    // ok when a fused step is built for the bits and the batch; amq_fused and
+    // amq_step_fused only when the build's choice (amq, amq_step) is not the
+    // fused kernel, which they then are.
+    RnnTiming amq_fused, amq_step_fused, amq_separate, amq_step_separate;
+    // Whether amq (run()) and amq_step (step()) run on fused step kernels.
+    bool fused_run = false, fused_step = false;
     RnnTiming amq_common, amq_step_common;      // ok when a matrix runs a per-problem variant
     std::string onednn_int8_cell;                     // onednn_int8_cell(cfg.arch)
     size_t model_bytes_amq = 0, model_bytes_f32 = 0;  // Model::weight_bytes()
@@ -125,6 +134,17 @@ struct RnnResult {
     double max_abs_diff_float = 0, max_abs_diff_amq = 0;
     RnnFloor floor;  // measured after the rounds, in the same process
 };
+
+// One problem timed on the fused step kernels and on the separate ones (what
+// amq tune --steps writes to the schedules file's "steps"): run() per step
+// (the recurrent step fused) and, for batch 1 where a full step is built,
+// step() per step (the full step fused). Medians of `rounds` interleaved rounds.
+struct StepChoiceTiming {
+    bool has_run = false, has_step = false;  // a fused kernel is built for it
+    double run_fused_us = 0, run_separate_us = 0, step_fused_us = 0, step_separate_us = 0;
+};
+StepChoiceTiming measure_step_choice(const RnnBenchConfig &cfg, int rounds,
+                                     double min_round_ms = 5.0);
 
 // Builds the candidates, runs each once (its output is compared), then times
 // amq, amq by step, oneDNN f32, oneDNN int8 and amq float with amq's timing

@@ -3,7 +3,7 @@ cmake_minimum_required(VERSION 3.22)
 #
 # Checks a schedules file against the kernel manifest as the configure does
 # (cmake/amqManifest.cmake) and lists the variants it would build and the
-# knobs of the lower ISA variants.
+# knobs of the lower ISA variants, and the step choices (fused or separate).
 if(NOT MANIFEST)
   get_filename_component(MANIFEST "${CMAKE_CURRENT_LIST_DIR}/../schedules/manifest.json" ABSOLUTE)
 endif()
@@ -20,6 +20,17 @@ foreach(p IN LISTS AMQ_MANIFEST_PIPELINES)
 endforeach()
 foreach(s IN LISTS AMQ_VARIANTS_SKIPPED)
   message(STATUS "not built: ${s}")
+endforeach()
+foreach(c IN LISTS AMQ_STEP_CHOICES)
+  if(AMQ_STEP_${c}_FUSED)
+    set(k fused)
+  else()
+    set(k separate)
+  endif()
+  message(STATUS "step ${c}: ${k} (fused ${AMQ_STEP_${c}_FUSED_US} us, separate ${AMQ_STEP_${c}_SEPARATE_US} us)")
+endforeach()
+foreach(s IN LISTS AMQ_STEP_CHOICES_SKIPPED)
+  message(STATUS "not used: ${s}")
 endforeach()
 list(LENGTH AMQ_KERNELS n)
 message(STATUS "${SCHEDULES}: ok, ${n} kernels")

@@ -818,6 +818,60 @@ TEST(Tuner, SchedulesFileOfAnotherCpuIsNotOverwritten) {
     std::filesystem::remove_all(dir);
 }
 
+// amq tune --steps: "steps" entries replaced by problem, kept by the knob
+// searches' updates, each with the build's choice.
+TEST(Tuner, StepChoicesAreWrittenReplacedAndKept) {
+    const std::string dir = temp_dir("step_choices");
+    const std::string path = dir + "/s.json";
+    const CpuIdentity cpu = detect_cpu();
+    EXPECT_TRUE(step_separate_wins(1.0, 0.96));
+    EXPECT_FALSE(step_separate_wins(1.0, 0.975));
+    EXPECT_FALSE(step_separate_wins(1.0, 1.5));
+    // A new file: the hand defaults and the steps.
+    update_step_choices(path, cpu,
+                        {{"lstm", "W2A2", 256, 1, "run", 2.0, 1.5, ""},
+                         {"lstm", "W2A2", 256, 1, "step", 2.0, 1.99, ""},
+                         {"gru", "W2A2", 64, 8, "run", 1.0, 1.2, ""}});
+    auto read = [&] {
+        std::ifstream f(path);
+        return nlohmann::json::parse(f);
+    };
+    nlohmann::json doc = read();
+    EXPECT_EQ(doc["format"], "amq-schedules");
+    EXPECT_EQ(doc["pipelines"]["bgemv"], nlohmann::json(hand_defaults("bgemv")));
+    ASSERT_EQ(doc["steps"].size(), 3u);
+    auto find = [&](const std::string &cell, size_t hidden, const std::string &call) {
+        for (const auto &e : doc["steps"])
+            if (e["cell"] == cell && e["hidden"] == hidden && e["call"] == call) return e;
+        return nlohmann::json();
+    };
+    EXPECT_EQ(find("lstm", 256, "run")["choice"], "separate");
+    EXPECT_EQ(find("lstm", 256, "step")["choice"], "fused");  // within 3%
+    EXPECT_EQ(find("gru", 64, "run")["choice"], "fused");
+    EXPECT_EQ(find("gru", 64, "run")["batch"], 8);
+    // The same problem again replaces its entry; the others stay.
+    update_step_choices(path, cpu, {{"lstm", "W2A2", 256, 1, "run", 1.0, 1.5, ""}});
+    doc = read();
+    ASSERT_EQ(doc["steps"].size(), 3u);
+    EXPECT_EQ(find("lstm", 256, "run")["choice"], "fused");
+    EXPECT_EQ(find("lstm", 256, "run")["fused_us"], 1.0);
+    // A knob search's update keeps them.
+    update_schedules_file(path, cpu, "14.0.0", "host",
+                          {bgemv_problem(64, 64, 1, 1), hand_defaults("bgemv"), 1.0, 2.0, utc_now()});
+    doc = read();
+    EXPECT_EQ(doc["tuned"].size(), 1u);
+    EXPECT_EQ(doc["steps"].size(), 3u);
+    // Times must be measured; another CPU's file is refused.
+    EXPECT_THROW(update_step_choices(path, cpu, {{"gru", "W2A2", 64, 1, "run", 0.0, 1.0, ""}}),
+                 std::invalid_argument);
+    CpuIdentity other = cpu;
+    other.id = "some-other-cpu";
+    EXPECT_THROW(update_step_choices(path, other, {{"gru", "W2A2", 64, 1, "run", 1.0, 1.0, ""}}),
+                 std::runtime_error);
+    EXPECT_EQ(read()["steps"].size(), 3u);
+    std::filesystem::remove_all(dir);
+}
+
 // The build's knob set: best over all tuned problems, not the best of one.
 TEST(Tuner, BuildKnobsAreBestOverAllTunedProblems) {
     const Problem p1 = bgemv_problem(1024, 1024, 2, 2), p2 = bgemv_problem(4096, 1024, 3, 3);

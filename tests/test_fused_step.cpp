@@ -359,7 +359,8 @@ TEST(FusedStep, BadStateBuffersAreClearErrors) {
 
 // ---- the runner ---------------------------------------------------------------
 
-// run() and T step() calls of a session against the reference runner.
+// run() and T step() calls of a session against the reference runner, on each
+// StepKernels: the build's choice, the fused kernels wherever built, the separate ones.
 void check_runner(Arch arch, int k_w, int k_a, size_t B) {
     const size_t I = 19, H = 70, T = 9;
     SCOPED_TRACE(std::string(arch == Arch::lstm ? "lstm" : "gru") + " W" + std::to_string(k_w) +
@@ -368,15 +369,31 @@ void check_runner(Arch arch, int k_w, int k_a, size_t B) {
     const std::vector<float> x = uniform(T * B * I, 7, -1, 1);
     const ref::RnnOutput want = ref::run_model(file, x.data(), nullptr, T, B);
     const auto model = Model::from_file(file);
-    Session by_run(model, B), by_step(model, B);
-    std::vector<float> h_run(T * B * H), h_step;
-    by_run.run(x.data(), T, h_run.data());
-    for (size_t t = 0; t < T; ++t) {
-        const float *h = by_step.step(&x[t * B * I]);
-        h_step.insert(h_step.end(), h, h + B * H);
+    const bool built = fused_step_built(k_w, k_a, 2, B);
+    for (StepKernels kernels : {StepKernels::chosen, StepKernels::fused, StepKernels::separate}) {
+        SCOPED_TRACE("StepKernels " + std::to_string(int(kernels)));
+        Session by_run(model, B, kernels), by_step(model, B, kernels);
+        // The build's choice, where it makes one.
+        const char *cell = arch == Arch::lstm ? "lstm" : "gru";
+        auto on = [&](StepCall call) {
+            return kernels == StepKernels::fused ||
+                   (kernels == StepKernels::chosen &&
+                    step_choice(cell, k_w, k_a, H, B, call).fused);
+        };
+        for (int layer = 0; layer < 2; ++layer) {
+            EXPECT_EQ(by_run.fused(StepCall::run, layer), built && on(StepCall::run));
+            EXPECT_EQ(by_run.fused(StepCall::step, layer),
+                      B == 1 && fused_full_step_built(k_w, k_a, 2) && on(StepCall::step));
+        }
+        std::vector<float> h_run(T * B * H), h_step;
+        by_run.run(x.data(), T, h_run.data());
+        for (size_t t = 0; t < T; ++t) {
+            const float *h = by_step.step(&x[t * B * I]);
+            h_step.insert(h_step.end(), h, h + B * H);
+        }
+        EXPECT_LE(max_abs_diff(h_run, want.h), 1e-4);
+        EXPECT_LE(max_abs_diff(h_step, want.h), 1e-4);
     }
-    EXPECT_LE(max_abs_diff(h_run, want.h), 1e-4);
-    EXPECT_LE(max_abs_diff(h_step, want.h), 1e-4);
 }
 
 TEST(FusedStepRunner, EveryBitPairMatchesTheReferenceRunner) {
@@ -392,6 +409,71 @@ TEST(FusedStepRunner, BatchesMatchTheReferenceRunner) {
         check_runner(arch, 1, 1, 8);
         check_runner(arch, 2, 3, 3);
         check_runner(arch, 3, 2, 3);  // none built: the separate kernels
+    }
+}
+
+// ---- the build's choice between fused and separate kernels ---------------------
+
+TEST(StepChoice, NearestEntryOfTheSameCellBitsCallAndBatchClass) {
+    const StepChoiceEntry table[] = {
+        {"lstm", 2, 2, 256, 1, "run", false, 2.0, 1.8},
+        {"lstm", 2, 2, 1024, 1, "run", true, 15.0, 16.0},
+        {"lstm", 2, 2, 1024, 8, "run", false, 60.0, 55.0},
+        {"lstm", 2, 2, 256, 1, "step", true, 2.2, 2.5},
+        {"gru", 2, 2, 256, 1, "run", true, 1.5, 1.6},
+        {"lstm", 3, 3, 256, 1, "run", true, 3.0, 3.3},
+        {nullptr, 0, 0, 0, 0, nullptr, true, 0, 0}};
+    auto choose = [&](const char *cell, int kw, int ka, size_t H, size_t B, StepCall call) {
+        return step_choice(table, cell, kw, ka, H, B, call);
+    };
+    // Exact and nearest (log2) hidden sizes: 400 is nearer 256 than 1024.
+    EXPECT_FALSE(choose("lstm", 2, 2, 256, 1, StepCall::run).fused);
+    EXPECT_EQ(choose("lstm", 2, 2, 256, 1, StepCall::run).entry, &table[0]);
+    EXPECT_EQ(choose("lstm", 2, 2, 400, 1, StepCall::run).entry, &table[0]);
+    EXPECT_EQ(choose("lstm", 2, 2, 600, 1, StepCall::run).entry, &table[1]);
+    EXPECT_TRUE(choose("lstm", 2, 2, 4096, 1, StepCall::run).fused);
+    EXPECT_FALSE(choose("lstm", 2, 2, 64, 1, StepCall::run).fused);
+    // Batches above 1 take only the batched entries, and batch 1 only batch 1's.
+    EXPECT_EQ(choose("lstm", 2, 2, 256, 2, StepCall::run).entry, &table[2]);
+    EXPECT_FALSE(choose("lstm", 2, 2, 256, 16, StepCall::run).fused);
+    // The call, the cell and the bits each select their own entries.
+    EXPECT_EQ(choose("lstm", 2, 2, 1024, 1, StepCall::step).entry, &table[3]);
+    EXPECT_EQ(choose("gru", 2, 2, 64, 1, StepCall::run).entry, &table[4]);
+    EXPECT_EQ(choose("lstm", 3, 3, 64, 1, StepCall::run).entry, &table[5]);
+    // No entry: the fused kernel, and no entry named.
+    for (const StepChoice c : {choose("gru", 2, 2, 256, 1, StepCall::step),
+                               choose("gru", 2, 2, 256, 4, StepCall::run),
+                               choose("lstm", 1, 1, 256, 1, StepCall::run),
+                               step_choice(nullptr, "lstm", 2, 2, 256, 1, StepCall::run)}) {
+        EXPECT_TRUE(c.fused);
+        EXPECT_EQ(c.entry, nullptr);
+    }
+}
+
+// The session follows the build's table; AMQ_FUSED_STEP=0/1 overrides it.
+TEST(StepChoice, SessionFollowsTheBuildsTableAndTheEnvironment) {
+    const size_t I = 19, H = 70;
+    for (Arch arch : {Arch::lstm, Arch::gru}) {
+        const char *cell = arch == Arch::lstm ? "lstm" : "gru";
+        const auto model = Model::from_file(quantized(random_model(arch, 1, I, H, 5u), 2, 2));
+        const bool built = fused_step_built(2, 2, 2, 1);
+        const StepChoice run = step_choice(cell, 2, 2, H, 1, StepCall::run),
+                         step = step_choice(cell, 2, 2, H, 1, StepCall::step);
+        EXPECT_EQ(Session(model).fused(StepCall::run), built && run.fused);
+        EXPECT_EQ(Session(model).fused(StepCall::step),
+                  fused_full_step_built(2, 2, 2) && step.fused);
+        setenv("AMQ_FUSED_STEP", "0", 1);
+        EXPECT_FALSE(Session(model).fused(StepCall::run));
+        setenv("AMQ_FUSED_STEP", "1", 1);
+        EXPECT_EQ(Session(model).fused(StepCall::run), built);
+        // An explicit StepKernels is not overridden.
+        EXPECT_FALSE(Session(model, 1, StepKernels::separate).fused(StepCall::run));
+        setenv("AMQ_FUSED_STEP", "yes", 1);
+        amq::testing::expect_throw_with<Error>([&] { Session s(model); },
+                                               "AMQ_FUSED_STEP = 'yes' (expected 0");
+        unsetenv("AMQ_FUSED_STEP");
+        amq::testing::expect_throw_with<Error>(
+            [&] { (void)Session(model).fused(StepCall::run, 1); }, "layer 1 out of range");
     }
 }
 

@@ -205,11 +205,20 @@ nlohmann::ordered_json to_json(const bench::RnnResult &r) {
     const auto vs_floor = [](const bench::RnnTiming &t, double floor) {
         return t.ok ? ratio_or_null(t.us_per_step, floor) : nullptr;
     };
-    // The same runner on the separate kernels (when it runs fused steps).
+    // The kernels the build chose (the schedules file's "steps"), and the same
+    // runner on the separate kernels and on the fused ones (when a fused step is
+    // built; the fused one timed apart only where it was not chosen).
+    j["step_kernels_run"] = r.fused_run ? "fused" : "separate";
+    j["step_kernels_step"] = r.fused_step ? "fused" : "separate";
+    const bench::RnnTiming &fused = r.amq_fused.ok ? r.amq_fused : r.amq,
+                           &fused_step = r.amq_step_fused.ok ? r.amq_step_fused : r.amq_step;
+    const bool built = r.amq_separate.ok;
+    j["amq_fused_us_per_step"] = built ? us_or_null(fused) : nullptr;
+    j["amq_step_fused_us_per_step"] = built ? us_or_null(fused_step) : nullptr;
     j["amq_separate_us_per_step"] = us_or_null(r.amq_separate);
     j["amq_step_separate_us_per_step"] = us_or_null(r.amq_step_separate);
-    j["fused_speedup_run"] = speedup_or_null(r.amq_separate, r.amq);
-    j["fused_speedup_step"] = speedup_or_null(r.amq_step_separate, r.amq_step);
+    j["fused_speedup_run"] = built ? speedup_or_null(r.amq_separate, fused) : nullptr;
+    j["fused_speedup_step"] = built ? speedup_or_null(r.amq_step_separate, fused_step) : nullptr;
     // A matrix runs a per-problem variant: the common kernels on the same weights.
     j["amq_common_us_per_step"] = us_or_null(r.amq_common);
     j["amq_step_common_us_per_step"] = us_or_null(r.amq_step_common);
@@ -259,7 +268,11 @@ void print_rnn_table(const nlohmann::ordered_json &j) {
         j["model_bytes_amq"]);
     row("amq, step() by step()", "amq_step_us_per_step", nullptr, nullptr);
     if (!j["amq_separate_us_per_step"].is_null()) {
+        std::cout << "| (the build's choice: run() " << j["step_kernels_run"].get<std::string>()
+                  << ", step() " << j["step_kernels_step"].get<std::string>() << ") | | | |\n";
+        row("amq run(), fused step kernels", "amq_fused_us_per_step", nullptr, nullptr);
         row("amq run(), separate kernels", "amq_separate_us_per_step", nullptr, nullptr);
+        row("amq step(), fused step kernels", "amq_step_fused_us_per_step", nullptr, nullptr);
         row("amq step(), separate kernels", "amq_step_separate_us_per_step", nullptr, nullptr);
     }
     if (!j["amq_common_us_per_step"].is_null()) {

@@ -53,6 +53,24 @@ nlohmann::ordered_json describe() {
     j["float_panel"] = float_panel();
     j["schedules"] = kernel_schedules();
     j["halide_version"] = halide_version();
+    // The fused step kernels built (batch 1) and the build's choices between
+    // them and the separate kernels (the schedules file's "steps").
+    nlohmann::ordered_json fused = nlohmann::ordered_json::array(),
+                           choices = nlohmann::ordered_json::array();
+    for (int w = 1; w <= 4; ++w)
+        for (int a = 1; a <= 4; ++a)
+            if (fused_step_built(w, a, 2)) fused.push_back(bits_str(w, a));
+    for (const StepChoiceEntry *e = step_choices(); e->cell; ++e)
+        choices.push_back({{"cell", e->cell},
+                           {"bits", bits_str(e->k_w, e->k_a)},
+                           {"hidden", e->hidden},
+                           {"batch", e->batch},
+                           {"call", e->call},
+                           {"kernels", e->fused ? "fused" : "separate"},
+                           {"fused_us", e->fused_us},
+                           {"separate_us", e->separate_us}});
+    j["fused_steps"] = fused;
+    j["step_choices"] = choices;
     return j;
 }
 
@@ -87,6 +105,13 @@ void print_text(const nlohmann::ordered_json &j) {
               << " rows per tile; float matrices in panels of " << j["float_panel"]
               << " rows\nSchedule: " << j["schedules"].get<std::string>()
               << "\nHalide:   " << j["halide_version"].get<std::string>() << "\n";
+    std::cout << "Steps:    fused step kernels for";
+    for (const auto &b : j["fused_steps"]) std::cout << " " << b.get<std::string>();
+    if (j["fused_steps"].empty()) std::cout << " no bit pair";
+    size_t separate = 0;
+    for (const auto &c : j["step_choices"]) separate += c["kernels"] == "separate";
+    std::cout << "; " << j["step_choices"].size() << " problems timed (amq tune --steps), "
+              << separate << " of them on the separate kernels\n";
 }
 
 // The model file: metadata (the vocabulary shortened), tensors, and the summary

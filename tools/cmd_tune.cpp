@@ -24,6 +24,11 @@ namespace {
 
 struct TuneArgs {
     std::string pipeline, shape, bits, records, schedules, model, isa;
+    // --steps: fused or separate step kernels (run_tune_steps); its grid.
+    bool steps = false;
+    std::string cells, hidden;
+    size_t input = 0;
+    int rounds = 15;
     double budget = 120, timeout = 60;
     int trials = 0, threads = 1, iters = -1;
     size_t batch = 1;
@@ -213,7 +218,45 @@ tune::Problem problem_from_args(const TuneArgs &a, const std::string &schedules_
     return problem;
 }
 
+#ifndef AMQ_HAVE_BENCH
+void run_tune_steps(const StepTuneArgs &, const ModelFile *) {
+    throw UsageError("--steps times RNN steps with the benchmark code, which this amq was built "
+                     "without (configure with -DAMQ_BUILD_BENCH=ON)");
+}
+#endif
+
+// --steps: the step problems of the model or of the grid, nothing else.
+void run_tune_steps_only(const TuneArgs &a) {
+    if (!a.pipeline.empty() || !a.shape.empty() || a.iters >= 0 || !a.isa.empty() || a.compare ||
+        a.trials || !a.records.empty())
+        throw UsageError("--steps times step kernels as built; --pipeline, --shape, --iters, "
+                         "--isa, --trials, --records and --compare-autoschedulers are for the "
+                         "knob searches");
+    StepTuneArgs s;
+    s.cells = a.cells;
+    s.hidden = a.hidden;
+    s.bits = a.bits;
+    s.input = a.input;
+    s.batch = a.batch;
+    s.rounds = a.rounds;
+    s.threads = a.threads;
+    s.schedules = a.schedules;
+    s.json = a.json;
+    if (a.model.empty()) {
+        run_tune_steps(s, nullptr);
+        return;
+    }
+    const ModelFile model = load_model(a.model);
+    run_tune_steps(s, &model);
+}
+
 void run_tune(const TuneArgs &a) {
+    if (a.steps) {
+        run_tune_steps_only(a);
+        return;
+    }
+    if (!a.cells.empty() || !a.hidden.empty() || a.input)
+        throw UsageError("--cell, --hidden and --input are for --steps");
     const bool by_model = !a.model.empty();
     if (by_model == !a.pipeline.empty())
         throw UsageError(by_model ? "give either --model or --pipeline, not both"
@@ -389,6 +432,18 @@ void add_tune_command(CLI::App &app) {
     cmd->add_flag("--compare-autoschedulers", a->compare,
                   "Also run Halide's Mullapudi2016, Adams2019 and Li2018 and time their best "
                   "runs side by side with the result");
+    cmd->add_flag("--steps", a->steps,
+                  "Time RNN steps on the fused step kernels and on the separate ones (this "
+                  "build's), for --model's layers or the grid of --cell, --hidden, --bits "
+                  "(default: every pair with a fused step) and --batch; writes both times to the "
+                  "schedules file's \"steps\", from which the build links the faster (the "
+                  "separate kernels only where more than 3% faster)");
+    cmd->add_option("--cell", a->cells, "With --steps: lstm, gru or lstm,gru (default both)");
+    cmd->add_option("--hidden", a->hidden,
+                    "With --steps: hidden sizes, comma-separated (default 64,128,256,512,1024)");
+    cmd->add_option("--input", a->input, "With --steps: input size (default: the hidden size)");
+    cmd->add_option("--rounds", a->rounds, "With --steps: timing rounds (medians)")
+        ->capture_default_str();
     cmd->add_flag("--json", a->json, "Print one JSON object at the end");
     cmd->callback([a] { run_tune(*a); });
 }

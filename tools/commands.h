@@ -28,6 +28,18 @@ void add_generate_command(CLI::App &app);
 void add_bench_command(CLI::App &app);
 #endif
 
+// amq tune --steps (tools/cmd_tune_steps.cpp, built with the benchmarks).
+struct StepTuneArgs {
+    std::string cells, hidden, bits;  // comma-separated lists; "" = the defaults
+    size_t input = 0, batch = 1;      // input 0: the hidden size
+    int rounds = 15, threads = 1, steps = 100;
+    std::string schedules;  // "" = schedules/<cpu-id>.json
+    bool json = false;
+};
+// Times the step problems of `model` (when not null) or of the grid in `a`, and
+// writes them to the schedules file's "steps". Throws UsageError for bad options.
+void run_tune_steps(const StepTuneArgs &a, const ModelFile *model);
+
 // "4096x1024" -> {4096, 1024}; throws UsageError naming `option` and the value.
 spec::Shape parse_shape(const std::string &option, const std::string &text);
 // "W2A3" (or "w2a3", or the alias "2x3") -> {w = 2, a = 3}, each in 1..4;

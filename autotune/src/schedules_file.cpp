@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 #include <stdexcept>
+#include <tuple>
 
 #include "amq/autotune/jit_kernel.h"
 #include "amq/autotune/records.h"
@@ -19,7 +20,59 @@ const char *kGeneratedBy =
     "amq tune -- tuned knobs for this CPU; do not edit, rerun amq tune to update (the hand "
     "defaults are in manifest.json)";
 
+const char *kAbout =
+    "\"pipelines\" gives knobs of the pipelines in manifest.json (the build reads it: cmake "
+    "-DAMQ_SCHEDULES=<this file>, or by default on this CPU); each pipeline takes the knob "
+    "set that is best over all its tuned one-thread problems (\"build_choice\": time over "
+    "each problem's best, geometric mean and worst), else the knobs of its tuned entry with "
+    "the most work. \"tuned\" lists the best knobs per pipeline, shape, bits and threads; "
+    "\"variants\" the tuned problems the build compiles a kernel of their own for (shape "
+    "and knobs of the winner, which beats the common knobs by more than 3%). Both are the "
+    "top (AVX-512) kernel variant's; \"isa\" has the knobs of each lower variant tuned "
+    "(amq tune --isa), whose \"pipelines\" lists only its tuned pipelines (the others "
+    "build with the top variant's knobs). \"steps\" (amq tune --steps) times RNN steps on "
+    "the fused step kernels and on the separate ones per cell, bits, hidden size, batch and "
+    "call; the build links the choice (the separate kernels where they are more than 3% "
+    "faster). See docs/TUNING.md.";
+
 double rounded(double v) { return std::round(v * 1000.0) / 1000.0; }
+
+// The schedules file at `path` (an empty object when there is none), checked to
+// be a tuned schedules file of `cpu`; std::runtime_error naming the file if not.
+nlohmann::ordered_json read_schedules(const std::string &path, const CpuIdentity &cpu) {
+    nlohmann::ordered_json old = nlohmann::ordered_json::object();
+    std::ifstream in(path);
+    if (!in) return old;
+    try {
+        old = nlohmann::ordered_json::parse(in);
+        if (old.at("format") != "amq-schedules" || !old.contains("tuned"))
+            throw std::runtime_error("not a tuned schedules file");
+        if (old.at("cpu").at("id") != cpu.id)
+            throw std::runtime_error("it belongs to CPU '" + old["cpu"]["id"].get<std::string>() +
+                                     "', this is '" + cpu.id + "'");
+    } catch (const std::exception &e) {
+        throw std::runtime_error("schedules file " + path + ": " + e.what() +
+                                 " (remove it to start a new one)");
+    }
+    return old;
+}
+
+// Writes `doc` to `path` through a temporary file (a reader never sees half a file).
+void write_schedules(const std::string &path, const nlohmann::ordered_json &doc) {
+    const std::filesystem::path out(path);
+    std::error_code ec;
+    if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path(), ec);
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream f(tmp);
+        f << schedules_file_text(doc);
+        if (!f) throw std::runtime_error("schedules file " + tmp + ": cannot write");
+    }
+    std::filesystem::rename(tmp, out, ec);
+    if (ec)
+        throw std::runtime_error("schedules file " + path + ": cannot write (" + ec.message() +
+                                 ")");
+}
 
 double work(const nlohmann::ordered_json &e) { return problem_from_fields(e).work(); }
 
@@ -175,40 +228,29 @@ void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
     std::vector<Record> records;
     for (const Record &r : all_records)
         if (usable(r.problem.pipeline, r.candidate.knobs)) records.push_back(r);
-    nlohmann::ordered_json old = nlohmann::ordered_json::object();
+    const nlohmann::ordered_json old = read_schedules(path, cpu);
     nlohmann::ordered_json entries = nlohmann::ordered_json::array();
-    if (std::ifstream in(path); in) {
-        try {
-            old = nlohmann::ordered_json::parse(in);
-            if (old.at("format") != "amq-schedules" || !old.contains("tuned"))
-                throw std::runtime_error("not a tuned schedules file");
-            if (old.at("cpu").at("id") != cpu.id)
-                throw std::runtime_error("it belongs to CPU '" +
-                                         old["cpu"]["id"].get<std::string>() + "', this is '" +
-                                         cpu.id + "'");
-            // The section of this variant: the top level, or "isa" -> isa (if any).
-            const nlohmann::ordered_json *section = &old;
-            if (!top)
-                section = old.contains("isa") && old.at("isa").contains(isa)
-                              ? &old.at("isa").at(isa)
-                              : nullptr;
-            // Each kept entry with its problem's fields written anew (as this amq
-            // spells them: bits W2A2).
-            if (section)
-                for (const auto &e : section->at("tuned")) {
-                    if (same_problem(e, entry.problem) ||
-                        !usable(e.at("pipeline").get<std::string>(), e.at("knobs")))
-                        continue;
-                    nlohmann::ordered_json kept = e;
-                    const nlohmann::ordered_json fields = problem_fields(problem_from_fields(e));
-                    for (const auto &[key, value] : fields.items()) kept[key] = value;
-                    entries.push_back(kept);
-                }
+    // The section of this variant: the top level, or "isa" -> isa (if any).
+    const nlohmann::ordered_json *section = &old;
+    if (!top)
+        section = old.contains("isa") && old.at("isa").contains(isa) ? &old.at("isa").at(isa)
+                                                                       : nullptr;
+    // Each kept entry with its problem's fields written anew (as this amq spells
+    // them: bits W2A2).
+    if (section && section->contains("tuned")) try {
+            for (const auto &e : section->at("tuned")) {
+                if (same_problem(e, entry.problem) ||
+                    !usable(e.at("pipeline").get<std::string>(), e.at("knobs")))
+                    continue;
+                nlohmann::ordered_json kept = e;
+                const nlohmann::ordered_json fields = problem_fields(problem_from_fields(e));
+                for (const auto &[key, value] : fields.items()) kept[key] = value;
+                entries.push_back(kept);
+            }
         } catch (const std::exception &e) {
             throw std::runtime_error("schedules file " + path + ": " + e.what() +
                                      " (remove it to start a new one)");
         }
-    }
     const Problem &p = entry.problem;
     nlohmann::ordered_json e = problem_fields(p);
     e["knobs"] = entry.knobs;
@@ -275,17 +317,7 @@ void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
     doc["generated_by"] = kGeneratedBy;
     doc["format"] = "amq-schedules";
     doc["version"] = 1;
-    doc["about"] =
-        "\"pipelines\" gives knobs of the pipelines in manifest.json (the build reads it: cmake "
-        "-DAMQ_SCHEDULES=<this file>, or by default on this CPU); each pipeline takes the knob "
-        "set that is best over all its tuned one-thread problems (\"build_choice\": time over "
-        "each problem's best, geometric mean and worst), else the knobs of its tuned entry with "
-        "the most work. \"tuned\" lists the best knobs per pipeline, shape, bits and threads; "
-        "\"variants\" the tuned problems the build compiles a kernel of their own for (shape "
-        "and knobs of the winner, which beats the common knobs by more than 3%). Both are the "
-        "top (AVX-512) kernel variant's; \"isa\" has the knobs of each lower variant tuned "
-        "(amq tune --isa), whose \"pipelines\" lists only its tuned pipelines (the others "
-        "build with the top variant's knobs). See docs/TUNING.md.";
+    doc["about"] = kAbout;
     doc["cpu"] = cpu.to_json();
     doc["halide"] = halide_version;
     doc["target"] = top ? target : old.value("target", isa_variants().front().target.to_string());
@@ -301,20 +333,59 @@ void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
                            {"build_choice", build_choice},
                            {"tuned", entries}};
     doc["variants"] = top ? variants : old.value("variants", nlohmann::ordered_json::array());
+    doc["steps"] = old.value("steps", nlohmann::ordered_json::array());
+    write_schedules(path, doc);
+}
 
-    const std::filesystem::path out(path);
-    std::error_code ec;
-    if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path(), ec);
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream f(tmp);
-        f << schedules_file_text(doc);
-        if (!f) throw std::runtime_error("schedules file " + tmp + ": cannot write");
+bool step_separate_wins(double fused_us, double separate_us) {
+    return separate_us < 0.97 * fused_us;
+}
+
+void update_step_choices(const std::string &path, const CpuIdentity &cpu,
+                         const std::vector<TunedStep> &steps) {
+    nlohmann::ordered_json doc = read_schedules(path, cpu);
+    if (doc.empty()) {  // a new file: the hand defaults, nothing tuned
+        doc["generated_by"] = kGeneratedBy;
+        doc["format"] = "amq-schedules";
+        doc["version"] = 1;
+        doc["cpu"] = cpu.to_json();
+        doc["pipelines"] = hand_defaults_all();
+        doc["build_choice"] = nlohmann::ordered_json::object();
+        doc["tuned"] = nlohmann::ordered_json::array();
+        doc["isa"] = nlohmann::ordered_json::object();
+        doc["variants"] = nlohmann::ordered_json::array();
     }
-    std::filesystem::rename(tmp, out, ec);
-    if (ec)
-        throw std::runtime_error("schedules file " + path + ": cannot write (" + ec.message() +
-                                 ")");
+    doc["about"] = kAbout;
+    doc["updated"] = utc_now();
+    auto key = [](const nlohmann::ordered_json &e) {
+        return std::make_tuple(e.value("cell", ""), e.value("bits", ""), e.value("call", ""),
+                               e.value("batch", size_t(0)), e.value("hidden", size_t(0)));
+    };
+    std::vector<nlohmann::ordered_json> all;
+    for (const TunedStep &t : steps) {
+        if (t.fused_us <= 0 || t.separate_us <= 0)
+            throw std::invalid_argument("update_step_choices: " + t.cell + " " + t.bits +
+                                        " hidden " + std::to_string(t.hidden) +
+                                        ": times must be above 0");
+        all.push_back({{"cell", t.cell},
+                       {"bits", t.bits},
+                       {"hidden", t.hidden},
+                       {"batch", t.batch},
+                       {"call", t.call},
+                       {"fused_us", rounded(t.fused_us)},
+                       {"separate_us", rounded(t.separate_us)},
+                       {"choice", step_separate_wins(t.fused_us, t.separate_us) ? "separate" : "fused"},
+                       {"time", t.time.empty() ? utc_now() : t.time}});
+    }
+    for (const auto &e : doc.value("steps", nlohmann::ordered_json::array())) {
+        const bool replaced = std::any_of(all.begin(), all.begin() + long(steps.size()),
+                                          [&](const auto &n) { return key(n) == key(e); });
+        if (!replaced) all.push_back(e);
+    }
+    std::stable_sort(all.begin(), all.end(),
+                     [&](const auto &x, const auto &y) { return key(x) < key(y); });
+    doc["steps"] = all;
+    write_schedules(path, doc);
 }
 
 }  // namespace amq::tune

@@ -837,6 +837,34 @@ bool fused_step_built(int k_w, int k_a, int iters, size_t batch) {
     return false;
 }
 
+StepChoice step_choice(const StepChoiceEntry *entries, const char *cell, int k_w, int k_a,
+                       size_t hidden, size_t batch, StepCall call) {
+    StepChoice c;
+    if (!entries || !cell || hidden == 0 || batch == 0) return c;
+    const char *call_name = call == StepCall::run ? "run" : "step";
+    double best = 0;
+    for (const StepChoiceEntry *e = entries; e->cell; ++e) {
+        if (std::strcmp(e->cell, cell) != 0 || e->k_w != k_w || e->k_a != k_a ||
+            std::strcmp(e->call, call_name) != 0 || (e->batch == 1) != (batch == 1))
+            continue;
+        const double d = std::fabs(std::log2(double(hidden) / e->hidden)) +
+                         std::fabs(std::log2(double(batch) / e->batch));
+        if (!c.entry || d < best) {
+            c.entry = e;
+            c.fused = e->fused;
+            best = d;
+        }
+    }
+    return c;
+}
+
+StepChoice step_choice(const char *cell, int k_w, int k_a, size_t hidden, size_t batch,
+                       StepCall call) {
+    return step_choice(step_choices(), cell, k_w, k_a, hidden, batch, call);
+}
+
+const StepChoiceEntry *step_choices() { return kernels::step_choices; }
+
 bool fused_full_step_built(int k_w, int k_a, int iters) {
     if (k_w < 1 || k_w > 4 || k_a < 1 || k_a > 4) return false;
 #if AMQ_HAVE_FUSED_FULL_STEPS

@@ -91,7 +91,7 @@ size_t Model::weight_bytes() const {
     return total;
 }
 
-Session::Session(std::shared_ptr<const Model> model, size_t batch)
+Session::Session(std::shared_ptr<const Model> model, size_t batch, StepKernels kernels)
     : model_(std::move(model)), batch_(batch) {
     if (!model_) fail("model is null");
     if (batch_ == 0) fail("batch = 0, expected at least 1");
@@ -138,29 +138,43 @@ Session::Session(std::shared_ptr<const Model> model, size_t batch)
         if (s.lm() && model_->decoder_.quantized)
             dq_.resize(model_->decoder_.act.k, Hs_, B);
     }
-    // The fused step kernel where one was built for the direction and the batch
-    // (no projection); AMQ_FUSED_STEP=0 keeps the separate kernels (to compare them).
+    // The fused step kernels where one was built for the direction and the batch
+    // (no projection), and chosen (StepKernels).
     fused_.assign(LD, 0);
     full_.assign(LD, 0);
-    const char *fused_env = std::getenv("AMQ_FUSED_STEP");
-    if (model_->quantized_ && s.proj_size == 0 &&
-        !(fused_env && std::string(fused_env) == "0"))
+    if (const char *env = std::getenv("AMQ_FUSED_STEP"); env && kernels == StepKernels::chosen) {
+        const std::string v = env;
+        if (v == "0") kernels = StepKernels::separate;
+        else if (v == "1") kernels = StepKernels::fused;
+        else if (!v.empty())
+            fail("AMQ_FUSED_STEP = '" + v + "' (expected 0: separate kernels, 1: fused wherever "
+                 "built, or unset: the build's choice)");
+    }
+    const char *cell = s.arch == Arch::lstm ? "lstm" : "gru";
+    auto chosen = [&](const Model::Matrix &hh, StepCall call) {
+        return kernels == StepKernels::fused ||
+               step_choice(cell, hh.binary.k_w(), hh.act.k, H_, B, call).fused;
+    };
+    if (model_->quantized_ && s.proj_size == 0 && kernels != StepKernels::separate)
         for (size_t ld = 0; ld < LD; ++ld) {
             const Model::Matrix &hh = model_->dirs_[ld].hh;
             // Its planes of h_t are the recurrent product's input at the next step
             // (hh's own activation quantizer), and it reads the common weight layout
             // (not that of a per-problem variant).
-            fused_[ld] = hh.quantized && !hh.act.ternary &&
-                         hh.binary.layout() == kernel_layout() && fused_step_fits(hh.binary) &&
-                         fused_step_built(hh.binary.k_w(), hh.act.k, hh.act.iters, B);
+            const bool fits = hh.quantized && !hh.act.ternary &&
+                              hh.binary.layout() == kernel_layout() &&
+                              fused_step_fits(hh.binary) &&
+                              fused_step_built(hh.binary.k_w(), hh.act.k, hh.act.iters, B);
+            fused_[ld] = fits && chosen(hh, StepCall::run);
             // The full step (step() of one sequence) also quantizes the input as
             // h and multiplies it with W_ih in the kernel: the same quantizer and
             // k_w for both.
             const Model::Matrix &ih = model_->dirs_[ld].ih;
-            full_[ld] = fused_[ld] && B == 1 && ih.quantized && ih.act == hh.act &&
+            full_[ld] = fits && B == 1 && ih.quantized && ih.act == hh.act &&
                         ih.binary.k_w() == hh.binary.k_w() &&
                         ih.binary.layout() == kernel_layout() && fused_step_fits(ih.binary) &&
-                        fused_full_step_built(hh.binary.k_w(), hh.act.k, hh.act.iters);
+                        fused_full_step_built(hh.binary.k_w(), hh.act.k, hh.act.iters) &&
+                        chosen(hh, StepCall::step);
         }
     if (s.lm()) {
         logits_.assign(B * s.vocab_size, 0.0f);
@@ -454,6 +468,12 @@ const float *Session::cell(int layer, int direction) const {
     if (model_->shape_.arch != Arch::lstm) fail("cell: a GRU has no cell state");
     hidden(layer, direction);  // checks the range
     return c_[size_t(layer) * D_ + size_t(direction)].data();
+}
+
+bool Session::fused(StepCall call, int layer, int direction) const {
+    hidden(layer, direction);  // checks the range
+    const size_t ld = size_t(layer) * D_ + size_t(direction);
+    return (call == StepCall::run ? fused_ : full_)[ld] != 0;
 }
 
 namespace {

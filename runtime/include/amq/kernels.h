@@ -357,4 +357,37 @@ void lstm_full_step(const BinaryMatrix &W_ih, const BinaryMatrix &W_hh, const fl
 void gru_full_step(const BinaryMatrix &W_ih, const BinaryMatrix &W_hh, const float *x,
                    const BinaryBatch &h_q, float *h, BinaryBatch &h_q_next, int iters);
 
+// ---- Fused or separate steps: the build's choice per problem -------------------
+// `amq tune --steps` times a layer's step on the fused kernel and on the separate
+// ones (bgemv / bgemm, the cell, quantize_act) and writes both times to the
+// schedules file's "steps"; the build links them as a table, from which the
+// runner takes its choice (docs/TUNING.md). A problem is the cell, the bit pair,
+// the hidden size, the batch and the call: "run" (the recurrent step of run(),
+// whose input product is done for a whole chunk first) or "step" (the full step
+// of step(), batch 1).
+struct StepChoiceEntry {
+    const char *cell;  // "lstm" or "gru"
+    int k_w, k_a, hidden, batch;
+    const char *call;  // "run" or "step"
+    bool fused;        // false: the separate kernels were more than 3% faster
+    double fused_us, separate_us;
+};
+enum class StepCall { run, step };
+struct StepChoice {
+    bool fused = true;                       // take the fused kernel
+    const StepChoiceEntry *entry = nullptr;  // the entry it follows; null: none
+                                             // of this cell, bits, call and batch
+                                             // class, so fused (the default)
+};
+// Among `entries` (up to a null cell) of the same cell, k_w, k_a and call, and
+// batch 1 for batch 1 and above 1 for above 1: the nearest in log2(hidden) +
+// log2(batch) (the first of equals). `cell`: "lstm" or "gru".
+StepChoice step_choice(const StepChoiceEntry *entries, const char *cell, int k_w, int k_a,
+                       size_t hidden, size_t batch, StepCall call);
+// The same over the build's table.
+StepChoice step_choice(const char *cell, int k_w, int k_a, size_t hidden, size_t batch,
+                       StepCall call);
+// The build's table, up to its null entry.
+const StepChoiceEntry *step_choices();
+
 }  // namespace amq

@@ -101,9 +101,21 @@ private:
     std::vector<QuantMatrixInfo> matrices_;
 };
 
+// Which kernels a quantized session runs a layer's step on, where a fused step
+// kernel is built for its bits and batch (amq/kernels.h, fused_step_built):
+//   chosen    the build's choice per problem (amq::step_choice: the schedules
+//             file's "steps", timed by amq tune --steps; fused where it has no
+//             entry), the default;
+//   fused     the fused kernels wherever built;
+//   separate  the separate kernels (products, cell, quantize_act) everywhere.
+// The environment variable AMQ_FUSED_STEP=0 or =1 turns "chosen" into separate
+// or fused (to compare them without a rebuild).
+enum class StepKernels { chosen, fused, separate };
+
 class Session {
 public:
-    explicit Session(std::shared_ptr<const Model> model, size_t batch = 1);
+    explicit Session(std::shared_ptr<const Model> model, size_t batch = 1,
+                     StepKernels kernels = StepKernels::chosen);
 
     const Model &model() const { return *model_; }
     size_t batch() const { return batch_; }
@@ -156,6 +168,13 @@ public:
     // weight word read once for all its steps), as oneDNN does for a sequence.
     void run(const float *x, size_t T, float *out, const int64_t *lengths = nullptr);
     static constexpr size_t kRunChunk = 64;
+    // Whether direction d of layer l runs its step on a fused kernel (made so at
+    // construction): in run() (StepCall::run: the recurrent step) or in step()
+    // (StepCall::step: the full step from x_t, for the layers whose input comes
+    // as floats: layer 0, and a layer whose input quantizer is not the h
+    // quantizer of the layer below; the others, and where this is false, take
+    // run()'s kernels).
+    bool fused(StepCall call, int layer = 0, int direction = 0) const;
     // The steps of a chunk: kRunChunk items (steps times the batch; at least one
     // step), so that a chunk's input gates stay in cache for its steps (at batch
     // 8 and hidden 1024, 8 steps: 1 MB, where 64 steps took 8 MB and ran 5-14%
@@ -184,8 +203,8 @@ private:
     void quantize_hidden(size_t ld);
     // The recurrent half of direction ld's step (product, cell, quantized h_t)
     // in one fused kernel, when one was chosen for it (at construction: no
-    // projection, a kernel built for its bits and the batch, and AMQ_FUSED_STEP
-    // is not "0"); false: do it apart. gx: item b's at gx + b gx_stride.
+    // projection, a kernel built for its bits and the batch, and StepKernels);
+    // false: do it apart. gx: item b's at gx + b gx_stride.
     bool fused_step(size_t ld, const float *gx, size_t gx_stride);
     // Direction ld's whole step of one sequence from its float input x (the
     // full step kernel: x's quantization and product too); only where full_[ld].

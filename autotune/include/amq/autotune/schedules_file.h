@@ -69,6 +69,28 @@ void update_schedules_file(const std::string &path, const CpuIdentity &cpu,
                            const TunedEntry &entry, const std::vector<Record> &records = {},
                            const std::string &isa = "");
 
+// One RNN step problem timed on the fused step kernel and on the separate
+// kernels (amq tune --steps; bench/rnn_measure.h, measure_step_choice).
+struct TunedStep {
+    std::string cell;  // "lstm" or "gru"
+    std::string bits;  // "W2A2"
+    size_t hidden = 0, batch = 1;
+    std::string call;  // "run" or "step"
+    double fused_us = 0, separate_us = 0;  // per step, medians side by side
+    std::string time;                      // UTC; "" = now
+};
+// The build's rule (cmake/amqManifest.cmake): the separate kernels when they are
+// more than 3% faster, else the fused one.
+bool step_separate_wins(double fused_us, double separate_us);
+// Adds `steps` to the file's "steps" (replacing entries of the same cell, bits,
+// hidden, batch and call; each with its "choice": separate where those kernels
+// were more than 3% faster, as the build decides), creating the file with the
+// hand defaults when it is missing. Throws std::runtime_error as
+// update_schedules_file does, std::invalid_argument for a time that is not
+// above 0.
+void update_step_choices(const std::string &path, const CpuIdentity &cpu,
+                         const std::vector<TunedStep> &steps);
+
 // The knobs the build gives the top ISA variant of `pipeline` from the file at
 // `path`: its "pipelines" entry over the hand defaults (the hand defaults when
 // there is no such file or entry).
