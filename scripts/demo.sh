@@ -16,7 +16,7 @@ STEPS=(
   "amq info"
   "the demo language model (LSTM 300, PTB): every quantizer at 2, 3 and 4 bits"
   "quantize it: alternating, W2A2"
-  "tune the kernels this model needs for this CPU (about 2 minutes, resumes from earlier records), rebuild with them"
+  "tune the kernels this model needs for this CPU (about 2 minutes, resumes from earlier records), choose fused or separate step kernels for its layers, rebuild with them"
   "GEMV benchmark: every shape and bit width, 1 thread"
   "GEMV benchmark: 4096x2048, W2A2, 2 threads, JSON"
   "perplexity and tokens/s on ptb.test.txt in one table: float, quantized after training and quantization-aware trained (amq eval --compare, 1 thread); then the fastest configuration within 2% of float: every matrix W2A3, trained with the quantizers"
@@ -57,7 +57,12 @@ step 4
 # The schedules file changed: the build configures again and rebuilds the
 # kernels whose knobs changed (nothing if none did).
 amq_phase rebuild amq_build
-"$AMQ" info | grep -E "^(Layout|Schedule):"
+# The model's layer steps on the fused step kernel and on the separate kernels,
+# as just built; the faster goes to the schedules file's "steps", which the
+# build links (the runtime's table only: no kernel is built again).
+"$AMQ" tune --steps --model "$OUT/ptb_w2a2.amq"
+amq_phase relink amq_build
+"$AMQ" info | grep -E "^(Layout|Schedule|Steps):"
 
 step 5
 "$AMQ" bench gemv --all --threads 1

@@ -28,7 +28,7 @@ struct TuneArgs {
     bool steps = false;
     std::string cells, hidden;
     size_t input = 0;
-    int rounds = 15;
+    int rounds = StepTuneArgs().rounds, repeats = StepTuneArgs().repeats;
     double budget = 120, timeout = 60;
     int trials = 0, threads = 1, iters = -1;
     size_t batch = 1;
@@ -239,6 +239,7 @@ void run_tune_steps_only(const TuneArgs &a) {
     s.input = a.input;
     s.batch = a.batch;
     s.rounds = a.rounds;
+    s.repeats = a.repeats;
     s.threads = a.threads;
     s.schedules = a.schedules;
     s.json = a.json;
@@ -255,8 +256,9 @@ void run_tune(const TuneArgs &a) {
         run_tune_steps_only(a);
         return;
     }
-    if (!a.cells.empty() || !a.hidden.empty() || a.input)
-        throw UsageError("--cell, --hidden and --input are for --steps");
+    if (!a.cells.empty() || !a.hidden.empty() || a.input || a.rounds != StepTuneArgs().rounds ||
+        a.repeats != StepTuneArgs().repeats)
+        throw UsageError("--cell, --hidden, --input, --rounds and --repeats are for --steps");
     const bool by_model = !a.model.empty();
     if (by_model == !a.pipeline.empty())
         throw UsageError(by_model ? "give either --model or --pipeline, not both"
@@ -443,6 +445,10 @@ void add_tune_command(CLI::App &app) {
                     "With --steps: hidden sizes, comma-separated (default 64,128,256,512,1024)");
     cmd->add_option("--input", a->input, "With --steps: input size (default: the hidden size)");
     cmd->add_option("--rounds", a->rounds, "With --steps: timing rounds (medians)")
+        ->capture_default_str();
+    cmd->add_option("--repeats", a->repeats,
+                    "With --steps: times each problem on new weights and buffers this many "
+                    "times (the median)")
         ->capture_default_str();
     cmd->add_flag("--json", a->json, "Print one JSON object at the end");
     cmd->callback([a] { run_tune(*a); });

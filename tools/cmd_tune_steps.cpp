@@ -2,6 +2,7 @@
 // ones (bench/rnn_measure.h, measure_step_choice), per cell, bit pair, hidden
 // size, batch and call, and write both times to the schedules file's "steps";
 // the build links the choice (cmake/amqManifest.cmake, amq::step_choice).
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <set>
@@ -87,6 +88,7 @@ std::string fixed2(double v) {
 
 void run_tune_steps(const StepTuneArgs &a, const ModelFile *model) {
     check_range("--rounds", a.rounds, 1, 1000);
+    check_range("--repeats", a.repeats, 1, 100);
     check_range("--threads", a.threads, 1, 1024);
     check_range("--batch", (long long)a.batch, 1, 4096);
     std::vector<StepProblem> problems;
@@ -138,8 +140,8 @@ void run_tune_steps(const StepTuneArgs &a, const ModelFile *model) {
                                  ? a.schedules
                                  : std::string(AMQ_SCHEDULES_DIR) + "/" + tune::schedules_file_name(cpu);
     std::cerr << "amq tune: timing " << problems.size()
-              << " step problem(s) on the fused and the separate kernels, " << a.rounds
-              << " rounds each, " << a.threads << " thread(s), for " << cpu.id << "\n";
+              << " step problem(s) on the fused and the separate kernels, " << a.repeats
+              << " x " << a.rounds << " rounds each, " << a.threads << " thread(s), for " << cpu.id << "\n";
     std::vector<tune::TunedStep> steps;
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
     for (size_t i = 0; i < problems.size(); ++i) {
@@ -152,7 +154,23 @@ void run_tune_steps(const StepTuneArgs &a, const ModelFile *model) {
         cfg.batch = int(p.batch);
         cfg.threads = a.threads;
         cfg.steps = a.steps;
-        const bench::StepChoiceTiming t = bench::measure_step_choice(cfg, a.rounds);
+        // Each repeat on new candidates (new weights and buffers, so new physical
+        // pages: a layout's cache conflicts differ from one allocation to the
+        // next by up to a third at these sizes); the median of the repeats.
+        std::vector<bench::StepChoiceTiming> reps;
+        for (int r = 0; r < a.repeats; ++r)
+            reps.push_back(bench::measure_step_choice(cfg, a.rounds));
+        auto median = [&](double bench::StepChoiceTiming::*field) {
+            std::vector<double> v;
+            for (const auto &t : reps) v.push_back(t.*field);
+            std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
+            return v[v.size() / 2];
+        };
+        bench::StepChoiceTiming t = reps.front();
+        for (auto f : {&bench::StepChoiceTiming::run_fused_us, &bench::StepChoiceTiming::run_separate_us,
+                       &bench::StepChoiceTiming::step_fused_us,
+                       &bench::StepChoiceTiming::step_separate_us})
+            t.*f = median(f);
         const std::string cell = p.arch == Arch::lstm ? "lstm" : "gru",
                           bits = bits_str(p.bits.w, p.bits.a);
         auto add = [&](const char *call, double fused, double separate) {
@@ -176,6 +194,7 @@ void run_tune_steps(const StepTuneArgs &a, const ModelFile *model) {
         j["cpu"] = cpu.id;
         j["threads"] = a.threads;
         j["rounds"] = a.rounds;
+        j["repeats"] = a.repeats;
         j["steps_per_sequence"] = a.steps;
         j["problems"] = rows;
         j["schedules"] = path;

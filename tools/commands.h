@@ -32,7 +32,7 @@ void add_bench_command(CLI::App &app);
 struct StepTuneArgs {
     std::string cells, hidden, bits;  // comma-separated lists; "" = the defaults
     size_t input = 0, batch = 1;      // input 0: the hidden size
-    int rounds = 15, threads = 1, steps = 100;
+    int rounds = 15, repeats = 3, threads = 1, steps = 100;
     std::string schedules;  // "" = schedules/<cpu-id>.json
     bool json = false;
 };
