@@ -380,7 +380,11 @@ void run_tune(const TuneArgs &a) {
                       r.trials);
         std::cout << line << tune::knobs_str(r.tuned_knobs) << "\n";
     }
-    std::cout << "schedules: " << o.schedules_path << "\nrecords:   " << o.records_path << "\n";
+    std::cout << "schedules: " << o.schedules_path << "\nrecords:   " << o.records_path << "\n"
+              << "Next: rebuild (cmake --build) for these knobs, then choose the fused or the "
+                 "separate step kernels for the model's layers with the kernels so built (amq "
+                 "tune --steps --model "
+              << a.model << ") and rebuild again to link that choice.\n";
 }
 
 }  // namespace

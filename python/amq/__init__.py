@@ -101,6 +101,12 @@ class Session:
         """(h_n, c_n) in PyTorch's layout (c_n is None for a GRU), as numpy arrays."""
         return self._s.get_state()
 
+    def fused(self, call="run", layer=0, direction=0):
+        """Whether that layer direction runs its step on a fused step kernel:
+        call "run" (the recurrent step of run()) or "step" (step()'s full step
+        from x_t, for a layer whose input comes as floats)."""
+        return self._s.fused(call, layer, direction)
+
 
 class Model:
     """A loaded or quantized model (immutable, shared by any number of sessions).
@@ -125,9 +131,14 @@ class Model:
         """Writes the model: an .amq when quantized, else a float .safetensors."""
         self._m.save(str(path))
 
-    def session(self, batch=1):
-        """A new Session for `batch` sequences (its state starts at zero)."""
-        return Session(self._m.session(batch))
+    def session(self, batch=1, step_kernels="chosen"):
+        """A new Session for `batch` sequences (its state starts at zero).
+
+        step_kernels (quantized models): "chosen" runs each layer's step on the
+        fused step kernel or on the separate kernels as this build chose for the
+        problem (amq tune --steps, docs/TUNING.md); "fused" on the fused kernel
+        wherever one is built; "separate" on the separate kernels."""
+        return Session(self._m.session(batch, step_kernels))
 
     def run(self, x, h0=None, c0=None, lengths=None, return_state=False):
         """A whole sequence from a zero (or the given) state.

@@ -124,8 +124,16 @@ private:
 
 class PySession {
 public:
-    PySession(std::shared_ptr<PyModel> model, size_t batch)
-        : model_(std::move(model)), session_(model_->model(), batch) {}
+    PySession(std::shared_ptr<PyModel> model, size_t batch, amq::StepKernels kernels)
+        : model_(std::move(model)), session_(model_->model(), batch, kernels) {}
+
+    // Whether a layer direction runs its step on a fused kernel ("run" or "step").
+    bool fused(const std::string &call, int layer, int direction) const {
+        if (call != "run" && call != "step")
+            throw ArgumentError("fused: call='" + call + "', expected 'run' or 'step'");
+        return session_.fused(call == "run" ? amq::StepCall::run : amq::StepCall::step, layer,
+                              direction);
+    }
 
     size_t batch() const { return session_.batch(); }
     const std::shared_ptr<PyModel> &model() const { return model_; }
@@ -468,11 +476,17 @@ PYBIND11_MODULE(_amq, m) {
              },
              py::arg("path"), "Writes the model (.amq when quantized, else a float .safetensors)")
         .def("session",
-             [](const std::shared_ptr<PyModel> &p, size_t batch) {
+             [](const std::shared_ptr<PyModel> &p, size_t batch, const std::string &kernels) {
                  if (batch == 0) throw ArgumentError("batch=0: expected at least 1");
-                 return std::make_shared<PySession>(p, batch);
+                 amq::StepKernels k = amq::StepKernels::chosen;
+                 if (kernels == "fused") k = amq::StepKernels::fused;
+                 else if (kernels == "separate") k = amq::StepKernels::separate;
+                 else if (kernels != "chosen")
+                     throw ArgumentError("step_kernels='" + kernels +
+                                         "': expected 'chosen', 'fused' or 'separate'");
+                 return std::make_shared<PySession>(p, batch, k);
              },
-             py::arg("batch") = 1);
+             py::arg("batch") = 1, py::arg("step_kernels") = "chosen");
 
     py::class_<PySession, std::shared_ptr<PySession>>(m, "Session")
         .def_property_readonly("batch", &PySession::batch)
@@ -485,6 +499,7 @@ PYBIND11_MODULE(_amq, m) {
         .def("set_state", &PySession::set_state, py::arg("h0") = py::none(),
              py::arg("c0") = py::none())
         .def("get_state", &PySession::get_state)
+        .def("fused", &PySession::fused, py::arg("call"), py::arg("layer"), py::arg("direction"))
         .def("_last_call_ns", &PySession::last_call_ns);
 
     m.def("load", &load, py::arg("path"));

@@ -92,6 +92,25 @@ def test_session_steps_equal_run_and_carry_state(lstm_file):
     assert np.array_equal(s.run(x), whole)  # reset() starts over
 
 
+def test_step_kernels_fused_separate_and_chosen_agree(lstm_file):
+    path, _ = lstm_file
+    q = amq.quantize(path)  # W2A2, alternating T = 2: a fused step is built for it
+    x = randn(9, 1, 37, seed=12)
+    fused, separate, chosen = (q.session(1, step_kernels=k) for k in ("fused", "separate", "chosen"))
+    assert fused.fused("run") and fused.fused("step")
+    assert not separate.fused("run") and not separate.fused("step", layer=0)
+    assert isinstance(chosen.fused("run"), bool)
+    want = separate.run(x)
+    assert max_err(fused.run(x), want) <= 1e-5
+    assert max_err(chosen.run(x), want) <= 1e-5
+    with pytest.raises(amq.ArgumentError, match="step_kernels='best': expected 'chosen', 'fused'"):
+        q.session(1, step_kernels="best")
+    with pytest.raises(amq.ArgumentError, match="call='walk', expected 'run' or 'step'"):
+        fused.fused("walk")
+    with pytest.raises(amq.Error, match="layer 5 out of range"):
+        fused.fused("run", layer=5)
+
+
 def test_torch_tensors_in_torch_out(lstm_file):
     path, _ = lstm_file
     m = amq.quantize(path)
