@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "amq/quantize_model.h"
@@ -448,6 +450,39 @@ TEST(StepChoice, NearestEntryOfTheSameCellBitsCallAndBatchClass) {
         EXPECT_TRUE(c.fused);
         EXPECT_EQ(c.entry, nullptr);
     }
+}
+
+// The build's table is the schedules file's "steps": every entry whose fused
+// kernel is built is in it with the choice of the 3% rule, and the table holds
+// nothing else.
+TEST(StepChoice, TheBuildsTableIsItsSchedulesFile) {
+    std::ifstream in(AMQ_BUILD_SCHEDULES);
+    ASSERT_TRUE(in) << AMQ_BUILD_SCHEDULES;
+    const nlohmann::json doc = nlohmann::json::parse(in);
+    size_t expected = 0;
+    for (const auto &e : doc.value("steps", nlohmann::json::array())) {
+        const std::string cell = e["cell"], bits = e["bits"], call = e["call"];
+        const int k_w = bits[1] - '0', k_a = bits[3] - '0';
+        const size_t hidden = e["hidden"], batch = e["batch"];
+        const bool built = call == "step" ? fused_full_step_built(k_w, k_a, 2)
+                                          : fused_step_built(k_w, k_a, 2, batch);
+        if (!built) continue;
+        ++expected;
+        SCOPED_TRACE(cell + " " + bits + " " + std::to_string(hidden) + " " +
+                     std::to_string(batch) + " " + call);
+        const StepChoice c = step_choice(cell.c_str(), k_w, k_a, hidden, batch,
+                                         call == "run" ? StepCall::run : StepCall::step);
+        ASSERT_NE(c.entry, nullptr);
+        EXPECT_EQ(size_t(c.entry->hidden), hidden);
+        EXPECT_EQ(size_t(c.entry->batch), batch);
+        const double fused_us = e["fused_us"], separate_us = e["separate_us"];
+        EXPECT_EQ(c.fused, !(separate_us < 0.97 * fused_us));
+        EXPECT_NEAR(c.entry->fused_us, fused_us, 1e-3);
+        EXPECT_NEAR(c.entry->separate_us, separate_us, 1e-3);
+    }
+    size_t linked = 0;
+    for (const StepChoiceEntry *e = step_choices(); e->cell; ++e) ++linked;
+    EXPECT_EQ(linked, expected);
 }
 
 // The session follows the build's table; AMQ_FUSED_STEP=0/1 overrides it.
