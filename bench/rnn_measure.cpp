@@ -173,7 +173,8 @@ RnnFloor rnn_floor(const RnnBenchConfig &cfg) {
     return f;
 }
 
-RnnCandidates make_rnn_candidates(const RnnBenchConfig &cfg, bool with_float, bool with_onednn) {
+RnnCandidates make_rnn_candidates(const RnnBenchConfig &cfg, bool with_float, bool with_onednn,
+                                  bool with_common) {
     validate(cfg);
     set_num_threads(cfg.threads);
     RnnCandidates c;
@@ -194,8 +195,9 @@ RnnCandidates make_rnn_candidates(const RnnBenchConfig &cfg, bool with_float, bo
         }
     }
     const size_t G = cfg.arch == Arch::lstm ? 4 : 3;
-    if (BinaryMatrix::variant_for(cfg.bits.w, cfg.bits.a, G * cfg.hidden_size, cfg.hidden_size) ||
-        BinaryMatrix::variant_for(cfg.bits.w, cfg.bits.a, G * cfg.hidden_size, cfg.input())) {
+    if (with_common &&
+        (BinaryMatrix::variant_for(cfg.bits.w, cfg.bits.a, G * cfg.hidden_size, cfg.hidden_size) ||
+         BinaryMatrix::variant_for(cfg.bits.w, cfg.bits.a, G * cfg.hidden_size, cfg.input()))) {
         setenv("AMQ_VARIANTS", "0", 1);  // read when the weights are packed
         const auto common = Model::from_file(quantized_model(cfg, f));
         unsetenv("AMQ_VARIANTS");
@@ -214,10 +216,28 @@ RnnCandidates make_rnn_candidates(const RnnBenchConfig &cfg, bool with_float, bo
     return c;
 }
 
-RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms) {
+namespace {
+
+// The timing of measure_rnn and measure_step_choice: `rounds` interleaved rounds
+// of about min_round_ms each, no stability stop, no untimed call per sample (a
+// whole sequence is long enough). Throws std::invalid_argument naming `caller`
+// when rounds < 1.
+timing::Options rnn_rounds(const char *caller, int rounds, double min_round_ms) {
     if (rounds <= 0)
-        throw std::invalid_argument("measure_rnn: rounds = " + std::to_string(rounds) +
+        throw std::invalid_argument(std::string(caller) + ": rounds = " + std::to_string(rounds) +
                                     ", expected at least 1");
+    timing::Options o;
+    o.round_ms = min_round_ms;
+    o.min_rounds = o.max_rounds = rounds;
+    o.stable = 0;
+    o.warm_each_round = false;
+    return o;
+}
+
+}  // namespace
+
+RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms) {
+    const timing::Options o = rnn_rounds("measure_rnn", rounds, min_round_ms);
     RnnCandidates c = make_rnn_candidates(cfg, true, true);
     RnnResult res;
     res.cfg = cfg;
@@ -271,11 +291,6 @@ RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms
         res.max_abs_diff_float = max_abs_diff(c.amq_float->output(), ref);
         res.max_abs_diff_amq = max_abs_diff(c.amq->output(), ref);
     }
-    timing::Options o;
-    o.round_ms = min_round_ms;
-    o.min_rounds = o.max_rounds = rounds;
-    o.stable = 0;
-    o.warm_each_round = false;
     const std::vector<timing::Result> t = timing::time_interleaved(cands, o);
     for (size_t i = 0; i < cands.size(); ++i) {
         timings[i]->ok = true;
@@ -288,10 +303,8 @@ RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms
 }
 
 StepChoiceTiming measure_step_choice(const RnnBenchConfig &cfg, int rounds, double min_round_ms) {
-    if (rounds <= 0)
-        throw std::invalid_argument("measure_step_choice: rounds = " + std::to_string(rounds) +
-                                    ", expected at least 1");
-    RnnCandidates c = make_rnn_candidates(cfg, false, false);
+    const timing::Options o = rnn_rounds("measure_step_choice", rounds, min_round_ms);
+    RnnCandidates c = make_rnn_candidates(cfg, false, false, false);
     StepChoiceTiming res;
     if (!c.amq_fused) return res;
     res.has_run = c.amq_fused->session().fused(StepCall::run);
@@ -312,11 +325,6 @@ StepChoiceTiming measure_step_choice(const RnnBenchConfig &cfg, int rounds, doub
     }
     if (cands.empty()) return res;
     for (auto &k : cands) k.run();
-    timing::Options o;
-    o.round_ms = min_round_ms;
-    o.min_rounds = o.max_rounds = rounds;
-    o.stable = 0;
-    o.warm_each_round = false;
     const std::vector<timing::Result> t = timing::time_interleaved(cands, o);
     for (size_t i = 0; i < cands.size(); ++i) *out[i] = t[i].median_us;
     return res;

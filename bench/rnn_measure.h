@@ -90,9 +90,11 @@ struct RnnCandidates {
     std::unique_ptr<AmqRnnRunner> amq_common, amq_step_common;
     std::unique_ptr<OnednnRnn> onednn_f32, onednn_int8;      // check ok() before use
 };
-// with_float / with_onednn: build those candidates too (amq is always built).
+// with_float / with_onednn / with_common: build those candidates too (amq is
+// always built; with_common quantizes the model a second time, packed for the
+// common kernels, when a per-problem variant applies).
 RnnCandidates make_rnn_candidates(const RnnBenchConfig &cfg, bool with_float = true,
-                                  bool with_onednn = true);
+                                  bool with_onednn = true, bool with_common = true);
 
 struct RnnTiming {
     bool ok = false;

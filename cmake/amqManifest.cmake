@@ -28,8 +28,8 @@
 #   AMQ_STEP_CHOICES           ids of the "steps" entries the runtime takes (fused or
 #                              separate kernels per problem; amq tune --steps)
 #   AMQ_STEP_<id>_{CELL,KW,KA,HIDDEN,BATCH,CALL,FUSED,FUSED_US,SEPARATE_US}
-#                              FUSED: 1 unless the separate kernels were more than
-#                              3% faster
+#                              FUSED: true unless the separate kernels were more
+#                              than 3% faster, else false
 #   AMQ_STEP_CHOICES_SKIPPED   "why" lines of entries whose fused kernel is not built
 
 function(_amq_bad file entry reason)
@@ -334,32 +334,39 @@ macro(amq_schedules_load file)
   # Per-problem variants.
   set(AMQ_VARIANTS "")
   set(AMQ_VARIANTS_SKIPPED "")
-  string(JSON _nv ERROR_VARIABLE _err LENGTH "${_sj}" variants)
-  if(_err)
-    set(_nv 0)
-  endif()
-  if(_nv GREATER 0)
-    math(EXPR _lv "${_nv} - 1")
-    foreach(_iv RANGE ${_lv})
-      _amq_variant(${_iv})
-    endforeach()
-  endif()
+  _amq_each_entry(variants _amq_variant)
 
   # Fused or separate step kernels per problem.
   set(AMQ_STEP_CHOICES "")
   set(AMQ_STEP_CHOICES_SKIPPED "")
-  string(JSON _ns ERROR_VARIABLE _err LENGTH "${_sj}" steps)
-  if(_err)
-    set(_ns 0)
-  endif()
-  if(_ns GREATER 0)
-    math(EXPR _ls "${_ns} - 1")
-    foreach(_is RANGE ${_ls})
-      _amq_step_choice(${_is})
-    endforeach()
-  endif()
+  _amq_each_entry(steps _amq_step_choice)
   unset(_sj)
 endmacro()
+
+# _amq_each_entry(<section> <macro>): <macro>(<index>) for each entry of the
+# schedules file's array <section> (none when the file has no such array).
+macro(_amq_each_entry section entry_macro)
+  string(JSON _n_${section} ERROR_VARIABLE _err LENGTH "${_sj}" ${section})
+  if(NOT _err AND _n_${section} GREATER 0)
+    math(EXPR _last_${section} "${_n_${section}} - 1")
+    foreach(_i_${section} RANGE ${_last_${section}})
+      cmake_language(CALL ${entry_macro} ${_i_${section}})
+    endforeach()
+  endif()
+endmacro()
+
+# _amq_faster(<out> <fast> <slow>): TRUE when <fast> is more than 3% under
+# <slow> (both microseconds x 1e5, _amq_us_x1e5), the build's rule for a
+# per-problem variant and for the separate step kernels.
+function(_amq_faster out fast slow)
+  math(EXPR lhs "${fast} * 100")
+  math(EXPR rhs "${slow} * 97")
+  if(lhs LESS rhs)
+    set(${out} TRUE PARENT_SCOPE)
+  else()
+    set(${out} FALSE PARENT_SCOPE)
+  endif()
+endfunction()
 
 # One entry of "steps" (amq tune --steps): one problem timed on the fused step
 # kernel and on the separate kernels. Checked, and added to AMQ_STEP_CHOICES
@@ -430,13 +437,13 @@ macro(_amq_step_choice is)
     set(AMQ_STEP_${_id}_HIDDEN ${_hidden})
     set(AMQ_STEP_${_id}_BATCH ${_batch})
     set(AMQ_STEP_${_id}_CALL ${_call})
-    # The separate kernels where they are more than 3% faster.
-    math(EXPR _lhs "${_s100} * 100")
-    math(EXPR _rhs "${_f100} * 97")
-    if(_lhs LESS _rhs)
-      set(AMQ_STEP_${_id}_FUSED 0)
+    # The separate kernels where they are more than 3% faster ("true" / "false":
+    # the C++ literal of the runtime's table, and a CMake condition).
+    _amq_faster(_separate ${_s100} ${_f100})
+    if(_separate)
+      set(AMQ_STEP_${_id}_FUSED false)
     else()
-      set(AMQ_STEP_${_id}_FUSED 1)
+      set(AMQ_STEP_${_id}_FUSED true)
     endif()
     _amq_us_text(AMQ_STEP_${_id}_FUSED_US ${_f100})
     _amq_us_text(AMQ_STEP_${_id}_SEPARATE_US ${_s100})
@@ -545,12 +552,11 @@ macro(_amq_variant iv)
   # CMake compares integers: hundredths of a nanosecond.
   _amq_us_x1e5(_t100 "${_tuned}")
   _amq_us_x1e5(_c100 "${_common}")
-  math(EXPR _lhs "${_t100} * 100")
-  math(EXPR _rhs "${_c100} * 97")
+  _amq_faster(_faster ${_t100} ${_c100})
   set(_id "${_p}_w${_kw}a${_ka}_${_rows}x${_cols}")
   if(NOT _isa STREQUAL "avx512")
     list(APPEND AMQ_VARIANTS_SKIPPED "${_entry}: ISA ${_isa} (per-ISA variants are not built)")
-  elseif(NOT _lhs LESS _rhs)
+  elseif(NOT _faster)
     _amq_us_text(_tuned ${_t100})
     _amq_us_text(_common ${_c100})
     list(APPEND AMQ_VARIANTS_SKIPPED

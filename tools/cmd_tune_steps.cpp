@@ -20,13 +20,19 @@
 namespace amq::tools {
 namespace {
 
+std::vector<std::string> split(const std::string &text) {
+    std::vector<std::string> out;
+    std::stringstream ss(text);
+    std::string item;
+    while (std::getline(ss, item, ',')) out.push_back(item);
+    return out;
+}
+
 // "64,128,256" -> {64, 128, 256}, each in lo..hi; UsageError naming the option.
 std::vector<size_t> parse_sizes(const std::string &option, const std::string &text, size_t lo,
                                 size_t hi) {
     std::vector<size_t> out;
-    std::stringstream ss(text);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
+    for (const std::string &item : split(text)) {
         char *end = nullptr;
         const unsigned long long v = std::strtoull(item.c_str(), &end, 10);
         if (item.empty() || *end != '\0' || item.find_first_not_of("0123456789") != std::string::npos ||
@@ -36,14 +42,6 @@ std::vector<size_t> parse_sizes(const std::string &option, const std::string &te
         out.push_back(size_t(v));
     }
     if (out.empty()) throw UsageError(option + " is empty");
-    return out;
-}
-
-std::vector<std::string> split(const std::string &text) {
-    std::vector<std::string> out;
-    std::stringstream ss(text);
-    std::string item;
-    while (std::getline(ss, item, ',')) out.push_back(item);
     return out;
 }
 
