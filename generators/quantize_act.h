@@ -2,27 +2,30 @@
 //
 // Greedy init, then T alternating cycles {optimal codes for fixed scales by
 // comparison with the midpoints of the sorted 2^k values; least-squares refit of
-// the scales}, exactly as amq::ref::alternating (quantize/reference.h), whose
-// conventions (double sums, tie breaks, singular fallback) it follows.
+// the scales}, exactly as amq::ref::quantize_act (quantize/reference.h), whose
+// conventions (blocked f32 sums, tie breaks, singular fallback) it follows.
 //
-// Passes over x (each one vectorized loop; the sums in f64, one partial sum per
-// lane over the blocks of `lanes` elements, the last partial block masked to
-// e < n, then the lanes added as a tree):
-//   greedy i = 0..k-1   sum |r_i| (and sum x with i = 0), where |r_0| = |x| and
-//                       |r_{i+1}| = ||r_i| - alpha_i| (the same rounding as
-//                       r_{i+1} = r_i - alpha_i sign(r_i) of the reference)
-//   cycle c = 0..T-1    codes by compare-and-select against the 2^k - 1 sorted
-//                       midpoints, and in the same pass h'_i = sum over bit i set
-//                       of x and d_ij = #(bit i != bit j); then h_i = 2 h'_i -
-//                       sum x, G_ij = n - 2 d_ij and the k x k solve (scalars:
-//                       for k <= 2 the reference's adjugate with its exact
-//                       integer determinant, else Gaussian elimination). The
-//                       last cycle's codes are a pass of their own, stored as
-//                       bytes, which its sums and the packing both read
-//   pack                per word of 64 elements: the last cycle's codes (the
-//                       greedy signs in f64 when T = 0, computed there), then
-//                       the 8 bytes of each plane as sums of (bit << b) over 8
-//                       lanes
+// Passes over x (each one vectorized loop; the sums in f32 as kSumLanes partial
+// sums, lane l over elements l, l + kSumLanes, .., the last partial block
+// masked to e < n, then the lanes added as a tree in f64: block_sums):
+//   greedy i = 0..k-1   sum |r_i| (and sum x with i = 0), in f32: r_0 = x,
+//                       r_{i+1} = r_i - a_i sign(r_i), a_i = float(alpha_i),
+//                       summed as |r_{i+1}| = ||r_i| - a_i| (the same rounding)
+//   cycle c = 0..T-1    k <= 2: per midpoint m, U_m = the sum of the x above it
+//                       and (k = 2) C_m = their count, three compares and six
+//                       masked adds per vector for k = 2; the elements of rank r
+//                       sum to U_{r-1} - U_r, and h_i, G_01 add those with the
+//                       signs of the combination at r. k >= 3: codes by
+//                       compare-and-select against the 2^k - 1 midpoints, then
+//                       h'_i = sum over bit i set of x and d_ij = #(bit i !=
+//                       bit j); h_i = 2 h'_i - sum x, G_ij = n - 2 d_ij. Then
+//                       the k x k solve (scalars: for k <= 2 the reference's
+//                       adjugate with its exact integer determinant, else
+//                       Gaussian elimination)
+//   pack                per word of 64 elements: the codes (the last cycle's,
+//                       or the signs of the greedy f32 residuals when T = 0),
+//                       then the 8 bytes of each plane as sums of (bit << b)
+//                       over 8 lanes; the last word's bytes masked past n after
 // Between the passes of a cycle, its levels (the sorted values' midpoints and
 // the combination at each rank) are computed once: for k <= 2 as one scalar
 // Tuple in registers (a min/max network, ranks counted in integers), for k >= 3
@@ -59,8 +62,17 @@
 
 namespace amq::gen {
 
+// The partial sums of the passes: kSumLanes of them, lane l summing elements
+// l, l + kSumLanes, l + 2 kSumLanes, .. in that order (f32 terms in f32, i32
+// terms in i32), then the lanes added as a halving tree in f64 (i32: i32):
+// level 1 adds lanes l and l + 8, level 2 l and l + 4, .., down to one. The
+// order is part of the definition (ref::quantize_act follows it, as
+// ref::kActSumLanes), not of the schedule: `lanes` only sets how many partial
+// sums a vector holds.
+constexpr int kSumLanes = 16;
+
 struct QuantizeActKnobs {
-    int lanes = 16;       // f32 lanes of the passes over x (the f64 sums keep as many)
+    int lanes = 16;       // f32 lanes of a vector of the passes over x (divides kSumLanes)
     int pack_vector = 8;  // bytes of a plane per step of the packing loop: 8 = one word
                           // of 64 codes; 16, 24, ... unroll that many words
 };
@@ -85,10 +97,12 @@ struct QuantizeActFuncs : ItemArgs {
     std::vector<Halide::Func> scalars;  // per-stage scalars (scales, sorted levels), compute_root
     std::vector<Halide::Func> sums;     // the passes over x: partial sums per lane l
     std::vector<Halide::Var> sum_lanes;
+    std::vector<Halide::Func> trees;    // the lane trees of the sums, level by level
+    std::vector<int> tree_widths;       // lanes of each tree level
     Halide::Func codes;                // final code (combination index) per element
-    bool codes_shared = false;         // T >= 1: the last refit reads codes as the packing does
     Halide::Func pack;                 // bytes as a reduction over the 8 bits
     Halide::RDom rb;                   // the 8 elements of a byte
+    Halide::RDom last_word;            // the bytes of the last word (masked past n)
     std::vector<Halide::Func> tables;  // k >= 3: per cycle, over the 2^k s (compute_root)
     Halide::Func bytes, beta;
     Halide::Var e{"e"}, q{"q"}, j{"j"}, s{"s"};
@@ -97,9 +111,10 @@ struct QuantizeActFuncs : ItemArgs {
 
 // Why a knob value cannot be built, or "" (the generator and the tuner check it).
 inline std::string quantize_act_knobs_error(const QuantizeActKnobs &k) {
-    if (k.lanes < 1 || k.lanes > 64 || 64 % k.lanes != 0)
-        return "lanes = " + std::to_string(k.lanes) +
-               " (expected 1, 2, 4, .., 64: a divisor of 64)";
+    if (k.lanes < 1 || k.lanes > kSumLanes || kSumLanes % k.lanes != 0)
+        return "lanes = " + std::to_string(k.lanes) + " (expected 1, 2, 4, .., " +
+               std::to_string(kSumLanes) + ": a divisor of the " + std::to_string(kSumLanes) +
+               " partial sums)";
     if (k.pack_vector < 8 || k.pack_vector % 8 != 0 || k.pack_vector > 64)
         return "pack_vector = " + std::to_string(k.pack_vector) +
                " (expected 8, 16, .., 64: bytes per step, a multiple of one word)";
@@ -111,15 +126,20 @@ namespace detail {
 // A double constant (Halide's Expr(double) is ambiguous).
 inline Halide::Expr f64(double v) { return Halide::Internal::make_const(Halide::Float(64), v); }
 
-// Sums over e in [0, n) of each term(e), in one pass. The result is a scalar
-// Tuple, element t the sum of term t (one term is padded with a dummy so that
-// it is always a Tuple).
-// hand_schedule: the pass is lanes(l) over the blocks of `lanes` elements, one
-// partial sum per lane (vectorized over l, dense loads), the last partial block
-// masked to e < n (the padding of x is read but not counted; `lanes` divides
-// 64), then the lanes added as a tree. Otherwise one reduction over ceil(n /
-// lanes) blocks, each term masked, in the form the autoschedulers accept.
-inline Halide::Func block_sums(const std::string &name, Halide::Expr n, int lanes,
+
+inline Halide::Expr strict_if_float(Halide::Expr v) {
+    return v.type().is_float() ? Halide::strict_float(v) : v;
+}
+
+// Sums over e in [0, n) of each term(e) (f32 or i32), in one pass, as above.
+// The result is a scalar Tuple, element t the sum of term t (f64 for an f32
+// term, i32 for an i32 one; one term is padded with a dummy so that it is
+// always a Tuple).
+// hand_schedule: the blocks of kSumLanes elements in two updates, the whole
+// blocks then the last partial one masked to e < n (the padding of x is read
+// but not counted). Otherwise one masked update over all the blocks, the form
+// the autoschedulers accept.
+inline Halide::Func block_sums(const std::string &name, Halide::Expr n,
                                std::vector<std::function<Halide::Expr(Halide::Expr)>> terms,
                                QuantizeActFuncs &f, bool hand_schedule = true) {
     using namespace Halide;
@@ -127,45 +147,58 @@ inline Halide::Func block_sums(const std::string &name, Halide::Expr n, int lane
         Expr zero = Internal::make_zero(terms[0](Expr(0)).type());
         terms.push_back([zero](Expr) { return zero; });
     }
+    const int L = kSumLanes;
     std::vector<Expr> init;
-    for (size_t t = 0; t < terms.size(); ++t)
-        init.push_back(Internal::make_zero(terms[t](Expr(0)).type()));
-    auto masked = [&](size_t t, Expr e) { return select(e < n, terms[t](e), init[t]); };
-    Func s(name);
-    if (!hand_schedule) {
-        RDom rr(0, lanes, 0, (n + lanes - 1) / lanes, name + "_r");
-        s(f.vars({})) = Tuple(init);
-        std::vector<Expr> upd;
-        for (size_t t = 0; t < terms.size(); ++t)
-            upd.push_back(s(f.at({}))[int(t)] + masked(t, rr.y * lanes + rr.x));
-        s(f.at({})) = Tuple(upd);
-        return s;
+    for (size_t t = 0; t < terms.size(); ++t) {
+        Type ty = terms[t](Expr(0)).type();
+        // -0.0: the identity of a float sum, so that a masked term is a masked add.
+        init.push_back(ty.is_float() ? Internal::make_const(ty, -0.0) : Internal::make_zero(ty));
     }
+    auto masked = [&](size_t t, Expr e) { return select(e < n, terms[t](e), init[t]); };
     Var l("l");
     Func part(name + "_lanes");
-    RDom rf(0, n / lanes, name + "_r");
-    RDom rl(n / lanes, select(n % lanes > 0, 1, 0), name + "_last");
     part(f.vars({l})) = Tuple(init);
-    std::vector<Expr> full, last, total;
-    for (size_t t = 0; t < terms.size(); ++t) {
-        full.push_back(part(f.at({l}))[int(t)] + terms[t](rf.x * lanes + l));
-        last.push_back(part(f.at({l}))[int(t)] + masked(t, rl.x * lanes + l));
+    std::vector<Expr> full, last;
+    if (hand_schedule) {
+        RDom rf(0, n / L, name + "_r");
+        RDom rl(n / L, select(n % L > 0, 1, 0), name + "_last");
+        for (size_t t = 0; t < terms.size(); ++t) {
+            full.push_back(strict_if_float(part(f.at({l}))[int(t)] + terms[t](rf.x * L + l)));
+            last.push_back(strict_if_float(part(f.at({l}))[int(t)] + masked(t, rl.x * L + l)));
+        }
+        part(f.at({l})) = Tuple(full);
+        part(f.at({l})) = Tuple(last);
+    } else {
+        RDom rr(0, (n + L - 1) / L, name + "_r");
+        for (size_t t = 0; t < terms.size(); ++t)
+            full.push_back(strict_if_float(part(f.at({l}))[int(t)] + masked(t, rr.x * L + l)));
+        part(f.at({l})) = Tuple(full);
     }
-    part(f.at({l})) = Tuple(full);
-    part(f.at({l})) = Tuple(last);
     f.sums.push_back(part);
     f.sum_lanes.push_back(l);
-    for (size_t t = 0; t < terms.size(); ++t) {
-        std::vector<Expr> level;
-        for (int i = 0; i < lanes; ++i) level.push_back(part(f.at({i}))[int(t)]);
-        while (level.size() > 1) {
-            std::vector<Expr> up;
-            for (size_t i = 0; i + 1 < level.size(); i += 2) up.push_back(level[i] + level[i + 1]);
-            if (level.size() % 2) up.push_back(level.back());
-            level = up;
+    // The tree: level(l) = below(l) + below(l + width), width = 32, 16, .., 1.
+    Func below = part;
+    bool widen = true;
+    for (int width = L / 2; width >= 1; width /= 2) {
+        Func level(name + "_tree" + std::to_string(width));
+        std::vector<Expr> v;
+        for (size_t t = 0; t < terms.size(); ++t) {
+            Expr a = below(f.at({l}))[int(t)], b = below(f.at({l + width}))[int(t)];
+            if (widen && a.type().is_float()) {
+                a = cast<double>(a);
+                b = cast<double>(b);
+            }
+            v.push_back(strict_if_float(a + b));
         }
-        total.push_back(level[0]);
+        level(f.vars({l})) = Tuple(v);
+        f.trees.push_back(level);
+        f.tree_widths.push_back(width);
+        below = level;
+        widen = false;
     }
+    Func s(name);
+    std::vector<Expr> total;
+    for (size_t t = 0; t < terms.size(); ++t) total.push_back(below(f.at({0}))[int(t)]);
     s(f.vars({})) = Tuple(total);
     f.scalars.push_back(s);
     return s;
@@ -306,7 +339,7 @@ inline Levels table_levels(QuantizeActFuncs &f,
 // blocks, and the bytes a plain sum of 8 terms.
 // prefix: put before every Func's name (a pipeline with two quantizers).
 inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, int k, int T,
-                                               int lanes, bool hand_schedule = true,
+                                               bool hand_schedule = true,
                                                bool batched = false,
                                                const std::string &prefix = "") {
     using namespace Halide;
@@ -317,22 +350,23 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
     f.batched = batched;
     Expr nd = cast<double>(n);
     auto xf = [&](Expr e) { return x(f.at({e})); };
-    auto xd = [&](Expr e) { return cast<double>(xf(e)); };
 
-    // Greedy: alpha_i = mean |r_i|, |r_0| = |x|, |r_{i+1}| = ||r_i| - alpha_i|.
-    // The first pass also sums x (for h below).
+    // Greedy, in f32: r_0 = x, r_{i+1} = r_i - a_i sign(r_i) with a_i =
+    // float(alpha_i), alpha_i = (sum |r_i|) / n in f64. |r_{i+1}| = ||r_i| - a_i|
+    // exactly (rounding is symmetric), which the passes sum. The first pass also
+    // sums x (for h below).
     std::vector<Expr> alpha;
     Expr xsum;
     for (int i = 0; i < k; ++i) {
         auto absr = [&, i](Expr e) {
-            Expr u = detail::abs64(xd(e));
-            for (int p = 0; p < i; ++p) u = detail::abs64(u - alpha[p]);
+            Expr u = abs(xf(e));
+            for (int p = 0; p < i; ++p) u = abs(strict_float(u - cast<float>(alpha[p])));
             return u;
         };
         std::vector<std::function<Expr(Expr)>> terms = {absr};
-        if (i == 0) terms.push_back(xd);
+        if (i == 0) terms.push_back(xf);
         Func s =
-            detail::block_sums(nm("greedy" + std::to_string(i)), n, lanes, terms, f, hand_schedule);
+            detail::block_sums(nm("greedy" + std::to_string(i)), n, terms, f, hand_schedule);
         Func a(nm("greedy_alpha" + std::to_string(i)));
         a(f.vars({})) = Tuple(s(f.at({}))[0] / nd, s(f.at({}))[1]);
         f.scalars.push_back(a);
@@ -341,6 +375,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
     }
 
     const int S = 1 << k;
+    detail::Levels lv;  // the last cycle's levels, which the codes use
     for (int c = 0; c < T; ++c) {
         std::string cs = std::to_string(c);
         // This cycle's levels: the midpoints between consecutive sorted values
@@ -348,8 +383,8 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         // the combination at each rank (comb(m)), ranked by value, then s
         // descending (o before s: v[o] < v[s], or equal values and o > s; each
         // pair is decided by one comparison, so the ranks are a permutation).
-        const detail::Levels lv = k <= 2 ? detail::scalar_levels(f, nm("levels" + cs), alpha, k)
-                                         : detail::table_levels(f, nm, cs, alpha, k);
+        lv = k <= 2 ? detail::scalar_levels(f, nm("levels" + cs), alpha, k)
+                    : detail::table_levels(f, nm, cs, alpha, k);
         auto code = [&, S, lv](Expr e) {
             Expr xe = xf(e);
             Expr s_e = lv.comb(0);
@@ -357,42 +392,78 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
                 s_e = select(xe > lv.mid(mm), lv.comb(mm + 1), s_e);
             return s_e;
         };
-        if (c == T - 1) {
-            f.codes = Func(nm("codes"));
-            f.codes(f.vars({f.e})) = code(f.e);
-            f.codes_shared = true;
-        }
 
-        // Refit: h_i = 2 sum_{bit i} x - sum x, G_ii = n, G_ij = n - 2 #(bit i != bit j),
-        // all summed in one pass (a tuple reduction).
+        // Refit: alpha = G^-1 h with h_i = sum_e c_i(e) x_e and G_ij = sum_e
+        // c_i(e) c_j(e) (c = +-1), from one pass.
         std::vector<Expr> h(k);
         std::vector<std::vector<Expr>> G(k, std::vector<Expr>(k));
-        Expr d01;  // k = 2: #(bit 0 != bit 1)
-        {
+        Expr g01;  // k = 2: G_01 as an integer
+        if (k <= 2) {
+            // k <= 2: by rank. The pass sums, per midpoint m, U_m = sum of the x
+            // above it and (k = 2) C_m = their count; the elements of rank r sum
+            // to U_{r-1} - U_r (U_{-1} = sum x, U_{S-1} = 0) and count C_{r-1} -
+            // C_r (C_{-1} = n, C_{S-1} = 0). h_i and G_01 add those over r = 0..S-1
+            // with the signs of comb(r)'s bits.
             std::vector<std::function<Expr(Expr)>> terms;
-            // The last cycle reads its codes from `codes`, which the packing
-            // reads too: computed once.
-            const bool last = c == T - 1;
-            auto code_at = [&, last](Expr e) { return last ? f.codes(f.at({e})) : code(e); };
+            for (int m = 0; m + 1 < S; ++m)
+                terms.push_back([&, m, lv](Expr e) {
+                    return select(xf(e) > lv.mid(m), xf(e), -0.0f);
+                });
+            if (k == 2)  // C_m, counted in f32 (exact: at most 2^24 per lane)
+                for (int m = 0; m + 1 < S; ++m)
+                    terms.push_back([&, m, lv](Expr e) {
+                        return select(xf(e) > lv.mid(m), 1.0f, -0.0f);
+                    });
+            Func sums = detail::block_sums(nm("refit" + cs), n, terms, f, hand_schedule);
+            auto U = [&](int m) {
+                return m < 0 ? xsum : m >= S - 1 ? f64(0) : Expr(sums(f.at({}))[m]);
+            };
+            for (int i = 0; i < k; ++i) {
+                Expr acc = f64(0);
+                for (int r = 0; r < S; ++r) {
+                    Expr sr = strict_float(U(r - 1) - U(r));
+                    acc = strict_float(acc + select(detail::bit_of(lv.comb(r), i), sr, -sr));
+                }
+                h[i] = acc;
+                G[i][i] = nd;
+            }
+            if (k == 2) {
+                auto C = [&](int m) {
+                    return m < 0 ? n
+                                 : m >= S - 1 ? Expr(0)
+                                              : cast<int>(sums(f.at({}))[S - 1 + m]);
+                };
+                g01 = 0;
+                for (int r = 0; r < S; ++r) {
+                    Expr nr = C(r - 1) - C(r);
+                    Expr same = detail::bit_of(lv.comb(r), 0) == detail::bit_of(lv.comb(r), 1);
+                    g01 = g01 + select(same, nr, -nr);
+                }
+                G[0][1] = G[1][0] = cast<double>(g01);
+            }
+        } else {
+            // k >= 3: by bit. The pass sums h'_i = sum of the x with bit i of the
+            // code set and d_ij = #(bit i != bit j); h_i = 2 h'_i - sum x, G_ij
+            // = n - 2 d_ij.
+            std::vector<std::function<Expr(Expr)>> terms;
             for (int i = 0; i < k; ++i)
                 terms.push_back([&, i](Expr e) {
-                    return detail::masked64(detail::bit_of(code_at(e), i), xd(e));
+                    return select(detail::bit_of(code(e), i), xf(e), -0.0f);
                 });
             for (int i = 0; i < k; ++i)
                 for (int jx = 0; jx < i; ++jx)
                     terms.push_back([&, i, jx](Expr e) {
-                        Expr s_e = code_at(e);
+                        Expr s_e = code(e);
                         return select(detail::bit_of(s_e, i) != detail::bit_of(s_e, jx), 1, 0);
                     });
-            Func sums = detail::block_sums(nm("refit" + cs), n, lanes, terms, f, hand_schedule);
+            Func sums = detail::block_sums(nm("refit" + cs), n, terms, f, hand_schedule);
             int idx = 0;
-            for (int i = 0; i < k; ++i) h[i] = f64(2) * sums(f.at({}))[idx++] - xsum;
+            for (int i = 0; i < k; ++i) h[i] = strict_float(f64(2) * sums(f.at({}))[idx++] - xsum);
             for (int i = 0; i < k; ++i) {
                 G[i][i] = nd;
                 for (int jx = 0; jx < i; ++jx)
                     G[i][jx] = G[jx][i] = cast<double>(n - 2 * sums(f.at({}))[idx++]);
             }
-            if (k == 2) d01 = sums(f.at({}))[2];
         }
         std::vector<Expr> sol(k);
         Expr ok = Internal::const_true();
@@ -400,12 +471,12 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
             sol[0] = h[0] / nd;  // G = (n), never singular (n >= 1)
         } else if (k == 2) {
             // As the reference: alpha = adj(G) h / det with the exact integer
-            // cofactors (G_01 = n - 2 d_01, |det| <= n^2 < 2^62), summed in its
+            // cofactors (|G_01| <= n, |det| <= n^2 < 2^62), summed in its
             // order; singular when det = 0.
-            Expr g01 = cast<int64_t>(n) - 2 * cast<int64_t>(d01);
-            Expr det = cast<int64_t>(n) * cast<int64_t>(n) - g01 * g01;
+            Expr g = cast<int64_t>(g01);
+            Expr det = cast<int64_t>(n) * cast<int64_t>(n) - g * g;
             ok = det != 0;
-            Expr dd = cast<double>(det), gd = cast<double>(g01);
+            Expr dd = cast<double>(det), gd = cast<double>(g);
             sol[0] = strict_float((f64(0) + nd * h[0] + (-gd) * h[1]) / dd);
             sol[1] = strict_float((f64(0) + (-gd) * h[0] + nd * h[1]) / dd);
         } else {
@@ -433,15 +504,24 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         for (int i = 0; i < k; ++i) alpha[i] = a(f.at({}))[i];
     }
 
+    f.codes = Func(nm("codes"));
     if (T == 0) {
-        // Greedy codes: sign of each residual (in f64, as the reference).
-        f.codes = Func(nm("codes"));
-        Expr r = xd(f.e);
+        // Greedy codes: the signs of the f32 residuals (sign(+-0) = +1).
+        Expr r = xf(f.e);
         Expr s_e = cast<uint8_t>(0);
         for (int i = 0; i < k; ++i) {
-            s_e = s_e | select(r >= f64(0), cast<uint8_t>(1 << i), cast<uint8_t>(0));
-            if (i + 1 < k) r = r - select(r >= f64(0), alpha[i], -alpha[i]);
+            s_e = s_e | select(r >= 0.0f, cast<uint8_t>(1 << i), cast<uint8_t>(0));
+            if (i + 1 < k) {
+                Expr ai = cast<float>(alpha[i]);
+                r = strict_float(r - select(r >= 0.0f, ai, -ai));
+            }
         }
+        f.codes(f.vars({f.e})) = s_e;
+    } else {
+        // The last cycle's codes: those its refit summed.
+        Expr xe = xf(f.e);
+        Expr s_e = lv.comb(0);
+        for (int mm = 0; mm + 1 < S; ++mm) s_e = select(xe > lv.mid(mm), lv.comb(mm + 1), s_e);
         f.codes(f.vars({f.e})) = s_e;
     }
 
@@ -466,10 +546,14 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
                                    cast<uint8_t>(1 << bit), cast<uint8_t>(0));
             f.pack(f.vars({f.q, f.j})) = acc;
         }
+        // The bytes of the last word are masked afterwards (an update over them).
         f.bytes = Func(nm("bytes"));
-        Expr valid = clamp(n - f.q * 8, 0, 8);  // elements of byte q below n
+        f.bytes(f.vars({f.q, f.j})) = f.pack(f.at({f.q, f.j}));
+        f.last_word = RDom(((n + 63) / 64 - 1) * 8, 8, nm("last_word"));
+        Expr q = f.last_word.x;
+        Expr valid = clamp(n - q * 8, 0, 8);  // elements of byte q below n
         Expr mask = cast<uint8_t>(select(valid == 8, 255, (1 << valid) - 1));
-        f.bytes(f.vars({f.q, f.j})) = f.pack(f.at({f.q, f.j})) & mask;
+        f.bytes(f.at({q, f.j})) = f.bytes(f.at({q, f.j})) & mask;
     }
     f.beta = Func(nm("beta"));
     Expr bj = cast<float>(alpha[k - 1]);
@@ -515,10 +599,22 @@ void set_quantize_act_estimates(XBuffer &x, NParam &n_param, BytesFunc &&bytes, 
     beta.set_estimates(sr);
 }
 
+// A pass's two updates (the whole blocks, the last one) as vectors of `lanes`
+// partial sums, the kSumLanes / lanes vectors unrolled inside the block loop.
+inline void quantize_act_pass_schedule(Halide::Func sums, const Halide::Var &l, int lanes) {
+    using namespace Halide;
+    sums.vectorize(l, std::min(lanes, kSumLanes));
+    for (int u = 0; u < sums.num_update_definitions(); ++u) {
+        Var lo("lo"), li("li");
+        sums.update(u).split(l, lo, li, lanes).vectorize(li).unroll(lo);
+    }
+}
+
 // The stages of one vector: the scalar stages and the tables once, the tables
 // as short vectors over the 2^k combinations; each pass vectorized over its
-// lanes. Storage on Halide's stack, not a heap allocation per stage and call.
-inline void quantize_act_vector_stages_schedule(QuantizeActFuncs &f) {
+// lanes, each level of its lane tree one vector. Storage on Halide's stack, not
+// a heap allocation per stage and call.
+inline void quantize_act_vector_stages_schedule(QuantizeActFuncs &f, int lanes) {
     using namespace Halide;
     for (auto &s : f.scalars) s.compute_root().store_in(MemoryType::Stack);
     // The tables in vectors of at most 8 (16 lanes of k = 4 made LLVM's
@@ -534,9 +630,13 @@ inline void quantize_act_vector_stages_schedule(QuantizeActFuncs &f) {
     }
     for (size_t i = 0; i < f.sums.size(); ++i) {
         const Var &l = f.sum_lanes[i];
-        f.sums[i].compute_root().store_in(MemoryType::Stack).vectorize(l);
-        f.sums[i].update(0).vectorize(l);
-        f.sums[i].update(1).vectorize(l);
+        f.sums[i].bound(l, 0, kSumLanes).compute_root().store_in(MemoryType::Stack);
+        quantize_act_pass_schedule(f.sums[i], l, lanes);
+    }
+    for (size_t i = 0; i < f.trees.size(); ++i) {
+        const Var &l = f.sum_lanes[0];  // every pass's lane Var is named "l"
+        f.trees[i].bound(l, 0, f.tree_widths[i]).compute_root().store_in(MemoryType::Stack);
+        if (f.tree_widths[i] > 1) f.trees[i].vectorize(l);
     }
 }
 
@@ -551,7 +651,7 @@ constexpr int kItemVector = 8;
 // vectorized over its lanes; each copies its lane partials out once, items
 // innermost, for the trees to read as vectors. Storage as above (the stack
 // takes the heap past 16 KB, for large batches).
-inline void quantize_act_batch_stages_schedule(QuantizeActFuncs &f) {
+inline void quantize_act_batch_stages_schedule(QuantizeActFuncs &f, int lanes) {
     using namespace Halide;
     const Var b = f.b;
     const TailStrategy tail = TailStrategy::GuardWithIf;  // masked, in Halide 14
@@ -569,19 +669,23 @@ inline void quantize_act_batch_stages_schedule(QuantizeActFuncs &f) {
     for (size_t i = 0; i < f.sums.size(); ++i) {
         const Var &l = f.sum_lanes[i];
         Func items_inner = f.sums[i].in();  // what the trees read
-        items_inner.compute_root().store_in(MemoryType::Stack).reorder_storage(b, l).vectorize(l);
-        f.sums[i].compute_at(items_inner, b).store_in(MemoryType::Stack).vectorize(l);
-        f.sums[i].update(0).vectorize(l);
-        f.sums[i].update(1).vectorize(l);
+        items_inner.bound(l, 0, kSumLanes)
+            .compute_root()
+            .store_in(MemoryType::Stack)
+            .reorder_storage(b, l)
+            .vectorize(l, std::min(lanes, kSumLanes));
+        f.sums[i].compute_at(items_inner, b).store_in(MemoryType::Stack);
+        quantize_act_pass_schedule(f.sums[i], l, lanes);
     }
+    // The lane trees inline in the scalar stages (vectors over the items).
 }
 
 inline void quantize_act_schedule(QuantizeActFuncs &f, const QuantizeActKnobs &kn) {
     using namespace Halide;
     if (f.batched)
-        quantize_act_batch_stages_schedule(f);
+        quantize_act_batch_stages_schedule(f, kn.lanes);
     else
-        quantize_act_vector_stages_schedule(f);
+        quantize_act_vector_stages_schedule(f, kn.lanes);
     // Packing: per word (64 elements), its codes, then the 8 bytes of every plane;
     // pack_vector / 8 words unrolled per step.
     Var w("w"), qi("qi");
@@ -593,12 +697,8 @@ inline void quantize_act_schedule(QuantizeActFuncs &f, const QuantizeActKnobs &k
     }
     f.pack.compute_at(f.bytes, w).vectorize(f.q);
     f.pack.update().atomic().vectorize(f.rb).vectorize(f.q);
-    if (f.codes_shared)  // the last refit's pass reads them too: once, before it
-        f.codes.compute_root()
-            .store_in(MemoryType::Stack)
-            .vectorize(f.e, 64, TailStrategy::RoundUp);
-    else
-        f.codes.compute_at(f.bytes, w).vectorize(f.e, 64);
+    f.codes.compute_at(f.bytes, w).vectorize(f.e, 64);
+    f.bytes.update().vectorize(f.last_word.x);
 }
 
 }  // namespace amq::gen

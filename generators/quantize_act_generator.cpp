@@ -16,7 +16,7 @@ public:
 
     GeneratorParam<int> k{"k", 2, 1, 4};
     GeneratorParam<int> iters{"iters", 2, 0, 8};
-    GeneratorParam<int> lanes{"lanes", 16, 1, 64};
+    GeneratorParam<int> lanes{"lanes", 16, 1, kSumLanes};
     GeneratorParam<int> pack_vector{"pack_vector", 8, 8, 64};
     GeneratorParam<std::string> isa_knobs{"isa_knobs", ""};  // per ISA variant: isa_knobs.h
     // Estimated n for the autoschedulers; not a multiple of the lanes, since
@@ -37,7 +37,7 @@ public:
         const std::string bad = quantize_act_knobs_error(kn);
         if (!bad.empty()) throw std::invalid_argument("quantize_act generator: " + bad);
         QuantizeActFuncs f =
-            quantize_act_algorithm(x, n, k, iters, kn.lanes, !this->auto_schedule, kBatch);
+            quantize_act_algorithm(x, n, k, iters, !this->auto_schedule, kBatch);
         bytes = f.bytes;
         beta = f.beta;
 

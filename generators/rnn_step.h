@@ -110,7 +110,7 @@ inline RnnStepFuncs rnn_step_algorithm(bool lstm, Halide::Func W, Halide::Func a
                                        Halide::Func bias, Halide::Func A, Halide::Func beta,
                                        Halide::Func gx, Halide::Func prev, Halide::Expr H,
                                        Halide::Expr words, int tile, int k_w, int k_a, int iters,
-                                       int lanes, bool hand_schedule = true,
+                                       bool hand_schedule = true,
                                        bool batched = false, const StepInput *input = nullptr) {
     using namespace Halide;
     RnnStepFuncs f;
@@ -122,7 +122,7 @@ inline RnnStepFuncs rnn_step_algorithm(bool lstm, Halide::Func W, Halide::Func a
         Expr I = input->I, words_x = (I + 63) / 64;
         f.x_read = Func("x_read");
         f.x_read(e) = input->x(clamp(likely(e), 0, I - 1));
-        f.qx = quantize_act_algorithm(f.x_read, I, k_a, iters, lanes, hand_schedule, false, "x_");
+        f.qx = quantize_act_algorithm(f.x_read, I, k_a, iters, hand_schedule, false, "x_");
         // Word w of plane j: its 8 bytes, little-endian.
         Var w("w");
         f.x_words = Func("x_words");
@@ -179,7 +179,7 @@ inline RnnStepFuncs rnn_step_algorithm(bool lstm, Halide::Func W, Halide::Func a
     // The quantizer reads whole blocks and words (its padding is not counted).
     f.h_read = Func("h_read");
     f.h_read(f.vars({e})) = f.h_cell(f.at({clamp(likely(e), 0, H - 1)}));
-    f.q = quantize_act_algorithm(f.h_read, H, k_a, iters, lanes, hand_schedule, batched);
+    f.q = quantize_act_algorithm(f.h_read, H, k_a, iters, hand_schedule, batched);
     return f;
 }
 
@@ -266,7 +266,7 @@ public:
     GeneratorParam<int> tile{"tile", 8, 1, 64};
     GeneratorParam<int> unroll_words{"unroll_words", 1, 1, 16};
     GeneratorParam<int> vector{"vector", 16, 1, 64};
-    GeneratorParam<int> lanes{"lanes", 16, 1, 64};
+    GeneratorParam<int> lanes{"lanes", 16, 1, kSumLanes};
     GeneratorParam<int> pack_vector{"pack_vector", 8, 8, 64};
     GeneratorParam<int> accumulators{"accumulators", 24, 1, 256};  // batched: bgemm's
     GeneratorParam<int> max_batch_tile{"max_batch_tile", 6, 1, 16};  // batched: bgemm's
@@ -323,7 +323,7 @@ public:
         }
         RnnStepFuncs f =
             rnn_step_algorithm(kLstm, W, alpha, bias, A, beta, gx_in, prev, H, words, tile, k_w,
-                               k_a, iters, lanes, !this->auto_schedule, kBatch,
+                               k_a, iters, !this->auto_schedule, kBatch,
                                kFull ? &in : nullptr);
         constrain_product_weights(W, alpha, bias, lay, tile, k_w, words);
         A.dim(0).set_bounds(0, words);

@@ -221,6 +221,67 @@ TEST(RefAlternating, ZeroTIsGreedy) {
     }
 }
 
+// ref::quantize_act is alternating with blocked f32 sums: on every distribution,
+// length and bit count its error is alternating's to within the f32 sums'
+// rounding, and its greedy start is greedy's.
+TEST(RefQuantizeAct, AlternatingToWithinF32Sums) {
+    for (Dist d : kDists)
+        for (size_t n : amq::spec::act_lengths)
+            for (int k = 1; k <= amq::ref::kMaxBits; ++k)
+                for (int T : {0, 1, 2, 3}) {
+                    const auto x = random_vector(n, d, uint32_t(11 * n + 3 * k + T));
+                    const double a = amq::ref::alternating(x.data(), n, k, T).sq_error(x.data());
+                    const double q = amq::ref::quantize_act(x.data(), n, k, T).sq_error(x.data());
+                    EXPECT_NEAR(q, a, 1e-4 * a + 1e-6 * sq_norm(x))
+                        << name(d) << " n=" << n << " k=" << k << " T=" << T;
+                }
+}
+
+// The blocked sums: an element's value counts in its own lane, and the tree
+// adds the lanes; the scales are those of exact sums where every partial sum is
+// exact (small integers), in any order of the elements across lanes.
+TEST(RefQuantizeAct, BlockedSumsOfIntegersAreExact) {
+    const size_t L = amq::ref::kActSumLanes;
+    for (size_t n : {size_t(1), L - 1, L, L + 1, 3 * L + 5, size_t(1000)}) {
+        std::vector<float> x(n);
+        for (size_t e = 0; e < n; ++e) x[e] = float(int(e * 7 % 11) - 5);
+        double sum_abs = 0;
+        for (float v : x) sum_abs += std::fabs(double(v));
+        for (int k = 1; k <= amq::ref::kMaxBits; ++k) {
+            const Quantized q = amq::ref::quantize_act(x.data(), n, k, 0);
+            // The first scale exactly; the next ones from f32 residuals (alpha_0 is
+            // rounded to a float there), so within a float's rounding.
+            EXPECT_EQ(q.alpha[0], sum_abs / double(n)) << "n=" << n << " k=" << k;
+            const Quantized g = amq::ref::greedy(x.data(), n, k);
+            for (int i = 1; i < k; ++i)
+                EXPECT_NEAR(q.alpha[i], g.alpha[i], 1e-6 * g.alpha[0]) << "n=" << n << " k=" << k;
+            // Alternating cycles on the same data: the same codes as alternating's.
+            for (int T : {1, 2}) {
+                const Quantized a = amq::ref::alternating(x.data(), n, k, T);
+                const Quantized b = amq::ref::quantize_act(x.data(), n, k, T);
+                EXPECT_EQ(a.codes, b.codes) << "n=" << n << " k=" << k << " T=" << T;
+                for (int i = 0; i < k; ++i)
+                    EXPECT_NEAR(a.alpha[i], b.alpha[i], 1e-12 * (1 + std::fabs(a.alpha[i])))
+                        << "n=" << n << " k=" << k << " T=" << T;
+            }
+        }
+    }
+}
+
+// Values far apart in magnitude: the f32 lane sums round where the double sums
+// of alternating do not, and the result is still alternating's to 1e-6.
+TEST(RefQuantizeAct, WideRangeStaysCloseToAlternating) {
+    std::mt19937 rng(9);
+    std::normal_distribution<float> normal(0.f, 1.f);
+    std::vector<float> x(4097);
+    for (size_t e = 0; e < x.size(); ++e) x[e] = normal(rng) * (e % 5 == 0 ? 1e4f : 1e-3f);
+    for (int k = 1; k <= amq::ref::kMaxBits; ++k) {
+        const double a = amq::ref::alternating(x.data(), x.size(), k, 2).sq_error(x.data());
+        const double q = amq::ref::quantize_act(x.data(), x.size(), k, 2).sq_error(x.data());
+        EXPECT_NEAR(q, a, 1e-6 * a) << "k=" << k;
+    }
+}
+
 // B^T (x - B alpha), the gradient of the squared error; 0 at the least squares fit.
 std::vector<double> gradient(const std::vector<float> &x, const int8_t *codes, int k,
                              const double *alpha) {
@@ -493,16 +554,19 @@ TEST(RefEdgeCases, ZeroVector) {
     for (size_t n : amq::spec::act_lengths)
         for (int k = 1; k <= amq::ref::kMaxBits; ++k) {
             const std::vector<float> x(n, 0.f);
-            for (int T : {0, 1, 2}) {
-                const Quantized q = T == 0 ? amq::ref::greedy(x.data(), n, k)
-                                           : amq::ref::alternating(x.data(), n, k, T);
-                EXPECT_EQ(q.alpha, std::vector<double>(k, 0.0)) << "n=" << n << " k=" << k;
-                // Greedy: sign(0) = +1. Alternating: with all values 0 the assignment
-                // takes the first combination in order, s = 2^k - 1: all +1 too.
-                const int8_t want = 1;
-                EXPECT_EQ(q.codes, std::vector<int8_t>(k * n, want)) << "n=" << n << " k=" << k;
-                EXPECT_EQ(q.sq_error(x.data()), 0.0);
-            }
+            for (int T : {0, 1, 2})
+                for (bool act : {false, true}) {
+                    const Quantized q = act      ? amq::ref::quantize_act(x.data(), n, k, T)
+                                        : T == 0 ? amq::ref::greedy(x.data(), n, k)
+                                                 : amq::ref::alternating(x.data(), n, k, T);
+                    EXPECT_EQ(q.alpha, std::vector<double>(k, 0.0)) << "n=" << n << " k=" << k;
+                    // Greedy: sign(0) = +1. Alternating: with all values 0 the assignment
+                    // takes the first combination in order, s = 2^k - 1: all +1 too.
+                    const int8_t want = 1;
+                    EXPECT_EQ(q.codes, std::vector<int8_t>(k * n, want))
+                        << "n=" << n << " k=" << k;
+                    EXPECT_EQ(q.sq_error(x.data()), 0.0);
+                }
             const Quantized r = amq::ref::refined(x.data(), n, k);
             EXPECT_EQ(r.alpha, std::vector<double>(k, 0.0));
             EXPECT_EQ(r.codes, std::vector<int8_t>(k * n, 1));
@@ -519,6 +583,12 @@ TEST(RefEdgeCases, ConstantVectorIsExact) {
                 EXPECT_EQ(amq::ref::refined(x.data(), n, k).sq_error(x.data()), 0.0)
                     << n << " " << k;
                 EXPECT_EQ(amq::ref::alternating(x.data(), n, k, 2).sq_error(x.data()), 0.0)
+                    << n << " " << k;
+                // Exact but for the rounding of the f32 sums of c (up to n / 16
+                // terms a lane: a relative error of the scales up to ~1e-5).
+                const std::vector<float> &v = x;
+                EXPECT_LE(amq::ref::quantize_act(x.data(), n, k, 2).sq_error(x.data()),
+                          1e-8 * sq_norm(v))
                     << n << " " << k;
                 if (k == 1) {
                     const Quantized q = amq::ref::greedy(x.data(), n, 1);
@@ -548,6 +618,9 @@ TEST(RefEdgeCases, InvalidArgumentsThrow) {
     expect_invalid([&] { alternating(x.data(), 0, 2, 2); }, "n = 0");
     expect_invalid([&] { alternating(x.data(), 8, 5, 2); }, "k = 5");
     expect_invalid([&] { alternating(x.data(), 8, 2, -1); }, "T = -1");
+    expect_invalid([&] { quantize_act(x.data(), 0, 2, 2); }, "n = 0");
+    expect_invalid([&] { quantize_act(x.data(), 8, 0, 2); }, "k = 0");
+    expect_invalid([&] { quantize_act(x.data(), 8, 2, -1); }, "T = -1");
     expect_invalid([&] { refined(x.data(), 8, 5); }, "k = 5");
     expect_invalid([&] { refined(x.data(), 0, 1); }, "n = 0");
     expect_invalid([&] { assign_codes(x.data(), 8, a, 5, c.data()); }, "k = 5");

@@ -1,6 +1,6 @@
 // quantize_act as a tunable pipeline: the algorithm and schedule of
 // generators/quantize_act.h with the buffer constraints of
-// quantize_act_generator.cpp, checked against ref::alternating (codes exactly,
+// quantize_act_generator.cpp, checked against ref::quantize_act (codes exactly,
 // scales within 1e-5 of the largest, padding bits 0).
 #include "quantize_act_pipeline.h"
 
@@ -28,7 +28,7 @@ struct QactParams {
 // as the generator builds them with auto_schedule=true.
 gen::QuantizeActFuncs declare(QactParams &p, int k, int T, const gen::QuantizeActKnobs &kn,
                               bool hand_schedule = true) {
-    gen::QuantizeActFuncs f = gen::quantize_act_algorithm(p.x, p.n, k, T, kn.lanes, hand_schedule);
+    gen::QuantizeActFuncs f = gen::quantize_act_algorithm(p.x, p.n, k, T, hand_schedule);
     gen::constrain_quantize_act_buffers(p.x, p.n, f.bytes.output_buffer(),
                                         f.beta.output_buffer(), k);
     return f;
@@ -52,7 +52,7 @@ public:
         bytes_ = Halide::Runtime::Buffer<uint8_t>(int(words_ * 8), k);
         beta_ = Halide::Runtime::Buffer<float>(k);
         n32_ = int32_t(n);
-        ref_ = ref::alternating(x.data(), n, k, T);
+        ref_ = ref::quantize_act(x.data(), n, k, T);
     }
 
     const void *arg(const std::string &name) const override {

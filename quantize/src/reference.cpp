@@ -1,5 +1,6 @@
 // Scalar references for the quantizers and the binary kernels. Conventions and
-// exact semantics: see amq/reference.h. All arithmetic is in double.
+// exact semantics: see amq/reference.h. All arithmetic is in double (quantize_act:
+// blocked f32 sums, as documented there).
 #include "amq/reference.h"
 
 #include <algorithm>
@@ -52,6 +53,42 @@ u128 minor_mod(const int64_t (&G)[kMaxBits][kMaxBits], unsigned rows, unsigned c
     return d;
 }
 double to_double(u128 v) { return double(i128(v)); }  // two's complement (GCC, Clang)
+
+// alpha = G^-1 h = adj(G) h / det(G) with the exact integer cofactors; false
+// (alpha untouched) when det(G) = 0. G is a Gram matrix of k <= kMaxBits
+// planes of n < 2^32 codes, so |det G| <= n^k < 2^128 and det mod 2^128 is
+// exact, as are the cofactors (|minor| <= n^(k-1) < 2^127).
+bool solve_exact(const int64_t (&G)[kMaxBits][kMaxBits], const double *h, int k, double *alpha) {
+    const unsigned all = (1u << k) - 1;
+    const u128 det = minor_mod(G, all, all);
+    if (det == 0) return false;
+    double sol[kMaxBits];
+    for (int i = 0; i < k; ++i) {
+        double s = 0;
+        for (int j = 0; j < k; ++j) {
+            const double m = to_double(minor_mod(G, all & ~(1u << j), all & ~(1u << i)));
+            s += ((i + j) % 2 ? -m : m) * h[j];
+        }
+        sol[i] = s / to_double(det);
+    }
+    std::copy(sol, sol + k, alpha);
+    return true;
+}
+
+// The sum over e < n of term(e) (a float) as quantize_act's passes take it:
+// kActSumLanes partial sums in f32, then the halving tree in double.
+template <typename Term>
+double act_sum(size_t n, Term term) {
+    constexpr size_t L = kActSumLanes;
+    float part[L];
+    std::fill(part, part + L, -0.0f);  // -0.0: a masked-off element adds nothing
+    for (size_t e = 0; e < n; ++e) part[e % L] += term(e);
+    double d[L / 2];
+    for (size_t l = 0; l < L / 2; ++l) d[l] = double(part[l]) + double(part[l + L / 2]);
+    for (size_t w = L / 4; w >= 1; w /= 2)
+        for (size_t l = 0; l < w; ++l) d[l] = d[l] + d[l + w];
+    return d[0];
+}
 
 }  // namespace
 
@@ -152,23 +189,7 @@ bool refit_scales(const float *x, size_t n, const int8_t *codes, int k, double *
             G[i][j] = G[j][i] = g;
         }
     }
-    // G is a Gram matrix, so |det G| <= prod G_ii = n^k < 2^128: det mod 2^128 is exact,
-    // and so are the cofactors (|minor| <= n^(k-1) < 2^127).
-    const unsigned all = (1u << k) - 1;
-    const u128 det = minor_mod(G, all, all);
-    if (det == 0) return false;
-    // alpha = G^-1 h = adj(G) h / det, with the exact integer cofactors.
-    double sol[kMaxBits];
-    for (int i = 0; i < k; ++i) {
-        double s = 0;
-        for (int j = 0; j < k; ++j) {
-            const double m = to_double(minor_mod(G, all & ~(1u << j), all & ~(1u << i)));
-            s += ((i + j) % 2 ? -m : m) * h[j];
-        }
-        sol[i] = s / to_double(det);
-    }
-    std::copy(sol, sol + k, alpha);
-    return true;
+    return solve_exact(G, h, k, alpha);
 }
 
 Quantized alternating(const float *x, size_t n, int k, int T) {
@@ -178,6 +199,80 @@ Quantized alternating(const float *x, size_t n, int k, int T) {
     for (int t = 0; t < T; ++t) {
         assign_codes(x, n, q.alpha.data(), k, q.codes.data());
         refit_scales(x, n, q.codes.data(), k, q.alpha.data());
+    }
+    return q;
+}
+
+Quantized quantize_act(const float *x, size_t n, int k, int T) {
+    check_n("quantize_act", n);
+    check_k("quantize_act", "k", k);
+    if (T < 0)
+        fail("quantize_act", "T = " + std::to_string(T) + " is out of range, expected T >= 0");
+    if (n > 0xFFFFFFFFull) fail("quantize_act", "n = " + std::to_string(n) + ", expected n < 2^32");
+    Quantized q{k, n, std::vector<double>(k), std::vector<int8_t>(k * n)};
+    // Greedy in f32.
+    std::vector<float> r(x, x + n);
+    const double xsum = act_sum(n, [&](size_t e) { return x[e]; });
+    for (int i = 0; i < k; ++i) {
+        q.alpha[i] = act_sum(n, [&](size_t e) { return std::fabs(r[e]); }) / double(n);
+        const float a = float(q.alpha[i]);
+        for (size_t e = 0; e < n; ++e) {
+            q.codes[i * n + e] = r[e] >= 0 ? 1 : -1;
+            r[e] = r[e] - (r[e] >= 0 ? a : -a);
+        }
+    }
+    const int S = 1 << k;
+    for (int t = 0; t < T; ++t) {
+        assign_codes(x, n, q.alpha.data(), k, q.codes.data());
+        // The midpoints and the combination at each rank, as assign_codes has them.
+        std::vector<double> v(S, 0.0), mid(S - 1);
+        for (int s = 0; s < S; ++s)
+            for (int i = 0; i < k; ++i) v[s] += q.alpha[i] * code_of(s, i);
+        std::vector<int> comb(S);
+        std::iota(comb.begin(), comb.end(), 0);
+        std::sort(comb.begin(), comb.end(),
+                  [&](int a, int b) { return v[a] != v[b] ? v[a] < v[b] : a > b; });
+        for (int m = 0; m + 1 < S; ++m) mid[m] = (v[comb[m]] + v[comb[m + 1]]) / 2;
+        int64_t G[kMaxBits][kMaxBits] = {};
+        double h[kMaxBits] = {};
+        for (int i = 0; i < k; ++i) G[i][i] = int64_t(n);
+        if (k <= 2) {
+            std::vector<double> U(S + 1, 0.0);  // U[m + 1] = U_m, m = -1 .. S - 1
+            std::vector<int64_t> C(S + 1, 0);
+            U[0] = xsum;
+            C[0] = int64_t(n);
+            for (int m = 0; m + 1 < S; ++m) {
+                U[m + 1] = act_sum(n, [&](size_t e) { return double(x[e]) > mid[m] ? x[e] : -0.0f; });
+                if (k == 2)
+                    C[m + 1] = int64_t(
+                        act_sum(n, [&](size_t e) { return double(x[e]) > mid[m] ? 1.0f : -0.0f; }));
+            }
+            for (int i = 0; i < k; ++i)
+                for (int rk = 0; rk < S; ++rk) {
+                    const double sr = U[rk] - U[rk + 1];
+                    h[i] = h[i] + ((comb[rk] >> i & 1) ? sr : -sr);
+                }
+            if (k == 2) {
+                int64_t g = 0;
+                for (int rk = 0; rk < S; ++rk) {
+                    const int64_t nr = C[rk] - C[rk + 1];
+                    g += ((comb[rk] & 1) == (comb[rk] >> 1 & 1)) ? nr : -nr;
+                }
+                G[0][1] = G[1][0] = g;
+            }
+        } else {
+            for (int i = 0; i < k; ++i) {
+                const int8_t *ci = &q.codes[i * n];
+                h[i] = 2 * act_sum(n, [&](size_t e) { return ci[e] > 0 ? x[e] : -0.0f; }) - xsum;
+                for (int j = 0; j < i; ++j) {
+                    const int8_t *cj = &q.codes[j * n];
+                    int64_t g = 0;
+                    for (size_t e = 0; e < n; ++e) g += ci[e] * cj[e];
+                    G[i][j] = G[j][i] = g;
+                }
+            }
+        }
+        solve_exact(G, h, k, q.alpha.data());  // singular: keep the scales
     }
     return q;
 }

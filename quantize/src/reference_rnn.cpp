@@ -21,8 +21,8 @@ std::vector<float> product(const ModelFile &m, const std::string &name, const st
         const MatrixBits bits = m.bits_of(name);  // this matrix's activation quantizer
         const Quantized q = bits.act_method == "ternary" ? ternary(v.data(), v.size())
                             : bits.act_method == "greedy"
-                                ? greedy(v.data(), v.size(), bits.k_a)
-                                : alternating(v.data(), v.size(), bits.k_a, m.act_iters);
+                                ? quantize_act(v.data(), v.size(), bits.k_a, 0)
+                                : quantize_act(v.data(), v.size(), bits.k_a, m.act_iters);
         const std::vector<float> beta(q.alpha.begin(), q.alpha.end());
         const std::vector<uint64_t> A = pack_planes(q.codes.data(), q.k, 1, v.size());
         y = binary_gemv(W.planes.data(), W.alpha.data(), W.k, W.rows, A.data(), beta.data(), q.k,

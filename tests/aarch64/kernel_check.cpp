@@ -132,7 +132,7 @@ void check_quantize_act(int k, std::vector<float> x, const std::string &label) {
     const int rc = k == 2 ? amq_quantize_act_a2_t2(xb, int(n), bytes, bb)
                           : amq_quantize_act_a3_t2(xb, int(n), bytes, bb);
     if (!called(rc, what)) return;
-    const amq::ref::Quantized q = amq::ref::alternating(x.data(), n, k, 2);
+    const amq::ref::Quantized q = amq::ref::quantize_act(x.data(), n, k, 2);
     double amax = 0;
     for (double a : q.alpha) amax = std::max(amax, std::fabs(a));
     std::string detail;
@@ -162,7 +162,7 @@ void check_bgemv(int kw, int ka, size_t rows, size_t n, uint32_t seed) {
     const std::vector<uint64_t> planes = amq::ref::pack_planes(wcodes.data(), kw, rows, n);
     const std::vector<float> alpha = normal(rows * size_t(kw), seed + 1),
                              bias = normal(rows, seed + 2), x = normal(n, seed + 3);
-    const amq::ref::Quantized q = amq::ref::alternating(x.data(), n, ka, 2);
+    const amq::ref::Quantized q = amq::ref::quantize_act(x.data(), n, ka, 2);
     const std::vector<uint64_t> A = amq::ref::pack_planes(q.codes.data(), ka, 1, n);
     std::vector<float> beta(q.alpha.begin(), q.alpha.end());
 

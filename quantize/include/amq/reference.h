@@ -10,7 +10,8 @@
 //   * packed planes: 64 codes per uint64 word, bit e%64 of word e/64 is element e,
 //     bit 1 = +1, padding bits 0;
 //   * combination index s in [0, 2^k): bit i of s set <=> code_i = +1.
-//   * all arithmetic is in double; sums over elements run e = 0..n-1 in order.
+//   * all arithmetic is in double; sums over elements run e = 0..n-1 in order
+//     (quantize_act: f32 blocked sums, as documented there).
 //   * errors: n == 0, a bit count (k, k_w, k_a) outside 1..kMaxBits or T < 0 throw
 //     std::invalid_argument with a message naming the function and the argument.
 #pragma once
@@ -71,6 +72,33 @@ bool refit_scales(const float *x, size_t n, const int8_t *codes, int k, double *
 // A zero vector gives alpha all 0 and codes all +1 (see assign_codes); a
 // constant vector is exact.
 Quantized alternating(const float *x, size_t n, int k, int T);
+
+// The runtime's activation quantizer (the quantize_act kernels and the fused
+// step kernels give exactly its codes): alternating, with the sums over the
+// elements taken in f32 in a fixed blocked order so that the kernels can run
+// them as f32 vectors. Every sum over e < n of a float term t(e) is
+// kActSumLanes partial sums in f32, P_l = t(l) + t(l + L) + t(l + 2L) + .. in
+// that order (L = kActSumLanes), then a halving tree in double: D_l = P_l +
+// P_{l+L/2} for l < L/2, then D_l = D_l + D_{l+w} for w = L/4, .., 1; the sum
+// is D_0. Counts are exact. Otherwise as alternating():
+//   greedy: r = x in f32; plane i: alpha_i = sum |r| / n, b_i = sign(r),
+//     r = r - float(alpha_i) b_i (f32; sum x is taken in the first pass);
+//   cycle: the codes of assign_codes() for the current alpha (its midpoints
+//     m_0 < .. < m_{S-2}, S = 2^k, combination comb(r) at rank r); then
+//     k <= 2: U_m = sum of the x > m_m, C_m = #(x > m_m) (k = 2), the rank
+//       sums S_r = U_{r-1} - U_r (U_{-1} = sum x, U_{S-1} = 0) and counts N_r
+//       = C_{r-1} - C_r (C_{-1} = n, C_{S-1} = 0), h_i = sum over r = 0..S-1
+//       of +-S_r (+ where bit i of comb(r) is set), added in r order from 0.0,
+//       G_01 = sum of +-N_r (+ where comb(r)'s two bits are equal);
+//     k >= 3: h'_i = sum of the x with code_i = +1, h_i = 2 h'_i - sum x,
+//       G_ij = sum_e code_i code_j;
+//     then alpha = G^-1 h as refit_scales() (exact cofactors; singular: keep).
+// T = 0 gives the greedy codes and scales. A zero vector gives alpha all 0 and
+// codes all +1; a constant vector is exact up to the rounding of its f32 sums.
+// The Halide kernels solve k >= 3 by elimination (see refit_scales), so their
+// scales agree to rounding there.
+constexpr size_t kActSumLanes = 16;
+Quantized quantize_act(const float *x, size_t n, int k, int T);
 
 // Refined greedy: greedy, but after each new plane all scales so far are refit
 // by least squares and the residual is recomputed from them.
