@@ -1222,7 +1222,7 @@ TEST(KnobSpace, EveryTunablePipelineHasASpaceAndDefaults) {
     EXPECT_EQ(builtin_space("f32_gemv").size(), 4u * 4u * 6u * 5u);
     EXPECT_EQ(builtin_space("lstm_cell").size(), 5u * 6u);
     EXPECT_EQ(builtin_space("bgemm").size(), 4u * 7u * 5u * 6u);
-    EXPECT_EQ(builtin_space("quantize_act").size(), 4u * 4u);
+    EXPECT_EQ(builtin_space("quantize_act").size(), 3u * 4u);
 }
 
 TEST(OtherPruning, F32GemvRules) {
