@@ -97,8 +97,8 @@ struct QuantizeActFuncs : ItemArgs {
     std::vector<Halide::Func> scalars;  // per-stage scalars (scales, sorted levels), compute_root
     std::vector<Halide::Func> sums;     // the passes over x: partial sums per lane l
     std::vector<Halide::Var> sum_lanes;
-    std::vector<Halide::Func> trees;    // the lane trees of the sums, level by level
-    std::vector<int> tree_widths;       // lanes of each tree level
+    // Per pass, its lane tree level by level: kSumLanes / 2, / 4, .., 1 lanes.
+    std::vector<std::vector<Halide::Func>> trees;
     Halide::Func codes;                // final code (combination index) per element
     Halide::Func pack;                 // bytes as a reduction over the 8 bits
     Halide::RDom rb;                   // the 8 elements of a byte
@@ -179,6 +179,7 @@ inline Halide::Func block_sums(const std::string &name, Halide::Expr n,
     // The tree: level(l) = below(l) + below(l + width), width = 32, 16, .., 1.
     Func below = part;
     bool widen = true;
+    f.trees.emplace_back();
     for (int width = L / 2; width >= 1; width /= 2) {
         Func level(name + "_tree" + std::to_string(width));
         std::vector<Expr> v;
@@ -191,8 +192,7 @@ inline Halide::Func block_sums(const std::string &name, Halide::Expr n,
             v.push_back(strict_if_float(a + b));
         }
         level(f.vars({l})) = Tuple(v);
-        f.trees.push_back(level);
-        f.tree_widths.push_back(width);
+        f.trees.back().push_back(level);
         below = level;
         widen = false;
     }
@@ -634,9 +634,13 @@ inline void quantize_act_vector_stages_schedule(QuantizeActFuncs &f, int lanes) 
         quantize_act_pass_schedule(f.sums[i], l, lanes);
     }
     for (size_t i = 0; i < f.trees.size(); ++i) {
-        const Var &l = f.sum_lanes[0];  // every pass's lane Var is named "l"
-        f.trees[i].bound(l, 0, f.tree_widths[i]).compute_root().store_in(MemoryType::Stack);
-        if (f.tree_widths[i] > 1) f.trees[i].vectorize(l);
+        const Var &l = f.sum_lanes[i];
+        int width = kSumLanes / 2;
+        for (Func &level : f.trees[i]) {
+            level.bound(l, 0, width).compute_root().store_in(MemoryType::Stack);
+            if (width > 1) level.vectorize(l);
+            width /= 2;
+        }
     }
 }
 
@@ -647,10 +651,10 @@ constexpr int kItemVector = 8;
 // the passes over x (the lane trees, the scales, the solve, the tables) are a
 // short chain of scalar work per item, the same operations in the same order
 // for every item: vectorized over the items, kItemVector at a time (the codes
-// stay those of one call per vector). The passes stay one item at a time,
-// vectorized over its lanes; each copies its lane partials out once, items
-// innermost, for the trees to read as vectors. Storage as above (the stack
-// takes the heap past 16 KB, for large batches).
+// stay those of one call per vector). The passes and their lane trees stay one
+// item at a time, vectorized over the lanes; each pass's totals go out items
+// innermost. Storage as above (the stack takes the heap past 16 KB, for large
+// batches).
 inline void quantize_act_batch_stages_schedule(QuantizeActFuncs &f, int lanes) {
     using namespace Halide;
     const Var b = f.b;
@@ -666,18 +670,19 @@ inline void quantize_act_batch_stages_schedule(QuantizeActFuncs &f, int lanes) {
             t.update(u).reorder(order).vectorize(b, kItemVector, tail);
         }
     }
+    // Per item: a pass, then its lane tree (vectors over the lanes, as for one
+    // vector), into the tree's last level: one total per item, items innermost,
+    // which the scalar stages read as vectors.
     for (size_t i = 0; i < f.sums.size(); ++i) {
         const Var &l = f.sum_lanes[i];
-        Func items_inner = f.sums[i].in();  // what the trees read
-        items_inner.bound(l, 0, kSumLanes)
-            .compute_root()
-            .store_in(MemoryType::Stack)
-            .reorder_storage(b, l)
-            .vectorize(l, std::min(lanes, kSumLanes));
-        f.sums[i].compute_at(items_inner, b).store_in(MemoryType::Stack);
+        Func total = f.trees[i].back();
+        total.bound(l, 0, 1).compute_root().store_in(MemoryType::Stack).reorder_storage(b, l);
+        f.sums[i].bound(l, 0, kSumLanes).compute_at(total, b).store_in(MemoryType::Stack);
         quantize_act_pass_schedule(f.sums[i], l, lanes);
+        int width = kSumLanes / 2;
+        for (size_t v = 0; v + 1 < f.trees[i].size(); ++v, width /= 2)
+            f.trees[i][v].compute_at(total, b).store_in(MemoryType::Stack).vectorize(l, width);
     }
-    // The lane trees inline in the scalar stages (vectors over the items).
 }
 
 inline void quantize_act_schedule(QuantizeActFuncs &f, const QuantizeActKnobs &kn) {
