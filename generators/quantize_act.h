@@ -25,7 +25,7 @@
 //   pack                per word of 64 elements: the codes (the last cycle's,
 //                       or the signs of the greedy f32 residuals when T = 0),
 //                       then the 8 bytes of each plane as sums of (bit << b)
-//                       over 8 lanes; the last word's bytes masked past n after
+//                       over 8 lanes; then the last word's bytes masked past n
 // Between the passes of a cycle, its levels (the sorted values' midpoints and
 // the combination at each rank) are computed once: for k <= 2 as one scalar
 // Tuple in registers (a min/max network, ranks counted in integers), for k >= 3
@@ -176,7 +176,7 @@ inline Halide::Func block_sums(const std::string &name, Halide::Expr n,
     }
     f.sums.push_back(part);
     f.sum_lanes.push_back(l);
-    // The tree: level(l) = below(l) + below(l + width), width = 32, 16, .., 1.
+    // The tree: level(l) = below(l) + below(l + width), width = L / 2, L / 4, .., 1.
     Func below = part;
     bool widen = true;
     f.trees.emplace_back();
@@ -203,16 +203,6 @@ inline Halide::Func block_sums(const std::string &name, Halide::Expr n,
     f.scalars.push_back(s);
     return s;
 }
-
-// |v| for a double, as a mask of the sign bit (Halide's abs compares and selects).
-inline Halide::Expr abs64(Halide::Expr v) {
-    using namespace Halide;
-    return reinterpret<double>(reinterpret<uint64_t>(v) &
-                               Internal::make_const(UInt(64), uint64_t(0x7FFFFFFFFFFFFFFFull)));
-}
-
-// v where c holds, else -0.0 (the identity of +, so that the sum becomes a masked add).
-inline Halide::Expr masked64(Halide::Expr c, Halide::Expr v) { return select(c, v, f64(-0.0)); }
 
 inline Halide::Expr bit_of(Halide::Expr s, int i) { return ((s >> i) & 1) == 1; }
 
@@ -257,6 +247,12 @@ inline void sort_network(std::vector<Halide::Expr> &v) {
 // down to f32 (m < S - 1), and comb(m), the combination at rank m.
 struct Levels {
     std::function<Halide::Expr(int)> mid, comb;
+    // The code of a float x: the combination at its rank, #{m : x > mid(m)}.
+    Halide::Expr code(Halide::Expr x, int S) const {
+        Halide::Expr s_e = comb(0);
+        for (int m = 0; m + 1 < S; ++m) s_e = select(x > mid(m), comb(m + 1), s_e);
+        return s_e;
+    }
 };
 
 // The levels as one scalar Tuple, S - 1 midpoints then S combinations, all in
@@ -385,13 +381,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         // pair is decided by one comparison, so the ranks are a permutation).
         lv = k <= 2 ? detail::scalar_levels(f, nm("levels" + cs), alpha, k)
                     : detail::table_levels(f, nm, cs, alpha, k);
-        auto code = [&, S, lv](Expr e) {
-            Expr xe = xf(e);
-            Expr s_e = lv.comb(0);
-            for (int mm = 0; mm + 1 < S; ++mm)
-                s_e = select(xe > lv.mid(mm), lv.comb(mm + 1), s_e);
-            return s_e;
-        };
+        auto code = [&, S, lv](Expr e) { return lv.code(xf(e), S); };
 
         // Refit: alpha = G^-1 h with h_i = sum_e c_i(e) x_e and G_ij = sum_e
         // c_i(e) c_j(e) (c = +-1), from one pass.
@@ -519,10 +509,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         f.codes(f.vars({f.e})) = s_e;
     } else {
         // The last cycle's codes: those its refit summed.
-        Expr xe = xf(f.e);
-        Expr s_e = lv.comb(0);
-        for (int mm = 0; mm + 1 < S; ++mm) s_e = select(xe > lv.mid(mm), lv.comb(mm + 1), s_e);
-        f.codes(f.vars({f.e})) = s_e;
+        f.codes(f.vars({f.e})) = lv.code(xf(f.e), S);
     }
 
     // Pack: byte q of plane j holds elements 8q .. 8q+7, the sum over the 8 of
@@ -603,7 +590,7 @@ void set_quantize_act_estimates(XBuffer &x, NParam &n_param, BytesFunc &&bytes, 
 // partial sums, the kSumLanes / lanes vectors unrolled inside the block loop.
 inline void quantize_act_pass_schedule(Halide::Func sums, const Halide::Var &l, int lanes) {
     using namespace Halide;
-    sums.vectorize(l, std::min(lanes, kSumLanes));
+    sums.vectorize(l, lanes);  // lanes divides kSumLanes (quantize_act_knobs_error)
     for (int u = 0; u < sums.num_update_definitions(); ++u) {
         Var lo("lo"), li("li");
         sums.update(u).split(l, lo, li, lanes).vectorize(li).unroll(lo);

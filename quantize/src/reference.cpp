@@ -75,6 +75,26 @@ bool solve_exact(const int64_t (&G)[kMaxBits][kMaxBits], const double *h, int k,
     return true;
 }
 
+// The 2^k values v(s) = sum_i alpha_i (bit i of s ? +1 : -1) sorted as
+// assign_codes documents: comb[r] is the combination at rank r, mid[m] the
+// midpoint between ranks m and m + 1.
+struct SortedLevels {
+    std::vector<int> comb;
+    std::vector<double> mid;
+};
+SortedLevels sorted_levels(const double *alpha, int k) {
+    const int m = 1 << k;
+    std::vector<double> v(m, 0.0);
+    for (int s = 0; s < m; ++s)
+        for (int i = 0; i < k; ++i) v[s] += alpha[i] * code_of(s, i);
+    SortedLevels L{std::vector<int>(m), std::vector<double>(m - 1)};
+    std::iota(L.comb.begin(), L.comb.end(), 0);  // by v(s) ascending, then s descending
+    std::sort(L.comb.begin(), L.comb.end(),
+              [&](int a, int b) { return v[a] != v[b] ? v[a] < v[b] : a > b; });
+    for (int j = 0; j + 1 < m; ++j) L.mid[j] = (v[L.comb[j]] + v[L.comb[j + 1]]) / 2;
+    return L;
+}
+
 // The sum over e < n of term(e) (a float) as quantize_act's passes take it:
 // kActSumLanes partial sums in f32, then the halving tree in double.
 template <typename Term>
@@ -158,15 +178,9 @@ void assign_codes(const float *x, size_t n, const double *alpha, int k, int8_t *
     check_n("assign_codes", n);
     check_k("assign_codes", "k", k);
     const int m = 1 << k;
-    std::vector<double> v(m, 0.0);
-    for (int s = 0; s < m; ++s)
-        for (int i = 0; i < k; ++i) v[s] += alpha[i] * code_of(s, i);
-    std::vector<int> order(m);  // combinations by v(s) ascending, then s descending
-    std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(),
-              [&](int a, int b) { return v[a] != v[b] ? v[a] < v[b] : a > b; });
-    std::vector<double> mid(m - 1);
-    for (int j = 0; j + 1 < m; ++j) mid[j] = (v[order[j]] + v[order[j + 1]]) / 2;
+    const SortedLevels L = sorted_levels(alpha, k);
+    const std::vector<int> &order = L.comb;
+    const std::vector<double> &mid = L.mid;
     for (size_t e = 0; e < n; ++e) {
         int rank = 0;  // number of midpoints strictly below x, in k comparisons
         for (int step = m / 2; step >= 1; step /= 2)
@@ -224,15 +238,9 @@ Quantized quantize_act(const float *x, size_t n, int k, int T) {
     const int S = 1 << k;
     for (int t = 0; t < T; ++t) {
         assign_codes(x, n, q.alpha.data(), k, q.codes.data());
-        // The midpoints and the combination at each rank, as assign_codes has them.
-        std::vector<double> v(S, 0.0), mid(S - 1);
-        for (int s = 0; s < S; ++s)
-            for (int i = 0; i < k; ++i) v[s] += q.alpha[i] * code_of(s, i);
-        std::vector<int> comb(S);
-        std::iota(comb.begin(), comb.end(), 0);
-        std::sort(comb.begin(), comb.end(),
-                  [&](int a, int b) { return v[a] != v[b] ? v[a] < v[b] : a > b; });
-        for (int m = 0; m + 1 < S; ++m) mid[m] = (v[comb[m]] + v[comb[m + 1]]) / 2;
+        const SortedLevels L = sorted_levels(q.alpha.data(), k);  // assign_codes' levels
+        const std::vector<int> &comb = L.comb;
+        const std::vector<double> &mid = L.mid;
         int64_t G[kMaxBits][kMaxBits] = {};
         double h[kMaxBits] = {};
         for (int i = 0; i < k; ++i) G[i][i] = int64_t(n);
