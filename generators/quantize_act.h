@@ -8,31 +8,28 @@
 // Passes over x (each one vectorized loop; the sums in f32 as kSumLanes partial
 // sums, lane l over elements l, l + kSumLanes, .., the last partial block
 // masked to e < n, then the lanes added as a tree in f64: block_sums):
+// k <= 2 (abs_two_means: with canonical scales a cycle is a 2-means step on |x|)
+//   greedy 0            sum |x|: a_0 (k = 1: all)
+//   greedy 1            at m = a_0: U = sum and C = count of the |x| >= m: a_1
+//   cycle c = 0..T-1    U and C at this cycle's m (cycle 0: none when its m is
+//                       greedy's a_0, the usual case); a 2 x 2 solve
+// k >= 3 (table_alternating)
 //   greedy i = 0..k-1   sum |r_i| (and sum x with i = 0), in f32: r_0 = x,
 //                       r_{i+1} = r_i - a_i sign(r_i), a_i = float(alpha_i),
 //                       summed as |r_{i+1}| = ||r_i| - a_i| (the same rounding)
-//   cycle c = 0..T-1    k <= 2: per midpoint m, U_m = the sum of the x above it
-//                       and (k = 2) C_m = their count, three compares and six
-//                       masked adds per vector for k = 2; the elements of rank r
-//                       sum to U_{r-1} - U_r, and h_i, G_01 add those with the
-//                       signs of the combination at r. k >= 3: codes by
-//                       compare-and-select against the 2^k - 1 midpoints, then
-//                       h'_i = sum over bit i set of x and d_ij = #(bit i !=
-//                       bit j); h_i = 2 h'_i - sum x, G_ij = n - 2 d_ij. Then
-//                       the k x k solve (scalars: for k <= 2 the reference's
-//                       adjugate with its exact integer determinant, else
-//                       Gaussian elimination)
-//   pack                per word of 64 elements: the codes (the last cycle's,
-//                       or the signs of the greedy f32 residuals when T = 0),
-//                       then the 8 bytes of each plane as sums of (bit << b)
-//                       over 8 lanes; then the last word's bytes masked past n
-// Between the passes of a cycle, its levels (the sorted values' midpoints and
-// the combination at each rank) are computed once: for k <= 2 as one scalar
-// Tuple in registers (a min/max network, ranks counted in integers), for k >= 3
-// as tables over the 2^k combinations (values, ranks, sorted values,
-// midpoints), each a short vector.
-// The midpoints are compared in f32: for a float x and a double m,
-// x > m  <=>  x > (m rounded down to a float), so the codes are the reference's.
+//   cycle c = 0..T-1    codes by compare-and-select against the 2^k - 1
+//                       midpoints of the sorted values (tables over the 2^k
+//                       combinations: values, ranks, sorted values,
+//                       midpoints), then h'_i = sum over bit i set of x and
+//                       d_ij = #(bit i != bit j); h_i = 2 h'_i - sum x, G_ij
+//                       = n - 2 d_ij; Gaussian elimination
+// pack                  per word of 64 elements: the codes (the last cycle's,
+//                       or greedy's when T = 0), then the 8 bytes of each plane
+//                       as sums of (bit << b) over 8 lanes; then the last
+//                       word's bytes masked past n
+// The thresholds are compared in f32: for a float x and a double m,
+// x > m  <=>  x > (m rounded down to a float), x >= m  <=>  x >= (m rounded
+// up), so the codes are the reference's.
 //
 // batched (the quantize_act_batch kernels): a batch of vectors of the same
 // length n in one call, each stage for every item before the next stage, so
@@ -55,7 +52,9 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "Halide.h"
@@ -131,7 +130,9 @@ inline Halide::Expr strict_if_float(Halide::Expr v) {
     return v.type().is_float() ? Halide::strict_float(v) : v;
 }
 
-// Sums over e in [0, n) of each term(e) (f32 or i32), in one pass, as above.
+// Sums over e in [0, n) of each term(e) (f32 or i32), in one pass, as above;
+// with `active` (a scalar condition), only where it holds (else the sums are
+// -0.0 and 0, and the pass is skipped).
 // The result is a scalar Tuple, element t the sum of term t (f64 for an f32
 // term, i32 for an i32 one; one term is padded with a dummy so that it is
 // always a Tuple).
@@ -141,7 +142,8 @@ inline Halide::Expr strict_if_float(Halide::Expr v) {
 // the autoschedulers accept.
 inline Halide::Func block_sums(const std::string &name, Halide::Expr n,
                                std::vector<std::function<Halide::Expr(Halide::Expr)>> terms,
-                               QuantizeActFuncs &f, bool hand_schedule = true) {
+                               QuantizeActFuncs &f, bool hand_schedule = true,
+                               Halide::Expr active = Halide::Expr()) {
     using namespace Halide;
     if (terms.size() == 1) {  // a zero dummy, so that the sums are a Tuple
         Expr zero = Internal::make_zero(terms[0](Expr(0)).type());
@@ -162,6 +164,10 @@ inline Halide::Func block_sums(const std::string &name, Halide::Expr n,
     if (hand_schedule) {
         RDom rf(0, n / L, name + "_r");
         RDom rl(n / L, select(n % L > 0, 1, 0), name + "_last");
+        if (active.defined()) {
+            rf.where(active);
+            rl.where(active);
+        }
         for (size_t t = 0; t < terms.size(); ++t) {
             full.push_back(strict_if_float(part(f.at({l}))[int(t)] + terms[t](rf.x * L + l)));
             last.push_back(strict_if_float(part(f.at({l}))[int(t)] + masked(t, rl.x * L + l)));
@@ -170,6 +176,7 @@ inline Halide::Func block_sums(const std::string &name, Halide::Expr n,
         part(f.at({l})) = Tuple(last);
     } else {
         RDom rr(0, (n + L - 1) / L, name + "_r");
+        if (active.defined()) rr.where(active);
         for (size_t t = 0; t < terms.size(); ++t)
             full.push_back(strict_if_float(part(f.at({l}))[int(t)] + masked(t, rr.x * L + l)));
         part(f.at({l})) = Tuple(full);
@@ -228,21 +235,6 @@ inline Halide::Expr level_value(const std::vector<Halide::Expr> &alpha, int k, H
     return strict_float(val);
 }
 
-// Sorts v ascending in place by compare-exchanges (min, max): Batcher's
-// odd-even merge sort, for a power-of-two size.
-inline void sort_network(std::vector<Halide::Expr> &v) {
-    const int n = int(v.size());
-    for (int p = 1; p < n; p *= 2)
-        for (int k = p; k >= 1; k /= 2)
-            for (int j = k % p; j + k < n; j += 2 * k)
-                for (int i = 0; i < std::min(k, n - j - k); ++i)
-                    if ((i + j) / (2 * p) == (i + j + k) / (2 * p)) {
-                        Halide::Expr a = v[i + j], b = v[i + j + k];
-                        v[i + j] = Halide::min(a, b);
-                        v[i + j + k] = Halide::max(a, b);
-                    }
-}
-
 // A cycle's levels: mid(m), the midpoint between ranks m and m + 1 rounded
 // down to f32 (m < S - 1), and comb(m), the combination at rank m.
 struct Levels {
@@ -254,39 +246,6 @@ struct Levels {
         return s_e;
     }
 };
-
-// The levels as one scalar Tuple, S - 1 midpoints then S combinations, all in
-// registers (k <= 2: 2 or 4 values): the values sorted by a min/max network
-// (equal values need no order), the ranks counted in integers. For k >= 3 the
-// tables below are faster.
-inline Levels scalar_levels(QuantizeActFuncs &f, const std::string &name,
-                            const std::vector<Halide::Expr> &alpha, int k) {
-    using namespace Halide;
-    const int S = 1 << k;
-    std::vector<Expr> v(S);
-    for (int s = 0; s < S; ++s) v[s] = level_value(alpha, k, s);
-    std::vector<Expr> sorted = v, out;
-    sort_network(sorted);
-    for (int m = 0; m + 1 < S; ++m)
-        out.push_back(f32_below(strict_float((sorted[m] + sorted[m + 1]) * f64(0.5))));
-    std::vector<Expr> rank(S);
-    for (int s = 0; s < S; ++s) {
-        Expr r = 0;
-        for (int o = 0; o < S; ++o)
-            if (o != s) r = r + cast<int>(o > s ? v[o] <= v[s] : v[o] < v[s]);
-        rank[s] = r;
-    }
-    for (int m = 0; m < S; ++m) {
-        Expr at = 0;
-        for (int s = 1; s < S; ++s) at = at + s * cast<int>(rank[s] == m);
-        out.push_back(cast<uint8_t>(at));
-    }
-    Func levels(name);
-    levels(f.vars({})) = Tuple(out);
-    f.scalars.push_back(levels);
-    return {[levels, &f](int m) { return levels(f.at({}))[m]; },
-            [levels, &f, S](int m) { return levels(f.at({}))[S - 1 + m]; }};
-}
 
 // The levels as tables over the 2^k combinations s (or ranks m), each computed
 // as a short vector: the values, the rank of each s, the values and
@@ -327,31 +286,129 @@ inline Levels table_levels(QuantizeActFuncs &f,
             [levels, &f](int m) { return levels(f.at({m}))[1]; }};
 }
 
-}  // namespace detail
-
-// hand_schedule = false gives the same values in forms Halide 14's
-// autoschedulers accept (Li2018 fails on the tail loops and the byte reduction
-// with "atomic predicated store"): every sum one masked pass over the padded
-// blocks, and the bytes a plain sum of 8 terms.
-// prefix: put before every Func's name (a pipeline with two quantizers).
-inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, int k, int T,
-                                               bool hand_schedule = true,
-                                               bool batched = false,
-                                               const std::string &prefix = "") {
+// k <= 2 (quantize_act_algorithm): the values +-a_0 +-a_1 are symmetric about
+// 0, so with canonical scales a_0 >= a_1 >= 0 the nearest value of x has the
+// sign of x (code 0: x >= 0) and is +-(a_0 + a_1) when |x| >= a_0 (their
+// midpoint; ties outward), else +-(a_0 - a_1): code 1 = code 0 exactly when
+// |x| >= a_0. The least-squares refit of those codes is the mean of the |x| at
+// or above a_0 (a_0 + a_1) and of those below (a_0 - a_1): a cycle is a 2-means
+// step on |x|, one pass of a compare and two masked adds per vector (U = sum
+// and C = count of the |x| >= m). Greedy: a_0 = mean |x|, a_1 = mean ||x| -
+// a_0| = (2 U - S - a_0 (2 C - n)) / n at m = a_0; its codes (T = 0) are those
+// above at m = a_0. A cycle first makes its scales canonical (a_0, a_1 =
+// max, min of |a_0|, |a_1|: the same values), so m = a_0; cycle 0 reuses the
+// greedy pass when that is greedy's a_0 (a_1 <= a_0, the usual case). The
+// codes out are the last cycle's, which its refit solved for. k = 1: a_0 =
+// mean |x|, code sign(x); cycles change nothing. Every operation in the order
+// of ref::quantize_act. Sets f.codes; returns the scales.
+inline std::vector<Halide::Expr>
+abs_two_means(QuantizeActFuncs &f, Halide::Func x, Halide::Expr n, int k, int T,
+              bool hand_schedule, const std::function<std::string(const std::string &)> &nm) {
     using namespace Halide;
-    using detail::f64;
-    auto nm = [&](const std::string &name) { return prefix + name; };
-    QuantizeActFuncs f;
-    f.k = k;
-    f.batched = batched;
     Expr nd = cast<double>(n);
-    auto xf = [&](Expr e) { return x(f.at({e})); };
+    auto xf = [&f, x](Expr e) { return x(f.at({e})); };
+    auto ax = [xf](Expr e) { return abs(xf(e)); };
+    auto scalar = [&f](const std::string &name, Tuple t) {
+        Func s(name);
+        s(f.vars({})) = t;
+        f.scalars.push_back(s);
+        return s;
+    };
+    Func s0 = block_sums(nm("greedy0"), n, {ax}, f, hand_schedule);
+    Expr S = s0(f.at({}))[0];
+    Func a0f = scalar(nm("greedy_alpha0"), Tuple(S / nd, S));
+    Expr a0 = a0f(f.at({}))[0];
+    // |x| >= m  <=>  |x| >= -f32_below(-m), the smallest float >= m: the float
+    // threshold of m (a double scalar) as its own scalar stage.
+    auto threshold = [&](const std::string &name, Expr m) {
+        return scalar(name, Tuple(-f32_below(-m), m));
+    };
+    auto code0 = [xf](Expr e) { return select(xf(e) >= 0.0f, cast<uint8_t>(1), cast<uint8_t>(0)); };
+    f.codes = Func(nm("codes"));
+    if (k == 1) {
+        f.codes(f.vars({f.e})) = code0(f.e);
+        return {a0};
+    }
+    // U, C: the sum and the count of the |x| >= m; `skip`: none when it holds.
+    // The condition is a Func of its own (Halide 14 fails on a Tuple in an RDom
+    // predicate), which the threshold calls (+inf when skipped, never summed):
+    // Halide 14 does not realize a Func called only in a predicate first.
+    auto outer = [&](const std::string &name, Expr m, Expr skip) {
+        Expr active, t = threshold(name + "_at", m)(f.at({}))[0];
+        if (skip.defined()) {
+            Func sk(name + "_skip");
+            sk(f.vars({})) = skip;
+            f.scalars.push_back(sk);
+            active = !sk(f.at({}));
+            Func st = scalar(name + "_at_active",
+                             Tuple(select(active, t, std::numeric_limits<float>::infinity()), m));
+            t = st(f.at({}))[0];
+        }
+        std::vector<std::function<Expr(Expr)>> terms = {
+            [ax, t](Expr e) { return select(ax(e) >= t, ax(e), -0.0f); },
+            [ax, t](Expr e) { return select(ax(e) >= t, 1, 0); }};
+        Func sums = block_sums(name, n, terms, f, hand_schedule, active);
+        return std::tuple<Expr, Expr, Expr>(sums(f.at({}))[0], sums(f.at({}))[1], active);
+    };
+    auto [U0, C0, unused] = outer(nm("greedy1"), a0, Expr());
+    Func a1f = scalar(nm("greedy_alpha1"),
+                      Tuple(a0, strict_float((f64(2) * U0 - S - a0 * (f64(2) * cast<double>(C0) - nd)) / nd)));
+    std::vector<Expr> alpha = {a1f(f.at({}))[0], a1f(f.at({}))[1]};
+    Expr m = a0;  // the threshold of the codes so far: greedy's
+    auto canonical = [&](const std::string &name) {
+        Expr p = abs(alpha[0]), q = abs(alpha[1]);
+        Func c = scalar(name, Tuple(max(p, q), min(p, q)));
+        alpha = {c(f.at({}))[0], c(f.at({}))[1]};
+    };
+    for (int c = 0; c < T; ++c) {
+        const std::string cs = std::to_string(c);
+        canonical(nm("canonical" + cs));
+        m = alpha[0];
+        // Cycle 0: no pass when its m is greedy's (its U and C are greedy 1's).
+        Expr skip = c == 0 ? m == a0 : Expr();
+        auto [U, C, active] = outer(nm("refit" + cs), m, skip);
+        if (active.defined()) {
+            U = select(active, U, U0);
+            C = select(active, C, C0);
+        }
+        // alpha = G^-1 h, G = ((n, g), (g, n)), g = 2 C - n, h = (S, 2 U - S), as
+        // the reference: the adjugate with the exact integer determinant;
+        // singular (det = 0: every |x| above m, or none) keeps the scales.
+        Expr n64 = cast<int64_t>(n), gi = cast<int64_t>(C) * 2 - n64;
+        Expr det = n64 * n64 - gi * gi;
+        Expr g = cast<double>(gi), dd = cast<double>(det);
+        Expr h1 = strict_float(f64(2) * U - S);
+        Expr sol0 = strict_float((f64(0) + nd * S + (-g) * h1) / dd);
+        Expr sol1 = strict_float((f64(0) + (-g) * S + nd * h1) / dd);
+        Func a = scalar(nm("alt_alpha" + cs),
+                        Tuple(select(det != 0, sol0, alpha[0]), select(det != 0, sol1, alpha[1])));
+        alpha = {a(f.at({}))[0], a(f.at({}))[1]};
+    }
+    // The codes of the last cycle (those its refit solved for), or greedy's. The
+    // stage also holds the scales out, so that Halide 14 realizes the refit
+    // before the packing (else a skipped pass's condition is not yet in scope
+    // when the packing's bounds are checked: T = 1).
+    Func codes_at = scalar(nm("codes_at"), Tuple(-f32_below(-m), m, alpha[0]));
+    Expr t = codes_at(f.at({}))[0];
+    f.codes(f.vars({f.e})) =
+        code0(f.e) | select((xf(f.e) >= 0.0f) == (ax(f.e) >= t), cast<uint8_t>(2), cast<uint8_t>(0));
+    return alpha;
+}
 
+// k >= 3 (quantize_act_algorithm): greedy, then T cycles of {codes by the
+// midpoints of the sorted 2^k values (table_levels), refit by one pass of
+// per-bit sums and Gaussian elimination}. Sets f.codes; returns the scales.
+inline std::vector<Halide::Expr>
+table_alternating(QuantizeActFuncs &f, Halide::Func x, Halide::Expr n, int k, int T,
+                  bool hand_schedule, const std::function<std::string(const std::string &)> &nm) {
+    using namespace Halide;
+    Expr nd = cast<double>(n);
+    auto xf = [&f, x](Expr e) { return x(f.at({e})); };
+    std::vector<Expr> alpha;
     // Greedy, in f32: r_0 = x, r_{i+1} = r_i - a_i sign(r_i) with a_i =
     // float(alpha_i), alpha_i = (sum |r_i|) / n in f64. |r_{i+1}| = ||r_i| - a_i|
     // exactly (rounding is symmetric), which the passes sum. The first pass also
     // sums x (for h below).
-    std::vector<Expr> alpha;
     Expr xsum;
     for (int i = 0; i < k; ++i) {
         auto absr = [&, i](Expr e) {
@@ -362,7 +419,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         std::vector<std::function<Expr(Expr)>> terms = {absr};
         if (i == 0) terms.push_back(xf);
         Func s =
-            detail::block_sums(nm("greedy" + std::to_string(i)), n, terms, f, hand_schedule);
+            block_sums(nm("greedy" + std::to_string(i)), n, terms, f, hand_schedule);
         Func a(nm("greedy_alpha" + std::to_string(i)));
         a(f.vars({})) = Tuple(s(f.at({}))[0] / nd, s(f.at({}))[1]);
         f.scalars.push_back(a);
@@ -371,7 +428,7 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
     }
 
     const int S = 1 << k;
-    detail::Levels lv;  // the last cycle's levels, which the codes use
+    Levels lv;  // the last cycle's levels, which the codes use
     for (int c = 0; c < T; ++c) {
         std::string cs = std::to_string(c);
         // This cycle's levels: the midpoints between consecutive sorted values
@@ -379,117 +436,55 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         // the combination at each rank (comb(m)), ranked by value, then s
         // descending (o before s: v[o] < v[s], or equal values and o > s; each
         // pair is decided by one comparison, so the ranks are a permutation).
-        lv = k <= 2 ? detail::scalar_levels(f, nm("levels" + cs), alpha, k)
-                    : detail::table_levels(f, nm, cs, alpha, k);
+        lv = table_levels(f, nm, cs, alpha, k);
         auto code = [&, S, lv](Expr e) { return lv.code(xf(e), S); };
 
         // Refit: alpha = G^-1 h with h_i = sum_e c_i(e) x_e and G_ij = sum_e
-        // c_i(e) c_j(e) (c = +-1), from one pass.
+        // c_i(e) c_j(e) (c = +-1), from one pass: h'_i = sum of the x with bit i
+        // of the code set and d_ij = #(bit i != bit j); h_i = 2 h'_i - sum x,
+        // G_ij = n - 2 d_ij.
         std::vector<Expr> h(k);
         std::vector<std::vector<Expr>> G(k, std::vector<Expr>(k));
-        Expr g01;  // k = 2: G_01 as an integer
-        if (k <= 2) {
-            // k <= 2: by rank. The pass sums, per midpoint m, U_m = sum of the x
-            // above it and (k = 2) C_m = their count; the elements of rank r sum
-            // to U_{r-1} - U_r (U_{-1} = sum x, U_{S-1} = 0) and count C_{r-1} -
-            // C_r (C_{-1} = n, C_{S-1} = 0). h_i and G_01 add those over r = 0..S-1
-            // with the signs of comb(r)'s bits.
-            std::vector<std::function<Expr(Expr)>> terms;
-            for (int m = 0; m + 1 < S; ++m)
-                terms.push_back([&, m, lv](Expr e) {
-                    return select(xf(e) > lv.mid(m), xf(e), -0.0f);
+        std::vector<std::function<Expr(Expr)>> terms;
+        for (int i = 0; i < k; ++i)
+            terms.push_back([&, i](Expr e) {
+                return select(bit_of(code(e), i), xf(e), -0.0f);
+            });
+        for (int i = 0; i < k; ++i)
+            for (int jx = 0; jx < i; ++jx)
+                terms.push_back([&, i, jx](Expr e) {
+                    Expr s_e = code(e);
+                    return select(bit_of(s_e, i) != bit_of(s_e, jx), 1, 0);
                 });
-            if (k == 2)  // C_m, counted in f32 (exact: at most 2^24 per lane)
-                for (int m = 0; m + 1 < S; ++m)
-                    terms.push_back([&, m, lv](Expr e) {
-                        return select(xf(e) > lv.mid(m), 1.0f, -0.0f);
-                    });
-            Func sums = detail::block_sums(nm("refit" + cs), n, terms, f, hand_schedule);
-            auto U = [&](int m) {
-                return m < 0 ? xsum : m >= S - 1 ? f64(0) : Expr(sums(f.at({}))[m]);
-            };
-            for (int i = 0; i < k; ++i) {
-                Expr acc = f64(0);
-                for (int r = 0; r < S; ++r) {
-                    Expr sr = strict_float(U(r - 1) - U(r));
-                    acc = strict_float(acc + select(detail::bit_of(lv.comb(r), i), sr, -sr));
-                }
-                h[i] = acc;
-                G[i][i] = nd;
-            }
-            if (k == 2) {
-                auto C = [&](int m) {
-                    return m < 0 ? n
-                                 : m >= S - 1 ? Expr(0)
-                                              : cast<int>(sums(f.at({}))[S - 1 + m]);
-                };
-                g01 = 0;
-                for (int r = 0; r < S; ++r) {
-                    Expr nr = C(r - 1) - C(r);
-                    Expr same = detail::bit_of(lv.comb(r), 0) == detail::bit_of(lv.comb(r), 1);
-                    g01 = g01 + select(same, nr, -nr);
-                }
-                G[0][1] = G[1][0] = cast<double>(g01);
-            }
-        } else {
-            // k >= 3: by bit. The pass sums h'_i = sum of the x with bit i of the
-            // code set and d_ij = #(bit i != bit j); h_i = 2 h'_i - sum x, G_ij
-            // = n - 2 d_ij.
-            std::vector<std::function<Expr(Expr)>> terms;
-            for (int i = 0; i < k; ++i)
-                terms.push_back([&, i](Expr e) {
-                    return select(detail::bit_of(code(e), i), xf(e), -0.0f);
-                });
-            for (int i = 0; i < k; ++i)
-                for (int jx = 0; jx < i; ++jx)
-                    terms.push_back([&, i, jx](Expr e) {
-                        Expr s_e = code(e);
-                        return select(detail::bit_of(s_e, i) != detail::bit_of(s_e, jx), 1, 0);
-                    });
-            Func sums = detail::block_sums(nm("refit" + cs), n, terms, f, hand_schedule);
-            int idx = 0;
-            for (int i = 0; i < k; ++i) h[i] = strict_float(f64(2) * sums(f.at({}))[idx++] - xsum);
-            for (int i = 0; i < k; ++i) {
-                G[i][i] = nd;
-                for (int jx = 0; jx < i; ++jx)
-                    G[i][jx] = G[jx][i] = cast<double>(n - 2 * sums(f.at({}))[idx++]);
-            }
+        Func sums = block_sums(nm("refit" + cs), n, terms, f, hand_schedule);
+        int idx = 0;
+        for (int i = 0; i < k; ++i) h[i] = strict_float(f64(2) * sums(f.at({}))[idx++] - xsum);
+        for (int i = 0; i < k; ++i) {
+            G[i][i] = nd;
+            for (int jx = 0; jx < i; ++jx)
+                G[i][jx] = G[jx][i] = cast<double>(n - 2 * sums(f.at({}))[idx++]);
         }
+        // Gaussian elimination in natural order (G is a Gram matrix: SPD unless
+        // singular). Singular when a pivot is <= 1e-9 n: keep the previous scales.
         std::vector<Expr> sol(k);
         Expr ok = Internal::const_true();
-        if (k == 1) {
-            sol[0] = h[0] / nd;  // G = (n), never singular (n >= 1)
-        } else if (k == 2) {
-            // As the reference: alpha = adj(G) h / det with the exact integer
-            // cofactors (|G_01| <= n, |det| <= n^2 < 2^62), summed in its
-            // order; singular when det = 0.
-            Expr g = cast<int64_t>(g01);
-            Expr det = cast<int64_t>(n) * cast<int64_t>(n) - g * g;
-            ok = det != 0;
-            Expr dd = cast<double>(det), gd = cast<double>(g);
-            sol[0] = strict_float((f64(0) + nd * h[0] + (-gd) * h[1]) / dd);
-            sol[1] = strict_float((f64(0) + (-gd) * h[0] + nd * h[1]) / dd);
-        } else {
-            // Gaussian elimination in natural order (G is a Gram matrix: SPD unless
-            // singular). Singular when a pivot is <= 1e-9 n: keep the previous scales.
-            for (int p = 0; p < k; ++p) {
-                ok = ok && (G[p][p] > f64(1e-9) * nd);
-                for (int r = p + 1; r < k; ++r) {
-                    Expr fct = G[r][p] / G[p][p];
-                    for (int cc = p; cc < k; ++cc) G[r][cc] = G[r][cc] - fct * G[p][cc];
-                    h[r] = h[r] - fct * h[p];
-                }
+        for (int p = 0; p < k; ++p) {
+            ok = ok && (G[p][p] > f64(1e-9) * nd);
+            for (int r = p + 1; r < k; ++r) {
+                Expr fct = G[r][p] / G[p][p];
+                for (int cc = p; cc < k; ++cc) G[r][cc] = G[r][cc] - fct * G[p][cc];
+                h[r] = h[r] - fct * h[p];
             }
-            for (int p = k - 1; p >= 0; --p) {
-                Expr acc = h[p];
-                for (int cc = p + 1; cc < k; ++cc) acc = acc - G[p][cc] * sol[cc];
-                sol[p] = acc / G[p][p];
-            }
+        }
+        for (int p = k - 1; p >= 0; --p) {
+            Expr acc = h[p];
+            for (int cc = p + 1; cc < k; ++cc) acc = acc - G[p][cc] * sol[cc];
+            sol[p] = acc / G[p][p];
         }
         Func a(nm("alt_alpha" + cs));
         std::vector<Expr> next(k);
         for (int i = 0; i < k; ++i) next[i] = select(ok, sol[i], alpha[i]);
-        a(f.vars({})) = k == 1 ? Tuple(next[0], next[0]) : Tuple(next);
+        a(f.vars({})) = Tuple(next);
         f.scalars.push_back(a);
         for (int i = 0; i < k; ++i) alpha[i] = a(f.at({}))[i];
     }
@@ -511,6 +506,28 @@ inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, i
         // The last cycle's codes: those its refit summed.
         f.codes(f.vars({f.e})) = lv.code(xf(f.e), S);
     }
+    return alpha;
+}
+
+}  // namespace detail
+
+// hand_schedule = false gives the same values in forms Halide 14's
+// autoschedulers accept (Li2018 fails on the tail loops and the byte reduction
+// with "atomic predicated store"): every sum one masked pass over the padded
+// blocks, and the bytes a plain sum of 8 terms.
+// prefix: put before every Func's name (a pipeline with two quantizers).
+inline QuantizeActFuncs quantize_act_algorithm(Halide::Func x, Halide::Expr n, int k, int T,
+                                               bool hand_schedule = true,
+                                               bool batched = false,
+                                               const std::string &prefix = "") {
+    using namespace Halide;
+    auto nm = [&](const std::string &name) { return prefix + name; };
+    QuantizeActFuncs f;
+    f.k = k;
+    f.batched = batched;
+
+    std::vector<Expr> alpha = k <= 2 ? detail::abs_two_means(f, x, n, k, T, hand_schedule, nm)
+                                     : detail::table_alternating(f, x, n, k, T, hand_schedule, nm);
 
     // Pack: byte q of plane j holds elements 8q .. 8q+7, the sum over the 8 of
     // (bit j of the code) << b, which vectorizes to dense loads and a lane

@@ -237,6 +237,50 @@ TEST(RefQuantizeAct, AlternatingToWithinF32Sums) {
                 }
 }
 
+// k = 2, cycle T: the scales out are the means of the |x| on either side of its
+// threshold m (a_0 + a_1 over the |x| >= m, a_0 - a_1 below), the codes those
+// of the nearest value, and m is a_0 of the scales after T - 1 cycles, made
+// canonical (max, min of their magnitudes).
+void expect_two_means_cycle(const std::vector<float> &x, int T, double tol, const std::string &what) {
+    const size_t n = x.size();
+    const Quantized prev = amq::ref::quantize_act(x.data(), n, 2, T - 1);
+    const double m = std::max(std::fabs(prev.alpha[0]), std::fabs(prev.alpha[1]));
+    const Quantized q = amq::ref::quantize_act(x.data(), n, 2, T);
+    double out_sum = 0, in_sum = 0;
+    size_t out_n = 0;
+    for (size_t e = 0; e < n; ++e) {
+        const double a = std::fabs(double(x[e]));
+        const bool outer = a >= m;
+        (outer ? out_sum : in_sum) += a;
+        out_n += outer;
+        ASSERT_EQ(q.codes[e], x[e] >= 0 ? 1 : -1) << what << " e=" << e;
+        ASSERT_EQ(q.codes[n + e], outer ? q.codes[e] : -q.codes[e]) << what << " T=" << T << " e=" << e;
+    }
+    ASSERT_GT(out_n, 0u) << what;
+    ASSERT_LT(out_n, n) << what;
+    const double hi = out_sum / double(out_n), lo = in_sum / double(n - out_n);
+    EXPECT_NEAR(q.alpha[0] + q.alpha[1], hi, tol * hi) << what << " T=" << T;
+    EXPECT_NEAR(q.alpha[0] - q.alpha[1], lo, tol * hi) << what << " T=" << T;
+}
+
+TEST(RefQuantizeAct, TwoBitsIsTwoMeansOnAbs) {
+    for (Dist d : kDists)
+        for (size_t n : {size_t(65), size_t(300), size_t(1024)}) {
+            const auto x = random_vector(n, d, uint32_t(n + 17));
+            for (int T : {1, 2, 3})
+                expect_two_means_cycle(x, T, 1e-5, std::string(name(d)) + " n=" + std::to_string(n));
+        }
+}
+
+// Ties at the threshold go outward (|x| >= m): here mean |x| = 2 exactly.
+TEST(RefQuantizeAct, TwoBitTiesGoOutward) {
+    const std::vector<float> x = {1, 3, 2, -2, -1, -3};
+    const Quantized g = amq::ref::quantize_act(x.data(), x.size(), 2, 0);
+    EXPECT_EQ(g.alpha[0], 2.0);
+    EXPECT_EQ(g.alpha[1], 2.0 / 3);  // mean ||x| - 2|
+    EXPECT_EQ(g.codes, (std::vector<int8_t>{1, 1, 1, -1, -1, -1, -1, 1, 1, -1, 1, -1}));
+}
+
 // The blocked sums: an element's value counts in its own lane, and the tree
 // adds the lanes; the scales are those of exact sums where every partial sum is
 // exact (small integers), in any order of the elements across lanes.
@@ -247,11 +291,26 @@ TEST(RefQuantizeAct, BlockedSumsOfIntegersAreExact) {
         for (size_t e = 0; e < n; ++e) x[e] = float(int(e * 7 % 11) - 5);
         double sum_abs = 0;
         for (float v : x) sum_abs += std::fabs(double(v));
+        const double a0 = sum_abs / double(n);
         for (int k = 1; k <= amq::ref::kMaxBits; ++k) {
             const Quantized q = amq::ref::quantize_act(x.data(), n, k, 0);
-            // The first scale exactly; the next ones from f32 residuals (alpha_0 is
-            // rounded to a float there), so within a float's rounding.
-            EXPECT_EQ(q.alpha[0], sum_abs / double(n)) << "n=" << n << " k=" << k;
+            EXPECT_EQ(q.alpha[0], a0) << "n=" << n << " k=" << k;
+            if (k == 1) {  // cycles change nothing
+                for (int T : {1, 2})
+                    EXPECT_EQ(amq::ref::quantize_act(x.data(), n, 1, T).alpha[0], a0);
+                continue;
+            }
+            if (k == 2) {
+                // a_1 = mean ||x| - a_0| from exact sums: only the last roundings.
+                double dev = 0;
+                for (float v : x) dev += std::fabs(std::fabs(double(v)) - a0);
+                EXPECT_NEAR(q.alpha[1], dev / double(n), 1e-14 * a0) << "n=" << n;
+                for (int T : {1, 2})
+                    if (n > 1) expect_two_means_cycle(x, T, 1e-14, "n=" + std::to_string(n));
+                continue;
+            }
+            // k >= 3: the next scales from f32 residuals (alpha_0 is rounded to a
+            // float there), so within a float's rounding of greedy's.
             const Quantized g = amq::ref::greedy(x.data(), n, k);
             for (int i = 1; i < k; ++i)
                 EXPECT_NEAR(q.alpha[i], g.alpha[i], 1e-6 * g.alpha[0]) << "n=" << n << " k=" << k;

@@ -8,6 +8,8 @@
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <tuple>
+#include <utility>
 
 namespace amq::ref {
 namespace {
@@ -108,6 +110,50 @@ double act_sum(size_t n, Term term) {
     for (size_t w = L / 4; w >= 1; w /= 2)
         for (size_t l = 0; l < w; ++l) d[l] = d[l] + d[l + w];
     return d[0];
+}
+
+// quantize_act for k <= 2: 2-means on |x|, as reference.h documents.
+Quantized act_two_means(const float *x, size_t n, int k, int T) {
+    Quantized q{k, n, std::vector<double>(k), std::vector<int8_t>(k * n)};
+    const double nd = double(n);
+    auto ax = [x](size_t e) { return std::fabs(x[e]); };
+    const double S = act_sum(n, ax);
+    double a[2] = {S / nd, 0.0};
+    double m = a[0];  // code 1 = code 0 exactly for the |x| >= m
+    if (k == 2) {
+        auto outer = [&](double at) {  // the sum and the count of the |x| >= at
+            const double U = act_sum(n, [&](size_t e) { return ax(e) >= at ? ax(e) : -0.0f; });
+            int64_t C = 0;
+            for (size_t e = 0; e < n; ++e) C += ax(e) >= at;
+            return std::pair<double, int64_t>(U, C);
+        };
+        auto canonical = [&] {
+            const double p = std::fabs(a[0]), r = std::fabs(a[1]);
+            a[0] = std::max(p, r);
+            a[1] = std::min(p, r);
+        };
+        auto [U, C] = outer(a[0]);
+        a[1] = (2 * U - S - a[0] * (2 * double(C) - nd)) / nd;
+        for (int t = 0; t < T; ++t) {
+            canonical();
+            m = a[0];  // the codes of this cycle: the output's when it is the last
+            std::tie(U, C) = outer(m);
+            const int64_t g = 2 * C - int64_t(n), det = int64_t(n) * int64_t(n) - g * g;
+            if (det != 0) {  // singular: keep the scales
+                const double gd = double(g), dd = double(det), h1 = 2 * U - S;
+                const double s0 = (0.0 + nd * S + (-gd) * h1) / dd;
+                a[1] = (0.0 + (-gd) * S + nd * h1) / dd;
+                a[0] = s0;
+            }
+        }
+    }
+    for (int i = 0; i < k; ++i) q.alpha[i] = a[i];
+    for (size_t e = 0; e < n; ++e) {
+        const bool c0 = x[e] >= 0;
+        q.codes[e] = c0 ? 1 : -1;
+        if (k == 2) q.codes[n + e] = c0 == (double(ax(e)) >= m) ? 1 : -1;
+    }
+    return q;
 }
 
 }  // namespace
@@ -223,6 +269,7 @@ Quantized quantize_act(const float *x, size_t n, int k, int T) {
     if (T < 0)
         fail("quantize_act", "T = " + std::to_string(T) + " is out of range, expected T >= 0");
     if (n > 0xFFFFFFFFull) fail("quantize_act", "n = " + std::to_string(n) + ", expected n < 2^32");
+    if (k <= 2) return act_two_means(x, n, k, T);
     Quantized q{k, n, std::vector<double>(k), std::vector<int8_t>(k * n)};
     // Greedy in f32.
     std::vector<float> r(x, x + n);
@@ -235,49 +282,19 @@ Quantized quantize_act(const float *x, size_t n, int k, int T) {
             r[e] = r[e] - (r[e] >= 0 ? a : -a);
         }
     }
-    const int S = 1 << k;
     for (int t = 0; t < T; ++t) {
         assign_codes(x, n, q.alpha.data(), k, q.codes.data());
-        const SortedLevels L = sorted_levels(q.alpha.data(), k);  // assign_codes' levels
-        const std::vector<int> &comb = L.comb;
-        const std::vector<double> &mid = L.mid;
         int64_t G[kMaxBits][kMaxBits] = {};
         double h[kMaxBits] = {};
-        for (int i = 0; i < k; ++i) G[i][i] = int64_t(n);
-        if (k <= 2) {
-            std::vector<double> U(S + 1, 0.0);  // U[m + 1] = U_m, m = -1 .. S - 1
-            std::vector<int64_t> C(S + 1, 0);
-            U[0] = xsum;
-            C[0] = int64_t(n);
-            for (int m = 0; m + 1 < S; ++m) {
-                U[m + 1] = act_sum(n, [&](size_t e) { return double(x[e]) > mid[m] ? x[e] : -0.0f; });
-                if (k == 2)
-                    C[m + 1] = int64_t(
-                        act_sum(n, [&](size_t e) { return double(x[e]) > mid[m] ? 1.0f : -0.0f; }));
-            }
-            for (int i = 0; i < k; ++i)
-                for (int rk = 0; rk < S; ++rk) {
-                    const double sr = U[rk] - U[rk + 1];
-                    h[i] = h[i] + ((comb[rk] >> i & 1) ? sr : -sr);
-                }
-            if (k == 2) {
+        for (int i = 0; i < k; ++i) {
+            G[i][i] = int64_t(n);
+            const int8_t *ci = &q.codes[i * n];
+            h[i] = 2 * act_sum(n, [&](size_t e) { return ci[e] > 0 ? x[e] : -0.0f; }) - xsum;
+            for (int j = 0; j < i; ++j) {
+                const int8_t *cj = &q.codes[j * n];
                 int64_t g = 0;
-                for (int rk = 0; rk < S; ++rk) {
-                    const int64_t nr = C[rk] - C[rk + 1];
-                    g += ((comb[rk] & 1) == (comb[rk] >> 1 & 1)) ? nr : -nr;
-                }
-                G[0][1] = G[1][0] = g;
-            }
-        } else {
-            for (int i = 0; i < k; ++i) {
-                const int8_t *ci = &q.codes[i * n];
-                h[i] = 2 * act_sum(n, [&](size_t e) { return ci[e] > 0 ? x[e] : -0.0f; }) - xsum;
-                for (int j = 0; j < i; ++j) {
-                    const int8_t *cj = &q.codes[j * n];
-                    int64_t g = 0;
-                    for (size_t e = 0; e < n; ++e) g += ci[e] * cj[e];
-                    G[i][j] = G[j][i] = g;
-                }
+                for (size_t e = 0; e < n; ++e) g += ci[e] * cj[e];
+                G[i][j] = G[j][i] = g;
             }
         }
         solve_exact(G, h, k, q.alpha.data());  // singular: keep the scales

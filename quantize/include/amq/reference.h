@@ -80,19 +80,27 @@ Quantized alternating(const float *x, size_t n, int k, int T);
 // kActSumLanes partial sums in f32, P_l = t(l) + t(l + L) + t(l + 2L) + .. in
 // that order (L = kActSumLanes), then a halving tree in double: D_l = P_l +
 // P_{l+L/2} for l < L/2, then D_l = D_l + D_{l+w} for w = L/4, .., 1; the sum
-// is D_0. Counts are exact. Otherwise as alternating():
+// is D_0. Counts are exact.
+// k <= 2, where the values +-a_0 +-a_1 are symmetric about 0 (alternating as
+// 2-means on |x|): S = sum |x|, a_0 = S / n; k = 1: code sign(x) (+1 at +-0),
+// and cycles change nothing. k = 2: at a threshold m, U = sum and C = count of
+// the |x| >= m;
+//   greedy: a_1 = (2 U - S - a_0 (2 C - n)) / n at m = a_0 (mean ||x| - a_0|);
+//   cycle: (a_0, a_1) = (max, min) of (|a_0|, |a_1|) (the same values), m =
+//     a_0; then with g = 2 C - n, det = n^2 - g^2 (integers), h_1 = 2 U - S:
+//     a_0 = (0 + n S + (-g) h_1) / det, a_1 = (0 + (-g) S + n h_1) / det (the
+//     least-squares fit of the codes below); det = 0 (all |x| >= m, or none)
+//     keeps the scales;
+//   codes: code 0 = sign(x) (+1 at +-0), code 1 = code 0 exactly where |x| >=
+//     m (the nearest value; ties outward), m of the last cycle (greedy's a_0
+//     for T = 0).
+// k >= 3, otherwise as alternating():
 //   greedy: r = x in f32; plane i: alpha_i = sum |r| / n, b_i = sign(r),
 //     r = r - float(alpha_i) b_i (f32; sum x is taken in the first pass);
-//   cycle: the codes of assign_codes() for the current alpha (its midpoints
-//     m_0 < .. < m_{S-2}, S = 2^k, combination comb(r) at rank r); then
-//     k <= 2: U_m = sum of the x > m_m, C_m = #(x > m_m) (k = 2), the rank
-//       sums S_r = U_{r-1} - U_r (U_{-1} = sum x, U_{S-1} = 0) and counts N_r
-//       = C_{r-1} - C_r (C_{-1} = n, C_{S-1} = 0), h_i = sum over r = 0..S-1
-//       of +-S_r (+ where bit i of comb(r) is set), added in r order from 0.0,
-//       G_01 = sum of +-N_r (+ where comb(r)'s two bits are equal);
-//     k >= 3: h'_i = sum of the x with code_i = +1, h_i = 2 h'_i - sum x,
-//       G_ij = sum_e code_i code_j;
-//     then alpha = G^-1 h as refit_scales() (exact cofactors; singular: keep).
+//   cycle: the codes of assign_codes() for the current alpha; then h'_i = sum
+//     of the x with code_i = +1, h_i = 2 h'_i - sum x, G_ij = sum_e code_i
+//     code_j; alpha = G^-1 h as refit_scales() (exact cofactors; singular: keep).
+// The error is alternating()'s up to the rounding of the f32 sums and ties.
 // T = 0 gives the greedy codes and scales. A zero vector gives alpha all 0 and
 // codes all +1; a constant vector is exact up to the rounding of its f32 sums.
 // The Halide kernels solve k >= 3 by elimination (see refit_scales), so their
