@@ -64,11 +64,14 @@ namespace amq::gen {
 // The partial sums of the passes: kSumLanes of them, lane l summing elements
 // l, l + kSumLanes, l + 2 kSumLanes, .. in that order (f32 terms in f32, i32
 // terms in i32), then the lanes added as a halving tree in f64 (i32: i32):
-// level 1 adds lanes l and l + 8, level 2 l and l + 4, .., down to one. The
+// level 1 adds lanes l and l + 16, level 2 l and l + 8, .., down to one. The
 // order is part of the definition (ref::quantize_act follows it, as
 // ref::kActSumLanes), not of the schedule: `lanes` only sets how many partial
-// sums a vector holds.
-constexpr int kSumLanes = 16;
+// sums a vector holds. 32 partial sums: two vectors of 16 f32 per term, whose
+// chains of dependent adds are half as long as one vector's (at n = 1024, the
+// passes of k <= 2 are bound by those chains); more lanes cost more in the
+// tree than they save below n = 300 or so.
+constexpr int kSumLanes = 32;
 
 struct QuantizeActKnobs {
     int lanes = 16;       // f32 lanes of a vector of the passes over x (divides kSumLanes)

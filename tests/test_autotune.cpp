@@ -1355,9 +1355,9 @@ TEST(OtherPipelines, QuantizeActDefaultsVerifyAndAWrongResultIsCaught) {
         EXPECT_EQ(qa->prune(c.knobs), "");
         cands.push_back(c);
     }
-    // Past the 16 partial sums of a pass: not a schedule of the algorithm.
-    Knobs wide = {{"lanes", 32}, {"pack_vector", 8}};
-    EXPECT_NE(qa->prune(wide).find("lanes = 32"), std::string::npos);
+    // Past the 32 partial sums of a pass: not a schedule of the algorithm.
+    Knobs wide = {{"lanes", 64}, {"pack_vector", 8}};
+    EXPECT_NE(qa->prune(wide).find("lanes = 64"), std::string::npos);
     for (const auto &m : ev.evaluate_together(cands, TimingOptions{0.2, 3, 5, 0.05, 0.2}))
         EXPECT_TRUE(m.ok()) << kind_name(m.kind) << " " << m.error;
     // 100 values are 16 bytes a plane: a pack_vector of 32 is skipped.

@@ -105,7 +105,7 @@ Quantized alternating(const float *x, size_t n, int k, int T);
 // codes all +1; a constant vector is exact up to the rounding of its f32 sums.
 // The Halide kernels solve k >= 3 by elimination (see refit_scales), so their
 // scales agree to rounding there.
-constexpr size_t kActSumLanes = 16;
+constexpr size_t kActSumLanes = 32;
 Quantized quantize_act(const float *x, size_t n, int k, int T);
 
 // Refined greedy: greedy, but after each new plane all scales so far are refit
