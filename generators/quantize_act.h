@@ -133,6 +133,20 @@ inline Halide::Expr strict_if_float(Halide::Expr v) {
     return v.type().is_float() ? Halide::strict_float(v) : v;
 }
 
+// A per-stage scalar (a scale, a threshold, a sum's total): a Func over the
+// item only, kept in f.scalars for the schedules (compute_root).
+inline Halide::Func scalar_stage(QuantizeActFuncs &f, const std::string &name,
+                                 const Halide::Tuple &value) {
+    Halide::Func s(name);
+    s(f.vars({})) = value;
+    f.scalars.push_back(s);
+    return s;
+}
+inline Halide::Func scalar_stage(QuantizeActFuncs &f, const std::string &name,
+                                 const Halide::Expr &value) {
+    return scalar_stage(f, name, Halide::Tuple(std::vector<Halide::Expr>{value}));
+}
+
 // Sums over e in [0, n) of each term(e) (f32 or i32), in one pass, as above;
 // with `active` (a scalar condition), only where it holds (else the sums are
 // -0.0 and 0, and the pass is skipped).
@@ -206,12 +220,9 @@ inline Halide::Func block_sums(const std::string &name, Halide::Expr n,
         below = level;
         widen = false;
     }
-    Func s(name);
     std::vector<Expr> total;
     for (size_t t = 0; t < terms.size(); ++t) total.push_back(below(f.at({0}))[int(t)]);
-    s(f.vars({})) = Tuple(total);
-    f.scalars.push_back(s);
-    return s;
+    return scalar_stage(f, name, Tuple(total));
 }
 
 inline Halide::Expr bit_of(Halide::Expr s, int i) { return ((s >> i) & 1) == 1; }
@@ -227,6 +238,9 @@ inline Halide::Expr f32_below(Halide::Expr m) {
                               reinterpret<float>(Expr(int32_t(0x80000001u)))));  // -denorm_min
     return select(cast<double>(f) > m, down, f);
 }
+
+// The smallest float >= m: for every float x, x >= m <=> x >= at_least(m).
+inline Halide::Expr f32_at_least(Halide::Expr m) { return -f32_below(-m); }
 
 // The values v(s) = sum_i +-alpha_i (bit i of s: +), summed in the
 // reference's order. strict_float: the levels and midpoints round as the
@@ -311,42 +325,28 @@ abs_two_means(QuantizeActFuncs &f, Halide::Func x, Halide::Expr n, int k, int T,
     Expr nd = cast<double>(n);
     auto xf = [&f, x](Expr e) { return x(f.at({e})); };
     auto ax = [xf](Expr e) { return abs(xf(e)); };
-    auto scalar = [&f](const std::string &name, Tuple t) {
-        Func s(name);
-        s(f.vars({})) = t;
-        f.scalars.push_back(s);
-        return s;
-    };
     Func s0 = block_sums(nm("greedy0"), n, {ax}, f, hand_schedule);
     Expr S = s0(f.at({}))[0];
-    Func a0f = scalar(nm("greedy_alpha0"), Tuple(S / nd, S));
+    Func a0f = scalar_stage(f, nm("greedy_alpha0"), Tuple(S / nd, S));
     Expr a0 = a0f(f.at({}))[0];
-    // |x| >= m  <=>  |x| >= -f32_below(-m), the smallest float >= m: the float
-    // threshold of m (a double scalar) as its own scalar stage.
-    auto threshold = [&](const std::string &name, Expr m) {
-        return scalar(name, Tuple(-f32_below(-m), m));
-    };
     auto code0 = [xf](Expr e) { return select(xf(e) >= 0.0f, cast<uint8_t>(1), cast<uint8_t>(0)); };
     f.codes = Func(nm("codes"));
     if (k == 1) {
         f.codes(f.vars({f.e})) = code0(f.e);
         return {a0};
     }
-    // U, C: the sum and the count of the |x| >= m; `skip`: none when it holds.
-    // The condition is a Func of its own (Halide 14 fails on a Tuple in an RDom
-    // predicate), which the threshold calls (+inf when skipped, never summed):
-    // Halide 14 does not realize a Func called only in a predicate first.
+    // U, C: the sum and the count of the |x| >= m (the float threshold of m a
+    // scalar stage); `skip`: none when it holds. The condition is a Func of its
+    // own (Halide 14 fails on a Tuple in an RDom predicate), which the threshold
+    // calls (+inf when skipped, never summed): Halide 14 does not realize a Func
+    // called only in a predicate first.
     auto outer = [&](const std::string &name, Expr m, Expr skip) {
-        Expr active, t = threshold(name + "_at", m)(f.at({}))[0];
+        Expr active, at = f32_at_least(m);
         if (skip.defined()) {
-            Func sk(name + "_skip");
-            sk(f.vars({})) = skip;
-            f.scalars.push_back(sk);
-            active = !sk(f.at({}));
-            Func st = scalar(name + "_at_active",
-                             Tuple(select(active, t, std::numeric_limits<float>::infinity()), m));
-            t = st(f.at({}))[0];
+            active = !scalar_stage(f, name + "_skip", skip)(f.at({}));
+            at = select(active, at, std::numeric_limits<float>::infinity());
         }
+        Expr t = scalar_stage(f, name + "_at", Tuple(at, m))(f.at({}))[0];
         std::vector<std::function<Expr(Expr)>> terms = {
             [ax, t](Expr e) { return select(ax(e) >= t, ax(e), -0.0f); },
             [ax, t](Expr e) { return select(ax(e) >= t, 1, 0); }};
@@ -354,13 +354,13 @@ abs_two_means(QuantizeActFuncs &f, Halide::Func x, Halide::Expr n, int k, int T,
         return std::tuple<Expr, Expr, Expr>(sums(f.at({}))[0], sums(f.at({}))[1], active);
     };
     auto [U0, C0, unused] = outer(nm("greedy1"), a0, Expr());
-    Func a1f = scalar(nm("greedy_alpha1"),
-                      Tuple(a0, strict_float((f64(2) * U0 - S - a0 * (f64(2) * cast<double>(C0) - nd)) / nd)));
+    Expr a1 = strict_float((f64(2) * U0 - S - a0 * (f64(2) * cast<double>(C0) - nd)) / nd);
+    Func a1f = scalar_stage(f, nm("greedy_alpha1"), Tuple(a0, a1));
     std::vector<Expr> alpha = {a1f(f.at({}))[0], a1f(f.at({}))[1]};
     Expr m = a0;  // the threshold of the codes so far: greedy's
     auto canonical = [&](const std::string &name) {
         Expr p = abs(alpha[0]), q = abs(alpha[1]);
-        Func c = scalar(name, Tuple(max(p, q), min(p, q)));
+        Func c = scalar_stage(f, name, Tuple(max(p, q), min(p, q)));
         alpha = {c(f.at({}))[0], c(f.at({}))[1]};
     };
     for (int c = 0; c < T; ++c) {
@@ -383,18 +383,19 @@ abs_two_means(QuantizeActFuncs &f, Halide::Func x, Halide::Expr n, int k, int T,
         Expr h1 = strict_float(f64(2) * U - S);
         Expr sol0 = strict_float((f64(0) + nd * S + (-g) * h1) / dd);
         Expr sol1 = strict_float((f64(0) + (-g) * S + nd * h1) / dd);
-        Func a = scalar(nm("alt_alpha" + cs),
-                        Tuple(select(det != 0, sol0, alpha[0]), select(det != 0, sol1, alpha[1])));
+        Func a =
+            scalar_stage(f, nm("alt_alpha" + cs),
+                         Tuple(select(det != 0, sol0, alpha[0]), select(det != 0, sol1, alpha[1])));
         alpha = {a(f.at({}))[0], a(f.at({}))[1]};
     }
     // The codes of the last cycle (those its refit solved for), or greedy's. The
     // stage also holds the scales out, so that Halide 14 realizes the refit
     // before the packing (else a skipped pass's condition is not yet in scope
     // when the packing's bounds are checked: T = 1).
-    Func codes_at = scalar(nm("codes_at"), Tuple(-f32_below(-m), m, alpha[0]));
+    Func codes_at = scalar_stage(f, nm("codes_at"), Tuple(f32_at_least(m), m, alpha[0]));
     Expr t = codes_at(f.at({}))[0];
-    f.codes(f.vars({f.e})) =
-        code0(f.e) | select((xf(f.e) >= 0.0f) == (ax(f.e) >= t), cast<uint8_t>(2), cast<uint8_t>(0));
+    f.codes(f.vars({f.e})) = code0(f.e) | select((xf(f.e) >= 0.0f) == (ax(f.e) >= t),
+                                                 cast<uint8_t>(2), cast<uint8_t>(0));
     return alpha;
 }
 
@@ -423,9 +424,8 @@ table_alternating(QuantizeActFuncs &f, Halide::Func x, Halide::Expr n, int k, in
         if (i == 0) terms.push_back(xf);
         Func s =
             block_sums(nm("greedy" + std::to_string(i)), n, terms, f, hand_schedule);
-        Func a(nm("greedy_alpha" + std::to_string(i)));
-        a(f.vars({})) = Tuple(s(f.at({}))[0] / nd, s(f.at({}))[1]);
-        f.scalars.push_back(a);
+        Func a = scalar_stage(f, nm("greedy_alpha" + std::to_string(i)),
+                              Tuple(s(f.at({}))[0] / nd, s(f.at({}))[1]));
         alpha.push_back(a(f.at({}))[0]);
         if (i == 0) xsum = a(f.at({}))[1];
     }
@@ -484,11 +484,9 @@ table_alternating(QuantizeActFuncs &f, Halide::Func x, Halide::Expr n, int k, in
             for (int cc = p + 1; cc < k; ++cc) acc = acc - G[p][cc] * sol[cc];
             sol[p] = acc / G[p][p];
         }
-        Func a(nm("alt_alpha" + cs));
         std::vector<Expr> next(k);
         for (int i = 0; i < k; ++i) next[i] = select(ok, sol[i], alpha[i]);
-        a(f.vars({})) = Tuple(next);
-        f.scalars.push_back(a);
+        Func a = scalar_stage(f, nm("alt_alpha" + cs), Tuple(next));
         for (int i = 0; i < k; ++i) alpha[i] = a(f.at({}))[i];
     }
 

@@ -150,6 +150,15 @@ void expect_error(Fn &&fn, const std::string &needle) {
     amq::testing::expect_throw_with<Error>(fn, needle);
 }
 
+// The kernel's output as a ref::Quantized: its k planes unpacked, its scales.
+ref::Quantized unpacked(const BinaryVector &out, int k, size_t n) {
+    ref::Quantized q{k, n, std::vector<double>(out.beta.begin(), out.beta.begin() + k),
+                     std::vector<int8_t>(size_t(k) * n)};
+    for (int j = 0; j < k; ++j)
+        ref::unpack_row(out.planes.data() + j * out.words(), n, q.codes.data() + j * n);
+    return q;
+}
+
 // Compares the kernel to ref::quantize_act: every code the same; the scales equal
 // to float(the reference's) for k <= 2 (the same operations in the same order),
 // within 1e-5 of the largest for k >= 3 (solved by elimination there, by
@@ -170,15 +179,13 @@ void check_quantize_act(const std::vector<float> &x, int k, int T, const std::st
     }
     // Values, not codes: equal values may come from different codes only on ties.
     size_t mismatches = 0;
-    std::vector<int8_t> codes(n);
-    for (int j = 0; j < k; ++j) {
-        ref::unpack_row(out.planes.data() + j * out.words(), n, codes.data());
+    const ref::Quantized got = unpacked(out, k, n);
+    for (int j = 0; j < k; ++j)
         for (size_t e = 0; e < n; ++e)
-            if (codes[e] != q.codes[j * n + e]) {
+            if (got.codes[j * n + e] != q.codes[j * n + e]) {
                 ++mismatches;
                 break;
             }
-    }
     // Padding bits must be zero.
     if (n % 64)
         for (int j = 0; j < k; ++j)
@@ -227,14 +234,8 @@ TEST_P(QuantizeActBits, SparseVectorMatchesReference) {
             // either way, at the same error.
             BinaryVector out;
             quantize_act(x.data(), n, k, T, out);
-            const ref::Quantized q = ref::quantize_act(x.data(), n, k, T);
-            std::vector<int8_t> codes(size_t(k) * n);
-            for (int j = 0; j < k; ++j)
-                ref::unpack_row(out.planes.data() + j * out.words(), n, codes.data() + j * n);
-            const ref::Quantized got{k, n, std::vector<double>(out.beta.begin(), out.beta.begin() + k),
-                                     codes};
-            const double want = q.sq_error(x.data());
-            EXPECT_NEAR(got.sq_error(x.data()), want, 1e-5 * want + 1e-12)
+            const double want = ref::quantize_act(x.data(), n, k, T).sq_error(x.data());
+            EXPECT_NEAR(unpacked(out, k, n).sq_error(x.data()), want, 1e-5 * want + 1e-12)
                 << "sparse k=" << k << " T=" << T << " n=" << n;
         }
     }
@@ -271,8 +272,8 @@ TEST_P(QuantizeActBits, ConstantVector) {
     EXPECT_NEAR(v, -2.5, 1e-5);
 }
 
-// Lengths around the vector blocks of the passes (16 lanes by default, a tail
-// of n % lanes done serially) and the 64-element words of the packing pass.
+// Lengths around the blocks of the passes (kSumLanes = 32 elements, the last
+// block masked) and the 64-element words of the packing pass.
 TEST_P(QuantizeActBits, LengthsAroundBlocksAndWords) {
     const int k = GetParam();
     for (int T = 0; T <= 3; ++T)

@@ -241,7 +241,8 @@ TEST(RefQuantizeAct, AlternatingToWithinF32Sums) {
 // threshold m (a_0 + a_1 over the |x| >= m, a_0 - a_1 below), the codes those
 // of the nearest value, and m is a_0 of the scales after T - 1 cycles, made
 // canonical (max, min of their magnitudes).
-void expect_two_means_cycle(const std::vector<float> &x, int T, double tol, const std::string &what) {
+void expect_two_means_cycle(const std::vector<float> &x, int T, double tol,
+                            const std::string &what) {
     const size_t n = x.size();
     const Quantized prev = amq::ref::quantize_act(x.data(), n, 2, T - 1);
     const double m = std::max(std::fabs(prev.alpha[0]), std::fabs(prev.alpha[1]));
@@ -254,7 +255,8 @@ void expect_two_means_cycle(const std::vector<float> &x, int T, double tol, cons
         (outer ? out_sum : in_sum) += a;
         out_n += outer;
         ASSERT_EQ(q.codes[e], x[e] >= 0 ? 1 : -1) << what << " e=" << e;
-        ASSERT_EQ(q.codes[n + e], outer ? q.codes[e] : -q.codes[e]) << what << " T=" << T << " e=" << e;
+        ASSERT_EQ(q.codes[n + e], outer ? q.codes[e] : -q.codes[e])
+            << what << " T=" << T << " e=" << e;
     }
     ASSERT_GT(out_n, 0u) << what;
     ASSERT_LT(out_n, n) << what;
@@ -268,7 +270,8 @@ TEST(RefQuantizeAct, TwoBitsIsTwoMeansOnAbs) {
         for (size_t n : {size_t(65), size_t(300), size_t(1024)}) {
             const auto x = random_vector(n, d, uint32_t(n + 17));
             for (int T : {1, 2, 3})
-                expect_two_means_cycle(x, T, 1e-5, std::string(name(d)) + " n=" + std::to_string(n));
+                expect_two_means_cycle(x, T, 1e-5,
+                                       std::string(name(d)) + " n=" + std::to_string(n));
         }
 }
 
