@@ -1,5 +1,6 @@
 // Google Benchmark suite for a batch of B sequences: one bgemm call against B
-// separate bgemv calls on the same weights, and the fused LSTM / GRU cells.
+// separate bgemv calls on the same weights, and the fused LSTM / GRU cells; and
+// the fused step kernels of one sequence alone.
 // Medians over interleaved repetitions:
 //   amq_bench_batch --benchmark_repetitions=15 --benchmark_enable_random_interleaving=true
 //                   --benchmark_report_aggregates_only=true
@@ -126,9 +127,43 @@ void cell_args(benchmark::internal::Benchmark *b) {
         for (long B : {1, 4}) b->Args({H, B});
 }
 
+// One fused recurrent step kernel (lstm_step / gru_step: the product on the
+// planes of h_{t-1}, the cell, the planes of h_t) of one sequence, W2A2,
+// alternating T = 2, on the gate inputs gx of a random step; each call takes
+// the planes the previous one wrote, as run() does. The kernel alone, without
+// run()'s input product and calls: amq bench rnn times those.
+void BM_step(benchmark::State &st, bool lstm) {
+    const size_t H = st.range(0), G = lstm ? 4 : 3;
+    if (!amq::fused_step_built(2, 2, 2)) {
+        st.SkipWithError("no fused W2A2 step kernel in this build");
+        return;
+    }
+    amq::bench::GemvProblem p = amq::bench::make_gemv_problem(G * H, H, {2, 2}, false);
+    const amq::BinaryMatrix &W = p.W_common.rows() ? p.W_common : p.W;
+    auto gx = normal(G * H, 1, 2.0f), h = normal(H, 2), c = normal(H, 3);
+    amq::BinaryBatch hq, next;
+    hq.resize(2, H, 1);
+    amq::quantize_act(h.data(), H, 2, 2, hq, 0);
+    for (auto _ : st) {
+        if (lstm)
+            amq::lstm_step(W, hq, gx.data(), G * H, c.data(), h.data(), next, 2);
+        else
+            amq::gru_step(W, hq, gx.data(), G * H, h.data(), next, 2);
+        std::swap(hq, next);
+        benchmark::DoNotOptimize(h.data());
+    }
+}
+
+void step_args(benchmark::internal::Benchmark *b) {
+    b->ArgName("H");
+    for (long H : {64, 128, 256, 512, 1024}) b->Arg(H);
+}
+
 }  // namespace
 
 BENCHMARK(BM_lstm_cell)->Apply(cell_args)->UseRealTime();
 BENCHMARK(BM_gru_cell)->Apply(cell_args)->UseRealTime();
+BENCHMARK_CAPTURE(BM_step, lstm, true)->Apply(step_args)->UseRealTime();
+BENCHMARK_CAPTURE(BM_step, gru, false)->Apply(step_args)->UseRealTime();
 
 BENCHMARK_MAIN();
