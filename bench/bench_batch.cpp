@@ -131,8 +131,11 @@ void cell_args(benchmark::internal::Benchmark *b) {
 // planes of h_{t-1}, the cell, the planes of h_t) of one sequence, W2A2,
 // alternating T = 2, on the gate inputs gx of a random step; each call takes
 // the planes the previous one wrote, as run() does. The kernel alone, without
-// run()'s input product and calls: amq bench rnn times those.
-void BM_step(benchmark::State &st, bool lstm) {
+// run()'s input product and calls: amq bench rnn times those. `bound`: through
+// an amq::FusedStep bound once (as run() and step() call it); else through the
+// functions amq::lstm_step / amq::gru_step, which check and set up every buffer
+// of the kernel call on every call (BM_step/unbound_lstm, BM_step/unbound_gru).
+void BM_step(benchmark::State &st, bool lstm, bool bound) {
     const size_t H = st.range(0), G = lstm ? 4 : 3;
     if (!amq::fused_step_built(2, 2, 2)) {
         st.SkipWithError("no fused W2A2 step kernel in this build");
@@ -144,8 +147,12 @@ void BM_step(benchmark::State &st, bool lstm) {
     amq::BinaryBatch hq, next;
     hq.resize(2, H, 1);
     amq::quantize_act(h.data(), H, 2, 2, hq, 0);
+    const amq::FusedStep step = lstm ? amq::FusedStep::lstm(W, 2, 1, G * H, c.data(), h.data(), 2)
+                                     : amq::FusedStep::gru(W, 2, 1, G * H, h.data(), 2);
     for (auto _ : st) {
-        if (lstm)
+        if (bound)
+            step.run(hq, gx.data(), next);
+        else if (lstm)
             amq::lstm_step(W, hq, gx.data(), G * H, c.data(), h.data(), next, 2);
         else
             amq::gru_step(W, hq, gx.data(), G * H, h.data(), next, 2);
@@ -163,7 +170,10 @@ void step_args(benchmark::internal::Benchmark *b) {
 
 BENCHMARK(BM_lstm_cell)->Apply(cell_args)->UseRealTime();
 BENCHMARK(BM_gru_cell)->Apply(cell_args)->UseRealTime();
-BENCHMARK_CAPTURE(BM_step, lstm, true)->Apply(step_args)->UseRealTime();
-BENCHMARK_CAPTURE(BM_step, gru, false)->Apply(step_args)->UseRealTime();
+BENCHMARK_CAPTURE(BM_step, lstm, true, true)->Apply(step_args)->UseRealTime();
+BENCHMARK_CAPTURE(BM_step, gru, false, true)->Apply(step_args)->UseRealTime();
+// (--benchmark_filter='BM_step/(lstm|gru)/' selects the bound ones.)
+BENCHMARK_CAPTURE(BM_step, unbound_lstm, true, false)->Apply(step_args)->UseRealTime();
+BENCHMARK_CAPTURE(BM_step, unbound_gru, false, false)->Apply(step_args)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <tuple>
 
 #include "amq/quantize_model.h"
 #include "kernel_testing.h"
@@ -357,6 +358,117 @@ TEST(FusedStep, BadStateBuffersAreClearErrors) {
         "and 1 scales");
     expect_error([&] { lstm_step(W, hq, nullptr, gx.size(), c.data(), h.data(), next, 2); },
                  "gx is null");
+}
+
+// A step bound once (FusedStep) gives the bits of the functions, step after
+// step, in every form built: one sequence, a batch, the full step.
+TEST(FusedStep, BoundStepsMatchTheFunctions) {
+    const size_t I = 21;
+    for (Arch arch : {Arch::lstm, Arch::gru})
+        for (size_t B : {1, 3})
+            for (auto [k_w, k_a] : step_pairs(B))
+                for (size_t H : {13, 130}) {
+                    const bool lstm = arch == Arch::lstm, full = B == 1 && fused_full_step_built(k_w, k_a, 2);
+                    const size_t G = lstm ? 4 : 3;
+                    SCOPED_TRACE(std::string(lstm ? "lstm" : "gru") + " H=" + std::to_string(H) +
+                                 " W" + std::to_string(k_w) + "A" + std::to_string(k_a) +
+                                 " B=" + std::to_string(B));
+                    auto matrix = [&](size_t cols, uint32_t seed) {
+                        const std::vector<float> codes = uniform(size_t(k_w) * G * H * cols, seed, -1, 1);
+                        const std::vector<float> alpha = uniform(G * H * size_t(k_w), seed + 1, 0.01f, 0.1f);
+                        const std::vector<float> bias = uniform(G * H, seed + 2, -0.5f, 0.5f);
+                        return BinaryMatrix::from_codes(codes.data(), alpha.data(), k_w, G * H, cols,
+                                                        bias.data());
+                    };
+                    const BinaryMatrix W = matrix(H, 1), W_ih = matrix(I, 4);
+                    const size_t sx = W.rows_padded() + 5;
+                    const std::vector<float> h0 = uniform(B * H, 7, -1, 1), c0 = uniform(B * H, 8, -2, 2);
+                    BinaryBatch q0;
+                    q0.resize(k_a, H, B);
+                    for (size_t b = 0; b < B; ++b) quantize_act(&h0[b * H], H, k_a, 2, q0, b);
+                    // form 0: gx given; form 1: x_t given (the full step)
+                    for (int form = 0; form < (full ? 2 : 1); ++form) {
+                        std::vector<float> h_f = h0, c_f = c0, h_b = h0, c_b = c0;
+                        BinaryBatch qf = q0, qb = q0, nf, nb;
+                        const FusedStep step =
+                            form == 0 ? (lstm ? FusedStep::lstm(W, k_a, B, sx, c_b.data(), h_b.data(), 2)
+                                              : FusedStep::gru(W, k_a, B, sx, h_b.data(), 2))
+                                      : (lstm ? FusedStep::lstm_full(W_ih, W, k_a, c_b.data(), h_b.data(), 2)
+                                              : FusedStep::gru_full(W_ih, W, k_a, h_b.data(), 2));
+                        ASSERT_FALSE(step.empty());
+                        for (uint32_t t = 0; t < 3; ++t) {
+                            const std::vector<float> in = form == 0 ? uniform(B * sx, 20 + t, -1, 1)
+                                                                    : uniform(I, 30 + t, -1, 1);
+                            if (form == 0 && lstm)
+                                lstm_step(W, qf, in.data(), sx, c_f.data(), h_f.data(), nf, 2);
+                            else if (form == 0)
+                                gru_step(W, qf, in.data(), sx, h_f.data(), nf, 2);
+                            else if (lstm)
+                                lstm_full_step(W_ih, W, in.data(), qf, c_f.data(), h_f.data(), nf, 2);
+                            else
+                                gru_full_step(W_ih, W, in.data(), qf, h_f.data(), nf, 2);
+                            step.run(qb, in.data(), nb);
+                            std::swap(qf, nf);
+                            std::swap(qb, nb);
+                            EXPECT_EQ(h_b, h_f);
+                            if (lstm) EXPECT_EQ(c_b, c_f);
+                            EXPECT_EQ(qb.planes, qf.planes);
+                            EXPECT_EQ(qb.beta, qf.beta);
+                        }
+                        // Not vacuous: the state moved.
+                        EXPECT_GT(max_abs_diff(h_b, h0), 1e-2);
+                    }
+                }
+}
+
+TEST(FusedStep, BoundStepsCheckTheirInputs) {
+    const size_t H = 20;
+    const std::vector<float> codes = uniform(2 * 4 * H * H, 1, -1, 1);
+    const std::vector<float> alpha = uniform(4 * H * 2, 2, 0.01f, 0.1f);
+    const BinaryMatrix W = BinaryMatrix::from_codes(codes.data(), alpha.data(), 2, 4 * H, H),
+                       W3 = BinaryMatrix::from_codes(codes.data(), alpha.data(), 2, 3 * H, H);
+    std::vector<float> gx(W.rows_padded()), c(H), h(H);
+    BinaryBatch hq, next;
+    hq.resize(2, H, 1);
+    auto expect_error = [](auto f, const std::string &what) {
+        amq::testing::expect_throw_with<Error>(f, what);
+    };
+    // Binding makes the functions' checks.
+    expect_error([&] { FusedStep::lstm(W, 2, 1, 4 * H - 1, c.data(), h.data(), 2); },
+                 "lstm_step: gx has 79 floats");
+    expect_error([&] { FusedStep::lstm(W, 2, 1, gx.size(), c.data(), c.data(), 2); },
+                 "c and h must be different buffers");
+    expect_error([&] { FusedStep::gru(W, 2, 1, gx.size(), h.data(), 2); }, "expected 3 x hidden");
+    expect_error([&] { FusedStep::lstm(W, 2, 1, gx.size(), c.data(), h.data(), 1); },
+                 "no fused kernel");
+    expect_error([&] { FusedStep::lstm(W, 2, 0, gx.size(), c.data(), h.data(), 2); }, "batch 0");
+    expect_error([&] { FusedStep::lstm(W, 7, 1, gx.size(), c.data(), h.data(), 2); },
+                 "k_a = 7 is out of range");
+    expect_error([&] { FusedStep::lstm_full(W3, W, 2, c.data(), h.data(), 2); },
+                 "lstm_full_step: W_ih is 60x20");
+    // Each step checks h_q against the binding, its input and h_q_next.
+    const FusedStep step = FusedStep::lstm(W, 2, 1, gx.size(), c.data(), h.data(), 2);
+    for (auto [k, n, b] : {std::tuple<int, size_t, size_t>{3, H, 1}, {2, H + 1, 1}, {2, H, 2}}) {
+        BinaryBatch other;
+        other.resize(k, n, b);
+        expect_error([&] { step.run(other, gx.data(), next); },
+                     "(the step was bound to k = 2, hidden 20 and batch 1)");
+    }
+    BinaryBatch short_scales = hq;
+    short_scales.beta.resize(1);
+    expect_error([&] { step.run(short_scales, gx.data(), next); }, "and 1 scales");
+    expect_error([&] { step.run(hq, nullptr, next); }, "lstm_step: gx is null");
+    expect_error([&] { step.run(hq, gx.data(), hq); }, "must not be h_q");
+    std::vector<float> bad_gx = gx;
+    bad_gx[3] = std::nanf("");
+    expect_error([&] { step.run(hq, bad_gx.data(), next); }, "contains NaN or Inf");
+    const FusedStep empty;
+    EXPECT_TRUE(empty.empty());
+    expect_error([&] { empty.run(hq, gx.data(), next); }, "the step is empty");
+    FusedStep moved = FusedStep::gru(W3, 2, 1, gx.size(), h.data(), 2);
+    const FusedStep taken = std::move(moved);
+    EXPECT_TRUE(moved.empty());
+    EXPECT_FALSE(taken.empty());
 }
 
 // ---- the runner ---------------------------------------------------------------

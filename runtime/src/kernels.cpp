@@ -124,8 +124,18 @@ template <int D>
 struct View {
     halide_dimension_t dim[D];
     halide_buffer_t buf{};
+    View() { buf.dim = dim; }  // empty: set() it before use
     template <typename T>
     View(const T *data, const int (&extent)[D]) {
+        set(data, extent);
+    }
+    template <typename T>
+    View(const T *data, const int (&extent)[D], const int32_t (&stride)[D]) {
+        set(data, extent, stride);
+    }
+    // Dense (innermost stride 1).
+    template <typename T>
+    void set(const T *data, const int (&extent)[D]) {
         int32_t stride = 1;
         for (int i = 0; i < D; ++i) {
             dim[i] = {0, extent[i], stride, 0};
@@ -136,9 +146,14 @@ struct View {
     // Given strides, written field by field (a halide_dimension_t array built
     // first and copied in stalled on store forwarding: 2% of a small step).
     template <typename T>
-    View(const T *data, const int (&extent)[D], const int32_t (&stride)[D]) {
+    void set(const T *data, const int (&extent)[D], const int32_t (&stride)[D]) {
         for (int i = 0; i < D; ++i) dim[i] = {0, extent[i], stride[i], 0};
         init(data);
+    }
+    // Points the view at other memory of the same shape.
+    template <typename T>
+    void point(const T *data) {
+        buf.host = reinterpret_cast<uint8_t *>(const_cast<T *>(data));
     }
     // buf.dim points into this object: never copied (returned by guaranteed elision).
     View(const View &) = delete;
@@ -148,7 +163,7 @@ struct View {
 private:
     template <typename T>
     void init(const T *data) {
-        buf.host = reinterpret_cast<uint8_t *>(const_cast<T *>(data));
+        point(data);
         buf.type = halide_type_of<T>();
         buf.dimensions = D;
         buf.dim = dim;
@@ -890,56 +905,63 @@ bool fused_step_fits(const BinaryMatrix &W_hh) {
            W_hh.kernel_planes().size() <= size_t(INT32_MAX);
 }
 
+// A fused step bound to its weights, batch and state: every view of the kernel
+// call built once; run() points the per-step ones (h_q, gx or x_t, the planes
+// and scales of h_t) at the step's memory. The one-sequence kernels take A,
+// beta, gx, the planes and scales and the state one dimension lower than the
+// _batch kernels: both sets are here, the form picks one.
+struct FusedStep::Binding {
+    enum Form { one, batch, full };
+    const char *K = "";
+    bool lstm = true;
+    Form form = one;
+    int kw = 0, ka = 0, G = 4;
+    size_t H = 0, B = 0, item_words = 0;
+    int bt = 1;  // batch tile of the _batch kernels
+    View<4> W, W_ih;
+    View<3> alpha, alpha_ih;
+    View<2> bias, bias_ih;
+    int I = 0;  // full: input size
+    // one / full
+    View<2> A1, planes1;
+    View<1> beta1, scales1, in1, c1, h1;
+    // batch
+    View<3> A3, planes3;
+    View<2> beta2, scales2, gx2, c2, h2;
+};
+
 namespace {
 
-// The input side of a full step (the _full_step kernels): W_ih and x_t.
-struct FullStepInput {
-    const BinaryMatrix &W;
-    const float *x;
-};
+using Binding = FusedStep::Binding;
 
-// The full step's input views, passed to `call` after the others.
-struct FullViews {
-    View<4> W;
-    View<3> alpha;
-    View<2> bias;
-    View<1> x;
-    int I;
-};
-
-// Checks the arguments of a fused step with G gates for the h_q.batch items and
-// wraps them as buffers; `call` runs the kernel on (W, alpha, bias, A, beta, gx,
-// H, planes, scales, batch_tile, form), form a std::integral_constant: 0 one
-// sequence, 1 a batch (every per-item buffer with the items as its last
-// dimension, the _batch kernels), 2 a full step (`in` given: gx is then its
-// FullViews). Every check the kernel's own would make is made here: the
-// runtime calls the kernels' _unchecked copies (the manifest's
-// unchecked_copies), which have none.
-template <typename Call>
-void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBatch &hq,
-                    const float *gx, size_t gx_stride, BinaryBatch &next, int iters, Call call,
-                    const FullStepInput *in = nullptr) {
+// Checks a fused step with G gates on W_hh (and W_ih for a full step) for
+// `batch` items of h_q with k_a planes of n values and gx items gx_stride apart,
+// and builds its views: every check the kernel's own would make that does not
+// depend on the step's memory (the runtime calls the kernels' _unchecked
+// copies, which have none); run_bound() makes the others.
+void bind_step(Binding &b, const char *K, bool lstm, const BinaryMatrix &W, const BinaryMatrix *Wi,
+               int k_a, size_t n, size_t B, size_t gx_stride, float *c, float *h, int iters) {
     detail::install_hooks();
     static const KernelLayout common = kernel_layout();
-    check_product(K, W, -1, W.layout() == common, hq.k, hq.n);  // the common layout only
-    const size_t H = W.cols(), B = hq.batch;
-    if (in) {
+    const int G = lstm ? 4 : 3;
+    check_product(K, W, -1, W.layout() == common, k_a, n);  // the common layout only
+    const size_t H = W.cols();
+    if (Wi) {
         // x_t is quantized as h is (h_q's k) and multiplied with W_ih: the
         // kernels take one k_w for both, the common layout, and batch 1.
-        check_product(K, in->W, -1, in->W.layout() == common, hq.k, in->W.cols());
-        if (in->W.rows() != W.rows() || in->W.k_w() != W.k_w())
-            fail(K, "W_ih is " + std::to_string(in->W.rows()) + "x" + std::to_string(in->W.cols()) +
-                        " with k_w = " + std::to_string(in->W.k_w()) + " (expected " +
+        check_product(K, *Wi, -1, Wi->layout() == common, k_a, Wi->cols());
+        if (Wi->rows() != W.rows() || Wi->k_w() != W.k_w())
+            fail(K, "W_ih is " + std::to_string(Wi->rows()) + "x" + std::to_string(Wi->cols()) +
+                        " with k_w = " + std::to_string(Wi->k_w()) + " (expected " +
                         std::to_string(W.rows()) +
                         " rows, as W_hh, and k_w = " + std::to_string(W.k_w()) + ")");
-        if (!fused_step_fits(in->W))
-            fail(K, "W_ih (input " + std::to_string(in->W.cols()) +
+        if (!fused_step_fits(*Wi))
+            fail(K, "W_ih (input " + std::to_string(Wi->cols()) +
                         ") is larger than the fused kernels take (input at most " +
                         std::to_string(kMaxFusedHidden) + ", at most 2^31 - 1 words)");
-        if (!in->x) fail(K, "x is null");
         if (B != 1) fail(K, "h_q has batch " + std::to_string(B) + " (a full step is batch 1)");
-        if (!fused_full_step_built(W.k_w(), hq.k, iters))
-            fail(K, "no fused kernel for W" + std::to_string(W.k_w()) + "A" + std::to_string(hq.k) +
+        if (!fused_full_step_built(W.k_w(), k_a, iters))
+            fail(K, "no fused kernel for W" + std::to_string(W.k_w()) + "A" + std::to_string(k_a) +
                         " with " + std::to_string(iters) +
                         " alternating cycles (see fused_full_step_built)");
     }
@@ -953,176 +975,247 @@ void run_fused_step(const char *K, int G, const BinaryMatrix &W, const BinaryBat
                     "kernels take (hidden at most " + std::to_string(kMaxFusedHidden) +
                     ", at most 2^31 - 1 words)");
     if (B == 0) fail(K, "h_q has batch 0 (expected at least 1)");
-    if (!in && !fused_step_built(W.k_w(), hq.k, iters, B))
-        fail(K, "no fused kernel for W" + std::to_string(W.k_w()) + "A" + std::to_string(hq.k) +
+    if (!Wi && !fused_step_built(W.k_w(), k_a, iters, B))
+        fail(K, "no fused kernel for W" + std::to_string(W.k_w()) + "A" + std::to_string(k_a) +
                     " with " + std::to_string(iters) + " alternating cycles" +
                     (B > 1 ? " and batch " + std::to_string(B) : std::string()) +
                     " (see fused_step_built)");
-    const size_t item_words = size_t(hq.k) * hq.words();
-    if (hq.planes.size() < B * item_words || hq.beta.size() < B * size_t(hq.k))
-        fail(K, "h_q has " + std::to_string(hq.planes.size()) + " words and " +
-                    std::to_string(hq.beta.size()) + " scales (expected " +
-                    std::to_string(B * item_words) + " and " + std::to_string(B * size_t(hq.k)) +
-                    " for batch " + std::to_string(B) + ")");
-    if (!in && !gx) fail(K, "gx is null");
-    if (!in && gx_stride < size_t(G) * H)
+    const size_t words = (H + 63) / 64, item_words = size_t(k_a) * words;
+    if (!Wi && gx_stride < size_t(G) * H)
         fail(K, "gx has " + std::to_string(gx_stride) + " floats per item (expected at least " +
                     std::to_string(G) + " x hidden = " + std::to_string(G * H) + ")");
     // Halide indexes each buffer in int32 (H <= 2^24 keeps the others in range).
-    // (A product, not a division: this runs every step.)
     uint64_t span = 0;
     if (__builtin_mul_overflow(uint64_t(B), std::max<uint64_t>(gx_stride, item_words * 8), &span) ||
         span > uint64_t(INT32_MAX))
         fail(K, "batch " + std::to_string(B) + " with " + std::to_string(gx_stride) +
                     " floats of gx per item is more than the kernels index (2^31 - 1 elements)");
-    if (&next == &hq) fail(K, "h_q_next must not be h_q (h_q is read while it is written)");
-    next.resize(hq.k, H, B);
-    View<4> wb = weight_view(W);
-    const int tile = W.tile(), tiles = int(W.tiles()), words = int(hq.words()), ka = hq.k;
-    View<3> alpha(W.kernel_alpha().data(), {tile, W.k_w(), tiles});
-    View<2> bias(W.kernel_bias().data(), {tile, tiles});
-    uint8_t *bytes = reinterpret_cast<uint8_t *>(next.planes.data());
-    int status;
-    if (B == 1) {
-        View<2> A(hq.planes.data(), {words, ka});
-        View<1> beta(hq.beta.data(), {ka});
-        View<2> planes(bytes, {words * 8, ka});
-        View<1> scales(next.beta.data(), {ka});
-        if (in) {
-            const BinaryMatrix &Wi = in->W;
-            const int I = int(Wi.cols());
-            FullViews fv{weight_view(Wi),
-                         {Wi.kernel_alpha().data(), {tile, Wi.k_w(), tiles}},
-                         {Wi.kernel_bias().data(), {tile, tiles}},
-                         {in->x, {I}},
-                         I};
-            status = call(wb, alpha, bias, A, beta, fv, int(H), planes, scales, 1,
-                          std::integral_constant<int, 2>{});
-        } else {
-            View<1> gxb(gx, {int(std::min(gx_stride, size_t(INT32_MAX)))});
-            status = call(wb, alpha, bias, A, beta, gxb, int(H), planes, scales, 1,
-                          std::integral_constant<int, 0>{});
-        }
+    b.K = K;
+    b.lstm = lstm;
+    b.form = Wi ? Binding::full : B == 1 ? Binding::one : Binding::batch;
+    b.kw = W.k_w();
+    b.ka = k_a;
+    b.G = G;
+    b.H = H;
+    b.B = B;
+    b.item_words = item_words;
+    const int tile = W.tile(), tiles = int(W.tiles()), iw = int(words), Hi = int(H);
+    const int32_t(&s)[4] = W.kernel_strides();
+    b.W.set(W.kernel_planes().data(), {tile, W.k_w(), iw, tiles}, s);
+    b.alpha.set(W.kernel_alpha().data(), {tile, W.k_w(), tiles});
+    b.bias.set(W.kernel_bias().data(), {tile, tiles});
+    // The per-step memory is not known yet: null until run_bound points them.
+    const uint64_t *no_words = nullptr;
+    const uint8_t *no_bytes = nullptr;
+    const float *no_floats = nullptr;
+    if (b.form == Binding::batch) {
+        const int bi = int(B);
+        b.A3.set(no_words, {iw, k_a, bi});
+        b.beta2.set(no_floats, {k_a, bi});
+        b.gx2.set(no_floats, {int(gx_stride), bi});
+        b.planes3.set(no_bytes, {iw * 8, k_a, bi});
+        b.scales2.set(no_floats, {k_a, bi});
+        if (c) b.c2.set(c, {Hi, bi});
+        b.h2.set(h, {Hi, bi});
+        b.bt = bgemm_batch_tile(
+            B, bgemm_max_batch_tile(AMQ_BGEMM_ACCUMULATORS, AMQ_BGEMM_MAX_BATCH_TILE, W.k_w(), k_a));
     } else {
-        const int b = int(B);
-        View<3> A(hq.planes.data(), {words, ka, b});
-        View<2> beta(hq.beta.data(), {ka, b});
-        View<2> gxb(gx, {int(gx_stride), b});
-        View<3> planes(bytes, {words * 8, ka, b});
-        View<2> scales(next.beta.data(), {ka, b});
-        const int bt = bgemm_batch_tile(
-            B, bgemm_max_batch_tile(AMQ_BGEMM_ACCUMULATORS, AMQ_BGEMM_MAX_BATCH_TILE, W.k_w(), ka));
-        status = call(wb, alpha, bias, A, beta, gxb, int(H), planes, scales, bt,
-                      std::integral_constant<int, 1>{});
+        b.A1.set(no_words, {iw, k_a});
+        b.beta1.set(no_floats, {k_a});
+        b.planes1.set(no_bytes, {iw * 8, k_a});
+        b.scales1.set(no_floats, {k_a});
+        if (c) b.c1.set(c, {Hi});
+        b.h1.set(h, {Hi});
+        if (Wi) {
+            b.I = int(Wi->cols());
+            const int32_t(&si)[4] = Wi->kernel_strides();
+            b.W_ih.set(Wi->kernel_planes().data(),
+                       {tile, Wi->k_w(), int((Wi->cols() + 63) / 64), tiles}, si);
+            b.alpha_ih.set(Wi->kernel_alpha().data(), {tile, Wi->k_w(), tiles});
+            b.bias_ih.set(Wi->kernel_bias().data(), {tile, tiles});
+            b.in1.set(no_floats, {b.I});
+        } else {
+            b.in1.set(no_floats, {int(std::min(gx_stride, size_t(INT32_MAX)))});
+        }
     }
-    detail::check(status, K);
-    for (size_t j = 0; j < B * size_t(ka); ++j)
+}
+
+// The kernel of the binding's cell, bits and form on its views.
+int call_bound(Binding &b) {
+    const int kw = b.kw - 1, ka = b.ka - 1, H = int(b.H);
+    switch (b.form) {
+        case Binding::one:
+#if AMQ_HAVE_FUSED_STEPS
+            return b.lstm ? kernels::lstm_step[kw][ka](b.W, b.alpha, b.bias, b.A1, b.beta1, b.in1,
+                                                       b.c1, H, b.h1, b.c1, b.planes1, b.scales1)
+                          : kernels::gru_step[kw][ka](b.W, b.alpha, b.bias, b.A1, b.beta1, b.in1,
+                                                      b.h1, H, b.h1, b.planes1, b.scales1);
+#else
+            break;
+#endif
+        case Binding::batch:
+#if AMQ_HAVE_FUSED_BATCH_STEPS
+            return b.lstm ? kernels::lstm_step_batch[kw][ka](b.W, b.alpha, b.bias, b.A3, b.beta2,
+                                                             b.gx2, b.c2, H, b.bt, b.h2, b.c2,
+                                                             b.planes3, b.scales2)
+                          : kernels::gru_step_batch[kw][ka](b.W, b.alpha, b.bias, b.A3, b.beta2,
+                                                            b.gx2, b.h2, H, b.bt, b.h2, b.planes3,
+                                                            b.scales2);
+#else
+            break;
+#endif
+        case Binding::full:
+#if AMQ_HAVE_FUSED_FULL_STEPS
+            return b.lstm ? kernels::lstm_full_step[kw][ka](
+                                b.W, b.alpha, b.bias, b.A1, b.beta1, b.c1, H, b.W_ih, b.alpha_ih,
+                                b.bias_ih, b.in1, b.I, b.h1, b.c1, b.planes1, b.scales1)
+                          : kernels::gru_full_step[kw][ka](
+                                b.W, b.alpha, b.bias, b.A1, b.beta1, b.h1, H, b.W_ih, b.alpha_ih,
+                                b.bias_ih, b.in1, b.I, b.h1, b.planes1, b.scales1);
+#else
+            break;
+#endif
+    }
+    (void)kw, (void)ka, (void)H;
+    return -1;  // (not built: bind_step refused it first)
+}
+
+// One step on a binding: h_q (the bound k, hidden and batch) and `in` (gx, or
+// x_t for a full step) in, the planes and scales of h_t out in `next`.
+void run_bound(Binding &b, const BinaryBatch &hq, const float *in, BinaryBatch &next) {
+    const char *K = b.K;
+    const size_t B = b.B, ka = size_t(b.ka);
+    if (hq.k != b.ka || hq.n != b.H || hq.batch != B)
+        fail(K, "h_q has k = " + std::to_string(hq.k) + ", n = " + std::to_string(hq.n) +
+                    " and batch " + std::to_string(hq.batch) + " (the step was bound to k = " +
+                    std::to_string(b.ka) + ", hidden " + std::to_string(b.H) + " and batch " +
+                    std::to_string(B) + ")");
+    if (hq.planes.size() < B * b.item_words || hq.beta.size() < B * ka)
+        fail(K, "h_q has " + std::to_string(hq.planes.size()) + " words and " +
+                    std::to_string(hq.beta.size()) + " scales (expected " +
+                    std::to_string(B * b.item_words) + " and " + std::to_string(B * ka) +
+                    " for batch " + std::to_string(B) + ")");
+    if (!in) fail(K, b.form == Binding::full ? "x is null" : "gx is null");
+    if (&next == &hq) fail(K, "h_q_next must not be h_q (h_q is read while it is written)");
+    next.resize(b.ka, b.H, B);
+    const uint8_t *bytes = reinterpret_cast<const uint8_t *>(next.planes.data());
+    if (b.form == Binding::batch) {
+        b.A3.point(hq.planes.data());
+        b.beta2.point(hq.beta.data());
+        b.gx2.point(in);
+        b.planes3.point(bytes);
+        b.scales2.point(next.beta.data());
+    } else {
+        b.A1.point(hq.planes.data());
+        b.beta1.point(hq.beta.data());
+        b.in1.point(in);
+        b.planes1.point(bytes);
+        b.scales1.point(next.beta.data());
+    }
+    detail::check(call_bound(b), K);
+    for (size_t j = 0; j < B * ka; ++j)
         if (!std::isfinite(next.beta[j]))
-            fail(K, "h_t (hidden " + std::to_string(H) +
-                        (B > 1 ? ", batch item " + std::to_string(j / size_t(ka)) : std::string()) +
-                        ") contains NaN or Inf" + (in ? " (from x_t or the state)" : ""));
+            fail(K, "h_t (hidden " + std::to_string(b.H) +
+                        (B > 1 ? ", batch item " + std::to_string(j / ka) : std::string()) +
+                        ") contains NaN or Inf" +
+                        (b.form == Binding::full ? " (from x_t or the state)" : ""));
+}
+
+void check_lstm_state(const char *K, const float *c, const float *h) {
+    if (!c || !h) fail(K, "c and h must not be null");
+    if (c == h) fail(K, "c and h must be different buffers");
+}
+
+void check_gru_state(const char *K, const float *h) {
+    if (!h) fail(K, "h must not be null");
 }
 
 }  // namespace
 
-namespace {
+FusedStep::FusedStep() = default;
+FusedStep::FusedStep(FusedStep &&) noexcept = default;
+FusedStep &FusedStep::operator=(FusedStep &&) noexcept = default;
+FusedStep::~FusedStep() = default;
 
-// The kernel call of a fused LSTM step in each form (run_fused_step's `call`):
-// 0 one sequence, 1 a batch, 2 a full step (gx is then the input's FullViews).
-auto lstm_call(const BinaryMatrix &W_hh, const BinaryBatch &h_q, float *c, float *h) {
-    return [&W_hh, &h_q, c, h](auto &W, auto &alpha, auto &bias, auto &A, auto &beta, auto &gx,
-                               int H, auto &planes, auto &scales, int bt, auto form) -> int {
-        const int kw = W_hh.k_w() - 1, ka = h_q.k - 1;
-        constexpr int F = decltype(form)::value;
-        if constexpr (F == 0) {
-#if AMQ_HAVE_FUSED_STEPS
-            View<1> cb(c, {H}), hb(h, {H});
-            return kernels::lstm_step[kw][ka](W, alpha, bias, A, beta, gx, cb, H, hb, cb, planes,
-                                              scales);
-#endif
-        } else if constexpr (F == 1) {
-#if AMQ_HAVE_FUSED_BATCH_STEPS
-            const int B = int(h_q.batch);
-            View<2> cb(c, {H, B}), hb(h, {H, B});
-            return kernels::lstm_step_batch[kw][ka](W, alpha, bias, A, beta, gx, cb, H, bt, hb,
-                                                    cb, planes, scales);
-#endif
-        } else {
-#if AMQ_HAVE_FUSED_FULL_STEPS
-            View<1> cb(c, {H}), hb(h, {H});
-            return kernels::lstm_full_step[kw][ka](W, alpha, bias, A, beta, cb, H, gx.W,
-                                                   gx.alpha, gx.bias, gx.x, gx.I, hb, cb, planes,
-                                                   scales);
-#endif
-        }
-        (void)kw, (void)ka, (void)bt;
-        return -1;  // (not built: fused_step_built refused it first)
-    };
+FusedStep FusedStep::lstm(const BinaryMatrix &W_hh, int k_a, size_t batch, size_t gx_stride,
+                          float *c, float *h, int iters) {
+    check_lstm_state("lstm_step", c, h);
+    FusedStep s;
+    s.b_ = std::make_unique<Binding>();
+    bind_step(*s.b_, "lstm_step", true, W_hh, nullptr, k_a, W_hh.cols(), batch, gx_stride, c, h,
+              iters);
+    return s;
 }
 
-// The same for a GRU step (h_{t-1} in h, h_t written over it).
-auto gru_call(const BinaryMatrix &W_hh, const BinaryBatch &h_q, float *h) {
-    return [&W_hh, &h_q, h](auto &W, auto &alpha, auto &bias, auto &A, auto &beta, auto &gx,
-                            int H, auto &planes, auto &scales, int bt, auto form) -> int {
-        const int kw = W_hh.k_w() - 1, ka = h_q.k - 1;
-        constexpr int F = decltype(form)::value;
-        if constexpr (F == 0) {
-#if AMQ_HAVE_FUSED_STEPS
-            View<1> hb(h, {H});
-            return kernels::gru_step[kw][ka](W, alpha, bias, A, beta, gx, hb, H, hb, planes,
-                                             scales);
-#endif
-        } else if constexpr (F == 1) {
-#if AMQ_HAVE_FUSED_BATCH_STEPS
-            View<2> hb(h, {H, int(h_q.batch)});
-            return kernels::gru_step_batch[kw][ka](W, alpha, bias, A, beta, gx, hb, H, bt, hb,
-                                                   planes, scales);
-#endif
-        } else {
-#if AMQ_HAVE_FUSED_FULL_STEPS
-            View<1> hb(h, {H});
-            return kernels::gru_full_step[kw][ka](W, alpha, bias, A, beta, hb, H, gx.W, gx.alpha,
-                                                  gx.bias, gx.x, gx.I, hb, planes, scales);
-#endif
-        }
-        (void)kw, (void)ka, (void)bt;
-        return -1;  // (not built: fused_step_built refused it first)
-    };
+FusedStep FusedStep::gru(const BinaryMatrix &W_hh, int k_a, size_t batch, size_t gx_stride,
+                         float *h, int iters) {
+    check_gru_state("gru_step", h);
+    FusedStep s;
+    s.b_ = std::make_unique<Binding>();
+    bind_step(*s.b_, "gru_step", false, W_hh, nullptr, k_a, W_hh.cols(), batch, gx_stride,
+              nullptr, h, iters);
+    return s;
 }
 
-}  // namespace
+FusedStep FusedStep::lstm_full(const BinaryMatrix &W_ih, const BinaryMatrix &W_hh, int k_a,
+                               float *c, float *h, int iters) {
+    check_lstm_state("lstm_full_step", c, h);
+    FusedStep s;
+    s.b_ = std::make_unique<Binding>();
+    bind_step(*s.b_, "lstm_full_step", true, W_hh, &W_ih, k_a, W_hh.cols(), 1, 0, c, h, iters);
+    return s;
+}
 
+FusedStep FusedStep::gru_full(const BinaryMatrix &W_ih, const BinaryMatrix &W_hh, int k_a,
+                              float *h, int iters) {
+    check_gru_state("gru_full_step", h);
+    FusedStep s;
+    s.b_ = std::make_unique<Binding>();
+    bind_step(*s.b_, "gru_full_step", false, W_hh, &W_ih, k_a, W_hh.cols(), 1, 0, nullptr, h,
+              iters);
+    return s;
+}
+
+void FusedStep::run(const BinaryBatch &h_q, const float *in, BinaryBatch &h_q_next) const {
+    if (!b_) fail("FusedStep::run: the step is empty (default-constructed or moved from)");
+    run_bound(*b_, h_q, in, h_q_next);
+}
+
+// The free functions bind on the stack for one call.
 void lstm_step(const BinaryMatrix &W_hh, const BinaryBatch &h_q, const float *gx,
                size_t gx_stride, float *c, float *h, BinaryBatch &h_q_next, int iters) {
-    if (!c || !h) fail("lstm_step: c and h must not be null");
-    if (c == h) fail("lstm_step: c and h must be different buffers");
-    run_fused_step("lstm_step", 4, W_hh, h_q, gx, gx_stride, h_q_next, iters,
-                   lstm_call(W_hh, h_q, c, h));
+    check_lstm_state("lstm_step", c, h);
+    Binding b;
+    bind_step(b, "lstm_step", true, W_hh, nullptr, h_q.k, h_q.n, h_q.batch, gx_stride, c, h,
+              iters);
+    run_bound(b, h_q, gx, h_q_next);
 }
 
 void gru_step(const BinaryMatrix &W_hh, const BinaryBatch &h_q, const float *gx,
               size_t gx_stride, float *h, BinaryBatch &h_q_next, int iters) {
-    if (!h) fail("gru_step: h must not be null");
-    run_fused_step("gru_step", 3, W_hh, h_q, gx, gx_stride, h_q_next, iters,
-                   gru_call(W_hh, h_q, h));
+    check_gru_state("gru_step", h);
+    Binding b;
+    bind_step(b, "gru_step", false, W_hh, nullptr, h_q.k, h_q.n, h_q.batch, gx_stride, nullptr,
+              h, iters);
+    run_bound(b, h_q, gx, h_q_next);
 }
 
 void lstm_full_step(const BinaryMatrix &W_ih, const BinaryMatrix &W_hh, const float *x,
                     const BinaryBatch &h_q, float *c, float *h, BinaryBatch &h_q_next,
                     int iters) {
-    if (!c || !h) fail("lstm_full_step: c and h must not be null");
-    if (c == h) fail("lstm_full_step: c and h must be different buffers");
-    const FullStepInput in{W_ih, x};
-    run_fused_step("lstm_full_step", 4, W_hh, h_q, nullptr, 0, h_q_next, iters,
-                   lstm_call(W_hh, h_q, c, h), &in);
+    check_lstm_state("lstm_full_step", c, h);
+    Binding b;
+    bind_step(b, "lstm_full_step", true, W_hh, &W_ih, h_q.k, h_q.n, h_q.batch, 0, c, h, iters);
+    run_bound(b, h_q, x, h_q_next);
 }
 
 void gru_full_step(const BinaryMatrix &W_ih, const BinaryMatrix &W_hh, const float *x,
                    const BinaryBatch &h_q, float *h, BinaryBatch &h_q_next, int iters) {
-    if (!h) fail("gru_full_step: h must not be null");
-    const FullStepInput in{W_ih, x};
-    run_fused_step("gru_full_step", 3, W_hh, h_q, nullptr, 0, h_q_next, iters,
-                   gru_call(W_hh, h_q, h), &in);
+    check_gru_state("gru_full_step", h);
+    Binding b;
+    bind_step(b, "gru_full_step", false, W_hh, &W_ih, h_q.k, h_q.n, h_q.batch, 0, nullptr, h,
+              iters);
+    run_bound(b, h_q, x, h_q_next);
 }
 
 }  // namespace amq

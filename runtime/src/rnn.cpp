@@ -176,6 +176,21 @@ Session::Session(std::shared_ptr<const Model> model, size_t batch, StepKernels k
                         fused_full_step_built(hh.binary.k_w(), hh.act.k, hh.act.iters) &&
                         chosen(hh, StepCall::step);
         }
+    // The chosen fused steps bound once to their weights and this session's state.
+    steps_.resize(LD);
+    full_steps_.resize(LD);
+    const bool lstm = s.arch == Arch::lstm;
+    for (size_t ld = 0; ld < LD; ++ld) {
+        const Model::Direction &dir = model_->dirs_[ld];
+        const int k = dir.hh.act.k, iters = dir.hh.act.iters;
+        float *c = c_[ld].data(), *h = h_[ld].data();
+        if (fused_[ld])
+            steps_[ld] = lstm ? FusedStep::lstm(dir.hh.binary, k, B, dir.ih.out_stride(), c, h, iters)
+                              : FusedStep::gru(dir.hh.binary, k, B, dir.ih.out_stride(), h, iters);
+        if (full_[ld])
+            full_steps_[ld] = lstm ? FusedStep::lstm_full(dir.ih.binary, dir.hh.binary, k, c, h, iters)
+                                   : FusedStep::gru_full(dir.ih.binary, dir.hh.binary, k, h, iters);
+    }
     if (s.lm()) {
         logits_.assign(B * s.vocab_size, 0.0f);
         logits_padded_.assign(B * model_->decoder_.out_stride(), 0.0f);
@@ -228,24 +243,16 @@ void Session::quantize_hidden(size_t ld) {
 
 bool Session::fused_step(size_t ld, const float *gx, size_t gx_stride) {
     if (!fused_[ld]) return false;
-    const Model::Matrix &hh = model_->dirs_[ld].hh;
-    if (model_->shape_.arch == Arch::lstm)
-        lstm_step(hh.binary, hq_[ld], gx, gx_stride, c_[ld].data(), h_[ld].data(), hq_next_,
-                  hh.act.iters);
-    else
-        gru_step(hh.binary, hq_[ld], gx, gx_stride, h_[ld].data(), hq_next_, hh.act.iters);
+    if (gx_stride != model_->dirs_[ld].ih.out_stride())
+        fail("internal: fused_step with gx stride " + std::to_string(gx_stride) +
+             " (bound to " + std::to_string(model_->dirs_[ld].ih.out_stride()) + ")");
+    steps_[ld].run(hq_[ld], gx, hq_next_);
     std::swap(hq_[ld], hq_next_);
     return true;
 }
 
 void Session::full_step(size_t ld, const float *x) {
-    const Model::Direction &dir = model_->dirs_[ld];
-    if (model_->shape_.arch == Arch::lstm)
-        lstm_full_step(dir.ih.binary, dir.hh.binary, x, hq_[ld], c_[ld].data(), h_[ld].data(),
-                       hq_next_, dir.hh.act.iters);
-    else
-        gru_full_step(dir.ih.binary, dir.hh.binary, x, hq_[ld], h_[ld].data(), hq_next_,
-                      dir.hh.act.iters);
+    full_steps_[ld].run(hq_[ld], x, hq_next_);
     std::swap(hq_[ld], hq_next_);
 }
 

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -356,6 +357,44 @@ void lstm_full_step(const BinaryMatrix &W_ih, const BinaryMatrix &W_hh, const fl
                     int iters);
 void gru_full_step(const BinaryMatrix &W_ih, const BinaryMatrix &W_hh, const float *x,
                    const BinaryBatch &h_q, float *h, BinaryBatch &h_q_next, int iters);
+
+// A fused step bound once to a layer direction's weights (W_hh, and W_ih for a
+// full step), its k_a, batch, gx item stride and state buffers (c, h), with the
+// checks of the functions above made here (the same errors). Each run() then
+// checks only h_q (the bound k_a, hidden size and batch) and its input, points
+// the kernel at them and runs it: for a runner that calls the same step at
+// every time step (the functions above set up every buffer of the kernel call
+// on every call, 30-50 ns a step: 12-19% of a step at hidden 128 and below on
+// the Zen 5 VM of docs/PERFORMANCE.md). The bound matrices and buffers must
+// outlive the binding and stay where they are. Empty when default-constructed;
+// movable, not copyable.
+class FusedStep {
+public:
+    FusedStep();
+    FusedStep(FusedStep &&) noexcept;
+    FusedStep &operator=(FusedStep &&) noexcept;
+    ~FusedStep();
+    // lstm_step / gru_step for `batch` sequences: run(h_q, gx, h_q_next), gx as there.
+    static FusedStep lstm(const BinaryMatrix &W_hh, int k_a, size_t batch, size_t gx_stride,
+                          float *c, float *h, int iters);
+    static FusedStep gru(const BinaryMatrix &W_hh, int k_a, size_t batch, size_t gx_stride,
+                         float *h, int iters);
+    // lstm_full_step / gru_full_step (one sequence): run(h_q, x_t, h_q_next).
+    static FusedStep lstm_full(const BinaryMatrix &W_ih, const BinaryMatrix &W_hh, int k_a,
+                               float *c, float *h, int iters);
+    static FusedStep gru_full(const BinaryMatrix &W_ih, const BinaryMatrix &W_hh, int k_a,
+                              float *h, int iters);
+    bool empty() const { return !b_; }
+    // One step: h_q the planes of h_{t-1}, in gx (or x_t for a full step),
+    // h_q_next the planes of h_t (sized here; not h_q itself). Throws
+    // amq::Error on a mismatched h_q, a null input, or NaN / Inf in h_t.
+    void run(const BinaryBatch &h_q, const float *in, BinaryBatch &h_q_next) const;
+
+    struct Binding;  // (the kernel call's buffers; kernels.cpp)
+
+private:
+    std::unique_ptr<Binding> b_;
+};
 
 // ---- Fused or separate steps: the build's choice per problem -------------------
 // `amq tune --steps` times a layer's step on the fused kernel and on the separate

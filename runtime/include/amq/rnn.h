@@ -231,6 +231,7 @@ private:
     std::vector<float> logits_padded_;       // [B][rows_padded] from bgemm
     std::vector<char> fused_;                // per direction: runs on fused_step()
     std::vector<char> full_;                 // per direction: step() runs on full_step()
+    std::vector<FusedStep> steps_, full_steps_;  // per direction: bound where fused_ / full_
     BinaryBatch hq_next_;                    // fused_step(): planes of h_t
 };
 
