@@ -139,9 +139,10 @@ Session::Session(std::shared_ptr<const Model> model, size_t batch, StepKernels k
             dq_.resize(model_->decoder_.act.k, Hs_, B);
     }
     // The fused step kernels where one was built for the direction and the batch
-    // (no projection), and chosen (StepKernels).
-    fused_.assign(LD, 0);
-    full_.assign(LD, 0);
+    // (no projection), and chosen (StepKernels): bound once to their weights and
+    // this session's state (an empty FusedStep: the separate kernels).
+    steps_.resize(LD);
+    full_steps_.resize(LD);
     if (const char *env = std::getenv("AMQ_FUSED_STEP"); env && kernels == StepKernels::chosen) {
         const std::string v = env;
         if (v == "0") kernels = StepKernels::separate;
@@ -155,6 +156,7 @@ Session::Session(std::shared_ptr<const Model> model, size_t batch, StepKernels k
         return kernels == StepKernels::fused ||
                step_choice(cell, hh.binary.k_w(), hh.act.k, H_, B, call).fused;
     };
+    const bool lstm = s.arch == Arch::lstm;
     if (model_->quantized_ && s.proj_size == 0 && kernels != StepKernels::separate)
         for (size_t ld = 0; ld < LD; ++ld) {
             const Model::Matrix &hh = model_->dirs_[ld].hh;
@@ -165,32 +167,24 @@ Session::Session(std::shared_ptr<const Model> model, size_t batch, StepKernels k
                               hh.binary.layout() == kernel_layout() &&
                               fused_step_fits(hh.binary) &&
                               fused_step_built(hh.binary.k_w(), hh.act.k, hh.act.iters, B);
-            fused_[ld] = fits && chosen(hh, StepCall::run);
+            const int k = hh.act.k, iters = hh.act.iters;
+            float *c = c_[ld].data(), *h = h_[ld].data();
+            const size_t sx = model_->dirs_[ld].ih.out_stride();  // gx's item stride
+            if (fits && chosen(hh, StepCall::run))
+                steps_[ld] = lstm ? FusedStep::lstm(hh.binary, k, B, sx, c, h, iters)
+                                  : FusedStep::gru(hh.binary, k, B, sx, h, iters);
             // The full step (step() of one sequence) also quantizes the input as
             // h and multiplies it with W_ih in the kernel: the same quantizer and
             // k_w for both.
             const Model::Matrix &ih = model_->dirs_[ld].ih;
-            full_[ld] = fits && B == 1 && ih.quantized && ih.act == hh.act &&
-                        ih.binary.k_w() == hh.binary.k_w() &&
-                        ih.binary.layout() == kernel_layout() && fused_step_fits(ih.binary) &&
-                        fused_full_step_built(hh.binary.k_w(), hh.act.k, hh.act.iters) &&
-                        chosen(hh, StepCall::step);
+            if (fits && B == 1 && ih.quantized && ih.act == hh.act &&
+                ih.binary.k_w() == hh.binary.k_w() && ih.binary.layout() == kernel_layout() &&
+                fused_step_fits(ih.binary) &&
+                fused_full_step_built(hh.binary.k_w(), hh.act.k, hh.act.iters) &&
+                chosen(hh, StepCall::step))
+                full_steps_[ld] = lstm ? FusedStep::lstm_full(ih.binary, hh.binary, k, c, h, iters)
+                                       : FusedStep::gru_full(ih.binary, hh.binary, k, h, iters);
         }
-    // The chosen fused steps bound once to their weights and this session's state.
-    steps_.resize(LD);
-    full_steps_.resize(LD);
-    const bool lstm = s.arch == Arch::lstm;
-    for (size_t ld = 0; ld < LD; ++ld) {
-        const Model::Direction &dir = model_->dirs_[ld];
-        const int k = dir.hh.act.k, iters = dir.hh.act.iters;
-        float *c = c_[ld].data(), *h = h_[ld].data();
-        if (fused_[ld])
-            steps_[ld] = lstm ? FusedStep::lstm(dir.hh.binary, k, B, dir.ih.out_stride(), c, h, iters)
-                              : FusedStep::gru(dir.hh.binary, k, B, dir.ih.out_stride(), h, iters);
-        if (full_[ld])
-            full_steps_[ld] = lstm ? FusedStep::lstm_full(dir.ih.binary, dir.hh.binary, k, c, h, iters)
-                                   : FusedStep::gru_full(dir.ih.binary, dir.hh.binary, k, h, iters);
-    }
     if (s.lm()) {
         logits_.assign(B * s.vocab_size, 0.0f);
         logits_padded_.assign(B * model_->decoder_.out_stride(), 0.0f);
@@ -241,11 +235,8 @@ void Session::quantize_hidden(size_t ld) {
     quantize_act_batch(h_[ld].data(), Hs_, Hs_, batch_, a.k, a.iters, hq_[ld], 0, a.ternary);
 }
 
-bool Session::fused_step(size_t ld, const float *gx, size_t gx_stride) {
-    if (!fused_[ld]) return false;
-    if (gx_stride != model_->dirs_[ld].ih.out_stride())
-        fail("internal: fused_step with gx stride " + std::to_string(gx_stride) +
-             " (bound to " + std::to_string(model_->dirs_[ld].ih.out_stride()) + ")");
+bool Session::fused_step(size_t ld, const float *gx) {
+    if (steps_[ld].empty()) return false;
     steps_[ld].run(hq_[ld], gx, hq_next_);
     std::swap(hq_[ld], hq_next_);
     return true;
@@ -317,7 +308,7 @@ void Session::run_direction(size_t l, size_t d, const float *in, size_t in_width
         const float *cin = in + c0 * B * in_width;
         // One step of one sequence from its float input (step()): the full step
         // kernel, where one was chosen, takes x_t itself.
-        const bool full = cn == 1 && !in_q && !lengths && full_[ld];
+        const bool full = cn == 1 && !in_q && !lengths && !full_steps_[ld].empty();
         if (quantized && !in_q && !full) {  // the chunk's NB input vectors in one call
             seq_in_.resize(a.k, in_width, NB);
             quantize_act_batch(cin, in_width, in_width, NB, a.k, a.iters, seq_in_, 0, a.ternary);
@@ -338,7 +329,7 @@ void Session::run_direction(size_t l, size_t d, const float *in, size_t in_width
             // One fused kernel (its planes of h_t swapped into hq_[ld]), or apart.
             if (full) {
                 full_step(ld, cin);
-            } else if (any_done || !fused_step(ld, gx_seq_.data() + ts * B * sx, sx)) {
+            } else if (any_done || !fused_step(ld, gx_seq_.data() + ts * B * sx)) {
                 product(dir.hh, hq, h.data(), Hs, gh_.data(), B);
                 cell_step(ld, gx_seq_.data() + ts * B * sx, sx, sh);
                 if (any_done)
@@ -480,7 +471,7 @@ const float *Session::cell(int layer, int direction) const {
 bool Session::fused(StepCall call, int layer, int direction) const {
     hidden(layer, direction);  // checks the range
     const size_t ld = size_t(layer) * D_ + size_t(direction);
-    return (call == StepCall::run ? fused_ : full_)[ld] != 0;
+    return !(call == StepCall::run ? steps_ : full_steps_)[ld].empty();
 }
 
 namespace {

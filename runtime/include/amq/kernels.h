@@ -364,8 +364,8 @@ void gru_full_step(const BinaryMatrix &W_ih, const BinaryMatrix &W_hh, const flo
 // checks only h_q (the bound k_a, hidden size and batch) and its input, points
 // the kernel at them and runs it: for a runner that calls the same step at
 // every time step (the functions above set up every buffer of the kernel call
-// on every call, 30-50 ns a step: 12-19% of a step at hidden 128 and below on
-// the Zen 5 VM of docs/PERFORMANCE.md). The bound matrices and buffers must
+// on every call: 30-100 ns a step, 15-30% of the step kernel at hidden 128 and
+// below on the Zen 5 VM, `BM_step` in amq_bench_batch, docs/PERFORMANCE.md). The bound matrices and buffers must
 // outlive the binding and stay where they are. Empty when default-constructed;
 // movable, not copyable.
 class FusedStep {

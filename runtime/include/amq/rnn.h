@@ -204,10 +204,11 @@ private:
     // The recurrent half of direction ld's step (product, cell, quantized h_t)
     // in one fused kernel, when one was chosen for it (at construction: no
     // projection, a kernel built for its bits and the batch, and StepKernels);
-    // false: do it apart. gx: item b's at gx + b gx_stride.
-    bool fused_step(size_t ld, const float *gx, size_t gx_stride);
+    // false: do it apart. gx: item b's at gx + b ih.out_stride() (as bound).
+    bool fused_step(size_t ld, const float *gx);
     // Direction ld's whole step of one sequence from its float input x (the
-    // full step kernel: x's quantization and product too); only where full_[ld].
+    // full step kernel: x's quantization and product too); only where
+    // full_steps_[ld] is bound.
     void full_step(size_t ld, const float *x);
     void product(const Model::Matrix &m, const BinaryBatch &aq, const float *a, size_t a_stride,
                  float *y, size_t items);
@@ -229,9 +230,9 @@ private:
     std::vector<float> saved_h_, saved_c_;   // run() with lengths: states of finished items
     std::vector<float> logits_;              // [B][vocab] (dense)
     std::vector<float> logits_padded_;       // [B][rows_padded] from bgemm
-    std::vector<char> fused_;                // per direction: runs on fused_step()
-    std::vector<char> full_;                 // per direction: step() runs on full_step()
-    std::vector<FusedStep> steps_, full_steps_;  // per direction: bound where fused_ / full_
+    // Per direction: the fused step run() takes (fused_step()), and the full
+    // step step() takes (full_step()); empty where the separate kernels run.
+    std::vector<FusedStep> steps_, full_steps_;
     BinaryBatch hq_next_;                    // fused_step(): planes of h_t
 };
 
