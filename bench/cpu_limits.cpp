@@ -157,10 +157,18 @@ AlignedWords::AlignedWords(size_t words)
 
 AlignedWords::~AlignedWords() { std::free(p_); }
 
+// The ALU loop's block: 16 KB (L1), 64 passes a call.
+constexpr size_t kAluWords = 2048, kAluVectors = kAluWords / 8, kAluPasses = 64;
+
+// The 512-bit vectors read for a block of `bytes`: whole blocks of kAcc vectors.
+size_t read_vectors(size_t bytes) {
+    return std::max<size_t>(kAcc, (bytes + 64 * kAcc - 1) / (64 * kAcc) * kAcc);
+}
+
 CpuLimits measure_cpu_limits(int reps) {
     CpuLimits l;
     if (!cpu_limits_supported()) return l;
-    const size_t words = 2048, vectors = words / 8, passes = 64;  // 16 KB: L1
+    const size_t words = kAluWords, vectors = kAluVectors, passes = kAluPasses;
     AlignedWords w(words);
     l.groups_per_ns = median_rate(reps, double(vectors * passes), [&] {
         return xor_popcnt_groups(w.data(), vectors, passes, 8);
@@ -170,10 +178,54 @@ CpuLimits measure_cpu_limits(int reps) {
 
 double measure_read_gbps(size_t bytes, int reps) {
     if (!__builtin_cpu_supports("avx512f")) return 0;
-    const size_t vectors = std::max<size_t>(kAcc, (bytes + 64 * kAcc - 1) / (64 * kAcc) * kAcc);
+    const size_t vectors = read_vectors(bytes);
     AlignedWords w(vectors * 8);
     return median_rate(reps, double(vectors * 64),
                        [&] { return stream_read(w.data(), vectors); });
+}
+
+FloorProbes::FloorProbes(const std::vector<size_t> &read_bytes) {
+    for (size_t bytes : read_bytes) vectors_.push_back(read_vectors(bytes));
+}
+
+FloorProbes::~FloorProbes() = default;
+
+void FloorProbes::add_to(std::vector<timing::Candidate> &cands) {
+    if (!cpu_limits_supported()) return;
+    first_ = long(cands.size());
+    alu_ = std::make_unique<AlignedWords>(kAluWords);
+    timing::Candidate alu;
+    alu.run = [w = alu_->data()] {
+        volatile uint64_t sink = xor_popcnt_groups(w, kAluVectors, kAluPasses, 8);
+        (void)sink;
+    };
+    alu.units_per_call = double(kAluVectors * kAluPasses);  // a sample: us per group
+    cands.push_back(std::move(alu));
+    for (size_t v : vectors_) {
+        blocks_.push_back(std::make_unique<AlignedWords>(v * 8));
+        timing::Candidate read;
+        read.run = [w = blocks_.back()->data(), v] {
+            volatile uint64_t sink = stream_read(w, v);
+            (void)sink;
+        };
+        read.units_per_call = double(v * 64);  // a sample: us per byte
+        cands.push_back(std::move(read));
+    }
+}
+
+// Units per ns from samples of us per unit.
+std::vector<double> FloorProbes::rates(const timing::Result &r) const {
+    std::vector<double> out;
+    for (double us : r.samples) out.push_back(us > 0 ? 1e-3 / us : 0);
+    return out;
+}
+
+std::vector<double> FloorProbes::groups_per_ns(const std::vector<timing::Result> &t) const {
+    return added() ? rates(t.at(size_t(first_))) : std::vector<double>();
+}
+
+std::vector<double> FloorProbes::read_gbps(const std::vector<timing::Result> &t, size_t b) const {
+    return added() ? rates(t.at(size_t(first_) + 1 + b)) : std::vector<double>();
 }
 
 size_t product_weight_bytes(size_t rows, size_t cols, int k_w) {

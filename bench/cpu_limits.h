@@ -8,6 +8,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "amq/timing.h"
 
 namespace amq::bench {
 
@@ -51,6 +55,34 @@ CpuLimits measure_cpu_limits(int reps = 7);
 // Read bandwidth in bytes per ns (= GB/s) of a block of `bytes` read again and
 // again (rounded up to whole 512-byte blocks); 0 without AVX-512.
 double measure_read_gbps(size_t bytes, int reps = 7);
+
+// The rates of measure_cpu_limits and measure_read_gbps timed as candidates of
+// timing::time_interleaved, in the same rounds as what they are the floor of:
+// the VM's speed drifts within a run (the ALU rate of one process has measured
+// 2.75 and 4.65 G groups per ns in two runs of a minute apart), so a time is
+// divided by the floor of its own round and the ratios' median taken
+// (timing::median_ratio).
+class FloorProbes {
+public:
+    // A read probe per block size in read_bytes (as measure_read_gbps).
+    explicit FloorProbes(const std::vector<size_t> &read_bytes);
+    ~FloorProbes();
+    // Appends the ALU probe, then the read probes, to cands; nothing without
+    // cpu_limits_supported().
+    void add_to(std::vector<timing::Candidate> &cands);
+    bool added() const { return first_ >= 0; }
+    // After time_interleaved on those candidates: per round, the groups per ns
+    // and the read bandwidth (GB/s) of block b; empty when not added.
+    std::vector<double> groups_per_ns(const std::vector<timing::Result> &t) const;
+    std::vector<double> read_gbps(const std::vector<timing::Result> &t, size_t b) const;
+
+private:
+    std::vector<double> rates(const timing::Result &r) const;
+    std::unique_ptr<AlignedWords> alu_;
+    std::vector<std::unique_ptr<AlignedWords>> blocks_;
+    std::vector<size_t> vectors_;
+    long first_ = -1;  // index of the ALU probe in the candidates
+};
 
 // The floor of a binary product rows x cols, k_w x k_a bits, over `batch`
 // activation vectors: its groups (rows x ceil(cols/64) x k_w x k_a x batch / 8)

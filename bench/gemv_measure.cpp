@@ -133,6 +133,9 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
         };
         cands.push_back(std::move(c));
     }
+    // The floor's rates in the same rounds (on this thread).
+    FloorProbes probes({product_weight_bytes(rows, cols, bits.w)});
+    probes.add_to(cands);
     timing::Options o;
     o.round_ms = min_round_ms;
     o.min_calls = kMinCalls;
@@ -162,13 +165,16 @@ GemvResult measure_gemv(size_t rows, size_t cols, spec::Bits bits, int threads, 
     res.rounds = rounds;
     res.weight_bytes = W.bytes();
     res.f32_weight_bytes = rows * cols * sizeof(float);
-    // The floor of the product on one thread, at the rates measured now
-    // (cpu_limits.h): max(ALU, memory); 0 without AVX-512 VPOPCNTDQ.
-    const double gpn = measure_cpu_limits().groups_per_ns;
-    if (gpn > 0)
-        res.floor_us = product_floor(rows, cols, bits.w, bits.a, 1, gpn,
-                                     measure_read_gbps(product_weight_bytes(rows, cols, bits.w)))
-                           .bound_us();
+    // The floor of the product on one thread, at the rates of each round: max(ALU,
+    // memory); 0 without AVX-512 VPOPCNTDQ.
+    const std::vector<double> gpn = probes.groups_per_ns(t), gbps = probes.read_gbps(t, 0);
+    std::vector<double> floor;
+    for (size_t r = 0; r < gpn.size(); ++r)
+        floor.push_back(product_floor(rows, cols, bits.w, bits.a, 1, gpn[r], gbps[r]).bound_us());
+    if (!floor.empty() && timing::median(floor) > 0) {
+        res.floor_us = timing::median(floor);
+        res.amq_vs_floor = timing::median_ratio(t[0].samples, floor);
+    }
     return res;
 }
 

@@ -41,8 +41,10 @@ struct GemvResult {
     double amq_spread = 0;  // (p90 - p10) / median of amq_us over the rounds
     // The product's floor on one thread (docs/PERFORMANCE.md): max of its groups at
     // the measured XOR+popcount rate and its weight bytes at the read bandwidth
-    // of that size, both measured in this process; 0 when not measurable.
-    double floor_us = 0;
+    // of that size, both measured in the same rounds (cpu_limits.h, FloorProbes):
+    // the median of the rounds' floors, and the median over the rounds of amq_us
+    // / that round's floor; 0 when not measurable.
+    double floor_us = 0, amq_vs_floor = 0;
     // The same work in an intrinsics loop, timed in the same rounds on one
     // thread: the weight bytes streamed once, each 512-bit vector combined with
     // k_a activation words (cpu_limits.h, stream_groups): how close ALU and

@@ -148,25 +148,31 @@ void AmqRnnRunner::run() {
     }
 }
 
-RnnFloor rnn_floor(const RnnBenchConfig &cfg) {
+std::vector<size_t> rnn_floor_blocks(const RnnBenchConfig &cfg) {
+    const size_t rows = (cfg.arch == Arch::lstm ? 4 : 3) * cfg.hidden_size;
+    const size_t hh = product_weight_bytes(rows, cfg.hidden_size, cfg.bits.w),
+                 ih = product_weight_bytes(rows, cfg.input(), cfg.bits.w);
+    return {hh, hh + ih};
+}
+
+RnnFloor rnn_floor_at(const RnnBenchConfig &cfg, double groups_per_ns, double read_gbps_run,
+                      double read_gbps_step) {
     RnnFloor f;
-    f.groups_per_ns = measure_cpu_limits().groups_per_ns;
-    if (f.groups_per_ns <= 0) return f;
+    if (groups_per_ns <= 0) return f;
+    f.groups_per_ns = groups_per_ns;
     const size_t G = cfg.arch == Arch::lstm ? 4 : 3, rows = G * cfg.hidden_size,
                  B = size_t(cfg.batch);
     const int kw = cfg.bits.w, ka = cfg.bits.a;
-    const size_t hh_bytes = product_weight_bytes(rows, cfg.hidden_size, kw),
-                 ih_bytes = product_weight_bytes(rows, cfg.input(), kw);
-    f.read_gbps_run = measure_read_gbps(hh_bytes);
+    f.read_gbps_run = read_gbps_run;
     // Both matrices are read every step: the bandwidth of their total size (no
     // more than that of the recurrent one alone, so that step() >= run()).
-    f.read_gbps_step = std::min(f.read_gbps_run, measure_read_gbps(hh_bytes + ih_bytes));
-    const ProductFloor hh = product_floor(rows, cfg.hidden_size, kw, ka, B, f.groups_per_ns,
+    f.read_gbps_step = std::min(read_gbps_run, read_gbps_step);
+    const ProductFloor hh = product_floor(rows, cfg.hidden_size, kw, ka, B, groups_per_ns,
                                           f.read_gbps_run),
-                       ih = product_floor(rows, cfg.input(), kw, ka, B, f.groups_per_ns,
+                       ih = product_floor(rows, cfg.input(), kw, ka, B, groups_per_ns,
                                           f.read_gbps_step);
     f.run_us = hh.bound_us() + ih.alu_us;
-    f.step_us = product_floor(rows, cfg.hidden_size, kw, ka, B, f.groups_per_ns,
+    f.step_us = product_floor(rows, cfg.hidden_size, kw, ka, B, groups_per_ns,
                               f.read_gbps_step)
                     .bound_us() +
                 ih.bound_us();
@@ -282,6 +288,10 @@ RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms
         add(&res.amq_step_common, [&] { c.amq_step_common->run(); });
     }
 
+    // The floor's rates in the same rounds.
+    FloorProbes probes(rnn_floor_blocks(cfg));
+    probes.add_to(cands);
+
     // Every candidate ran once for the outputs compared here; the harness warms
     // up and calibrates again. A whole sequence is long enough not to need an
     // untimed call before each sample.
@@ -292,13 +302,31 @@ RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms
         res.max_abs_diff_amq = max_abs_diff(c.amq->output(), ref);
     }
     const std::vector<timing::Result> t = timing::time_interleaved(cands, o);
-    for (size_t i = 0; i < cands.size(); ++i) {
+    for (size_t i = 0; i < timings.size(); ++i) {
         timings[i]->ok = true;
         timings[i]->us_per_step = t[i].median_us;
         timings[i]->spread = t[i].spread;
         timings[i]->runs_per_round = t[i].calls;
     }
-    res.floor = rnn_floor(cfg);
+    // Each round's floor, and amq's time over it round by round.
+    const std::vector<double> gpn = probes.groups_per_ns(t), run_gbps = probes.read_gbps(t, 0),
+                              step_gbps = probes.read_gbps(t, 1);
+    std::vector<double> run_floor, step_floor;
+    for (size_t r = 0; r < gpn.size(); ++r) {
+        const RnnFloor f = rnn_floor_at(cfg, gpn[r], run_gbps[r], step_gbps[r]);
+        run_floor.push_back(f.run_us);
+        step_floor.push_back(f.step_us);
+    }
+    if (!gpn.empty() && timing::median(gpn) > 0) {
+        res.floor = rnn_floor_at(cfg, timing::median(gpn), timing::median(run_gbps),
+                                 timing::median(step_gbps));
+        res.floor.run_us = timing::median(run_floor);
+        res.floor.step_us = timing::median(step_floor);
+        res.amq_vs_floor = timing::median_ratio(t[0].samples, run_floor);
+        for (size_t i = 0; i < timings.size(); ++i)
+            if (timings[i] == &res.amq_step)
+                res.step_vs_floor = timing::median_ratio(t[i].samples, step_floor);
+    }
     return res;
 }
 

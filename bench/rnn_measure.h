@@ -107,15 +107,20 @@ struct RnnTiming {
 
 // The floor of one step of the layer on this CPU (docs/PERFORMANCE.md): its two
 // binary products alone, at the XOR+popcount rate and read bandwidth measured
-// now (cpu_limits.h). run(): the recurrent product at max(ALU, memory) plus the
-// input product at ALU time (it is done for many steps at once); step(): both
-// at max(ALU, memory), the bandwidth at the size of both matrices. 0 when the
-// CPU lacks AVX-512 VPOPCNTDQ.
+// in the same rounds (cpu_limits.h, FloorProbes). run(): the recurrent product
+// at max(ALU, memory) plus the input product at ALU time (it is done for many
+// steps at once); step(): both at max(ALU, memory), the bandwidth at the size
+// of both matrices (no more than the recurrent one's alone). 0 when the CPU
+// lacks AVX-512 VPOPCNTDQ.
 struct RnnFloor {
     double run_us = 0, step_us = 0;
     double groups_per_ns = 0, read_gbps_run = 0, read_gbps_step = 0;
 };
-RnnFloor rnn_floor(const RnnBenchConfig &cfg);
+// The floor at the given rates (read_gbps_step is capped at read_gbps_run here).
+RnnFloor rnn_floor_at(const RnnBenchConfig &cfg, double groups_per_ns, double read_gbps_run,
+                      double read_gbps_step);
+// The bytes of the recurrent matrix and of both (the read probes' block sizes).
+std::vector<size_t> rnn_floor_blocks(const RnnBenchConfig &cfg);
 
 struct RnnResult {
     RnnBenchConfig cfg;
@@ -134,7 +139,11 @@ struct RnnResult {
     // max |h| difference over all T steps: amq float and amq quantized against
     // oneDNN f32 (the first checks that both run the same network).
     double max_abs_diff_float = 0, max_abs_diff_amq = 0;
-    RnnFloor floor;  // measured after the rounds, in the same process
+    // The floor: medians over the rounds of each round's floor and rates; and
+    // the medians over the rounds of amq's time / that round's floor (run() and
+    // step()): 0 when not measured.
+    RnnFloor floor;
+    double amq_vs_floor = 0, step_vs_floor = 0;
 };
 
 // One problem timed on the fused step kernels and on the separate ones (what

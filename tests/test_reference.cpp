@@ -14,6 +14,7 @@
 
 #include "amq/reference.h"
 #include "amq/spec.h"
+#include "amq/timing.h"
 
 namespace {
 
@@ -700,3 +701,51 @@ TEST(RefEdgeCases, InvalidArgumentsThrow) {
 }
 
 }  // namespace
+
+// The timing harness keeps each candidate's samples in round order, so that two
+// candidates' times can be divided round by round (the floors of amq bench).
+TEST(Timing, MedianRatioIsTheMedianOfTheRoundsRatios) {
+    using amq::timing::median_ratio;
+    EXPECT_DOUBLE_EQ(median_ratio({2, 4, 9}, {1, 2, 3}), 2.0);  // ratios 2, 2, 3
+    // Not the ratio of the medians (4 / 1): the rounds' ratios are 1, 1, 4.
+    EXPECT_DOUBLE_EQ(median_ratio({1, 10, 4}, {1, 10, 1}), 1.0);
+    // Even count: the nearest-rank median of 1, 2, 3, 6 (as timing::median).
+    EXPECT_DOUBLE_EQ(median_ratio({1, 4, 9, 12}, {1, 2, 3, 2}),
+                     amq::timing::median({1.0, 2.0, 3.0, 6.0}));
+    EXPECT_EQ(median_ratio({}, {}), 0.0);
+    EXPECT_EQ(median_ratio({1, 2}, {1}), 0.0);      // rounds differ
+    EXPECT_EQ(median_ratio({1, 2}, {1, 0}), 0.0);   // no time in a round
+    EXPECT_EQ(median_ratio({1, 2}, {1, -1}), 0.0);
+}
+
+TEST(Timing, ResultsKeepEverySampleInRoundOrder) {
+    // Candidate 1's calls take 20x longer from round 3 on: candidate 0's `after`
+    // counts its calibration and then each round, so candidate 1 sees 1 + r or
+    // 2 + r in round r (fast in rounds 0-1, either in round 2, slow from round
+    // 3). Its samples must show the step where it happened, and the medians be
+    // those of the samples.
+    int rounds_seen = 0;
+    volatile double sink = 0;
+    auto spin = [&](int n) {
+        for (int i = 0; i < n; ++i) sink = sink + std::sqrt(double(i));
+    };
+    std::vector<amq::timing::Candidate> cands(2);
+    cands[0].run = [&] { spin(2000); };
+    cands[0].after = [&] { ++rounds_seen; };
+    cands[1].run = [&] { spin(rounds_seen >= 4 ? 40000 : 2000); };
+    amq::timing::Options o;
+    o.round_ms = 2.0;
+    o.min_rounds = o.max_rounds = 7;
+    o.stable = 0;
+    o.warm_each_round = false;
+    const auto t = amq::timing::time_interleaved(cands, o);
+    ASSERT_EQ(t.size(), 2u);
+    for (const auto &r : t) {
+        ASSERT_EQ(r.samples.size(), 7u);
+        EXPECT_EQ(r.rounds, 7);
+        EXPECT_DOUBLE_EQ(r.median_us, amq::timing::median(r.samples));
+    }
+    const auto &s = t[1].samples;
+    EXPECT_GT(std::min({s[3], s[4], s[5], s[6]}), 5 * std::max(s[0], s[1]));
+}
+

@@ -84,7 +84,8 @@ nlohmann::ordered_json to_json(const bench::GemvResult &r) {
         {"f32_halide_us", round_to(r.f32_halide_us, 3)},
         {"sgemv_us", round_to(r.sgemv_us, 3)},
         {"floor_us", measured_or_null(r.floor_us)},
-        {"amq_vs_floor", ratio_or_null(r.amq_us, r.floor_us)},
+        {"amq_vs_floor", r.amq_vs_floor > 0 ? nlohmann::ordered_json(round_to(r.amq_vs_floor, 3))
+                                            : nullptr},
         {"stream_groups_us", measured_or_null(r.stream_groups_us)},
         {"gemv_only_vs_stream_groups", ratio_or_null(r.amq_gemv_only_us, r.stream_groups_us)},
         {"speedup_vs_sgemv", round_to(ratio(r.sgemv_us, r.amq_us), 3)},
@@ -201,9 +202,9 @@ nlohmann::ordered_json to_json(const bench::RnnResult &r) {
     j["max_abs_diff_amq_vs_onednn_f32"] =
         r.onednn_f32.ok ? nlohmann::ordered_json(r.max_abs_diff_amq) : nullptr;
     // The floor (docs/PERFORMANCE.md): the step's binary products alone at the
-    // rates measured in this process.
-    const auto vs_floor = [](const bench::RnnTiming &t, double floor) {
-        return t.ok ? ratio_or_null(t.us_per_step, floor) : nullptr;
+    // rates measured in the same rounds; the ratios are medians over the rounds.
+    const auto vs_floor = [](const bench::RnnTiming &t, double ratio) {
+        return t.ok && ratio > 0 ? nlohmann::ordered_json(round_to(ratio, 3)) : nullptr;
     };
     // The kernels the build chose (the schedules file's "steps"), and the same
     // runner on the separate kernels and on the fused ones (when a fused step is
@@ -226,8 +227,8 @@ nlohmann::ordered_json to_json(const bench::RnnResult &r) {
     j["variant_speedup_step"] = speedup_or_null(r.amq_step_common, r.amq_step);
     j["floor_us_per_step"] = measured_or_null(r.floor.run_us);
     j["step_floor_us_per_step"] = measured_or_null(r.floor.step_us);
-    j["amq_vs_floor"] = vs_floor(r.amq, r.floor.run_us);
-    j["step_vs_floor"] = vs_floor(r.amq_step, r.floor.step_us);
+    j["amq_vs_floor"] = vs_floor(r.amq, r.amq_vs_floor);
+    j["step_vs_floor"] = vs_floor(r.amq_step, r.step_vs_floor);
     j["floor_rates"] = {{"groups_per_ns", round_to(r.floor.groups_per_ns, 3)},
                         {"read_gbps_recurrent", round_to(r.floor.read_gbps_run, 1)},
                         {"read_gbps_both", round_to(r.floor.read_gbps_step, 1)}};

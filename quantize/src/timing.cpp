@@ -40,6 +40,16 @@ double spread(const std::vector<double> &v) {
     return m > 0 ? (quantile(v, 0.9) - quantile(v, 0.1)) / m : 0;
 }
 
+double median_ratio(const std::vector<double> &a, const std::vector<double> &b) {
+    if (a.empty() || a.size() != b.size()) return 0;
+    std::vector<double> r(a.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (!(b[i] > 0)) return 0;
+        r[i] = a[i] / b[i];
+    }
+    return median(std::move(r));
+}
+
 std::vector<Result> time_interleaved(const std::vector<Candidate> &cands, const Options &o) {
     const double start = now_us();
     std::vector<int> calls(cands.size());
@@ -79,7 +89,7 @@ std::vector<Result> time_interleaved(const std::vector<Candidate> &cands, const 
     }
     std::vector<Result> out;
     for (size_t f = 0; f < cands.size(); ++f)
-        out.push_back({median(times[f]), spread(times[f]), int(times[f].size()), calls[f]});
+        out.push_back({median(times[f]), spread(times[f]), int(times[f].size()), calls[f], times[f]});
     return out;
 }
 

@@ -14,7 +14,10 @@
 //   - after min_rounds it stops once every candidate's median over all rounds
 //     is within `stable` of its median over the first half (stable > 0), or
 //     after max_seconds (> 0), or at max_rounds;
-//   - the result: the median of the samples and their spread (p90 - p10) / median.
+//   - the result: the median of the samples and their spread (p90 - p10) / median,
+//     and the samples themselves in round order (a candidate's sample of round r
+//     was taken in the same round as every other candidate's sample r, so that a
+//     ratio of two candidates can be taken round by round).
 // Plain C++ (quantize/ needs nothing else), so every part of amq may use it.
 #pragma once
 
@@ -59,8 +62,14 @@ struct Result {
     double median_us = 0;  // median over the rounds of the mean time per call (per unit)
     double spread = 0;     // (p90 - p10) / median over the rounds
     int rounds = 0;
-    int calls = 0;  // calls per sample
+    int calls = 0;                // calls per sample
+    std::vector<double> samples;  // the sample of each round, in round order
 };
+
+// The median over the rounds of a[r] / b[r] (two candidates' samples of the
+// same rounds); 0 when they are empty or of different lengths, or a b[r] is not
+// positive.
+double median_ratio(const std::vector<double> &a, const std::vector<double> &b);
 
 // Times the candidates as described above. An exception from a candidate
 // propagates.
