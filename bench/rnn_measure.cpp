@@ -322,10 +322,13 @@ RnnResult measure_rnn(const RnnBenchConfig &cfg, int rounds, double min_round_ms
                                  timing::median(step_gbps));
         res.floor.run_us = timing::median(run_floor);
         res.floor.step_us = timing::median(step_floor);
-        res.amq_vs_floor = timing::median_ratio(t[0].samples, run_floor);
-        for (size_t i = 0; i < timings.size(); ++i)
-            if (timings[i] == &res.amq_step)
-                res.step_vs_floor = timing::median_ratio(t[i].samples, step_floor);
+        auto samples = [&](const RnnTiming *of) {
+            for (size_t i = 0; i < timings.size(); ++i)
+                if (timings[i] == of) return t[i].samples;
+            return std::vector<double>();
+        };
+        res.amq_vs_floor = timing::median_ratio(samples(&res.amq), run_floor);
+        res.step_vs_floor = timing::median_ratio(samples(&res.amq_step), step_floor);
     }
     return res;
 }
