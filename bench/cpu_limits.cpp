@@ -3,7 +3,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdlib>
 #include <vector>
 
@@ -102,32 +101,6 @@ __attribute__((target("avx512f,avx512vl,avx512vpopcntdq"))) uint64_t stream_grou
     return Zmm::sum(s);
 }
 
-double now_ns() {
-    using namespace std::chrono;
-    return duration<double, std::nano>(steady_clock::now().time_since_epoch()).count();
-}
-
-// Median over reps of (work units per ns) of `run`, each rep repeating it for
-// at least min_ns.
-template <typename Run>
-double median_rate(int reps, double units, Run run, double min_ns = 2e5) {
-    volatile uint64_t sink = run();  // warm-up (and page-in)
-    std::vector<double> rates;
-    for (int r = 0; r < std::max(reps, 1); ++r) {
-        size_t n = 0;
-        const double t0 = now_ns();
-        double t = t0;
-        do {
-            sink = sink + run();
-            ++n;
-            t = now_ns();
-        } while (t - t0 < min_ns);
-        rates.push_back(units * double(n) / (t - t0));
-    }
-    std::sort(rates.begin(), rates.end());
-    return rates[rates.size() / 2];
-}
-
 }  // namespace
 
 bool cpu_limits_supported() {
@@ -163,25 +136,6 @@ constexpr size_t kAluWords = 2048, kAluVectors = kAluWords / 8, kAluPasses = 64;
 // The 512-bit vectors read for a block of `bytes`: whole blocks of kAcc vectors.
 size_t read_vectors(size_t bytes) {
     return std::max<size_t>(kAcc, (bytes + 64 * kAcc - 1) / (64 * kAcc) * kAcc);
-}
-
-CpuLimits measure_cpu_limits(int reps) {
-    CpuLimits l;
-    if (!cpu_limits_supported()) return l;
-    const size_t words = kAluWords, vectors = kAluVectors, passes = kAluPasses;
-    AlignedWords w(words);
-    l.groups_per_ns = median_rate(reps, double(vectors * passes), [&] {
-        return xor_popcnt_groups(w.data(), vectors, passes, 8);
-    });
-    return l;
-}
-
-double measure_read_gbps(size_t bytes, int reps) {
-    if (!__builtin_cpu_supports("avx512f")) return 0;
-    const size_t vectors = read_vectors(bytes);
-    AlignedWords w(vectors * 8);
-    return median_rate(reps, double(vectors * 64),
-                       [&] { return stream_read(w.data(), vectors); });
 }
 
 FloorProbes::FloorProbes(const std::vector<size_t> &read_bytes) {

@@ -2,8 +2,8 @@
 // the throughput of the XOR + popcount + add group (one 512-bit vector of weight
 // words against a broadcast activation word) and the streaming read bandwidth
 // of a block of a given size. amq_bench_limits reports them; `amq bench gemv`
-// and `amq bench rnn` measure them in their own process to give each problem
-// its floor (docs/PERFORMANCE.md, "The floors of this CPU").
+// and `amq bench rnn` time them in their own rounds (FloorProbes) to give each
+// problem its floor (docs/PERFORMANCE.md, "The floors of this CPU").
 #pragma once
 
 #include <cstddef>
@@ -45,26 +45,16 @@ private:
     uint64_t *p_;
 };
 
-// Rates measured here and now (medians of `reps` timed repetitions; each
-// repetition runs at least about 0.2 ms).
-struct CpuLimits {
-    double groups_per_ns = 0;  // 512-bit XOR+popcount+add groups, L1-resident
-};
-// Returns groups_per_ns = 0 when the CPU lacks the instructions.
-CpuLimits measure_cpu_limits(int reps = 7);
-// Read bandwidth in bytes per ns (= GB/s) of a block of `bytes` read again and
-// again (rounded up to whole 512-byte blocks); 0 without AVX-512.
-double measure_read_gbps(size_t bytes, int reps = 7);
-
-// The rates of measure_cpu_limits and measure_read_gbps timed as candidates of
-// timing::time_interleaved, in the same rounds as what they are the floor of:
-// the VM's speed drifts within a run (the ALU rate of one process has measured
-// 2.75 and 4.65 G groups per ns in two runs of a minute apart), so a time is
-// divided by the floor of its own round and the ratios' median taken
-// (timing::median_ratio).
+// The floor's two rates, timed as candidates of timing::time_interleaved in the
+// same rounds as what they are the floor of: the group loop above on a 16 KB
+// (L1) block, in groups per ns, and the streaming read of a block of each given
+// size (rounded up to whole 512-byte blocks), in GB/s. The VM's speed drifts
+// within a run (the ALU rate of one process has measured 2.75 and 4.65 G groups
+// per ns in two runs a minute apart), so a time is divided by the floor of its
+// own round and the ratios' median taken (timing::median_ratio).
 class FloorProbes {
 public:
-    // A read probe per block size in read_bytes (as measure_read_gbps).
+    // A read probe per block size in read_bytes.
     explicit FloorProbes(const std::vector<size_t> &read_bytes);
     ~FloorProbes();
     // Appends the ALU probe, then the read probes, to cands; nothing without
