@@ -170,12 +170,21 @@ private:
     }
 };
 
-// The packed planes of W as the kernels read them.
-View<4> weight_view(const BinaryMatrix &W) {
-    const int32_t(&s)[4] = W.kernel_strides();
-    return View<4>(W.kernel_planes().data(),
-                   {W.tile(), W.k_w(), int32_t(W.words()), int32_t(W.tiles())}, s);
-}
+// The weight side of a product as the kernels read it: the packed planes of a
+// matrix (its kernel layout's strides) and its row-tiled scales and bias.
+struct WeightViews {
+    View<4> W;
+    View<3> alpha;
+    View<2> bias;
+    WeightViews() = default;  // empty: set() it before use
+    explicit WeightViews(const BinaryMatrix &M) { set(M); }
+    void set(const BinaryMatrix &M) {
+        const int tile = M.tile(), tiles = int(M.tiles());
+        W.set(M.kernel_planes().data(), {tile, M.k_w(), int(M.words()), tiles}, M.kernel_strides());
+        alpha.set(M.kernel_alpha().data(), {tile, M.k_w(), tiles});
+        bias.set(M.kernel_bias().data(), {tile, tiles});
+    }
+};
 
 }  // namespace
 
@@ -347,9 +356,9 @@ BinaryMatrix BinaryMatrix::from_codes(const float *src, const float *alpha, int 
         return from_planes(planes.data(), alpha, k_w, rows, cols, bias);
     }
     m.bind(bound);
-    View<4> W = weight_view(m);
+    WeightViews w(m);
     Buffer<float> in(const_cast<float *>(src), int(cols), int(rows), k_w);
-    detail::check(kernels::pack_bits_kernel(in, W), "pack_bits");
+    detail::check(kernels::pack_bits_kernel(in, w.W), "pack_bits");
     return m;
 }
 
@@ -575,10 +584,11 @@ ProductKernels product_kernels(int bound, const int (&variant)[4], int k_w, int 
 void run_product(const ProductKernels &k, const BinaryMatrix &W, const uint64_t *planes,
                  const float *scales, int k_a, size_t n, size_t B, float *dst, size_t stride,
                  bool par, const char *name) {
-    View<4> wb = weight_view(W);
+    WeightViews w(W);
+    View<4> &wb = w.W;
+    View<3> &alpha = w.alpha;
+    View<2> &bias = w.bias;
     const int tile = W.tile(), tiles = int(W.tiles()), words = int(W.words());
-    View<3> alpha(W.kernel_alpha().data(), {tile, W.k_w(), tiles});
-    View<2> bias(W.kernel_bias().data(), {tile, tiles});
     if (B == 1 && k.one) {
         // One item: bgemv is the same product (and its loop is a little faster).
         View<2> A(planes, {words, k_a});
@@ -918,9 +928,7 @@ struct FusedStep::Binding {
     int kw = 0, ka = 0, G = 4;
     size_t H = 0, B = 0, item_words = 0;
     int bt = 1;  // batch tile of the _batch kernels
-    View<4> W, W_ih;
-    View<3> alpha, alpha_ih;
-    View<2> bias, bias_ih;
+    WeightViews hh, ih;  // W_hh; W_ih (full)
     int I = 0;  // full: input size
     // one / full
     View<2> A1, planes1;
@@ -999,11 +1007,8 @@ void bind_step(Binding &b, const char *K, bool lstm, const BinaryMatrix &W, cons
     b.H = H;
     b.B = B;
     b.item_words = item_words;
-    const int tile = W.tile(), tiles = int(W.tiles()), iw = int(words), Hi = int(H);
-    const int32_t(&s)[4] = W.kernel_strides();
-    b.W.set(W.kernel_planes().data(), {tile, W.k_w(), iw, tiles}, s);
-    b.alpha.set(W.kernel_alpha().data(), {tile, W.k_w(), tiles});
-    b.bias.set(W.kernel_bias().data(), {tile, tiles});
+    const int iw = int(words), Hi = int(H);
+    b.hh.set(W);
     // The per-step memory is not known yet: null until run_bound points them.
     const uint64_t *no_words = nullptr;
     const uint8_t *no_bytes = nullptr;
@@ -1028,11 +1033,7 @@ void bind_step(Binding &b, const char *K, bool lstm, const BinaryMatrix &W, cons
         b.h1.set(h, {Hi});
         if (Wi) {
             b.I = int(Wi->cols());
-            const int32_t(&si)[4] = Wi->kernel_strides();
-            b.W_ih.set(Wi->kernel_planes().data(),
-                       {tile, Wi->k_w(), int((Wi->cols() + 63) / 64), tiles}, si);
-            b.alpha_ih.set(Wi->kernel_alpha().data(), {tile, Wi->k_w(), tiles});
-            b.bias_ih.set(Wi->kernel_bias().data(), {tile, tiles});
+            b.ih.set(*Wi);
             b.in1.set(no_floats, {b.I});
         } else {
             b.in1.set(no_floats, {int(std::min(gx_stride, size_t(INT32_MAX)))});
@@ -1046,32 +1047,33 @@ int call_bound(Binding &b) {
     switch (b.form) {
         case Binding::one:
 #if AMQ_HAVE_FUSED_STEPS
-            return b.lstm ? kernels::lstm_step[kw][ka](b.W, b.alpha, b.bias, b.A1, b.beta1, b.in1,
-                                                       b.c1, H, b.h1, b.c1, b.planes1, b.scales1)
-                          : kernels::gru_step[kw][ka](b.W, b.alpha, b.bias, b.A1, b.beta1, b.in1,
-                                                      b.h1, H, b.h1, b.planes1, b.scales1);
+            return b.lstm ? kernels::lstm_step[kw][ka](b.hh.W, b.hh.alpha, b.hh.bias, b.A1, b.beta1,
+                                                       b.in1, b.c1, H, b.h1, b.c1, b.planes1,
+                                                       b.scales1)
+                          : kernels::gru_step[kw][ka](b.hh.W, b.hh.alpha, b.hh.bias, b.A1, b.beta1,
+                                                      b.in1, b.h1, H, b.h1, b.planes1, b.scales1);
 #else
             break;
 #endif
         case Binding::batch:
 #if AMQ_HAVE_FUSED_BATCH_STEPS
-            return b.lstm ? kernels::lstm_step_batch[kw][ka](b.W, b.alpha, b.bias, b.A3, b.beta2,
-                                                             b.gx2, b.c2, H, b.bt, b.h2, b.c2,
-                                                             b.planes3, b.scales2)
-                          : kernels::gru_step_batch[kw][ka](b.W, b.alpha, b.bias, b.A3, b.beta2,
-                                                            b.gx2, b.h2, H, b.bt, b.h2, b.planes3,
-                                                            b.scales2);
+            return b.lstm ? kernels::lstm_step_batch[kw][ka](b.hh.W, b.hh.alpha, b.hh.bias, b.A3,
+                                                             b.beta2, b.gx2, b.c2, H, b.bt, b.h2,
+                                                             b.c2, b.planes3, b.scales2)
+                          : kernels::gru_step_batch[kw][ka](b.hh.W, b.hh.alpha, b.hh.bias, b.A3,
+                                                            b.beta2, b.gx2, b.h2, H, b.bt, b.h2,
+                                                            b.planes3, b.scales2);
 #else
             break;
 #endif
         case Binding::full:
 #if AMQ_HAVE_FUSED_FULL_STEPS
             return b.lstm ? kernels::lstm_full_step[kw][ka](
-                                b.W, b.alpha, b.bias, b.A1, b.beta1, b.c1, H, b.W_ih, b.alpha_ih,
-                                b.bias_ih, b.in1, b.I, b.h1, b.c1, b.planes1, b.scales1)
+                                b.hh.W, b.hh.alpha, b.hh.bias, b.A1, b.beta1, b.c1, H, b.ih.W,
+                                b.ih.alpha, b.ih.bias, b.in1, b.I, b.h1, b.c1, b.planes1, b.scales1)
                           : kernels::gru_full_step[kw][ka](
-                                b.W, b.alpha, b.bias, b.A1, b.beta1, b.h1, H, b.W_ih, b.alpha_ih,
-                                b.bias_ih, b.in1, b.I, b.h1, b.planes1, b.scales1);
+                                b.hh.W, b.hh.alpha, b.hh.bias, b.A1, b.beta1, b.h1, H, b.ih.W,
+                                b.ih.alpha, b.ih.bias, b.in1, b.I, b.h1, b.planes1, b.scales1);
 #else
             break;
 #endif
